@@ -1,0 +1,321 @@
+//! One secure, framed connection: a Noise handshake, then transport messages.
+//!
+//! [`Channel`] is the building block of every role: it owns the frame
+//! accumulator for input, a fixed queue of encrypted frames for output, the
+//! Noise state, and the timers. Roles decide what the messages mean.
+
+use serde::Serialize;
+
+use crate::error::{CryptoError, Error, FrameError, ProtocolError};
+use crate::frame::{encode_frame, Feed, FrameDecoder};
+use crate::limits::{Limits, FRAME_HEADER, MAX_FRAME, MAX_NOISE_MESSAGE, MAX_PLAINTEXT};
+use crate::message::{encode, Bounded};
+use crate::noise::{Handshake, Transport};
+use crate::time::Instant;
+
+/// Capacity of a channel's output queue: two whole frames.
+pub const TX_CAPACITY: usize = 2 * MAX_FRAME;
+
+/// A buffer of frames waiting to be written to the socket.
+#[derive(Clone)]
+pub struct TxQueue {
+    buf: [u8; TX_CAPACITY],
+    len: usize,
+}
+
+impl TxQueue {
+    const fn new() -> Self {
+        TxQueue {
+            buf: [0; TX_CAPACITY],
+            len: 0,
+        }
+    }
+
+    /// Appends one frame whose Noise message `write` produces; all or nothing.
+    fn push_with(
+        &mut self,
+        write: impl FnOnce(&mut [u8]) -> Result<usize, Error>,
+    ) -> Result<(), Error> {
+        let free = &mut self.buf[self.len..];
+        if free.len() < FRAME_HEADER + 1 {
+            return Err(ProtocolError::QueueFull.into());
+        }
+        let room = (free.len() - FRAME_HEADER).min(MAX_NOISE_MESSAGE);
+        let n = write(&mut free[FRAME_HEADER..FRAME_HEADER + room]).map_err(|e| match e {
+            Error::Crypto(CryptoError::BufferTooSmall) => Error::Protocol(ProtocolError::QueueFull),
+            e => e,
+        })?;
+        free[..FRAME_HEADER].copy_from_slice(&(n as u16).to_be_bytes());
+        self.len += FRAME_HEADER + n;
+        Ok(())
+    }
+
+    /// Appends a whole frame.
+    fn push_frame(&mut self, payload: &[u8]) -> Result<(), Error> {
+        let n = encode_frame(payload, &mut self.buf[self.len..]).map_err(|e| match e {
+            FrameError::BufferTooSmall => Error::Protocol(ProtocolError::QueueFull),
+            e => e.into(),
+        })?;
+        self.len += n;
+        Ok(())
+    }
+
+    /// Moves as many queued bytes as fit into `out`; returns how many.
+    pub fn drain(&mut self, out: &mut [u8]) -> usize {
+        let n = self.len.min(out.len());
+        out[..n].copy_from_slice(&self.buf[..n]);
+        self.buf.copy_within(n..self.len, 0);
+        self.len -= n;
+        n
+    }
+
+    /// Bytes waiting.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+enum Phase {
+    Handshake(Handshake),
+    Transport(Transport),
+    Closed,
+}
+
+/// What one call to [`Channel::read`] produced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Incoming {
+    /// The input ran out before a frame was complete.
+    Nothing,
+    /// A handshake message arrived; its payload is `scratch[..len]`.
+    Handshake {
+        /// Payload length.
+        len: usize,
+        /// True if the handshake is now finished (transport keys are ready).
+        finished: bool,
+    },
+    /// A transport message arrived; its plaintext is `scratch[..len]`.
+    Message {
+        /// Plaintext length.
+        len: usize,
+    },
+}
+
+/// Scratch space for one decrypted message.
+pub type Scratch = [u8; MAX_NOISE_MESSAGE];
+
+/// A framed Noise connection with timers.
+pub struct Channel {
+    phase: Phase,
+    rx: FrameDecoder,
+    tx: TxQueue,
+    limits: Limits,
+    created: Instant,
+    last_rx: Instant,
+    last_tx: Instant,
+}
+
+impl Channel {
+    /// A channel whose handshake starts now.
+    pub fn new(hs: Handshake, limits: Limits, now: Instant) -> Self {
+        Channel {
+            phase: Phase::Handshake(hs),
+            rx: FrameDecoder::new(),
+            tx: TxQueue::new(),
+            limits,
+            created: now,
+            last_rx: now,
+            last_tx: now,
+        }
+    }
+
+    /// True once the handshake is over and the channel is open.
+    pub fn is_transport(&self) -> bool {
+        matches!(self.phase, Phase::Transport(_))
+    }
+
+    /// True after [`Self::close`] or a fatal error.
+    pub fn is_closed(&self) -> bool {
+        matches!(self.phase, Phase::Closed)
+    }
+
+    /// The transport state, once open.
+    pub fn transport(&self) -> Option<&Transport> {
+        match &self.phase {
+            Phase::Transport(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// The handshake, while it runs.
+    pub fn handshake(&self) -> Option<&Handshake> {
+        match &self.phase {
+            Phase::Handshake(h) => Some(h),
+            _ => None,
+        }
+    }
+
+    /// Drops all keys; nothing more is read or sent (queued frames stay queued).
+    pub fn close(&mut self) {
+        self.phase = Phase::Closed;
+        self.rx.clear();
+    }
+
+    fn fail<T>(&mut self, e: impl Into<Error>) -> Result<T, Error> {
+        self.close();
+        Err(e.into())
+    }
+
+    /// Feeds socket bytes; stops after at most one complete frame.
+    ///
+    /// Returns how many bytes of `input` were used and what arrived (the
+    /// payload or plaintext is in `scratch`). Any error is fatal: the keys are
+    /// dropped and the caller closes the connection.
+    pub fn read(
+        &mut self,
+        now: Instant,
+        input: &[u8],
+        scratch: &mut Scratch,
+    ) -> Result<(usize, Incoming), Error> {
+        if self.is_closed() {
+            return Err(ProtocolError::Closed.into());
+        }
+        let consumed = match self.rx.feed(input) {
+            Ok(Feed::NeedMore) => return Ok((input.len(), Incoming::Nothing)),
+            Ok(Feed::Frame { consumed }) => consumed,
+            Err(e) => return self.fail(e),
+        };
+        self.last_rx = now;
+        let Some(frame) = self.rx.frame() else {
+            return self.fail(FrameError::BadLength);
+        };
+        let result = match &mut self.phase {
+            Phase::Handshake(hs) => {
+                hs.read_message(frame, scratch)
+                    .map(|len| Incoming::Handshake {
+                        len,
+                        finished: hs.is_finished(),
+                    })
+            }
+            Phase::Transport(t) => t
+                .decrypt(frame, scratch)
+                .map(|len| Incoming::Message { len }),
+            Phase::Closed => Err(CryptoError::WrongState),
+        };
+        self.rx.clear();
+        match result {
+            Ok(incoming) => {
+                if let Incoming::Handshake { finished: true, .. } = incoming {
+                    self.finish_handshake(now)?;
+                }
+                Ok((consumed, incoming))
+            }
+            Err(e) => self.fail(e),
+        }
+    }
+
+    fn finish_handshake(&mut self, now: Instant) -> Result<(), Error> {
+        match core::mem::replace(&mut self.phase, Phase::Closed) {
+            Phase::Handshake(hs) => {
+                let t = hs.into_transport(&self.limits, now)?;
+                self.phase = Phase::Transport(t);
+                Ok(())
+            }
+            _ => Err(CryptoError::WrongState.into()),
+        }
+    }
+
+    /// Queues our next handshake message with `payload`.
+    pub fn send_handshake(&mut self, now: Instant, payload: &[u8]) -> Result<(), Error> {
+        let Phase::Handshake(hs) = &mut self.phase else {
+            return Err(CryptoError::WrongState.into());
+        };
+        let mut wire = [0u8; MAX_NOISE_MESSAGE];
+        let n = match hs.write_message(payload, &mut wire) {
+            Ok(n) => n,
+            Err(e) => return self.fail(e),
+        };
+        let finished = hs.is_finished();
+        self.tx.push_frame(&wire[..n])?;
+        self.last_tx = now;
+        if finished {
+            self.finish_handshake(now)?;
+        }
+        Ok(())
+    }
+
+    /// Encodes, encrypts and queues one message.
+    pub fn send<T: Serialize + Bounded>(&mut self, now: Instant, msg: &T) -> Result<(), Error> {
+        let Phase::Transport(t) = &mut self.phase else {
+            return Err(ProtocolError::Closed.into());
+        };
+        let mut plain = [0u8; MAX_PLAINTEXT];
+        let n = encode(msg, &mut plain)?;
+        let result = self.tx.push_with(|out| Ok(t.encrypt(&plain[..n], out)?));
+        plain[..n].fill(0);
+        if let Err(Error::Crypto(CryptoError::MessageLimit)) = result {
+            return self.fail(ProtocolError::SessionExpired);
+        }
+        result?;
+        self.last_tx = now;
+        Ok(())
+    }
+
+    /// Moves queued output into `out`; returns how many bytes to write.
+    pub fn poll_transmit(&mut self, out: &mut [u8]) -> usize {
+        self.tx.drain(out)
+    }
+
+    /// Bytes waiting to be written.
+    pub fn pending_output(&self) -> usize {
+        self.tx.len()
+    }
+
+    /// Free room in the output queue, in bytes.
+    pub fn output_room(&self) -> usize {
+        TX_CAPACITY - self.tx.len()
+    }
+
+    /// When [`Self::check_timeout`] must next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match &self.phase {
+            Phase::Handshake(_) => Some(self.created.add(self.limits.handshake_timeout)),
+            Phase::Transport(t) => {
+                let idle = self.last_rx.add(self.limits.idle_timeout);
+                let age = t.started().add(self.limits.max_session_age);
+                Some(idle.min(age))
+            }
+            Phase::Closed => None,
+        }
+    }
+
+    /// Errors if a deadline has passed (the caller then closes the channel).
+    pub fn check_timeout(&self, now: Instant) -> Result<(), ProtocolError> {
+        match &self.phase {
+            Phase::Handshake(_) if now >= self.created.add(self.limits.handshake_timeout) => {
+                Err(ProtocolError::HandshakeTimeout)
+            }
+            Phase::Transport(t) if now >= t.started().add(self.limits.max_session_age) => {
+                Err(ProtocolError::SessionExpired)
+            }
+            Phase::Transport(_) if now >= self.last_rx.add(self.limits.idle_timeout) => {
+                Err(ProtocolError::IdleTimeout)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// When we last queued something (for keep-alives).
+    pub fn last_tx(&self) -> Instant {
+        self.last_tx
+    }
+
+    /// The limits of this channel.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+}

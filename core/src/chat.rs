@@ -1,0 +1,216 @@
+//! The end-to-end chat between two clients: Noise KK, relayed by the server.
+//!
+//! The server sends each side the other's registered key (`ChatStarted`);
+//! the requester is the KK initiator. Both handshake messages carry empty
+//! payloads (KK's first message has no forward secrecy, so it carries no
+//! text). Then the requester speaks first: the responder may send only after
+//! it has received one message. Any failure ends the chat; no text that did
+//! not authenticate is ever returned.
+
+use rand_core::{CryptoRng, RngCore};
+
+use crate::error::{CryptoError, Error, ProtocolError, WireError};
+use crate::keys::{PublicKey, SafetyNumber, StaticSecret};
+use crate::limits::{Limits, MAX_CHAT_TEXT, MAX_E2E_MESSAGE};
+use crate::message::{decode, encode, ChatId, ChatPayload, UserName};
+use crate::noise::{
+    chat_prologue, Handshake, HandshakeParams, Pattern, RemoteCheck, Transport, MAX_CHAT_PROLOGUE,
+};
+use crate::time::Instant;
+
+/// A chat text, owned (at most [`MAX_CHAT_TEXT`] bytes).
+pub type ChatText = heapless::String<MAX_CHAT_TEXT>;
+
+enum E2ePhase {
+    Handshake(Handshake),
+    Open {
+        transport: Transport,
+        may_send: bool,
+    },
+    /// After a failure: nothing more goes in or out.
+    Dead,
+}
+
+/// One end of an end-to-end chat.
+pub struct E2eChat {
+    chat_id: ChatId,
+    peer: UserName,
+    peer_key: PublicKey,
+    local_key: PublicKey,
+    initiator: bool,
+    limits: Limits,
+    phase: E2ePhase,
+}
+
+impl E2eChat {
+    /// Starts our end of chat `chat_id` with `peer`. The requester is the initiator.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new<R: RngCore + CryptoRng>(
+        chat_id: ChatId,
+        identity: &StaticSecret,
+        local_name: &str,
+        peer: UserName,
+        peer_key: PublicKey,
+        initiator: bool,
+        limits: Limits,
+        rng: &mut R,
+    ) -> Result<Self, Error> {
+        let local_key = identity.public_key();
+        let mut buf = [0u8; MAX_CHAT_PROLOGUE];
+        let (requester, responder) = if initiator {
+            ((&local_key, local_name), (&peer_key, peer.as_str()))
+        } else {
+            ((&peer_key, peer.as_str()), (&local_key, local_name))
+        };
+        let prologue = chat_prologue(chat_id, requester, responder, &mut buf);
+        let hs = Handshake::new(
+            HandshakeParams {
+                pattern: Pattern::KK,
+                initiator,
+                prologue,
+                local_static: Some(identity),
+                remote_static: Some(peer_key),
+                psk: None,
+                check: RemoteCheck::Exactly(peer_key),
+            },
+            rng,
+        )?;
+        Ok(E2eChat {
+            chat_id,
+            peer,
+            peer_key,
+            local_key,
+            initiator,
+            limits,
+            phase: E2ePhase::Handshake(hs),
+        })
+    }
+
+    /// The chat id.
+    pub fn id(&self) -> ChatId {
+        self.chat_id
+    }
+
+    /// The peer's user name.
+    pub fn peer(&self) -> &UserName {
+        &self.peer
+    }
+
+    /// The peer's key.
+    pub fn peer_key(&self) -> &PublicKey {
+        &self.peer_key
+    }
+
+    /// True for the requester.
+    pub fn is_initiator(&self) -> bool {
+        self.initiator
+    }
+
+    /// The safety number of this chat's two identities.
+    pub fn safety_number(&self) -> SafetyNumber {
+        SafetyNumber::new(&self.local_key, &self.peer_key)
+    }
+
+    /// True once both handshake messages went through.
+    pub fn is_open(&self) -> bool {
+        matches!(self.phase, E2ePhase::Open { .. })
+    }
+
+    /// True when we may send text now (open, and the requester has spoken).
+    pub fn may_send(&self) -> bool {
+        matches!(self.phase, E2ePhase::Open { may_send: true, .. })
+    }
+
+    /// Writes our next handshake message, if it is our turn; returns its length.
+    pub fn write_handshake(
+        &mut self,
+        now: Instant,
+        out: &mut [u8],
+    ) -> Result<Option<usize>, Error> {
+        let E2ePhase::Handshake(hs) = &mut self.phase else {
+            return Ok(None);
+        };
+        if !hs.is_write_turn() {
+            return Ok(None);
+        }
+        let n = hs.write_message(&[], out)?;
+        self.finish_if_done(now)?;
+        Ok(Some(n))
+    }
+
+    /// Reads the peer's handshake message (its payload must be empty).
+    pub fn read_handshake(&mut self, now: Instant, msg: &[u8]) -> Result<(), Error> {
+        let E2ePhase::Handshake(hs) = &mut self.phase else {
+            return Err(ProtocolError::Unexpected.into());
+        };
+        let mut payload = [0u8; MAX_E2E_MESSAGE];
+        let n = hs.read_message(msg, &mut payload)?;
+        if n != 0 {
+            return Err(ProtocolError::Unexpected.into());
+        }
+        self.finish_if_done(now)
+    }
+
+    fn finish_if_done(&mut self, now: Instant) -> Result<(), Error> {
+        let done = matches!(&self.phase, E2ePhase::Handshake(hs) if hs.is_finished());
+        if done {
+            let E2ePhase::Handshake(hs) = core::mem::replace(&mut self.phase, E2ePhase::Dead)
+            else {
+                return Err(CryptoError::WrongState.into());
+            };
+            let transport = hs.into_transport(&self.limits, now)?;
+            self.phase = E2ePhase::Open {
+                transport,
+                may_send: self.initiator,
+            };
+        }
+        Ok(())
+    }
+
+    /// Encrypts a line of text for the peer; returns the Noise message length.
+    pub fn encrypt_text(&mut self, text: &str, out: &mut [u8]) -> Result<usize, Error> {
+        let E2ePhase::Open {
+            transport,
+            may_send,
+        } = &mut self.phase
+        else {
+            return Err(ProtocolError::NoChat.into());
+        };
+        if !*may_send {
+            return Err(ProtocolError::NotYourTurn.into());
+        }
+        if text.len() > MAX_CHAT_TEXT {
+            return Err(WireError::OutOfBounds.into());
+        }
+        let mut plain = [0u8; MAX_CHAT_TEXT + 8];
+        let n = encode(&ChatPayload::Text(text), &mut plain)?;
+        let r = transport.encrypt(&plain[..n], out);
+        plain[..n].fill(0);
+        Ok(r?)
+    }
+
+    /// Decrypts a message from the peer into `text`.
+    pub fn decrypt_text(&mut self, msg: &[u8], text: &mut ChatText) -> Result<(), Error> {
+        let E2ePhase::Open {
+            transport,
+            may_send,
+        } = &mut self.phase
+        else {
+            return Err(ProtocolError::Unexpected.into());
+        };
+        let mut plain = [0u8; MAX_E2E_MESSAGE];
+        let n = transport.decrypt(msg, &mut plain)?;
+        let result = match decode::<ChatPayload>(&plain[..n]) {
+            Ok(ChatPayload::Text(t)) => {
+                text.clear();
+                text.push_str(t)
+                    .map_err(|_| Error::Wire(WireError::OutOfBounds))
+            }
+            Err(e) => Err(e.into()),
+        };
+        plain[..n].fill(0);
+        result?;
+        *may_send = true;
+        Ok(())
+    }
+}

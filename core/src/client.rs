@@ -1,0 +1,945 @@
+//! The client: its standard channel, its daemon (request channel) and its chat.
+//!
+//! One [`Client`] holds everything a user's session shares: the login, the
+//! chat state ("am I chatting?") that both the main loop and the daemon
+//! consult, and the E2E chat itself. Request-channel connections are separate
+//! [`RequestLink`]s, one per TCP connection the server opens, fed through
+//! [`Client::handle_request_input`]; a link touches the client's state only
+//! after it has authenticated a message, so a replayed or foreign connection
+//! changes nothing.
+//!
+//! # Call order (driver loop)
+//! 1. [`Client::new`], then write [`Client::poll_transmit`] to the socket.
+//! 2. On bytes from the server: [`Client::handle_input`] until all are
+//!    consumed; after each call drain [`Client::poll_event`] and
+//!    [`Client::poll_transmit`].
+//! 3. On user commands: [`Client::list_users`], [`Client::request_chat`],
+//!    [`Client::answer_request`], [`Client::send_text`], [`Client::leave_chat`],
+//!    [`Client::logout`]; then drain as in 2.
+//! 4. At [`Client::poll_timeout`]: [`Client::handle_timeout`].
+//! 5. Daemon: on each accepted connection [`Client::new_request_link`]; on its
+//!    bytes [`Client::handle_request_input`]; drain
+//!    [`Client::poll_request_transmit`] for that link (also after
+//!    [`Client::answer_request`]).
+//!
+//! Any `Err` from `handle_*` is fatal for that connection: close it.
+
+use heapless::Deque;
+use rand_core::{CryptoRng, RngCore};
+
+use crate::channel::{Channel, Incoming, Scratch};
+use crate::chat::{ChatText, E2eChat};
+use crate::error::{CryptoError, Error, ProtocolError};
+use crate::keys::{PublicKey, SafetyNumber, StaticSecret};
+use crate::limits::{
+    Limits, DAEMON_SECRET_LEN, MAX_E2E_MESSAGE, MAX_NOISE_MESSAGE, MAX_USERS_PER_MESSAGE,
+    PROTOCOL_VERSION,
+};
+use crate::message::{
+    decode, encode, user_name, Answer, ChatId, ClientHello, ClientMsg, CloseReason, DaemonToServer,
+    ErrorCode, LoginError, RefuseReason, ServerHello, ServerMsg, ServerToDaemon, UserName,
+};
+use crate::noise::{
+    Handshake, HandshakeParams, Pattern, Psk, RemoteCheck, REQUEST_PROLOGUE, STANDARD_PROLOGUE,
+};
+use crate::time::Instant;
+
+/// How a client finds and checks its server, and who it is.
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// The user name to log in as.
+    pub user: UserName,
+    /// The server's static key, pinned: any other key ends the handshake.
+    pub server_key: PublicKey,
+    /// The port the daemon listens on, announced after login; `None`: no daemon.
+    pub daemon_port: Option<u16>,
+    /// Session limits.
+    pub limits: Limits,
+}
+
+/// Why a chat ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum ChatEnd {
+    /// We left.
+    Left,
+    /// The peer left or went offline.
+    PeerLeft,
+    /// A message failed to authenticate or broke the protocol: the chat is over.
+    Failed(Error),
+}
+
+/// What the client has to tell its user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClientEvent {
+    /// Login succeeded.
+    LoggedIn {
+        /// The name we are logged in as.
+        user: UserName,
+    },
+    /// Login refused; the connection is closed.
+    LoginRefused(LoginError),
+    /// Whether the server reached our daemon.
+    DaemonStatus {
+        /// True if the request channel is up.
+        reachable: bool,
+    },
+    /// Part of the online list.
+    Users {
+        /// Names.
+        names: heapless::Vec<UserName, MAX_USERS_PER_MESSAGE>,
+        /// More parts follow.
+        more: bool,
+    },
+    /// Our request went to the user; waiting for the answer.
+    ChatPending {
+        /// The chat.
+        chat_id: ChatId,
+        /// Who we asked.
+        user: UserName,
+    },
+    /// Someone asks us for a chat: answer with [`Client::answer_request`].
+    ChatRequest {
+        /// The chat.
+        chat_id: ChatId,
+        /// Who asks.
+        from: UserName,
+        /// Their key (show its fingerprint).
+        from_key: PublicKey,
+    },
+    /// A request was refused automatically because we are busy.
+    RefusedBusy {
+        /// Who asked.
+        from: UserName,
+    },
+    /// The request we were asked was withdrawn.
+    RequestWithdrawn {
+        /// Who had asked.
+        from: UserName,
+    },
+    /// Our request was refused.
+    ChatRefused {
+        /// Who we asked.
+        user: UserName,
+        /// Why.
+        reason: RefuseReason,
+    },
+    /// The chat is open end to end.
+    ChatReady {
+        /// The chat.
+        chat_id: ChatId,
+        /// The peer.
+        peer: UserName,
+        /// The peer's key.
+        peer_key: PublicKey,
+        /// The chat's safety number.
+        safety_number: SafetyNumber,
+        /// True if we requested the chat (and so speak first).
+        initiator: bool,
+    },
+    /// A message from the peer.
+    ChatMessage {
+        /// Who sent it.
+        from: UserName,
+        /// The text (authenticated end to end).
+        text: ChatText,
+    },
+    /// The chat is over.
+    ChatEnded {
+        /// Who we chatted with.
+        peer: UserName,
+        /// Why.
+        reason: ChatEnd,
+    },
+    /// The server rejected a request; the session goes on.
+    ServerError(ErrorCode),
+    /// The server closed the session cleanly.
+    Closed(CloseReason),
+}
+
+enum Login {
+    Handshake,
+    AwaitResult,
+    LoggedIn,
+    LoggingOut,
+    Closed,
+}
+
+enum ChatState {
+    Idle,
+    Requesting {
+        user: UserName,
+    },
+    Asked {
+        chat_id: ChatId,
+        from: UserName,
+        from_key: PublicKey,
+        link: u32,
+    },
+    Accepted {
+        chat_id: ChatId,
+        from: UserName,
+        from_key: PublicKey,
+    },
+    Chat(E2eChat),
+}
+
+/// Capacity of the event queue. One input frame yields at most two events.
+pub const EVENT_CAPACITY: usize = 4;
+
+/// The client's whole protocol state.
+pub struct Client {
+    config: ClientConfig,
+    identity: StaticSecret,
+    std: Channel,
+    login: Login,
+    chat: ChatState,
+    events: Deque<ClientEvent, EVENT_CAPACITY>,
+    psk: Option<Psk>,
+    next_link: u32,
+    pending_answer: Option<(u32, ChatId, Answer)>,
+}
+
+/// One request-channel connection (server → our daemon).
+pub struct RequestLink {
+    id: u32,
+    channel: Channel,
+    authenticated: bool,
+}
+
+impl RequestLink {
+    /// True once the server proved it holds this session's PSK (a message authenticated).
+    pub fn is_authenticated(&self) -> bool {
+        self.authenticated
+    }
+
+    /// True when the link is closed (after `Bye` or an error).
+    pub fn is_closed(&self) -> bool {
+        self.channel.is_closed()
+    }
+
+    /// Deadline for [`Client::handle_request_timeout`].
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.channel.poll_timeout()
+    }
+}
+
+impl Client {
+    /// Starts a login: the first handshake message is queued.
+    pub fn new<R: RngCore + CryptoRng>(
+        config: ClientConfig,
+        identity: StaticSecret,
+        now: Instant,
+        rng: &mut R,
+    ) -> Result<Self, Error> {
+        let hs = Handshake::new(
+            HandshakeParams {
+                pattern: Pattern::XX,
+                initiator: true,
+                prologue: STANDARD_PROLOGUE,
+                local_static: Some(&identity),
+                remote_static: None,
+                psk: None,
+                check: RemoteCheck::Exactly(config.server_key),
+            },
+            rng,
+        )?;
+        let mut std = Channel::new(hs, config.limits, now);
+        std.send_handshake(now, &[])?;
+        Ok(Client {
+            config,
+            identity,
+            std,
+            login: Login::Handshake,
+            chat: ChatState::Idle,
+            events: Deque::new(),
+            psk: None,
+            next_link: 0,
+            pending_answer: None,
+        })
+    }
+
+    // ------------------------------------------------------------ getters
+
+    /// Our user name.
+    pub fn user(&self) -> &UserName {
+        &self.config.user
+    }
+
+    /// Our public key.
+    pub fn public_key(&self) -> PublicKey {
+        self.identity.public_key()
+    }
+
+    /// True once the server accepted the login.
+    pub fn is_logged_in(&self) -> bool {
+        matches!(self.login, Login::LoggedIn)
+    }
+
+    /// True when the session is over.
+    pub fn is_closed(&self) -> bool {
+        matches!(self.login, Login::Closed)
+    }
+
+    /// True while chatting, requesting or being asked: a new request gets "busy".
+    pub fn is_busy(&self) -> bool {
+        !matches!(self.chat, ChatState::Idle)
+    }
+
+    /// The current chat, if one is open or opening.
+    pub fn chat(&self) -> Option<&E2eChat> {
+        match &self.chat {
+            ChatState::Chat(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    // ------------------------------------------------------------ outputs
+
+    /// Next event for the user.
+    pub fn poll_event(&mut self) -> Option<ClientEvent> {
+        self.events.pop_front()
+    }
+
+    /// Bytes to write to the standard channel's socket.
+    pub fn poll_transmit(&mut self, out: &mut [u8]) -> usize {
+        self.std.poll_transmit(out)
+    }
+
+    /// When to call [`Self::handle_timeout`].
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let channel = self.std.poll_timeout();
+        let keepalive = match self.login {
+            Login::LoggedIn => Some(
+                self.std
+                    .last_tx()
+                    .add(self.config.limits.keepalive_interval()),
+            ),
+            _ => None,
+        };
+        match (channel, keepalive) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Sends a keep-alive when due; errors (fatal) when a deadline passed.
+    pub fn handle_timeout(&mut self, now: Instant) -> Result<(), Error> {
+        if let Err(e) = self.std.check_timeout(now) {
+            return self.fail(e.into());
+        }
+        if matches!(self.login, Login::LoggedIn)
+            && now
+                >= self
+                    .std
+                    .last_tx()
+                    .add(self.config.limits.keepalive_interval())
+        {
+            self.send(now, &ClientMsg::Ping)?;
+        }
+        Ok(())
+    }
+
+    fn push_event(&mut self, e: ClientEvent) {
+        // At most two events per input; the driver drains after each input, so
+        // the queue cannot be full here. Should it be, the oldest event is kept.
+        let _ = self.events.push_back(e);
+    }
+
+    fn fail<T>(&mut self, e: Error) -> Result<T, Error> {
+        self.std.close();
+        self.login = Login::Closed;
+        self.chat = ChatState::Idle;
+        self.psk = None;
+        Err(e)
+    }
+
+    fn send(&mut self, now: Instant, msg: &ClientMsg<'_>) -> Result<(), Error> {
+        match self.std.send(now, msg) {
+            Ok(()) => Ok(()),
+            Err(e @ Error::Protocol(ProtocolError::QueueFull)) => Err(e),
+            Err(e) => self.fail(e),
+        }
+    }
+
+    // ------------------------------------------------------------ standard channel input
+
+    /// Feeds bytes from the server; returns how many were used (call again with the rest).
+    pub fn handle_input<R: RngCore + CryptoRng>(
+        &mut self,
+        now: Instant,
+        input: &[u8],
+        rng: &mut R,
+    ) -> Result<usize, Error> {
+        if self.is_closed() {
+            return Err(ProtocolError::Closed.into());
+        }
+        let mut scratch: Scratch = [0; MAX_NOISE_MESSAGE];
+        let (used, incoming) = match self.std.read(now, input, &mut scratch) {
+            Ok(r) => r,
+            Err(e) => return self.fail(e),
+        };
+        let result = match incoming {
+            Incoming::Nothing => Ok(()),
+            Incoming::Handshake { len, .. } => self.on_server_hello(now, &scratch[..len]),
+            Incoming::Message { len } => match decode::<ServerMsg>(&scratch[..len]) {
+                Ok(msg) => self.on_message(now, msg, rng),
+                Err(e) => Err(e.into()),
+            },
+        };
+        scratch.fill(0);
+        match result {
+            Ok(()) => Ok(used),
+            Err(e) => self.fail(e),
+        }
+    }
+
+    fn on_server_hello(&mut self, now: Instant, payload: &[u8]) -> Result<(), Error> {
+        if !matches!(self.login, Login::Handshake) {
+            return Err(ProtocolError::Unexpected.into());
+        }
+        let hello: ServerHello = decode(payload)?;
+        if hello.version != PROTOCOL_VERSION {
+            return Err(ProtocolError::VersionMismatch.into());
+        }
+        let mut buf = [0u8; 64];
+        let n = encode(
+            &ClientHello {
+                version: PROTOCOL_VERSION,
+                user: &self.config.user,
+            },
+            &mut buf,
+        )?;
+        self.std.send_handshake(now, &buf[..n])?;
+        self.login = Login::AwaitResult;
+        Ok(())
+    }
+
+    fn on_message<R: RngCore + CryptoRng>(
+        &mut self,
+        now: Instant,
+        msg: ServerMsg<'_>,
+        rng: &mut R,
+    ) -> Result<(), Error> {
+        match (&self.login, msg) {
+            (_, ServerMsg::Bye { reason }) => {
+                self.end_chat(ChatEnd::PeerLeft);
+                self.push_event(ClientEvent::Closed(reason));
+                self.std.close();
+                self.login = Login::Closed;
+                Ok(())
+            }
+            (Login::AwaitResult, ServerMsg::LoginOk { user }) => {
+                if user != self.config.user.as_str() {
+                    return Err(ProtocolError::Unexpected.into());
+                }
+                self.login = Login::LoggedIn;
+                self.push_event(ClientEvent::LoggedIn {
+                    user: self.config.user.clone(),
+                });
+                if let Some(port) = self.config.daemon_port {
+                    self.announce_daemon(now, port, rng)?;
+                }
+                Ok(())
+            }
+            (Login::AwaitResult, ServerMsg::LoginRefused { reason }) => {
+                self.push_event(ClientEvent::LoginRefused(reason));
+                self.std.close();
+                self.login = Login::Closed;
+                Ok(())
+            }
+            (Login::LoggedIn | Login::LoggingOut, msg) => self.on_session_message(now, msg, rng),
+            _ => Err(ProtocolError::Unexpected.into()),
+        }
+    }
+
+    fn on_session_message<R: RngCore + CryptoRng>(
+        &mut self,
+        now: Instant,
+        msg: ServerMsg<'_>,
+        rng: &mut R,
+    ) -> Result<(), Error> {
+        match msg {
+            ServerMsg::DaemonStatus { reachable } => {
+                self.push_event(ClientEvent::DaemonStatus { reachable })
+            }
+            ServerMsg::Users { names, more } => {
+                let mut owned = heapless::Vec::new();
+                for n in names {
+                    // Bounded by the same capacity and already validated by `decode`.
+                    let _ = owned.push(user_name(n)?);
+                }
+                self.push_event(ClientEvent::Users { names: owned, more });
+            }
+            ServerMsg::ChatPending { chat_id, user } => {
+                if matches!(&self.chat, ChatState::Requesting { user: u } if u == user) {
+                    self.push_event(ClientEvent::ChatPending {
+                        chat_id,
+                        user: user_name(user)?,
+                    });
+                }
+            }
+            ServerMsg::ChatRefused { user, reason } => {
+                if matches!(&self.chat, ChatState::Requesting { user: u } if u == user) {
+                    self.chat = ChatState::Idle;
+                    self.push_event(ClientEvent::ChatRefused {
+                        user: user_name(user)?,
+                        reason,
+                    });
+                }
+            }
+            ServerMsg::ChatStarted {
+                chat_id,
+                peer,
+                peer_key,
+                initiator,
+            } => self.on_chat_started(now, chat_id, peer, peer_key, initiator, rng)?,
+            ServerMsg::ChatHandshake { chat_id, noise } => {
+                self.on_chat_handshake(now, chat_id, noise)?
+            }
+            ServerMsg::ChatData { chat_id, noise } => self.on_chat_data(now, chat_id, noise)?,
+            ServerMsg::PeerLeft { chat_id } => {
+                let current = match &self.chat {
+                    ChatState::Chat(c) => Some(c.id()),
+                    ChatState::Accepted { chat_id, .. } | ChatState::Asked { chat_id, .. } => {
+                        Some(*chat_id)
+                    }
+                    _ => None,
+                };
+                if current == Some(chat_id) {
+                    self.end_chat(ChatEnd::PeerLeft);
+                }
+            }
+            ServerMsg::Pong => {}
+            ServerMsg::Error { code } => self.push_event(ClientEvent::ServerError(code)),
+            ServerMsg::LoginOk { .. } | ServerMsg::LoginRefused { .. } | ServerMsg::Bye { .. } => {
+                return Err(ProtocolError::Unexpected.into())
+            }
+        }
+        Ok(())
+    }
+
+    fn on_chat_started<R: RngCore + CryptoRng>(
+        &mut self,
+        now: Instant,
+        chat_id: ChatId,
+        peer: &str,
+        peer_key: PublicKey,
+        initiator: bool,
+        rng: &mut R,
+    ) -> Result<(), Error> {
+        let expected = match &self.chat {
+            ChatState::Requesting { user } => initiator && user == peer,
+            ChatState::Accepted {
+                chat_id: id,
+                from,
+                from_key,
+            } => !initiator && *id == chat_id && from == peer && *from_key == peer_key,
+            _ => false,
+        };
+        if !expected {
+            // A chat we withdrew from or never asked for: the server learns of
+            // it from our `LeaveChat`. Nothing to do here.
+            return Ok(());
+        }
+        let chat = E2eChat::new(
+            chat_id,
+            &self.identity,
+            &self.config.user,
+            user_name(peer)?,
+            peer_key,
+            initiator,
+            self.config.limits,
+            rng,
+        )?;
+        self.chat = ChatState::Chat(chat);
+        self.flush_chat_handshake(now)
+    }
+
+    fn flush_chat_handshake(&mut self, now: Instant) -> Result<(), Error> {
+        let ChatState::Chat(chat) = &mut self.chat else {
+            return Ok(());
+        };
+        let mut buf = [0u8; MAX_E2E_MESSAGE];
+        let written = chat.write_handshake(now, &mut buf);
+        let chat_id = chat.id();
+        match written {
+            Ok(Some(n)) => self.send(
+                now,
+                &ClientMsg::ChatHandshake {
+                    chat_id,
+                    noise: &buf[..n],
+                },
+            )?,
+            Ok(None) => {}
+            Err(e) => {
+                self.chat_failed(now, e)?;
+                return Ok(());
+            }
+        }
+        self.announce_if_ready();
+        Ok(())
+    }
+
+    fn announce_if_ready(&mut self) {
+        if let ChatState::Chat(chat) = &self.chat {
+            if chat.is_open() {
+                let e = ClientEvent::ChatReady {
+                    chat_id: chat.id(),
+                    peer: chat.peer().clone(),
+                    peer_key: *chat.peer_key(),
+                    safety_number: chat.safety_number(),
+                    initiator: chat.is_initiator(),
+                };
+                self.push_event(e);
+            }
+        }
+    }
+
+    fn on_chat_handshake(
+        &mut self,
+        now: Instant,
+        chat_id: ChatId,
+        noise: &[u8],
+    ) -> Result<(), Error> {
+        let ChatState::Chat(chat) = &mut self.chat else {
+            return Ok(());
+        };
+        if chat.id() != chat_id {
+            return Ok(());
+        }
+        if let Err(e) = chat.read_handshake(now, noise) {
+            return self.chat_failed(now, e);
+        }
+        self.flush_chat_handshake(now)
+    }
+
+    fn on_chat_data(&mut self, now: Instant, chat_id: ChatId, noise: &[u8]) -> Result<(), Error> {
+        let ChatState::Chat(chat) = &mut self.chat else {
+            return Ok(());
+        };
+        if chat.id() != chat_id {
+            return Ok(());
+        }
+        let mut text = ChatText::new();
+        match chat.decrypt_text(noise, &mut text) {
+            Ok(()) => {
+                let from = chat.peer().clone();
+                self.push_event(ClientEvent::ChatMessage { from, text });
+                Ok(())
+            }
+            Err(e) => self.chat_failed(now, e),
+        }
+    }
+
+    /// The E2E chat broke (tampering, replay, reorder, drop): end it, tell the
+    /// server we left, and tell the user why. The session itself goes on.
+    fn chat_failed(&mut self, now: Instant, e: Error) -> Result<(), Error> {
+        self.end_chat(ChatEnd::Failed(e));
+        self.send(now, &ClientMsg::LeaveChat)
+    }
+
+    fn end_chat(&mut self, reason: ChatEnd) {
+        let peer = match core::mem::replace(&mut self.chat, ChatState::Idle) {
+            ChatState::Chat(c) => c.peer().clone(),
+            ChatState::Accepted { from, .. } | ChatState::Asked { from, .. } => from,
+            ChatState::Requesting { user } => user,
+            ChatState::Idle => return,
+        };
+        self.push_event(ClientEvent::ChatEnded { peer, reason });
+    }
+
+    fn announce_daemon<R: RngCore + CryptoRng>(
+        &mut self,
+        now: Instant,
+        port: u16,
+        rng: &mut R,
+    ) -> Result<(), Error> {
+        let hash = *self
+            .std
+            .transport()
+            .ok_or(CryptoError::WrongState)?
+            .handshake_hash();
+        let mut secret = [0u8; DAEMON_SECRET_LEN];
+        rng.fill_bytes(&mut secret);
+        self.psk = Some(Psk::for_request_channel(&hash, &secret));
+        let r = self.send(now, &ClientMsg::AnnounceDaemon { port, secret });
+        zeroize::Zeroize::zeroize(&mut secret);
+        r
+    }
+
+    // ------------------------------------------------------------ user commands
+
+    fn require_login(&self) -> Result<(), Error> {
+        if self.is_logged_in() {
+            Ok(())
+        } else {
+            Err(ProtocolError::NotLoggedIn.into())
+        }
+    }
+
+    /// Asks who is online (answers come as [`ClientEvent::Users`]).
+    pub fn list_users(&mut self, now: Instant) -> Result<(), Error> {
+        self.require_login()?;
+        self.send(now, &ClientMsg::ListUsers)
+    }
+
+    /// Asks `user` for a chat.
+    pub fn request_chat(&mut self, now: Instant, user: &str) -> Result<(), Error> {
+        self.require_login()?;
+        let user = user_name(user).map_err(|_| ProtocolError::BadUserName)?;
+        if self.is_busy() {
+            return Err(ProtocolError::Busy.into());
+        }
+        self.send(now, &ClientMsg::RequestChat { user: &user })?;
+        self.chat = ChatState::Requesting { user };
+        Ok(())
+    }
+
+    /// Answers the pending chat request; the answer leaves on the request channel.
+    pub fn answer_request(&mut self, accept: bool) -> Result<(), Error> {
+        let ChatState::Asked {
+            chat_id,
+            from,
+            from_key,
+            link,
+        } = &self.chat
+        else {
+            return Err(ProtocolError::Unexpected.into());
+        };
+        let (chat_id, link) = (*chat_id, *link);
+        if accept {
+            self.chat = ChatState::Accepted {
+                chat_id,
+                from: from.clone(),
+                from_key: *from_key,
+            };
+            self.pending_answer = Some((link, chat_id, Answer::Accept));
+        } else {
+            self.chat = ChatState::Idle;
+            self.pending_answer = Some((link, chat_id, Answer::Decline));
+        }
+        Ok(())
+    }
+
+    /// Sends a line of chat text to the peer.
+    pub fn send_text(&mut self, now: Instant, text: &str) -> Result<(), Error> {
+        self.require_login()?;
+        let ChatState::Chat(chat) = &mut self.chat else {
+            return Err(ProtocolError::NoChat.into());
+        };
+        let mut buf = [0u8; MAX_E2E_MESSAGE];
+        let n = chat.encrypt_text(text, &mut buf)?;
+        let chat_id = chat.id();
+        self.send(
+            now,
+            &ClientMsg::ChatData {
+                chat_id,
+                noise: &buf[..n],
+            },
+        )
+    }
+
+    /// Leaves the chat (or withdraws our request, or drops an accepted one).
+    pub fn leave_chat(&mut self, now: Instant) -> Result<(), Error> {
+        self.require_login()?;
+        if matches!(self.chat, ChatState::Idle | ChatState::Asked { .. }) {
+            return Err(ProtocolError::NoChat.into());
+        }
+        self.send(now, &ClientMsg::LeaveChat)?;
+        self.end_chat(ChatEnd::Left);
+        Ok(())
+    }
+
+    /// Logs out: the server answers `Bye` and closes.
+    pub fn logout(&mut self, now: Instant) -> Result<(), Error> {
+        self.require_login()?;
+        if !matches!(self.chat, ChatState::Idle | ChatState::Asked { .. }) {
+            self.send(now, &ClientMsg::LeaveChat)?;
+            self.end_chat(ChatEnd::Left);
+        }
+        self.send(now, &ClientMsg::Logout)?;
+        self.login = Login::LoggingOut;
+        Ok(())
+    }
+
+    // ------------------------------------------------------------ daemon (request channel)
+
+    /// A new request-channel connection arrived: make its responder state.
+    ///
+    /// Fails with `NotLoggedIn` before the daemon was announced (no PSK yet).
+    pub fn new_request_link<R: RngCore + CryptoRng>(
+        &mut self,
+        now: Instant,
+        rng: &mut R,
+    ) -> Result<RequestLink, Error> {
+        let psk = self.psk.as_ref().ok_or(ProtocolError::NotLoggedIn)?;
+        let hs = Handshake::new(
+            HandshakeParams {
+                pattern: Pattern::NNpsk0,
+                initiator: false,
+                prologue: REQUEST_PROLOGUE,
+                local_static: None,
+                remote_static: None,
+                psk: Some(psk),
+                check: RemoteCheck::Any,
+            },
+            rng,
+        )?;
+        self.next_link = self.next_link.wrapping_add(1);
+        Ok(RequestLink {
+            id: self.next_link,
+            channel: Channel::new(hs, self.config.limits, now),
+            authenticated: false,
+        })
+    }
+
+    /// Feeds bytes from a request-channel connection.
+    pub fn handle_request_input(
+        &mut self,
+        link: &mut RequestLink,
+        now: Instant,
+        input: &[u8],
+    ) -> Result<usize, Error> {
+        let mut scratch: Scratch = [0; MAX_NOISE_MESSAGE];
+        let (used, incoming) = link.channel.read(now, input, &mut scratch)?;
+        let result = match incoming {
+            Incoming::Nothing => Ok(()),
+            Incoming::Handshake { len, .. } => {
+                if len != 0 {
+                    Err(ProtocolError::Unexpected.into())
+                } else {
+                    link.channel.send_handshake(now, &[])
+                }
+            }
+            Incoming::Message { len } => match decode::<ServerToDaemon>(&scratch[..len]) {
+                Ok(msg) => {
+                    link.authenticated = true;
+                    self.on_daemon_message(link, now, msg)
+                }
+                Err(e) => Err(e.into()),
+            },
+        };
+        if result.is_err() {
+            link.channel.close();
+        }
+        result.map(|()| used)
+    }
+
+    fn on_daemon_message(
+        &mut self,
+        link: &mut RequestLink,
+        now: Instant,
+        msg: ServerToDaemon<'_>,
+    ) -> Result<(), Error> {
+        match msg {
+            ServerToDaemon::ChatRequest {
+                chat_id,
+                from,
+                from_key,
+            } => {
+                let from = user_name(from)?;
+                if self.is_busy() || !self.is_logged_in() {
+                    link.channel.send(
+                        now,
+                        &DaemonToServer::Answer {
+                            chat_id,
+                            answer: Answer::Busy,
+                        },
+                    )?;
+                    self.push_event(ClientEvent::RefusedBusy { from });
+                } else {
+                    self.chat = ChatState::Asked {
+                        chat_id,
+                        from: from.clone(),
+                        from_key,
+                        link: link.id,
+                    };
+                    self.push_event(ClientEvent::ChatRequest {
+                        chat_id,
+                        from,
+                        from_key,
+                    });
+                }
+            }
+            ServerToDaemon::Cancel { chat_id } => {
+                let asked = match &self.chat {
+                    ChatState::Asked { chat_id: id, .. }
+                    | ChatState::Accepted { chat_id: id, .. } => *id == chat_id,
+                    _ => false,
+                };
+                if asked {
+                    if let ChatState::Asked { from, .. } | ChatState::Accepted { from, .. } =
+                        core::mem::replace(&mut self.chat, ChatState::Idle)
+                    {
+                        self.push_event(ClientEvent::RequestWithdrawn { from });
+                    }
+                    if matches!(self.pending_answer, Some((_, id, _)) if id == chat_id) {
+                        self.pending_answer = None;
+                    }
+                }
+            }
+            ServerToDaemon::Bye => link.channel.close(),
+        }
+        Ok(())
+    }
+
+    /// Bytes to write to this request-channel connection (includes the user's answer).
+    pub fn poll_request_transmit(
+        &mut self,
+        link: &mut RequestLink,
+        now: Instant,
+        out: &mut [u8],
+    ) -> usize {
+        if let Some((id, chat_id, answer)) = self.pending_answer {
+            if id == link.id
+                && link.channel.is_transport()
+                && link
+                    .channel
+                    .send(now, &DaemonToServer::Answer { chat_id, answer })
+                    .is_ok()
+            {
+                self.pending_answer = None;
+            }
+        }
+        link.channel.poll_transmit(out)
+    }
+
+    /// True if an answer waits for this link (the driver should call
+    /// [`Self::poll_request_transmit`]).
+    pub fn has_answer_for(&self, link: &RequestLink) -> bool {
+        matches!(self.pending_answer, Some((id, ..)) if id == link.id)
+    }
+
+    /// Checks a link's deadlines; an error means: close that connection.
+    pub fn handle_request_timeout(
+        &mut self,
+        link: &mut RequestLink,
+        now: Instant,
+    ) -> Result<(), Error> {
+        // The server keeps its request channel open without traffic, so only
+        // the handshake deadline applies here.
+        if link.channel.handshake().is_some() {
+            if let Err(e) = link.channel.check_timeout(now) {
+                link.channel.close();
+                return Err(e.into());
+            }
+        }
+        Ok(())
+    }
+
+    /// The request channel that delivered the pending request went away: the
+    /// request cannot be answered any more.
+    pub fn request_link_closed(&mut self, link: &RequestLink) {
+        if matches!(&self.chat, ChatState::Asked { link: id, .. } if *id == link.id) {
+            if let ChatState::Asked { from, .. } =
+                core::mem::replace(&mut self.chat, ChatState::Idle)
+            {
+                self.push_event(ClientEvent::RequestWithdrawn { from });
+            }
+        }
+        if matches!(self.pending_answer, Some((id, ..)) if id == link.id) {
+            self.pending_answer = None;
+        }
+    }
+}

@@ -1,0 +1,362 @@
+//! Presence and routing with a fixed capacity: a whole server, sans-IO.
+//!
+//! [`Hub`] owns up to `N` [`ServerSession`]s and routes every
+//! [`ServerEvent`] between them. It is the reference for the routing rules
+//! (the tokio server applies the same rules across tasks) and what the
+//! in-memory tests and small devices use.
+
+use heapless::Deque;
+use rand_core::{CryptoRng, RngCore};
+
+use crate::error::{Error, ProtocolError};
+use crate::keys::StaticSecret;
+use crate::limits::{MAX_FRAME, MAX_USERS_PER_MESSAGE};
+use crate::message::{ChatId, RefuseReason, UserName};
+use crate::server::{Registry, ServerConfig, ServerEvent, ServerSession};
+use crate::time::Instant;
+
+/// Index of a session in the hub.
+pub type SessionId = usize;
+
+struct Slot {
+    session: ServerSession,
+    /// Next slot index to list for a pending `ListUsers`.
+    listing_from: Option<usize>,
+}
+
+/// A fixed-capacity server core.
+pub struct Hub<const N: usize> {
+    config: ServerConfig,
+    key: StaticSecret,
+    slots: [Option<Slot>; N],
+    next_chat: ChatId,
+    dials: Deque<(SessionId, u16), N>,
+}
+
+impl<const N: usize> Hub<N> {
+    /// An empty hub with the server's static key.
+    pub fn new(config: ServerConfig, key: StaticSecret) -> Self {
+        Hub {
+            config,
+            key,
+            slots: [const { None }; N],
+            next_chat: 1,
+            dials: Deque::new(),
+        }
+    }
+
+    /// A client connected; `Err(QueueFull)` when all `N` slots are taken.
+    pub fn accept<R: RngCore + CryptoRng>(
+        &mut self,
+        now: Instant,
+        rng: &mut R,
+    ) -> Result<SessionId, Error> {
+        let id = self
+            .slots
+            .iter()
+            .position(Option::is_none)
+            .ok_or(ProtocolError::QueueFull)?;
+        let session = ServerSession::new(&self.config, &self.key, now, rng)?;
+        self.slots[id] = Some(Slot {
+            session,
+            listing_from: None,
+        });
+        Ok(id)
+    }
+
+    /// The session in slot `id`.
+    pub fn session(&self, id: SessionId) -> Option<&ServerSession> {
+        self.slots.get(id)?.as_ref().map(|s| &s.session)
+    }
+
+    fn session_mut(&mut self, id: SessionId) -> Option<&mut ServerSession> {
+        self.slots.get_mut(id)?.as_mut().map(|s| &mut s.session)
+    }
+
+    /// Number of logged-in users.
+    pub fn online(&self) -> usize {
+        self.slots
+            .iter()
+            .flatten()
+            .filter(|s| s.session.user().is_some())
+            .count()
+    }
+
+    fn find(&self, user: &str) -> Option<SessionId> {
+        self.slots.iter().position(|s| {
+            s.as_ref().is_some_and(|s| {
+                !s.session.is_closed() && s.session.user().is_some_and(|u| u == user)
+            })
+        })
+    }
+
+    /// Bytes from client `id`'s standard channel.
+    pub fn handle_input<R: RngCore + CryptoRng, G: Registry + ?Sized>(
+        &mut self,
+        id: SessionId,
+        now: Instant,
+        input: &[u8],
+        registry: &G,
+        rng: &mut R,
+    ) -> Result<usize, Error> {
+        let s = self.session_mut(id).ok_or(ProtocolError::Closed)?;
+        let r = s.handle_input(now, input, registry, rng);
+        self.route(now, registry);
+        r
+    }
+
+    /// Bytes for client `id`'s standard channel (continues a user listing).
+    pub fn poll_transmit(&mut self, id: SessionId, now: Instant, out: &mut [u8]) -> usize {
+        self.continue_listing(id, now);
+        self.session_mut(id).map_or(0, |s| s.poll_transmit(out))
+    }
+
+    /// Bytes for client `id`'s request channel.
+    pub fn poll_request_transmit(&mut self, id: SessionId, out: &mut [u8]) -> usize {
+        self.session_mut(id)
+            .map_or(0, |s| s.poll_request_transmit(out))
+    }
+
+    /// Next daemon the driver must dial: `(session, port)`.
+    pub fn poll_dial(&mut self) -> Option<(SessionId, u16)> {
+        self.dials.pop_front()
+    }
+
+    /// The dial for `id` succeeded.
+    pub fn request_channel_connected<R: RngCore + CryptoRng>(
+        &mut self,
+        id: SessionId,
+        now: Instant,
+        rng: &mut R,
+    ) -> Result<(), Error> {
+        self.session_mut(id)
+            .ok_or(ProtocolError::Closed)?
+            .request_channel_connected(now, rng)
+    }
+
+    /// The dial failed or the request connection broke.
+    pub fn request_channel_failed<G: Registry + ?Sized>(
+        &mut self,
+        id: SessionId,
+        now: Instant,
+        registry: &G,
+    ) {
+        if let Some(s) = self.session_mut(id) {
+            s.request_channel_failed(now);
+        }
+        self.route(now, registry);
+    }
+
+    /// Bytes from client `id`'s request channel.
+    pub fn handle_request_input<G: Registry + ?Sized>(
+        &mut self,
+        id: SessionId,
+        now: Instant,
+        input: &[u8],
+        registry: &G,
+    ) -> Result<usize, Error> {
+        let s = self.session_mut(id).ok_or(ProtocolError::Closed)?;
+        let r = s.handle_request_input(now, input);
+        self.route(now, registry);
+        r
+    }
+
+    /// Client `id`'s socket closed.
+    pub fn disconnected<G: Registry + ?Sized>(
+        &mut self,
+        id: SessionId,
+        now: Instant,
+        registry: &G,
+    ) {
+        if let Some(s) = self.session_mut(id) {
+            s.disconnected();
+        }
+        self.route(now, registry);
+    }
+
+    /// Frees slot `id` (after its last bytes were written).
+    pub fn remove<G: Registry + ?Sized>(&mut self, id: SessionId, now: Instant, registry: &G) {
+        self.disconnected(id, now, registry);
+        if let Some(slot) = self.slots.get_mut(id) {
+            *slot = None;
+        }
+    }
+
+    /// Earliest deadline of all sessions.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.slots
+            .iter()
+            .flatten()
+            .filter_map(|s| s.session.poll_timeout())
+            .min()
+    }
+
+    /// Runs every session's deadlines.
+    pub fn handle_timeout<G: Registry + ?Sized>(&mut self, now: Instant, registry: &G) {
+        for s in self.slots.iter_mut().flatten() {
+            s.session.handle_timeout(now);
+        }
+        self.route(now, registry);
+    }
+
+    /// Tells every client the server stops.
+    pub fn shutdown<G: Registry + ?Sized>(&mut self, now: Instant, registry: &G) {
+        for s in self.slots.iter_mut().flatten() {
+            s.session.shutdown(now);
+        }
+        self.route(now, registry);
+    }
+
+    fn continue_listing(&mut self, id: SessionId, now: Instant) {
+        while let Some(from) = self
+            .slots
+            .get(id)
+            .and_then(|s| s.as_ref())
+            .and_then(|s| s.listing_from)
+        {
+            let Some(slot) = self.slots[id].as_ref() else {
+                return;
+            };
+            if slot.session.is_closed() || slot.session.output_room() < MAX_FRAME {
+                return;
+            }
+            let mut names = heapless::Vec::<UserName, MAX_USERS_PER_MESSAGE>::new();
+            let mut next = from;
+            while next < N && !names.is_full() {
+                if let Some(u) = self.slots[next].as_ref().and_then(|s| s.session.user()) {
+                    let _ = names.push(u.clone());
+                }
+                next += 1;
+            }
+            let more = (next..N).any(|i| {
+                self.slots[i]
+                    .as_ref()
+                    .is_some_and(|s| s.session.user().is_some())
+            });
+            let refs: heapless::Vec<&str, MAX_USERS_PER_MESSAGE> =
+                names.iter().map(|s| s.as_str()).collect();
+            let Some(slot) = self.slots[id].as_mut() else {
+                return;
+            };
+            slot.listing_from = if more { Some(next) } else { None };
+            if slot.session.send_users(now, &refs, more).is_err() {
+                slot.listing_from = None;
+            }
+        }
+    }
+
+    /// Routes events until every session is quiet.
+    fn route<G: Registry + ?Sized>(&mut self, now: Instant, registry: &G) {
+        let mut busy = true;
+        while busy {
+            busy = false;
+            for id in 0..N {
+                while let Some(event) = self.session_mut(id).and_then(ServerSession::poll_event) {
+                    busy = true;
+                    self.route_one(id, now, event, registry);
+                }
+            }
+        }
+    }
+
+    fn route_one<G: Registry + ?Sized>(
+        &mut self,
+        id: SessionId,
+        now: Instant,
+        event: ServerEvent,
+        registry: &G,
+    ) {
+        match event {
+            ServerEvent::LoggedIn { user, .. } => {
+                let older = self.slots.iter().enumerate().position(|(i, s)| {
+                    i != id
+                        && s.as_ref().is_some_and(|s| {
+                            !s.session.is_closed() && s.session.user() == Some(&user)
+                        })
+                });
+                if let Some(old) = older {
+                    if let Some(s) = self.session_mut(old) {
+                        s.replaced(now);
+                    }
+                }
+            }
+            ServerEvent::LoginFailed | ServerEvent::Closed => {}
+            ServerEvent::DialDaemon { port } => {
+                let _ = self.dials.push_back((id, port));
+            }
+            ServerEvent::ListUsers => {
+                if let Some(slot) = self.slots[id].as_mut() {
+                    slot.listing_from = Some(0);
+                }
+                self.continue_listing(id, now);
+            }
+            ServerEvent::ChatRequest { to } => {
+                let Some(me) = self.session(id) else { return };
+                let (Some(my_name), Some(my_key)) = (me.user().cloned(), me.user_key()) else {
+                    return;
+                };
+                let outcome = if registry.lookup(&to).is_none() {
+                    Err(RefuseReason::UnknownUser)
+                } else if let Some(target) = self.find(&to) {
+                    let chat_id = self.next_chat;
+                    self.next_chat = self.next_chat.wrapping_add(1).max(1);
+                    self.session_mut(target)
+                        .map_or(Err(RefuseReason::Offline), |t| {
+                            t.deliver_request(now, chat_id, &my_name, my_key)
+                        })
+                        .map(|()| chat_id)
+                } else {
+                    Err(RefuseReason::Offline)
+                };
+                if let Some(me) = self.session_mut(id) {
+                    let _ = match outcome {
+                        Ok(chat_id) => me.chat_pending(now, chat_id, &to),
+                        Err(reason) => me.chat_refused(now, &to, reason),
+                    };
+                }
+            }
+            ServerEvent::Answered {
+                chat_id,
+                requester,
+                result,
+            } => {
+                let Some((my_name, my_key)) = self.session(id).and_then(|s| s.identity().cloned())
+                else {
+                    return;
+                };
+                let active = self
+                    .find(&requester)
+                    .and_then(|r| self.session_mut(r))
+                    .is_some_and(|r| r.chat_answered(now, chat_id, &my_name, my_key, result));
+                if result.is_ok() && !active {
+                    if let Some(me) = self.session_mut(id) {
+                        me.peer_left(now, chat_id);
+                    }
+                }
+            }
+            ServerEvent::Relay {
+                to,
+                chat_id,
+                kind,
+                noise,
+            } => {
+                let Some((from, _)) = self.session(id).and_then(|s| s.identity().cloned()) else {
+                    return;
+                };
+                if let Some(peer) = self.find(&to).and_then(|p| self.session_mut(p)) {
+                    peer.relay(now, chat_id, &from, kind, &noise);
+                }
+            }
+            ServerEvent::Left { peer, chat_id } => {
+                if let Some(p) = self.find(&peer).and_then(|p| self.session_mut(p)) {
+                    p.peer_left(now, chat_id);
+                }
+            }
+            ServerEvent::Withdrawn { peer, chat_id } => {
+                if let Some(p) = self.find(&peer).and_then(|p| self.session_mut(p)) {
+                    p.cancel_request(now, chat_id);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,226 @@
+//! Long-term identities: X25519 key pairs, fingerprints and safety numbers.
+
+use clatter::bytearray::{ByteArray, SensitiveByteArray};
+use clatter::crypto::dh::X25519;
+use clatter::crypto::hash::Blake2s;
+use clatter::traits::{Dh, Hash};
+use rand_core::{CryptoRng, RngCore};
+use subtle::ConstantTimeEq;
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+/// Length of an X25519 key, public or private.
+pub const KEY_LEN: usize = 32;
+
+/// An X25519 public key: the identity of a user or of the server.
+#[derive(Clone, Copy, serde::Serialize, serde::Deserialize)]
+pub struct PublicKey(pub [u8; KEY_LEN]);
+
+impl PublicKey {
+    /// The raw bytes.
+    pub const fn as_bytes(&self) -> &[u8; KEY_LEN] {
+        &self.0
+    }
+
+    /// A short, human-comparable digest of the key (see [`Fingerprint`]).
+    pub fn fingerprint(&self) -> Fingerprint {
+        let mut h = Blake2s::default();
+        h.input(b"secureCom/1/fingerprint");
+        h.input(&self.0);
+        let out = h.result();
+        let mut fp = [0u8; FINGERPRINT_LEN];
+        fp.copy_from_slice(&out.as_slice()[..FINGERPRINT_LEN]);
+        Fingerprint(fp)
+    }
+}
+
+/// Comparison in constant time: keys are compared against pinned and
+/// registered keys, and a timing side channel there would leak how much of a
+/// guessed key was right.
+impl PartialEq for PublicKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
+impl Eq for PublicKey {}
+
+impl core::hash::Hash for PublicKey {
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
+
+impl core::fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "PublicKey({})", self.fingerprint())
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for PublicKey {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        let fp = self.fingerprint();
+        defmt::write!(f, "PublicKey({=[u8]:x})", fp.0)
+    }
+}
+
+/// Bytes in a [`Fingerprint`].
+pub const FINGERPRINT_LEN: usize = 16;
+
+/// `BLAKE2s("secureCom/1/fingerprint" || key)[..16]`, shown as 8 groups of 4 hex digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Fingerprint(pub [u8; FINGERPRINT_LEN]);
+
+impl core::fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for (i, pair) in self.0.chunks(2).enumerate() {
+            if i > 0 {
+                f.write_str(":")?;
+            }
+            write!(f, "{:02x}{:02x}", pair[0], pair[1])?;
+        }
+        Ok(())
+    }
+}
+
+impl core::fmt::Debug for Fingerprint {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        core::fmt::Display::fmt(self, f)
+    }
+}
+
+/// An X25519 private key. Zeroized on drop; never printed.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub struct StaticSecret([u8; KEY_LEN]);
+
+impl StaticSecret {
+    /// A fresh key from the caller's cryptographic RNG.
+    pub fn generate<R: RngCore + CryptoRng>(rng: &mut R) -> Self {
+        let mut k = [0u8; KEY_LEN];
+        rng.fill_bytes(&mut k);
+        StaticSecret(k)
+    }
+
+    /// A key from its 32 stored bytes.
+    pub const fn from_bytes(bytes: [u8; KEY_LEN]) -> Self {
+        StaticSecret(bytes)
+    }
+
+    /// The 32 bytes, for storage. Handle with care: zeroize the copy.
+    pub fn to_bytes(&self) -> [u8; KEY_LEN] {
+        self.0
+    }
+
+    /// The matching public key.
+    pub fn public_key(&self) -> PublicKey {
+        PublicKey(X25519::pubkey(&SensitiveByteArray::new(self.0)))
+    }
+
+    pub(crate) fn keypair(
+        &self,
+    ) -> clatter::KeyPair<[u8; KEY_LEN], SensitiveByteArray<[u8; KEY_LEN]>> {
+        clatter::KeyPair {
+            public: self.public_key().0,
+            secret: SensitiveByteArray::from_slice(&self.0),
+        }
+    }
+}
+
+impl core::fmt::Debug for StaticSecret {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("StaticSecret(..)")
+    }
+}
+
+/// Digits in a [`SafetyNumber`].
+pub const SAFETY_NUMBER_DIGITS: usize = 60;
+
+/// A number both chat partners can read to each other to check that no one
+/// sits between them, in the manner of Signal's safety numbers: 60 digits in
+/// 12 groups of 5, the same on both sides whatever the order of the keys.
+///
+/// Each half is `BLAKE2s("secureCom/1/safety" || key)` of one identity, turned
+/// into 30 digits (6 groups of 5 from 5-byte chunks mod 100000); the two halves
+/// are sorted so both sides print the same number.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct SafetyNumber([u8; SAFETY_NUMBER_DIGITS]);
+
+impl SafetyNumber {
+    /// The safety number of the pair `a`, `b` (symmetric in its arguments).
+    pub fn new(a: &PublicKey, b: &PublicKey) -> Self {
+        let (x, y) = (Self::half(a), Self::half(b));
+        let (first, second) = if x <= y { (x, y) } else { (y, x) };
+        let mut digits = [0u8; SAFETY_NUMBER_DIGITS];
+        digits[..30].copy_from_slice(&first);
+        digits[30..].copy_from_slice(&second);
+        SafetyNumber(digits)
+    }
+
+    fn half(key: &PublicKey) -> [u8; 30] {
+        let mut h = Blake2s::default();
+        h.input(b"secureCom/1/safety");
+        h.input(&key.0);
+        let out = h.result();
+        let bytes = out.as_slice();
+        let mut digits = [0u8; 30];
+        for group in 0..6 {
+            let chunk = &bytes[group * 5..group * 5 + 5];
+            let mut v = chunk.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b)) % 100_000;
+            for d in (0..5).rev() {
+                digits[group * 5 + d] = (v % 10) as u8;
+                v /= 10;
+            }
+        }
+        digits
+    }
+}
+
+impl core::fmt::Display for SafetyNumber {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for (i, group) in self.0.chunks(5).enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            for d in group {
+                write!(f, "{d}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl core::fmt::Debug for SafetyNumber {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        core::fmt::Display::fmt(self, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc7748_public_key() {
+        // RFC 7748 section 6.1, Alice's key pair.
+        let sk = hex("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a");
+        let pk = hex("8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a");
+        assert_eq!(StaticSecret::from_bytes(sk).public_key(), PublicKey(pk));
+    }
+
+    #[test]
+    fn safety_number_symmetric_and_distinct() {
+        let a = StaticSecret::from_bytes([1; 32]).public_key();
+        let b = StaticSecret::from_bytes([2; 32]).public_key();
+        let c = StaticSecret::from_bytes([3; 32]).public_key();
+        assert_eq!(SafetyNumber::new(&a, &b), SafetyNumber::new(&b, &a));
+        assert_ne!(SafetyNumber::new(&a, &b), SafetyNumber::new(&a, &c));
+        assert!(SafetyNumber::new(&a, &b).0.iter().all(|d| *d < 10));
+    }
+
+    fn hex(s: &str) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap();
+        }
+        out
+    }
+}

@@ -1,0 +1,92 @@
+//! Protocol constants and the per-session limits.
+//!
+//! Every buffer in the crate is sized from the constants here, so a client's
+//! whole protocol state has a size known at compile time (see
+//! `docs/PROTOCOL.md`, "Limits", for the RAM budget they add up to).
+
+use crate::time::Duration;
+
+/// Protocol version; it is part of every Noise prologue and of the hello payloads.
+pub const PROTOCOL_VERSION: u8 = 1;
+
+/// Largest Noise message (the payload of one frame), in bytes.
+///
+/// Far below Noise's own limit of 65535 so that a device keeps one receive and
+/// one send buffer per channel in a few KiB.
+pub const MAX_NOISE_MESSAGE: usize = 1024;
+
+/// Length of the frame header: a big-endian `u16` with the Noise message length.
+pub const FRAME_HEADER: usize = 2;
+
+/// Largest frame on the wire (header included).
+pub const MAX_FRAME: usize = FRAME_HEADER + MAX_NOISE_MESSAGE;
+
+/// AEAD tag length (ChaChaPoly).
+pub const TAG_LEN: usize = 16;
+
+/// Largest plaintext a transport message may carry.
+pub const MAX_PLAINTEXT: usize = MAX_NOISE_MESSAGE - TAG_LEN;
+
+/// Longest chat text, in UTF-8 bytes.
+pub const MAX_CHAT_TEXT: usize = 480;
+
+/// Longest user name, in bytes (`[a-z0-9_.-]`, see [`crate::UserName`]).
+pub const MAX_USER_NAME: usize = 32;
+
+/// Largest E2E (relayed) Noise message: chat text, its postcard header and the tag.
+///
+/// Checked against [`MAX_PLAINTEXT`] at compile time below, with room for the
+/// standard channel's own message header around it.
+pub const MAX_E2E_MESSAGE: usize = MAX_CHAT_TEXT + 8 + TAG_LEN;
+
+/// Most user names in one `Users` message; longer lists come in several.
+pub const MAX_USERS_PER_MESSAGE: usize = 16;
+
+/// Length of the one-time secret a client sends for its request channel.
+pub const DAEMON_SECRET_LEN: usize = 32;
+
+/// Default port of the client's daemon (the request channel's listener).
+pub const DEFAULT_DAEMON_PORT: u16 = 4242;
+
+const _: () = assert!(MAX_E2E_MESSAGE + 16 <= MAX_PLAINTEXT);
+const _: () = assert!(MAX_USERS_PER_MESSAGE * (MAX_USER_NAME + 1) + 8 <= MAX_PLAINTEXT);
+const _: () = assert!(MAX_NOISE_MESSAGE <= u16::MAX as usize);
+
+/// Limits on one secure session (a standard channel, a request channel or a chat).
+///
+/// When a limit is reached the session is **closed**, not re-keyed: the peer is
+/// told (`Bye` with reason `SessionExpired`) and a client logs in again with a
+/// fresh handshake, which also gives fresh forward secrecy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Limits {
+    /// Transport messages per direction before the session is closed.
+    pub max_messages: u64,
+    /// Age of a session (since its handshake finished) before it is closed.
+    pub max_session_age: Duration,
+    /// Time allowed from the first byte of a handshake to its end.
+    pub handshake_timeout: Duration,
+    /// Silence after which a session is closed (clients send `Ping` well before).
+    pub idle_timeout: Duration,
+}
+
+impl Limits {
+    /// Safe defaults: 2^32 messages, 24 h per session, 10 s handshakes, 5 min idle.
+    pub const DEFAULT: Limits = Limits {
+        max_messages: 1 << 32,
+        max_session_age: Duration::from_secs(24 * 3600),
+        handshake_timeout: Duration::from_secs(10),
+        idle_timeout: Duration::from_secs(300),
+    };
+
+    /// Interval at which a client sends `Ping` so that the server never sees it idle.
+    pub const fn keepalive_interval(&self) -> Duration {
+        Duration::from_millis(self.idle_timeout.as_millis() / 3)
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}

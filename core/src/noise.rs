@@ -1,0 +1,426 @@
+//! The three Noise handshakes of secureCom and their transport phase.
+//!
+//! The Noise engine is [`clatter`]: no heap, fixed-size buffers, zeroized
+//! keys, PSK patterns, and the `25519_ChaChaPoly_BLAKE2s` suite. This module
+//! only pins the patterns, prologues and key checks of secureCom on top of it,
+//! with the phase in the type ([`Handshake`] → [`Transport`]).
+//!
+//! | channel  | pattern                                   | initiator |
+//! |----------|-------------------------------------------|-----------|
+//! | standard | `Noise_XX_25519_ChaChaPoly_BLAKE2s`       | client    |
+//! | request  | `Noise_NNpsk0_25519_ChaChaPoly_BLAKE2s`   | server    |
+//! | chat     | `Noise_KK_25519_ChaChaPoly_BLAKE2s`       | requester |
+//!
+//! Ephemeral keys always come from the caller's RNG: clatter would otherwise
+//! build its own RNG with `Default`, which a sans-IO core must not do.
+
+use clatter::bytearray::ByteArray;
+use clatter::crypto::cipher::ChaChaPoly;
+use clatter::crypto::dh::X25519;
+use clatter::crypto::hash::Blake2s;
+use clatter::handshakepattern::{noise_kk, noise_nn_psk0, noise_xx, HandshakePattern};
+use clatter::traits::{Handshaker, Hash};
+use clatter::transportstate::TransportState;
+use clatter::NqHandshakeCore;
+use rand_core::{CryptoRng, RngCore};
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+use crate::error::CryptoError;
+use crate::keys::{PublicKey, StaticSecret, KEY_LEN};
+use crate::limits::{Limits, MAX_NOISE_MESSAGE, TAG_LEN};
+use crate::time::Instant;
+
+/// Length of a Noise handshake hash (BLAKE2s).
+pub const HASH_LEN: usize = 32;
+
+/// The Noise patterns secureCom uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Pattern {
+    /// Standard channel: mutual authentication, identities hidden from passive observers.
+    XX,
+    /// Request channel: keyed by a PSK derived from the standard channel.
+    NNpsk0,
+    /// End-to-end chat: both static keys known in advance (sent by the server).
+    KK,
+}
+
+impl Pattern {
+    /// The full Noise protocol name.
+    pub const fn protocol_name(self) -> &'static str {
+        match self {
+            Pattern::XX => "Noise_XX_25519_ChaChaPoly_BLAKE2s",
+            Pattern::NNpsk0 => "Noise_NNpsk0_25519_ChaChaPoly_BLAKE2s",
+            Pattern::KK => "Noise_KK_25519_ChaChaPoly_BLAKE2s",
+        }
+    }
+
+    fn clatter(self) -> HandshakePattern {
+        match self {
+            Pattern::XX => noise_xx(),
+            Pattern::NNpsk0 => noise_nn_psk0(),
+            Pattern::KK => noise_kk(),
+        }
+    }
+
+    /// Number of handshake messages.
+    pub const fn messages(self) -> usize {
+        match self {
+            Pattern::XX => 3,
+            Pattern::NNpsk0 | Pattern::KK => 2,
+        }
+    }
+}
+
+/// Prologue of the standard channel.
+pub const STANDARD_PROLOGUE: &[u8] = b"secureCom/1/standard";
+/// Prologue of the request channel.
+pub const REQUEST_PROLOGUE: &[u8] = b"secureCom/1/request";
+/// Prefix of the chat prologue (see [`chat_prologue`]).
+pub const CHAT_PROLOGUE_PREFIX: &[u8] = b"secureCom/1/chat";
+/// Label of the request channel's PSK derivation.
+pub const REQUEST_PSK_LABEL: &[u8] = b"secureCom/1/request-psk";
+/// Longest chat prologue.
+pub const MAX_CHAT_PROLOGUE: usize =
+    CHAT_PROLOGUE_PREFIX.len() + 4 + 2 * (KEY_LEN + 1 + crate::limits::MAX_USER_NAME);
+
+/// Builds the chat prologue into `out`:
+/// `"secureCom/1/chat" || chat_id (u32 BE) || requester key || u8 len || requester name
+///  || responder key || u8 len || responder name`.
+pub fn chat_prologue<'a>(
+    chat_id: u32,
+    requester: (&PublicKey, &str),
+    responder: (&PublicKey, &str),
+    out: &'a mut [u8; MAX_CHAT_PROLOGUE],
+) -> &'a [u8] {
+    let mut n = 0;
+    let mut put = |bytes: &[u8]| {
+        out[n..n + bytes.len()].copy_from_slice(bytes);
+        n += bytes.len();
+    };
+    put(CHAT_PROLOGUE_PREFIX);
+    put(&chat_id.to_be_bytes());
+    for (key, name) in [requester, responder] {
+        let name = &name.as_bytes()[..name.len().min(crate::limits::MAX_USER_NAME)];
+        put(key.as_bytes());
+        put(&[name.len() as u8]);
+        put(name);
+    }
+    &out[..n]
+}
+
+/// A 32-byte pre-shared key, zeroized on drop.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub struct Psk(pub(crate) [u8; 32]);
+
+impl Psk {
+    /// The request channel's PSK:
+    /// `HMAC-BLAKE2s(key = standard handshake hash, "secureCom/1/request-psk" || secret)`.
+    pub fn for_request_channel(standard_hash: &[u8; HASH_LEN], secret: &[u8; 32]) -> Psk {
+        let out = Blake2s::hmac_many(standard_hash, &[REQUEST_PSK_LABEL, secret]);
+        let mut k = [0u8; 32];
+        k.copy_from_slice(out.as_slice());
+        Psk(k)
+    }
+
+    /// Raw PSK (tests and the `snow` interop only).
+    pub fn from_bytes(bytes: [u8; 32]) -> Psk {
+        Psk(bytes)
+    }
+}
+
+/// clatter draws ephemerals from `RNG::default()` when none is given; we always
+/// give one (from the caller's RNG), so this type is never asked for a byte.
+/// Should that invariant ever break (a bug of ours, never peer input), it
+/// stops the program rather than hand out predictable keys.
+#[derive(Clone, Default)]
+struct NoInternalRng;
+
+impl RngCore for NoInternalRng {
+    fn next_u32(&mut self) -> u32 {
+        unreachable!("secureCom always supplies ephemeral keys")
+    }
+    fn next_u64(&mut self) -> u64 {
+        unreachable!("secureCom always supplies ephemeral keys")
+    }
+    fn fill_bytes(&mut self, _: &mut [u8]) {
+        unreachable!("secureCom always supplies ephemeral keys")
+    }
+    fn try_fill_bytes(&mut self, _: &mut [u8]) -> Result<(), rand_core::Error> {
+        unreachable!("secureCom always supplies ephemeral keys")
+    }
+}
+impl CryptoRng for NoInternalRng {}
+
+type Engine = NqHandshakeCore<X25519, ChaChaPoly, Blake2s, NoInternalRng>;
+
+/// Checks the remote static key against an expectation once it is known.
+#[derive(Clone, Copy, Debug)]
+pub enum RemoteCheck {
+    /// Accept any key (it is checked later, e.g. against a registry by user name).
+    Any,
+    /// Accept only this key (a pinned server key).
+    Exactly(PublicKey),
+}
+
+/// A handshake in progress.
+pub struct Handshake {
+    engine: Engine,
+    pattern: Pattern,
+    check: RemoteCheck,
+}
+
+/// Who we are in a handshake and what we know of the peer.
+pub struct HandshakeParams<'a> {
+    /// The pattern.
+    pub pattern: Pattern,
+    /// True for the initiator.
+    pub initiator: bool,
+    /// The prologue, mixed into the transcript.
+    pub prologue: &'a [u8],
+    /// Our static key (XX, KK).
+    pub local_static: Option<&'a StaticSecret>,
+    /// The peer's static key, known in advance (KK).
+    pub remote_static: Option<PublicKey>,
+    /// The PSK (NNpsk0).
+    pub psk: Option<&'a Psk>,
+    /// What to require of the peer's static key.
+    pub check: RemoteCheck,
+}
+
+impl Handshake {
+    /// Starts a handshake with an ephemeral key drawn from `rng`.
+    pub fn new<R: RngCore + CryptoRng>(
+        p: HandshakeParams<'_>,
+        rng: &mut R,
+    ) -> Result<Self, CryptoError> {
+        let mut e = [0u8; KEY_LEN];
+        rng.fill_bytes(&mut e);
+        let h = Self::with_ephemeral(p, StaticSecret::from_bytes(e));
+        e.zeroize();
+        h
+    }
+
+    /// Starts a handshake with a fixed ephemeral key. Only the Noise test
+    /// vectors need this: a reused ephemeral key destroys forward secrecy.
+    #[doc(hidden)]
+    pub fn new_with_fixed_ephemeral_for_testing_only(
+        p: HandshakeParams<'_>,
+        ephemeral: &StaticSecret,
+    ) -> Result<Self, CryptoError> {
+        Self::with_ephemeral(p, ephemeral.clone())
+    }
+
+    fn with_ephemeral(p: HandshakeParams<'_>, e: StaticSecret) -> Result<Self, CryptoError> {
+        if p.pattern == Pattern::KK && p.remote_static.is_none() {
+            return Err(CryptoError::WrongState);
+        }
+        let mut engine = Engine::new(
+            p.pattern.clatter(),
+            p.prologue,
+            p.initiator,
+            p.local_static.map(StaticSecret::keypair),
+            Some(e.keypair()),
+            p.remote_static.map(|k| k.0),
+            None,
+        )
+        .map_err(|_| CryptoError::WrongState)?;
+        if p.pattern == Pattern::NNpsk0 {
+            let psk = p.psk.ok_or(CryptoError::WrongState)?;
+            engine.push_psk(&psk.0);
+        }
+        Ok(Handshake {
+            engine,
+            pattern: p.pattern,
+            check: p.check,
+        })
+    }
+
+    /// The pattern of this handshake.
+    pub fn pattern(&self) -> Pattern {
+        self.pattern
+    }
+
+    /// True when it is our turn to write.
+    pub fn is_write_turn(&self) -> bool {
+        !self.engine.is_finished() && self.engine.is_write_turn()
+    }
+
+    /// True when all messages have been exchanged.
+    pub fn is_finished(&self) -> bool {
+        self.engine.is_finished()
+    }
+
+    /// Writes the next handshake message with `payload` into `out`.
+    /// On error the handshake is dead and must be dropped.
+    pub fn write_message(&mut self, payload: &[u8], out: &mut [u8]) -> Result<usize, CryptoError> {
+        if !self.is_write_turn() {
+            return Err(CryptoError::WrongState);
+        }
+        let overhead = self
+            .engine
+            .get_next_message_overhead()
+            .map_err(|_| CryptoError::WrongState)?;
+        let needed = payload.len() + overhead;
+        if needed > MAX_NOISE_MESSAGE || out.len() < needed {
+            return Err(CryptoError::BufferTooSmall);
+        }
+        self.engine
+            .write_message(payload, out)
+            .map_err(|_| CryptoError::HandshakeFailed)
+    }
+
+    /// Reads the peer's next handshake message; the payload goes to `out`.
+    /// On error the handshake is dead and must be dropped.
+    pub fn read_message(&mut self, message: &[u8], out: &mut [u8]) -> Result<usize, CryptoError> {
+        if self.engine.is_finished() || self.engine.is_write_turn() {
+            return Err(CryptoError::WrongState);
+        }
+        if message.len() > MAX_NOISE_MESSAGE {
+            return Err(CryptoError::HandshakeFailed);
+        }
+        let overhead = self
+            .engine
+            .get_next_message_overhead()
+            .map_err(|_| CryptoError::WrongState)?;
+        if message.len() < overhead {
+            return Err(CryptoError::HandshakeFailed);
+        }
+        if out.len() < message.len() - overhead {
+            return Err(CryptoError::BufferTooSmall);
+        }
+        let n = self
+            .engine
+            .read_message(message, out)
+            .map_err(|_| CryptoError::HandshakeFailed)?;
+        if let (RemoteCheck::Exactly(want), Some(got)) = (self.check, self.remote_static()) {
+            if want != got {
+                return Err(CryptoError::PeerKeyMismatch);
+            }
+        }
+        Ok(n)
+    }
+
+    /// The peer's static key, once received (or given in advance).
+    pub fn remote_static(&self) -> Option<PublicKey> {
+        self.engine.get_remote_static().map(PublicKey)
+    }
+
+    /// Ends the handshake: the transport phase with `limits`, started at `now`.
+    pub fn into_transport(self, limits: &Limits, now: Instant) -> Result<Transport, CryptoError> {
+        let remote = self.remote_static();
+        let inner = self
+            .engine
+            .finalize()
+            .map_err(|_| CryptoError::WrongState)?;
+        let mut hash = [0u8; HASH_LEN];
+        hash.copy_from_slice(inner.get_handshake_hash().as_slice());
+        Ok(Transport {
+            inner,
+            hash,
+            remote,
+            max_messages: limits.max_messages,
+            sent: 0,
+            received: 0,
+            started: now,
+        })
+    }
+}
+
+/// The transport phase of a session: ordered, authenticated, encrypted messages.
+///
+/// Nonces are implicit counters, so any replayed, reordered, dropped or changed
+/// message fails to decrypt; after any failure the caller must close the session.
+pub struct Transport {
+    inner: TransportState<ChaChaPoly, Blake2s>,
+    hash: [u8; HASH_LEN],
+    remote: Option<PublicKey>,
+    max_messages: u64,
+    sent: u64,
+    received: u64,
+    started: Instant,
+}
+
+impl Transport {
+    /// The handshake hash (channel binding; the request channel's PSK is derived from it).
+    pub fn handshake_hash(&self) -> &[u8; HASH_LEN] {
+        &self.hash
+    }
+
+    /// The peer's static key, if the pattern has one.
+    pub fn remote_static(&self) -> Option<PublicKey> {
+        self.remote
+    }
+
+    /// When the handshake finished.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// Messages sent so far.
+    pub fn sent(&self) -> u64 {
+        self.sent
+    }
+
+    /// Messages received so far.
+    pub fn received(&self) -> u64 {
+        self.received
+    }
+
+    /// True when the next message either way would reach the message limit.
+    pub fn near_limit(&self) -> bool {
+        self.sent.max(self.received).saturating_add(1) >= self.max_messages
+    }
+
+    /// Encrypts `plaintext` into `out`; returns the ciphertext length.
+    pub fn encrypt(&mut self, plaintext: &[u8], out: &mut [u8]) -> Result<usize, CryptoError> {
+        if self.sent >= self.max_messages {
+            return Err(CryptoError::MessageLimit);
+        }
+        if plaintext.len() + TAG_LEN > MAX_NOISE_MESSAGE || out.len() < plaintext.len() + TAG_LEN {
+            return Err(CryptoError::BufferTooSmall);
+        }
+        let n = self
+            .inner
+            .send(plaintext, out)
+            .map_err(|_| CryptoError::MessageLimit)?;
+        self.sent += 1;
+        Ok(n)
+    }
+
+    /// Decrypts `ciphertext` into `out`; returns the plaintext length.
+    pub fn decrypt(&mut self, ciphertext: &[u8], out: &mut [u8]) -> Result<usize, CryptoError> {
+        if self.received >= self.max_messages {
+            return Err(CryptoError::MessageLimit);
+        }
+        if ciphertext.len() < TAG_LEN || ciphertext.len() > MAX_NOISE_MESSAGE {
+            return Err(CryptoError::DecryptFailed);
+        }
+        if out.len() < ciphertext.len() - TAG_LEN {
+            return Err(CryptoError::BufferTooSmall);
+        }
+        let n = self
+            .inner
+            .receive(ciphertext, out)
+            .map_err(|_| CryptoError::DecryptFailed)?;
+        self.received += 1;
+        Ok(n)
+    }
+
+    /// Decrypts in place; returns the plaintext length (the plaintext is `buf[..n]`).
+    pub fn decrypt_in_place(&mut self, buf: &mut [u8]) -> Result<usize, CryptoError> {
+        if self.received >= self.max_messages {
+            return Err(CryptoError::MessageLimit);
+        }
+        if buf.len() < TAG_LEN || buf.len() > MAX_NOISE_MESSAGE {
+            return Err(CryptoError::DecryptFailed);
+        }
+        let len = buf.len();
+        let n = self
+            .inner
+            .receive_in_place(buf, len)
+            .map_err(|_| CryptoError::DecryptFailed)?;
+        self.received += 1;
+        Ok(n)
+    }
+}

@@ -1,0 +1,845 @@
+//! The server's session with one client: its standard channel, the request
+//! channel to its daemon, and its part in chats.
+//!
+//! A [`ServerSession`] knows only its own user. Whatever involves another
+//! user leaves it as a [`ServerEvent`] for the driver, which finds the other
+//! session (see [`crate::hub::Hub`] for the reference routing, which the
+//! tokio server follows with one task per session) and calls the matching
+//! method there: `deliver_request`, `chat_answered`, `relay`, `peer_left`,
+//! `cancel_request`.
+//!
+//! # Call order
+//! 1. [`ServerSession::new`] when a client connects.
+//! 2. Bytes from it: [`ServerSession::handle_input`] until consumed; after
+//!    each call drain [`ServerSession::poll_event`] and
+//!    [`ServerSession::poll_transmit`].
+//! 3. On [`ServerEvent::DialDaemon`]: connect, then
+//!    [`ServerSession::request_channel_connected`] (or `_failed`); feed its
+//!    bytes to [`ServerSession::handle_request_input`], write
+//!    [`ServerSession::poll_request_transmit`].
+//! 4. At [`ServerSession::poll_timeout`]: [`ServerSession::handle_timeout`].
+//! 5. When the socket closes for any reason: [`ServerSession::disconnected`]
+//!    and route the events it leaves.
+
+use heapless::Deque;
+use rand_core::{CryptoRng, RngCore};
+
+use crate::channel::{Channel, Incoming, Scratch};
+use crate::error::{CryptoError, Error, ProtocolError, WireError};
+use crate::keys::{PublicKey, StaticSecret};
+use crate::limits::{
+    Limits, MAX_E2E_MESSAGE, MAX_NOISE_MESSAGE, MAX_USERS_PER_MESSAGE, PROTOCOL_VERSION,
+};
+use crate::message::{
+    decode, encode, user_name, Answer, ChatId, ClientHello, ClientMsg, CloseReason, DaemonToServer,
+    ErrorCode, LoginError, RefuseReason, ServerHello, ServerMsg, ServerToDaemon, UserName,
+};
+use crate::noise::{
+    Handshake, HandshakeParams, Pattern, Psk, RemoteCheck, REQUEST_PROLOGUE, STANDARD_PROLOGUE,
+};
+use crate::time::Instant;
+
+/// The registered users: name → long-term public key.
+pub trait Registry {
+    /// The key registered for `user`, if any.
+    fn lookup(&self, user: &str) -> Option<PublicKey>;
+}
+
+/// A relayed E2E message (opaque to the server).
+pub type RelayBytes = heapless::Vec<u8, MAX_E2E_MESSAGE>;
+
+/// Which kind of E2E message is relayed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum RelayKind {
+    /// A KK handshake message.
+    Handshake,
+    /// A chat transport message.
+    Data,
+}
+
+/// What a session needs the driver to do (most involve another session).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ServerEvent {
+    /// The user logged in: register them as online (replacing an older session).
+    LoggedIn {
+        /// Who.
+        user: UserName,
+        /// Their key.
+        key: PublicKey,
+    },
+    /// A login was refused (for logs and rate limits; the session is closed).
+    LoginFailed,
+    /// Dial the client's daemon at its address and this port.
+    DialDaemon {
+        /// The announced port.
+        port: u16,
+    },
+    /// The user wants the online list: call [`ServerSession::send_users`].
+    ListUsers,
+    /// The user asks `to` for a chat: find `to`, then call
+    /// `deliver_request` there and `chat_pending` or `chat_refused` here.
+    ChatRequest {
+        /// The user asked.
+        to: UserName,
+    },
+    /// This user's daemon answered a request from `requester` (or can no
+    /// longer answer): call `chat_answered` on the requester's session.
+    Answered {
+        /// The chat.
+        chat_id: ChatId,
+        /// Who had asked.
+        requester: UserName,
+        /// `Ok` if accepted, else why not.
+        result: Result<(), RefuseReason>,
+    },
+    /// Relay an E2E message to the peer: call `relay` on `to`'s session.
+    Relay {
+        /// The peer.
+        to: UserName,
+        /// The chat.
+        chat_id: ChatId,
+        /// Handshake or data.
+        kind: RelayKind,
+        /// The opaque Noise message.
+        noise: RelayBytes,
+    },
+    /// This user left chat `chat_id`: call `peer_left` on `peer`'s session.
+    Left {
+        /// The peer.
+        peer: UserName,
+        /// The chat.
+        chat_id: ChatId,
+    },
+    /// This user withdrew a pending request: call `cancel_request` on `peer`'s session.
+    Withdrawn {
+        /// The user who was asked.
+        peer: UserName,
+        /// The chat.
+        chat_id: ChatId,
+    },
+    /// The session is over: remove the user from presence.
+    Closed,
+}
+
+/// Server-wide settings a session needs.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Session limits.
+    pub limits: Limits,
+}
+
+enum Login {
+    Handshake,
+    LoggedIn,
+    Closed,
+}
+
+#[derive(Clone)]
+enum ChatSlot {
+    None,
+    Requesting { chat_id: ChatId, peer: UserName },
+    Active { chat_id: ChatId, peer: UserName },
+}
+
+struct Asked {
+    chat_id: ChatId,
+    from: UserName,
+    from_key: PublicKey,
+}
+
+/// Capacity of a session's event queue.
+pub const SERVER_EVENT_CAPACITY: usize = 4;
+
+/// The server's state for one connected client.
+pub struct ServerSession {
+    limits: Limits,
+    std: Channel,
+    login: Login,
+    /// Set at login and kept after the close, so that the events a closing
+    /// session leaves can still name it.
+    identity: Option<(UserName, PublicKey)>,
+    chat: ChatSlot,
+    asked: Option<Asked>,
+    request: Option<Channel>,
+    request_psk: Option<Psk>,
+    events: Deque<ServerEvent, SERVER_EVENT_CAPACITY>,
+}
+
+impl ServerSession {
+    /// A client connected: start the responder side of the XX handshake.
+    pub fn new<R: RngCore + CryptoRng>(
+        config: &ServerConfig,
+        server_key: &StaticSecret,
+        now: Instant,
+        rng: &mut R,
+    ) -> Result<Self, Error> {
+        let hs = Handshake::new(
+            HandshakeParams {
+                pattern: Pattern::XX,
+                initiator: false,
+                prologue: STANDARD_PROLOGUE,
+                local_static: Some(server_key),
+                remote_static: None,
+                psk: None,
+                check: RemoteCheck::Any,
+            },
+            rng,
+        )?;
+        Ok(ServerSession {
+            limits: config.limits,
+            std: Channel::new(hs, config.limits, now),
+            login: Login::Handshake,
+            identity: None,
+            chat: ChatSlot::None,
+            asked: None,
+            request: None,
+            request_psk: None,
+            events: Deque::new(),
+        })
+    }
+
+    // ------------------------------------------------------------ getters
+
+    /// The logged-in user, if any.
+    pub fn user(&self) -> Option<&UserName> {
+        match (&self.login, &self.identity) {
+            (Login::LoggedIn, Some((user, _))) => Some(user),
+            _ => None,
+        }
+    }
+
+    /// The logged-in user's key, if any.
+    pub fn user_key(&self) -> Option<PublicKey> {
+        match (&self.login, &self.identity) {
+            (Login::LoggedIn, Some((_, key))) => Some(*key),
+            _ => None,
+        }
+    }
+
+    /// Who logged in on this session, even after it closed.
+    pub fn identity(&self) -> Option<&(UserName, PublicKey)> {
+        self.identity.as_ref()
+    }
+
+    /// Free room in the standard channel's output queue, in bytes.
+    pub fn output_room(&self) -> usize {
+        self.std.output_room()
+    }
+
+    /// True once the session is over (the driver closes the sockets after
+    /// writing what [`Self::poll_transmit`] still returns).
+    pub fn is_closed(&self) -> bool {
+        matches!(self.login, Login::Closed)
+    }
+
+    /// The peer of the current chat, if one is active.
+    pub fn chat_peer(&self) -> Option<(&UserName, ChatId)> {
+        match &self.chat {
+            ChatSlot::Active { chat_id, peer } => Some((peer, *chat_id)),
+            _ => None,
+        }
+    }
+
+    /// True if the request channel is open.
+    pub fn daemon_reachable(&self) -> bool {
+        self.request.as_ref().is_some_and(Channel::is_transport)
+    }
+
+    // ------------------------------------------------------------ outputs
+
+    /// Next event for the driver.
+    pub fn poll_event(&mut self) -> Option<ServerEvent> {
+        self.events.pop_front()
+    }
+
+    /// Bytes for the standard channel's socket.
+    pub fn poll_transmit(&mut self, out: &mut [u8]) -> usize {
+        self.std.poll_transmit(out)
+    }
+
+    /// Bytes for the request channel's socket.
+    pub fn poll_request_transmit(&mut self, out: &mut [u8]) -> usize {
+        self.request.as_mut().map_or(0, |c| c.poll_transmit(out))
+    }
+
+    /// When to call [`Self::handle_timeout`].
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let req = self
+            .request
+            .as_ref()
+            .filter(|c| c.handshake().is_some())
+            .and_then(Channel::poll_timeout);
+        match (self.std.poll_timeout(), req) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Checks deadlines: a late handshake, an idle client, an old session.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.is_closed() {
+            return;
+        }
+        if let Some(req) = &self.request {
+            if req.handshake().is_some() && req.check_timeout(now).is_err() {
+                self.request_channel_failed(now);
+            }
+        }
+        match self.std.check_timeout(now) {
+            Ok(()) => {}
+            Err(ProtocolError::SessionExpired) => self.close_with(now, CloseReason::SessionExpired),
+            Err(ProtocolError::IdleTimeout) => self.close_with(now, CloseReason::Idle),
+            Err(_) => self.close_silently(),
+        }
+    }
+
+    fn push_event(&mut self, e: ServerEvent) {
+        // Each input produces at most two events and the driver drains after
+        // each call, so the queue has room.
+        let _ = self.events.push_back(e);
+    }
+
+    fn send(&mut self, now: Instant, msg: &ServerMsg<'_>) -> Result<(), Error> {
+        if self.std.transport().is_some_and(|t| t.near_limit()) {
+            self.close_with(now, CloseReason::SessionExpired);
+            return Err(ProtocolError::SessionExpired.into());
+        }
+        self.std.send(now, msg)
+    }
+
+    /// Sends `Bye { reason }` (when possible), closes, and leaves the events
+    /// that tell the other sessions.
+    pub fn close_with(&mut self, now: Instant, reason: CloseReason) {
+        if self.is_closed() {
+            return;
+        }
+        let _ = self.std.send(now, &ServerMsg::Bye { reason });
+        if let Some(req) = &mut self.request {
+            let _ = req.send(now, &ServerToDaemon::Bye);
+        }
+        self.close_silently();
+    }
+
+    fn close_silently(&mut self) {
+        if self.is_closed() {
+            return;
+        }
+        self.std.close();
+        if let Some(req) = &mut self.request {
+            req.close();
+        }
+        self.request_psk = None;
+        self.leave_everything();
+        self.login = Login::Closed;
+        self.push_event(ServerEvent::Closed);
+    }
+
+    /// The socket closed (or the driver drops the client): clean up.
+    pub fn disconnected(&mut self) {
+        self.close_silently();
+    }
+
+    /// The server shuts down: say so and close.
+    pub fn shutdown(&mut self, now: Instant) {
+        self.close_with(now, CloseReason::Shutdown);
+    }
+
+    /// The same user logged in again elsewhere: close this older session.
+    pub fn replaced(&mut self, now: Instant) {
+        self.close_with(now, CloseReason::Replaced);
+    }
+
+    fn leave_everything(&mut self) {
+        match core::mem::replace(&mut self.chat, ChatSlot::None) {
+            ChatSlot::Requesting { chat_id, peer } => {
+                self.push_event(ServerEvent::Withdrawn { peer, chat_id })
+            }
+            ChatSlot::Active { chat_id, peer } => {
+                self.push_event(ServerEvent::Left { peer, chat_id })
+            }
+            ChatSlot::None => {}
+        }
+        if let Some(asked) = self.asked.take() {
+            self.push_event(ServerEvent::Answered {
+                chat_id: asked.chat_id,
+                requester: asked.from,
+                result: Err(RefuseReason::Offline),
+            });
+        }
+    }
+
+    // ------------------------------------------------------------ standard channel input
+
+    /// Feeds bytes from the client; returns how many were used.
+    ///
+    /// An error means the client broke the protocol or failed to
+    /// authenticate: the session is closed (with `Bye` where keys allow) and
+    /// the driver drops the connection after writing what is queued.
+    pub fn handle_input<R: RngCore + CryptoRng, G: Registry + ?Sized>(
+        &mut self,
+        now: Instant,
+        input: &[u8],
+        registry: &G,
+        rng: &mut R,
+    ) -> Result<usize, Error> {
+        let _ = rng;
+        if self.is_closed() {
+            return Err(ProtocolError::Closed.into());
+        }
+        let mut scratch: Scratch = [0; MAX_NOISE_MESSAGE];
+        let (used, incoming) = match self.std.read(now, input, &mut scratch) {
+            Ok(r) => r,
+            Err(e) => {
+                self.close_silently();
+                return Err(e);
+            }
+        };
+        let result = match incoming {
+            Incoming::Nothing => Ok(()),
+            Incoming::Handshake { len, finished } => {
+                self.on_handshake(now, &scratch[..len], finished, registry)
+            }
+            Incoming::Message { len } => match decode::<ClientMsg>(&scratch[..len]) {
+                Ok(msg) => self.on_message(now, msg),
+                Err(e) => Err(e.into()),
+            },
+        };
+        scratch.fill(0);
+        match result {
+            Ok(()) => Ok(used),
+            Err(e) => {
+                match e {
+                    Error::Wire(_) | Error::Protocol(_) => {
+                        self.close_with(now, CloseReason::ProtocolViolation)
+                    }
+                    _ => self.close_silently(),
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn on_handshake<G: Registry + ?Sized>(
+        &mut self,
+        now: Instant,
+        payload: &[u8],
+        finished: bool,
+        registry: &G,
+    ) -> Result<(), Error> {
+        if !finished {
+            // Message 1: `e`, with an empty payload; answer with message 2.
+            if !payload.is_empty() {
+                return Err(WireError::TrailingBytes.into());
+            }
+            let mut buf = [0u8; 16];
+            let n = encode(
+                &ServerHello {
+                    version: PROTOCOL_VERSION,
+                    certificate: None,
+                },
+                &mut buf,
+            )?;
+            return self.std.send_handshake(now, &buf[..n]);
+        }
+        // Message 3: the client's static key and its hello.
+        let hello: ClientHello = decode(payload)?;
+        let key = self
+            .std
+            .transport()
+            .and_then(|t| t.remote_static())
+            .ok_or(CryptoError::WrongState)?;
+        if hello.version != PROTOCOL_VERSION {
+            self.refuse_login(now, LoginError::VersionMismatch);
+            return Ok(());
+        }
+        let user = user_name(hello.user)?;
+        match registry.lookup(&user) {
+            Some(registered) if registered == key => {
+                self.send(now, &ServerMsg::LoginOk { user: &user })?;
+                self.login = Login::LoggedIn;
+                self.identity = Some((user.clone(), key));
+                self.push_event(ServerEvent::LoggedIn { user, key });
+            }
+            _ => self.refuse_login(now, LoginError::NotAuthorized),
+        }
+        Ok(())
+    }
+
+    fn refuse_login(&mut self, now: Instant, reason: LoginError) {
+        let _ = self.std.send(now, &ServerMsg::LoginRefused { reason });
+        self.close_silently();
+        // `Closed` is already queued; `LoginFailed` tells the driver why.
+        self.push_event(ServerEvent::LoginFailed);
+    }
+
+    /// Refuses a login the driver cannot take (e.g. the server is full).
+    pub fn refuse(&mut self, now: Instant, reason: LoginError) {
+        self.refuse_login(now, reason);
+    }
+
+    fn on_message(&mut self, now: Instant, msg: ClientMsg<'_>) -> Result<(), Error> {
+        let Some(me) = self.user().cloned() else {
+            return Err(ProtocolError::NotLoggedIn.into());
+        };
+        match msg {
+            ClientMsg::AnnounceDaemon { port, secret } => {
+                let hash = *self
+                    .std
+                    .transport()
+                    .ok_or(CryptoError::WrongState)?
+                    .handshake_hash();
+                self.request_psk = Some(Psk::for_request_channel(&hash, &secret));
+                if let Some(old) = &mut self.request {
+                    old.close();
+                }
+                self.request = None;
+                self.push_event(ServerEvent::DialDaemon { port });
+            }
+            ClientMsg::ListUsers => self.push_event(ServerEvent::ListUsers),
+            ClientMsg::RequestChat { user } => {
+                if !matches!(self.chat, ChatSlot::None) {
+                    self.send(
+                        now,
+                        &ServerMsg::Error {
+                            code: ErrorCode::NotNow,
+                        },
+                    )?;
+                } else if user == me.as_str() {
+                    self.send(
+                        now,
+                        &ServerMsg::ChatRefused {
+                            user,
+                            reason: RefuseReason::SelfRequest,
+                        },
+                    )?;
+                } else {
+                    self.push_event(ServerEvent::ChatRequest {
+                        to: user_name(user)?,
+                    });
+                }
+            }
+            ClientMsg::ChatHandshake { chat_id, noise } => {
+                self.relay_out(now, chat_id, RelayKind::Handshake, noise)?
+            }
+            ClientMsg::ChatData { chat_id, noise } => {
+                self.relay_out(now, chat_id, RelayKind::Data, noise)?
+            }
+            ClientMsg::LeaveChat => self.leave_everything_but_asked(),
+            ClientMsg::Ping => self.send(now, &ServerMsg::Pong)?,
+            ClientMsg::Logout => self.close_with(now, CloseReason::LoggedOut),
+        }
+        Ok(())
+    }
+
+    fn leave_everything_but_asked(&mut self) {
+        let asked = self.asked.take();
+        self.leave_everything();
+        self.asked = asked;
+    }
+
+    fn relay_out(
+        &mut self,
+        now: Instant,
+        chat_id: ChatId,
+        kind: RelayKind,
+        noise: &[u8],
+    ) -> Result<(), Error> {
+        match &self.chat {
+            ChatSlot::Active { chat_id: id, peer } if *id == chat_id => {
+                let to = peer.clone();
+                let noise = RelayBytes::from_slice(noise).map_err(|_| WireError::OutOfBounds)?;
+                self.push_event(ServerEvent::Relay {
+                    to,
+                    chat_id,
+                    kind,
+                    noise,
+                });
+                Ok(())
+            }
+            // A message for a chat that just ended crosses our `PeerLeft`: not an attack.
+            _ => self.send(
+                now,
+                &ServerMsg::Error {
+                    code: ErrorCode::WrongChat,
+                },
+            ),
+        }
+    }
+
+    // ------------------------------------------------------------ routing entry points (driver → session)
+
+    /// Answers [`ServerEvent::ListUsers`]: call with up to
+    /// [`MAX_USERS_PER_MESSAGE`] names at a time, `more` on all but the last
+    /// (drain [`Self::poll_transmit`] between calls).
+    pub fn send_users(&mut self, now: Instant, names: &[&str], more: bool) -> Result<(), Error> {
+        let mut list = heapless::Vec::<&str, MAX_USERS_PER_MESSAGE>::new();
+        for n in names {
+            list.push(n).map_err(|_| WireError::OutOfBounds)?;
+        }
+        self.send(now, &ServerMsg::Users { names: list, more })
+    }
+
+    /// The driver assigned `chat_id` to our request to `peer` and delivered it.
+    pub fn chat_pending(&mut self, now: Instant, chat_id: ChatId, peer: &str) -> Result<(), Error> {
+        self.chat = ChatSlot::Requesting {
+            chat_id,
+            peer: user_name(peer)?,
+        };
+        self.send(
+            now,
+            &ServerMsg::ChatPending {
+                chat_id,
+                user: peer,
+            },
+        )
+    }
+
+    /// Our request to `peer` cannot be delivered, or was refused.
+    pub fn chat_refused(
+        &mut self,
+        now: Instant,
+        peer: &str,
+        reason: RefuseReason,
+    ) -> Result<(), Error> {
+        if matches!(&self.chat, ChatSlot::Requesting { peer: p, .. } if p == peer) {
+            self.chat = ChatSlot::None;
+        }
+        self.send(now, &ServerMsg::ChatRefused { user: peer, reason })
+    }
+
+    /// A request from `from` for this user: forward it to the daemon.
+    ///
+    /// `Err(reason)`: not delivered; tell the requester with `chat_refused`.
+    pub fn deliver_request(
+        &mut self,
+        now: Instant,
+        chat_id: ChatId,
+        from: &str,
+        from_key: PublicKey,
+    ) -> Result<(), RefuseReason> {
+        if self.user().is_none() {
+            return Err(RefuseReason::Offline);
+        }
+        if self.asked.is_some() {
+            return Err(RefuseReason::Busy);
+        }
+        let from_name = user_name(from).map_err(|_| RefuseReason::UnknownUser)?;
+        let Some(req) = self.request.as_mut().filter(|c| c.is_transport()) else {
+            return Err(RefuseReason::Unreachable);
+        };
+        req.send(
+            now,
+            &ServerToDaemon::ChatRequest {
+                chat_id,
+                from,
+                from_key,
+            },
+        )
+        .map_err(|_| RefuseReason::Unreachable)?;
+        self.asked = Some(Asked {
+            chat_id,
+            from: from_name,
+            from_key,
+        });
+        Ok(())
+    }
+
+    /// The requester withdrew: tell the daemon.
+    pub fn cancel_request(&mut self, now: Instant, chat_id: ChatId) {
+        if self.asked.as_ref().is_some_and(|a| a.chat_id == chat_id) {
+            self.asked = None;
+            if let Some(req) = self.request.as_mut().filter(|c| c.is_transport()) {
+                let _ = req.send(now, &ServerToDaemon::Cancel { chat_id });
+            }
+        }
+    }
+
+    /// The peer answered our request `chat_id`. Returns true if the chat is
+    /// now active on our side; false means we no longer wait for it (the
+    /// driver then tells the peer with `peer_left`).
+    pub fn chat_answered(
+        &mut self,
+        now: Instant,
+        chat_id: ChatId,
+        peer: &str,
+        peer_key: PublicKey,
+        result: Result<(), RefuseReason>,
+    ) -> bool {
+        let waiting = matches!(&self.chat, ChatSlot::Requesting { chat_id: id, peer: p } if *id == chat_id && p == peer);
+        if !waiting {
+            return false;
+        }
+        match result {
+            Ok(()) => {
+                let Ok(peer_name) = user_name(peer) else {
+                    return false;
+                };
+                self.chat = ChatSlot::Active {
+                    chat_id,
+                    peer: peer_name,
+                };
+                self.send(
+                    now,
+                    &ServerMsg::ChatStarted {
+                        chat_id,
+                        peer,
+                        peer_key,
+                        initiator: true,
+                    },
+                )
+                .is_ok()
+            }
+            Err(reason) => {
+                let _ = self.chat_refused(now, peer, reason);
+                false
+            }
+        }
+    }
+
+    /// An E2E message from the peer of chat `chat_id`.
+    pub fn relay(
+        &mut self,
+        now: Instant,
+        chat_id: ChatId,
+        from: &str,
+        kind: RelayKind,
+        noise: &[u8],
+    ) {
+        let ours = matches!(&self.chat, ChatSlot::Active { chat_id: id, peer } if *id == chat_id && peer == from);
+        if !ours {
+            return;
+        }
+        let msg = match kind {
+            RelayKind::Handshake => ServerMsg::ChatHandshake { chat_id, noise },
+            RelayKind::Data => ServerMsg::ChatData { chat_id, noise },
+        };
+        if self.send(now, &msg).is_err() {
+            // Our client cannot keep up (queue full) or the session expired: a
+            // chat with a lost message cannot go on, so end it on both sides.
+            self.leave_everything_but_asked();
+            let _ = self.send(now, &ServerMsg::PeerLeft { chat_id });
+        }
+    }
+
+    /// The peer of chat `chat_id` left or went offline.
+    pub fn peer_left(&mut self, now: Instant, chat_id: ChatId) {
+        let ours = matches!(&self.chat, ChatSlot::Active { chat_id: id, .. } if *id == chat_id);
+        if ours {
+            self.chat = ChatSlot::None;
+            let _ = self.send(now, &ServerMsg::PeerLeft { chat_id });
+        }
+    }
+
+    // ------------------------------------------------------------ request channel
+
+    /// The driver connected to the announced daemon: start the NNpsk0 handshake.
+    pub fn request_channel_connected<R: RngCore + CryptoRng>(
+        &mut self,
+        now: Instant,
+        rng: &mut R,
+    ) -> Result<(), Error> {
+        let psk = self
+            .request_psk
+            .as_ref()
+            .ok_or(ProtocolError::NotLoggedIn)?;
+        let hs = Handshake::new(
+            HandshakeParams {
+                pattern: Pattern::NNpsk0,
+                initiator: true,
+                prologue: REQUEST_PROLOGUE,
+                local_static: None,
+                remote_static: None,
+                psk: Some(psk),
+                check: RemoteCheck::Any,
+            },
+            rng,
+        )?;
+        let mut ch = Channel::new(hs, self.limits, now);
+        ch.send_handshake(now, &[])?;
+        self.request = Some(ch);
+        Ok(())
+    }
+
+    /// The daemon could not be reached, its handshake failed, or its
+    /// connection dropped: tell the client, fail a pending request.
+    pub fn request_channel_failed(&mut self, now: Instant) {
+        if let Some(req) = &mut self.request {
+            req.close();
+        }
+        self.request = None;
+        if let Some(asked) = self.asked.take() {
+            self.push_event(ServerEvent::Answered {
+                chat_id: asked.chat_id,
+                requester: asked.from,
+                result: Err(RefuseReason::Unreachable),
+            });
+        }
+        if self.user().is_some() {
+            let _ = self.send(now, &ServerMsg::DaemonStatus { reachable: false });
+        }
+    }
+
+    /// Feeds bytes from the request channel. An error means: close that
+    /// connection (after which call [`Self::request_channel_failed`]).
+    pub fn handle_request_input(&mut self, now: Instant, input: &[u8]) -> Result<usize, Error> {
+        let Some(req) = self.request.as_mut() else {
+            return Err(ProtocolError::Closed.into());
+        };
+        let mut scratch: Scratch = [0; MAX_NOISE_MESSAGE];
+        let (used, incoming) = req.read(now, input, &mut scratch)?;
+        match incoming {
+            Incoming::Nothing => {}
+            Incoming::Handshake { len, finished } => {
+                if len != 0 || !finished {
+                    req.close();
+                    return Err(ProtocolError::Unexpected.into());
+                }
+                self.send(now, &ServerMsg::DaemonStatus { reachable: true })?;
+            }
+            Incoming::Message { len } => {
+                let msg = decode::<DaemonToServer>(&scratch[..len]).inspect_err(|_| req.close())?;
+                self.on_daemon_message(now, msg)?;
+            }
+        }
+        Ok(used)
+    }
+
+    fn on_daemon_message(&mut self, now: Instant, msg: DaemonToServer) -> Result<(), Error> {
+        match msg {
+            DaemonToServer::Answer { chat_id, answer } => {
+                let Some(asked) = self.asked.take_if(|a| a.chat_id == chat_id) else {
+                    // An answer to a request that was withdrawn meanwhile.
+                    return Ok(());
+                };
+                let result = match answer {
+                    Answer::Accept if matches!(self.chat, ChatSlot::None) => Ok(()),
+                    Answer::Accept | Answer::Busy => Err(RefuseReason::Busy),
+                    Answer::Decline => Err(RefuseReason::Declined),
+                };
+                if result.is_ok() {
+                    self.chat = ChatSlot::Active {
+                        chat_id,
+                        peer: asked.from.clone(),
+                    };
+                    self.send(
+                        now,
+                        &ServerMsg::ChatStarted {
+                            chat_id,
+                            peer: &asked.from,
+                            peer_key: asked.from_key,
+                            initiator: false,
+                        },
+                    )?;
+                }
+                self.push_event(ServerEvent::Answered {
+                    chat_id,
+                    requester: asked.from,
+                    result,
+                });
+            }
+            DaemonToServer::Bye => self.request_channel_failed(now),
+        }
+        Ok(())
+    }
+}
