@@ -1,0 +1,432 @@
+//! One task per connected client: it owns the client's standard-channel
+//! socket, the request-channel socket to its daemon, and the core's
+//! [`ServerSession`], and routes the session's events to other sessions'
+//! tasks through their mailboxes (see [`crate::presence`]).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use securecom_core::channel::TX_CAPACITY;
+use securecom_core::message::RefuseReason;
+use securecom_core::server::{ServerEvent, ServerSession};
+use securecom_core::{PublicKey, Registry as _, ServerConfig, StaticSecret, UserName, MAX_USERS_PER_MESSAGE};
+use securecom_host::{now, os_rng, until, Rng};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+
+use crate::listener::HandshakeTicket;
+use crate::presence::{Cmd, Mailbox, Presence};
+use crate::registry::Registry;
+
+/// Everything the session tasks share.
+pub struct Shared {
+    /// The server's static key.
+    pub key: StaticSecret,
+    /// Session limits.
+    pub config: ServerConfig,
+    /// Registered users.
+    pub registry: Registry,
+    /// Online users.
+    pub presence: Presence,
+    /// Time allowed for one write to a client before it is dropped.
+    pub write_timeout: Duration,
+    /// Time allowed to connect to a daemon.
+    pub dial_timeout: Duration,
+}
+
+/// Size of one socket read: a little more than one whole frame.
+const READ_CHUNK: usize = 1536;
+
+struct Task {
+    id: u64,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    session: ServerSession,
+    rng: Rng,
+    mailbox: Mailbox,
+    std_wr: OwnedWriteHalf,
+    req_rd: Option<OwnedReadHalf>,
+    req_wr: Option<OwnedWriteHalf>,
+    dial: Option<JoinHandle<std::io::Result<TcpStream>>>,
+    /// The chat peer's mailbox, cached when the chat starts (hot path).
+    peer_cache: Option<(UserName, Mailbox)>,
+    me: Option<(UserName, PublicKey)>,
+    /// Set when the login is over, to release the per-address handshake slot.
+    handshake_done: bool,
+    out: Box<[u8; TX_CAPACITY]>,
+}
+
+/// Why a task stops writing: the client is gone or too slow.
+struct WriteFailed;
+
+/// Runs one client's connection to its end.
+pub async fn run(
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    id: u64,
+    mut shutdown: watch::Receiver<bool>,
+    mut handshake: HandshakeTicket,
+) {
+    let _ = stream.set_nodelay(true);
+    let mut rng = os_rng();
+    let session = match ServerSession::new(&shared.config, &shared.key, now(), &mut rng) {
+        Ok(s) => s,
+        Err(e) => {
+            warn!(%peer, error = %e, "cannot start a session");
+            return;
+        }
+    };
+    let (mut std_rd, std_wr) = stream.into_split();
+    let (mailbox, mut inbox) = Mailbox::new(id);
+    let mut t = Task {
+        id,
+        peer,
+        shared,
+        session,
+        rng,
+        mailbox,
+        std_wr,
+        req_rd: None,
+        req_wr: None,
+        dial: None,
+        peer_cache: None,
+        me: None,
+        handshake_done: false,
+        out: Box::new([0; TX_CAPACITY]),
+    };
+    let mut buf = vec![0u8; READ_CHUNK];
+    let mut rbuf = vec![0u8; READ_CHUNK];
+    debug!(session = id, %peer, "connected");
+    if *shutdown.borrow() {
+        t.session.shutdown(now());
+    }
+    while !t.session.is_closed() {
+        let deadline = t.session.poll_timeout();
+        tokio::select! {
+            r = std_rd.read(&mut buf) => match r {
+                Ok(0) | Err(_) => t.session.disconnected(),
+                Ok(n) => t.feed_standard(&buf[..n]).await,
+            },
+            Some(cmd) = inbox.recv() => t.on_cmd(cmd),
+            r = read_opt(&mut t.req_rd, &mut rbuf) => match r {
+                Ok(0) | Err(_) => t.request_failed("request channel closed"),
+                Ok(n) => t.feed_request(&rbuf[..n]).await,
+            },
+            r = join_opt(&mut t.dial) => {
+                t.dial = None;
+                t.dialled(r);
+            }
+            _ = sleep_opt(deadline) => t.session.handle_timeout(now()),
+            _ = shutdown.changed() => t.session.shutdown(now()),
+        }
+        t.route_events().await;
+        if t.flush().await.is_err() {
+            t.session.disconnected();
+            t.route_events().await;
+        }
+        if t.handshake_done {
+            handshake.release();
+        }
+    }
+    let _ = t.flush().await;
+    let _ = t.std_wr.shutdown().await;
+    if let Some(w) = &mut t.req_wr {
+        let _ = w.shutdown().await;
+    }
+    if let Some(d) = t.dial.take() {
+        d.abort();
+    }
+    if let Some((user, _)) = &t.me {
+        t.shared.presence.logout(user, t.id);
+        info!(session = id, %user, "logged out");
+    }
+    debug!(session = id, %peer, "closed");
+}
+
+async fn read_opt(r: &mut Option<OwnedReadHalf>, buf: &mut [u8]) -> std::io::Result<usize> {
+    match r {
+        Some(r) => r.read(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn join_opt(d: &mut Option<JoinHandle<std::io::Result<TcpStream>>>) -> std::io::Result<TcpStream> {
+    match d {
+        Some(d) => d.await.unwrap_or_else(|e| Err(std::io::Error::other(e))),
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_opt(deadline: Option<securecom_core::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep(until(d)).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Task {
+    async fn feed_standard(&mut self, mut input: &[u8]) {
+        // The registry matters only for the login; logged-in traffic skips it.
+        static NOBODY: crate::registry::Users = crate::registry::Users::new();
+        let users = self.session.user().is_none().then(|| self.shared.registry.snapshot_fresh());
+        while !input.is_empty() && !self.session.is_closed() {
+            let registry = users.as_deref().unwrap_or(&NOBODY);
+            match self.session.handle_input(now(), input, registry, &mut self.rng) {
+                Ok(used) => input = &input[used..],
+                Err(e) => {
+                    warn!(session = self.id, peer = %self.peer, user = ?self.me.as_ref().map(|m| &m.0), error = %e, "dropping client");
+                    break;
+                }
+            }
+            // One frame in, a few out: drain before the next frame.
+            self.route_events().await;
+            if self.flush().await.is_err() {
+                self.session.disconnected();
+                return;
+            }
+        }
+    }
+
+    async fn feed_request(&mut self, mut input: &[u8]) {
+        while !input.is_empty() {
+            match self.session.handle_request_input(now(), input) {
+                Ok(used) => input = &input[used..],
+                Err(e) => {
+                    warn!(session = self.id, error = %e, "request channel failed");
+                    self.request_failed("request channel error");
+                    return;
+                }
+            }
+            self.route_events().await;
+            if self.flush().await.is_err() {
+                self.session.disconnected();
+                return;
+            }
+        }
+    }
+
+    fn request_failed(&mut self, why: &str) {
+        debug!(session = self.id, why, "request channel down");
+        self.req_rd = None;
+        self.req_wr = None;
+        self.session.request_channel_failed(now());
+    }
+
+    fn dialled(&mut self, r: std::io::Result<TcpStream>) {
+        match r {
+            Ok(stream) => {
+                let _ = stream.set_nodelay(true);
+                let (rd, wr) = stream.into_split();
+                match self.session.request_channel_connected(now(), &mut self.rng) {
+                    Ok(()) => {
+                        self.req_rd = Some(rd);
+                        self.req_wr = Some(wr);
+                    }
+                    Err(e) => {
+                        warn!(session = self.id, error = %e, "cannot start the request channel");
+                        self.session.request_channel_failed(now());
+                    }
+                }
+            }
+            Err(e) => {
+                info!(session = self.id, error = %e, "daemon unreachable");
+                self.session.request_channel_failed(now());
+            }
+        }
+    }
+
+    fn on_cmd(&mut self, cmd: Cmd) {
+        let t = now();
+        match cmd {
+            Cmd::DeliverRequest { chat_id, from, from_key, reply } => {
+                let result = self.session.deliver_request(t, chat_id, &from, from_key);
+                if let Some((me, _)) = &self.me {
+                    reply.post(Cmd::Delivered { chat_id, to: me.clone(), result });
+                }
+            }
+            Cmd::Delivered { chat_id, to, result: Err(reason) } => {
+                debug!(session = self.id, chat_id, ?reason, "request not delivered");
+                let _ = self.session.chat_refused(t, &to, reason);
+            }
+            Cmd::Delivered { result: Ok(()), .. } => {}
+            Cmd::Answered { chat_id, peer, peer_key, result, reply } => {
+                let active = self.session.chat_answered(t, chat_id, &peer, peer_key, result);
+                if active {
+                    self.peer_cache = Some((peer, reply));
+                } else if result.is_ok() {
+                    reply.post(Cmd::PeerLeft { chat_id });
+                }
+            }
+            Cmd::Relay { chat_id, from, kind, noise } => self.session.relay(t, chat_id, &from, kind, &noise),
+            Cmd::PeerLeft { chat_id } => {
+                self.peer_cache = None;
+                self.session.peer_left(t, chat_id);
+            }
+            Cmd::Cancel { chat_id } => self.session.cancel_request(t, chat_id),
+            Cmd::Replaced => {
+                info!(session = self.id, "replaced by a newer login");
+                self.session.replaced(t);
+            }
+        }
+    }
+
+    fn mailbox_of(&mut self, user: &UserName) -> Option<Mailbox> {
+        match &self.peer_cache {
+            Some((name, mb)) if name == user => Some(mb.clone()),
+            _ => self.shared.presence.find(user),
+        }
+    }
+
+    async fn route_events(&mut self) {
+        while let Some(event) = self.session.poll_event() {
+            let t = now();
+            match event {
+                ServerEvent::LoggedIn { user, key } => {
+                    self.handshake_done = true;
+                    if let Some(old) = self.shared.presence.login(user.clone(), key, self.mailbox.clone()) {
+                        if old.session != self.id {
+                            old.post(Cmd::Replaced);
+                        }
+                    }
+                    let online = self.shared.presence.count();
+                    info!(session = self.id, peer = %self.peer, %user, key = %key.fingerprint(), online, "logged in");
+                    self.me = Some((user, key));
+                }
+                ServerEvent::LoginFailed => info!(session = self.id, peer = %self.peer, "login refused"),
+                ServerEvent::DialDaemon { port } => {
+                    self.req_rd = None;
+                    self.req_wr = None;
+                    if let Some(d) = self.dial.take() {
+                        d.abort();
+                    }
+                    let addr = SocketAddr::new(self.peer.ip(), port);
+                    let timeout = self.shared.dial_timeout;
+                    debug!(session = self.id, %addr, "dialling daemon");
+                    self.dial = Some(tokio::spawn(async move {
+                        tokio::time::timeout(timeout, TcpStream::connect(addr))
+                            .await
+                            .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
+                    }));
+                }
+                ServerEvent::ListUsers => {
+                    let names = self.shared.presence.names();
+                    let chunks: Vec<&[UserName]> = if names.is_empty() {
+                        vec![&[]]
+                    } else {
+                        names.chunks(MAX_USERS_PER_MESSAGE).collect()
+                    };
+                    let last = chunks.len() - 1;
+                    for (i, chunk) in chunks.iter().enumerate() {
+                        let refs: Vec<&str> = chunk.iter().map(|n| n.as_str()).collect();
+                        if self.session.send_users(t, &refs, i < last).is_err() || self.flush().await.is_err() {
+                            break;
+                        }
+                    }
+                }
+                ServerEvent::ChatRequest { to } => self.chat_request(t, to),
+                ServerEvent::Answered { chat_id, requester, result } => {
+                    let Some((me, my_key)) = self.session.identity().cloned() else { continue };
+                    let posted = self.shared.presence.find(&requester).is_some_and(|mb| {
+                        if result.is_ok() {
+                            self.peer_cache = Some((requester.clone(), mb.clone()));
+                        }
+                        mb.post(Cmd::Answered { chat_id, peer: me, peer_key: my_key, result, reply: self.mailbox.clone() })
+                    });
+                    if !posted && result.is_ok() {
+                        self.session.peer_left(t, chat_id);
+                    }
+                }
+                ServerEvent::Relay { to, chat_id, kind, noise } => {
+                    let Some((me, _)) = self.me.clone() else { continue };
+                    let delivered = self
+                        .mailbox_of(&to)
+                        .is_some_and(|mb| mb.post(Cmd::Relay { chat_id, from: me, kind, noise }));
+                    if !delivered {
+                        // The peer is gone or too far behind: a chat with a lost
+                        // message cannot go on.
+                        if let Some(mb) = self.mailbox_of(&to) {
+                            mb.post(Cmd::PeerLeft { chat_id });
+                        }
+                        self.peer_cache = None;
+                        self.session.peer_left(t, chat_id);
+                    }
+                }
+                ServerEvent::Left { peer, chat_id } => {
+                    if let Some(mb) = self.mailbox_of(&peer) {
+                        mb.post(Cmd::PeerLeft { chat_id });
+                    }
+                    self.peer_cache = None;
+                }
+                ServerEvent::Withdrawn { peer, chat_id } => {
+                    if let Some(mb) = self.shared.presence.find(&peer) {
+                        mb.post(Cmd::Cancel { chat_id });
+                    }
+                }
+                ServerEvent::Closed => {}
+            }
+        }
+    }
+
+    fn chat_request(&mut self, t: securecom_core::Instant, to: UserName) {
+        let Some((me, my_key)) = self.me.clone() else { return };
+        let users = self.shared.registry.snapshot();
+        let outcome = if users.lookup(&to).is_none() {
+            Err(RefuseReason::UnknownUser)
+        } else {
+            match self.shared.presence.find(&to) {
+                None => Err(RefuseReason::Offline),
+                Some(mb) => {
+                    let chat_id = self.shared.presence.next_chat_id();
+                    // Pending first, so that a `LeaveChat` that crosses the
+                    // delivery withdraws the request (mailboxes keep order).
+                    let _ = self.session.chat_pending(t, chat_id, &to);
+                    if mb.post(Cmd::DeliverRequest { chat_id, from: me.clone(), from_key: my_key, reply: self.mailbox.clone() }) {
+                        info!(session = self.id, from = %me, %to, chat_id, "chat requested");
+                        Ok(())
+                    } else {
+                        Err(RefuseReason::Offline)
+                    }
+                }
+            }
+        };
+        if let Err(reason) = outcome {
+            let _ = self.session.chat_refused(t, &to, reason);
+        }
+    }
+
+    async fn flush(&mut self) -> Result<(), WriteFailed> {
+        let timeout = self.shared.write_timeout;
+        loop {
+            let n = self.session.poll_transmit(&mut self.out[..]);
+            if n == 0 {
+                break;
+            }
+            match tokio::time::timeout(timeout, self.std_wr.write_all(&self.out[..n])).await {
+                Ok(Ok(())) => {}
+                _ => return Err(WriteFailed),
+            }
+        }
+        loop {
+            let n = self.session.poll_request_transmit(&mut self.out[..]);
+            if n == 0 {
+                break;
+            }
+            let Some(w) = &mut self.req_wr else { break };
+            match tokio::time::timeout(timeout, w.write_all(&self.out[..n])).await {
+                Ok(Ok(())) => {}
+                _ => {
+                    self.request_failed("daemon write failed");
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
