@@ -1,1 +1,386 @@
-//! End-to-end tests of the real programs (see `tests/`).
+//! Harness for the end-to-end tests: starts the real `securecom-server` and
+//! `securecom-client` programs on loopback (ephemeral ports), drives the
+//! clients through their scripted mode (commands on stdin, one JSON event
+//! per line on stdout) and stops everything when dropped.
+//!
+//! Every wait has a deadline, so a hung program fails the test instead of
+//! hanging it.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+pub use serde_json::Value;
+
+/// Default time to wait for one event.
+pub const WAIT: Duration = Duration::from_secs(15);
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+/// Builds the two programs once per test binary and returns the directory holding them.
+pub fn bin_dir() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let status = Command::new(cargo)
+                .current_dir(root())
+                .args(["build", "-q", "-p", "securecom-server", "-p", "securecom-client"])
+                .status()
+                .expect("run cargo build");
+            assert!(status.success(), "building the programs failed");
+            let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"));
+            target.join("debug")
+        })
+        .clone()
+}
+
+/// Path of the server program.
+pub fn server_bin() -> PathBuf {
+    bin_dir().join("securecom-server")
+}
+
+/// Path of the client program.
+pub fn client_bin() -> PathBuf {
+    bin_dir().join("securecom-client")
+}
+
+fn output(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("start program");
+    assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
+/// Creates a client key at `path`; returns its public key (hex).
+pub fn keygen(path: &Path) -> String {
+    let out = output(Command::new(client_bin()).arg("keygen").arg("--key").arg(path));
+    out.lines().next().expect("public key line").trim().to_string()
+}
+
+/// A running server.
+pub struct Server {
+    child: Option<Child>,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its data directory.
+    pub data: PathBuf,
+    /// Its public key (hex), for clients to pin.
+    pub key: String,
+    log: PathBuf,
+    extra_args: Vec<String>,
+}
+
+impl Server {
+    /// Initializes a data directory under `dir` and starts the server on a free port.
+    pub fn start(dir: &Path) -> Server {
+        Self::start_with(dir, &[])
+    }
+
+    /// Same, with extra `run` arguments (limits).
+    pub fn start_with(dir: &Path, extra: &[&str]) -> Server {
+        let data = dir.join("server");
+        let init = output(Command::new(server_bin()).arg("--data-dir").arg(&data).arg("init"));
+        let key = init.lines().find_map(|l| l.strip_prefix("public key: ")).expect("public key").to_string();
+        let mut s = Server {
+            child: None,
+            addr: "127.0.0.1:0".parse().expect("addr"),
+            data,
+            key,
+            log: dir.join("server.log"),
+            extra_args: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        s.spawn("127.0.0.1:0");
+        s
+    }
+
+    fn spawn(&mut self, listen: &str) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("log file");
+        let mut child = Command::new(server_bin())
+            .arg("--data-dir")
+            .arg(&self.data)
+            .args(["run", "--listen", listen, "--log", "debug"])
+            .args(&self.extra_args)
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("start server");
+        let stdout = child.stdout.take().expect("server stdout");
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx.recv_timeout(WAIT).expect("server did not say where it listens");
+        self.addr = line.trim().strip_prefix("listening on ").expect("listening line").parse().expect("address");
+        self.child = Some(child);
+    }
+
+    /// Registers `name` with public key `key` (hex).
+    pub fn add_user(&self, name: &str, key: &str) {
+        output(Command::new(server_bin()).arg("--data-dir").arg(&self.data).args(["add-user", name, key]));
+    }
+
+    /// Kills the server (no graceful shutdown).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Asks the server to stop (SIGTERM) and waits for it.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("server running");
+        let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+        wait_exit(&mut c, WAIT).expect("server did not stop after SIGTERM")
+    }
+
+    /// Starts the server again on the same port.
+    pub fn restart(&mut self) {
+        self.kill();
+        let listen = self.addr.to_string();
+        self.spawn(&listen);
+    }
+
+    /// Everything the server logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// True while the process runs.
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| c.try_wait().ok().flatten().is_none())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn wait_exit(c: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if let Ok(Some(s)) = c.try_wait() {
+            return Some(s);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+/// A user: a name and a key file, registered or not.
+pub struct User {
+    /// User name.
+    pub name: String,
+    /// Key file.
+    pub key_file: PathBuf,
+    /// Public key (hex).
+    pub public: String,
+}
+
+impl User {
+    /// Creates a key for `name` under `dir` (not registered).
+    pub fn new(dir: &Path, name: &str) -> User {
+        let key_file = dir.join(format!("{name}.key"));
+        let public = keygen(&key_file);
+        User { name: name.to_string(), key_file, public }
+    }
+
+    /// Creates a key and registers it with `server`.
+    pub fn registered(dir: &Path, server: &Server, name: &str) -> User {
+        let u = User::new(dir, name);
+        server.add_user(name, &u.public);
+        u
+    }
+}
+
+/// A client in scripted mode.
+pub struct Client {
+    /// Its user name.
+    pub name: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    events: Receiver<Value>,
+    /// Every event seen so far, in order.
+    pub seen: Vec<Value>,
+    stderr: std::sync::Arc<Mutex<String>>,
+}
+
+impl Client {
+    /// Starts `user` against `server` (pinning its key).
+    pub fn start(server: &Server, user: &User) -> Client {
+        Self::start_pinned(server, user, &server.key)
+    }
+
+    /// Starts `user` pinning `server_key` (possibly a wrong one).
+    pub fn start_pinned(server: &Server, user: &User, server_key: &str) -> Client {
+        let mut child = Command::new(client_bin())
+            .args(["chat", "--script", "--server", &server.addr.to_string(), "--server-key", server_key])
+            .args(["--user", &user.name, "--key"])
+            .arg(&user.key_file)
+            .args(["--daemon-listen", "127.0.0.1:0"])
+            .env("RUST_LOG", "debug")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start client");
+        let stdout = child.stdout.take().expect("stdout");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                match serde_json::from_str::<Value>(&line) {
+                    Ok(v) => {
+                        if tx.send(v).is_err() {
+                            break;
+                        }
+                    }
+                    Err(_) => panic!("client printed a line that is not JSON: {line}"),
+                }
+            }
+        });
+        let err = std::sync::Arc::new(Mutex::new(String::new()));
+        let err2 = err.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Ok(mut e) = err2.lock() {
+                    e.push_str(&line);
+                    e.push('\n');
+                }
+            }
+        });
+        Client { name: user.name.clone(), stdin: child.stdin.take(), child, events: rx, seen: Vec::new(), stderr: err }
+    }
+
+    /// Starts `user` and waits until it is logged in with its daemon reachable.
+    pub fn login(server: &Server, user: &User) -> Client {
+        let mut c = Self::start(server, user);
+        c.expect("logged_in");
+        c.expect_where("daemon reachable", |v| v["event"] == "daemon" && v["reachable"] == true);
+        c
+    }
+
+    /// Sends one command line.
+    pub fn send(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        writeln!(stdin, "{line}").expect("write to client");
+        stdin.flush().expect("flush");
+    }
+
+    /// Closes stdin (EOF).
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// Waits for the next event satisfying `pred` (others are recorded in `seen`).
+    pub fn expect_where(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let end = Instant::now() + WAIT;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(v) => {
+                    self.seen.push(v.clone());
+                    if pred(&v) {
+                        return v;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => panic!(
+                    "{}: no '{what}' within {WAIT:?}; events: {:?}\nstderr:\n{}",
+                    self.name,
+                    self.seen,
+                    self.stderr()
+                ),
+                Err(RecvTimeoutError::Disconnected) => panic!(
+                    "{}: exited before '{what}'; events: {:?}\nstderr:\n{}",
+                    self.name,
+                    self.seen,
+                    self.stderr()
+                ),
+            }
+        }
+    }
+
+    /// Waits for the next event named `event`.
+    pub fn expect(&mut self, event: &str) -> Value {
+        self.expect_where(event, |v| v["event"] == event)
+    }
+
+    /// Asserts that no event satisfying `pred` arrives within `quiet`.
+    pub fn expect_none(&mut self, quiet: Duration, pred: impl Fn(&Value) -> bool) {
+        let end = Instant::now() + quiet;
+        while let Some(left) = end.checked_duration_since(Instant::now()) {
+            match self.events.recv_timeout(left) {
+                Ok(v) => {
+                    assert!(!pred(&v), "{}: unexpected event {v}", self.name);
+                    self.seen.push(v);
+                }
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Sends `/users` and returns the names listed.
+    pub fn users(&mut self) -> Vec<String> {
+        self.send("/users");
+        let v = self.expect("users");
+        let mut names: Vec<String> = v["names"].as_array().expect("names").iter().filter_map(|n| n.as_str().map(String::from)).collect();
+        names.sort();
+        names
+    }
+
+    /// What the client wrote on stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Waits for the process to exit; returns its status.
+    pub fn wait(&mut self) -> std::process::ExitStatus {
+        wait_exit(&mut self.child, WAIT).unwrap_or_else(|| panic!("{} did not exit; stderr:\n{}", self.name, self.stderr()))
+    }
+
+    /// Kills the process.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Opens a chat: `a` asks `b`, `b` accepts; returns when both are ready.
+pub fn open_chat(a: &mut Client, b: &mut Client) {
+    a.send(&format!("/chat {}", b.name));
+    let req = b.expect("chat_request");
+    assert_eq!(req["from"], a.name.as_str());
+    b.send("/accept");
+    let ra = a.expect("chat_ready");
+    let rb = b.expect("chat_ready");
+    assert_eq!(ra["peer"], b.name.as_str());
+    assert_eq!(rb["peer"], a.name.as_str());
+    assert_eq!(ra["initiator"], true);
+    assert_eq!(rb["initiator"], false);
+    assert_eq!(ra["safety_number"], rb["safety_number"], "safety numbers differ");
+}
+
+/// `from` says `text`; `to` must receive exactly it.
+pub fn say(from: &mut Client, to: &mut Client, text: &str) {
+    from.send(text);
+    let m = to.expect("message");
+    assert_eq!(m["from"], from.name.as_str());
+    assert_eq!(m["text"], text);
+}

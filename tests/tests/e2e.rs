@@ -1,0 +1,233 @@
+//! End to end: the real server and several real clients on loopback.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use securecom_tests::{open_chat, say, Client, Server, User};
+
+fn setup(names: &[&str]) -> (tempfile::TempDir, Server, Vec<User>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path());
+    let users = names.iter().map(|n| User::registered(dir.path(), &server, n)).collect();
+    (dir, server, users)
+}
+
+#[test]
+fn login_list_and_logout() {
+    let (_d, server, u) = setup(&["alice", "bob"]);
+    let mut alice = Client::login(&server, &u[0]);
+    assert_eq!(alice.users(), ["alice"]);
+    let mut bob = Client::login(&server, &u[1]);
+    assert_eq!(alice.users(), ["alice", "bob"]);
+    bob.send("/quit");
+    bob.expect_where("closed logged_out", |v| v["event"] == "closed" && v["reason"] == "logged_out");
+    assert!(bob.wait().success());
+    assert_eq!(alice.users(), ["alice"]);
+}
+
+#[test]
+fn login_refused_for_unknown_user_and_wrong_key() {
+    let (d, server, u) = setup(&["alice"]);
+    // A user the server does not know.
+    let mallory = User::new(d.path(), "mallory");
+    let mut c = Client::start(&server, &mallory);
+    let v = c.expect("login_refused");
+    assert_eq!(v["reason"], "not_authorized");
+    assert!(!c.wait().success());
+    // A known name with another key.
+    let fake = User { name: "alice".into(), key_file: mallory.key_file.clone(), public: mallory.public.clone() };
+    let mut c = Client::start(&server, &fake);
+    assert_eq!(c.expect("login_refused")["reason"], "not_authorized");
+    assert!(!c.wait().success());
+    // The real alice still logs in.
+    let mut alice = Client::login(&server, &u[0]);
+    assert_eq!(alice.users(), ["alice"]);
+}
+
+#[test]
+fn wrong_server_key_is_refused_by_the_client() {
+    let (d, server, u) = setup(&["alice"]);
+    let other = User::new(d.path(), "other");
+    let mut c = Client::start_pinned(&server, &u[0], &other.public);
+    let v = c.expect("disconnected");
+    assert!(v["error"].as_str().unwrap_or_default().contains("server key"), "{v}");
+    assert!(!c.wait().success());
+}
+
+#[test]
+fn chat_accepted_both_ways_requester_first_then_leave() {
+    let (_d, server, u) = setup(&["alice", "bob"]);
+    let mut alice = Client::login(&server, &u[0]);
+    let mut bob = Client::login(&server, &u[1]);
+    open_chat(&mut alice, &mut bob);
+    say(&mut alice, &mut bob, "hello bob");
+    say(&mut bob, &mut alice, "hi alice, héllo ünïcode");
+    say(&mut alice, &mut bob, "bye");
+    alice.send("/leave");
+    alice.expect_where("left", |v| v["event"] == "chat_ended" && v["reason"] == "left");
+    bob.expect_where("peer left", |v| v["event"] == "chat_ended" && v["reason"] == "peer_left");
+    // Both can chat again, the other way round.
+    open_chat(&mut bob, &mut alice);
+    say(&mut bob, &mut alice, "again");
+}
+
+#[test]
+fn responder_cannot_speak_first() {
+    let (_d, server, u) = setup(&["alice", "bob"]);
+    let mut alice = Client::login(&server, &u[0]);
+    let mut bob = Client::login(&server, &u[1]);
+    open_chat(&mut alice, &mut bob);
+    bob.send("too early");
+    bob.expect("error");
+    alice.expect_none(Duration::from_millis(300), |v| v["event"] == "message");
+    say(&mut alice, &mut bob, "first");
+    say(&mut bob, &mut alice, "now me");
+}
+
+#[test]
+fn refused_busy_offline_unknown_and_self() {
+    let (_d, server, u) = setup(&["alice", "bob", "carol", "dave"]);
+    let mut alice = Client::login(&server, &u[0]);
+    let mut bob = Client::login(&server, &u[1]);
+    let mut carol = Client::login(&server, &u[2]);
+    // Declined.
+    alice.send("/chat bob");
+    bob.expect("chat_request");
+    bob.send("/refuse");
+    let v = alice.expect("chat_refused");
+    assert_eq!((v["user"].as_str(), v["reason"].as_str()), (Some("bob"), Some("declined")));
+    // Busy: bob chats with carol, alice asks bob.
+    open_chat(&mut carol, &mut bob);
+    alice.send("/chat bob");
+    let v = alice.expect("chat_refused");
+    assert_eq!(v["reason"], "busy");
+    bob.expect_where("refused busy", |v| v["event"] == "refused_busy" && v["from"] == "alice");
+    say(&mut carol, &mut bob, "still here");
+    // Offline (registered, not logged in), unknown, self.
+    alice.send("/chat dave");
+    assert_eq!(alice.expect("chat_refused")["reason"], "offline");
+    alice.send("/chat zed");
+    assert_eq!(alice.expect("chat_refused")["reason"], "unknown_user");
+    alice.send("/chat alice");
+    assert_eq!(alice.expect("chat_refused")["reason"], "self_request");
+}
+
+#[test]
+fn two_chats_at_once_do_not_cross() {
+    let (_d, server, u) = setup(&["alice", "bob", "carol", "dave"]);
+    let mut a = Client::login(&server, &u[0]);
+    let mut b = Client::login(&server, &u[1]);
+    let mut c = Client::login(&server, &u[2]);
+    let mut d = Client::login(&server, &u[3]);
+    open_chat(&mut a, &mut b);
+    open_chat(&mut c, &mut d);
+    for i in 0..20 {
+        say(&mut a, &mut b, &format!("a->b {i}"));
+        say(&mut c, &mut d, &format!("c->d {i}"));
+        say(&mut b, &mut a, &format!("b->a {i}"));
+        say(&mut d, &mut c, &format!("d->c {i}"));
+    }
+    for (x, other) in [(&a, "b"), (&b, "a"), (&c, "d"), (&d, "c")] {
+        for m in x.seen.iter().filter(|v| v["event"] == "message") {
+            assert!(m["text"].as_str().unwrap_or_default().starts_with(other), "{}: crossed message {m}", x.name);
+        }
+    }
+}
+
+#[test]
+fn client_killed_mid_chat() {
+    let (_d, server, u) = setup(&["alice", "bob"]);
+    let mut alice = Client::login(&server, &u[0]);
+    let mut bob = Client::login(&server, &u[1]);
+    open_chat(&mut alice, &mut bob);
+    say(&mut alice, &mut bob, "are you there?");
+    bob.kill();
+    alice.expect_where("peer left", |v| v["event"] == "chat_ended" && v["reason"] == "peer_left");
+    assert_eq!(alice.users(), ["alice"]);
+    // Bob comes back and they chat again.
+    let mut bob = Client::login(&server, &u[1]);
+    open_chat(&mut bob, &mut alice);
+    say(&mut bob, &mut alice, "back");
+}
+
+#[test]
+fn server_restarted() {
+    let (_d, mut server, u) = setup(&["alice", "bob"]);
+    let mut alice = Client::login(&server, &u[0]);
+    server.restart();
+    alice.expect("disconnected");
+    assert!(!alice.wait().success());
+    let mut alice = Client::login(&server, &u[0]);
+    let mut bob = Client::login(&server, &u[1]);
+    open_chat(&mut alice, &mut bob);
+    say(&mut alice, &mut bob, "after restart");
+}
+
+#[test]
+fn graceful_shutdown_tells_clients() {
+    let (_d, mut server, u) = setup(&["alice", "bob"]);
+    let mut alice = Client::login(&server, &u[0]);
+    let mut bob = Client::login(&server, &u[1]);
+    open_chat(&mut alice, &mut bob);
+    assert!(server.terminate().success());
+    for c in [&mut alice, &mut bob] {
+        c.expect_where("closed shutdown", |v| v["event"] == "closed" && v["reason"] == "shutdown");
+    }
+}
+
+#[test]
+fn bad_raw_peers_are_dropped_alone() {
+    let (_d, server, u) = setup(&["alice", "bob"]);
+    let mut alice = Client::login(&server, &u[0]);
+    let mut bob = Client::login(&server, &u[1]);
+    open_chat(&mut alice, &mut bob);
+
+    // Garbage: a valid-looking length and random bytes (not a Noise message 1).
+    let mut garbage = TcpStream::connect(server.addr).expect("connect");
+    garbage.write_all(&[0, 5, 1, 2, 3, 4, 5]).expect("write");
+    assert_closed(&mut garbage);
+    // An oversize length prefix.
+    let mut oversize = TcpStream::connect(server.addr).expect("connect");
+    oversize.write_all(&[0xff, 0xff, 0, 0, 0]).expect("write");
+    assert_closed(&mut oversize);
+    // One byte per second: it never completes a handshake; meanwhile the chat goes on.
+    let mut slow = TcpStream::connect(server.addr).expect("connect");
+    for i in 0..3 {
+        slow.write_all(&[0]).expect("write");
+        say(&mut alice, &mut bob, &format!("meanwhile {i}"));
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    say(&mut bob, &mut alice, "all good");
+    assert_eq!(alice.users(), ["alice", "bob"]);
+}
+
+fn assert_closed(s: &mut TcpStream) {
+    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let mut buf = [0u8; 64];
+    match s.read(&mut buf) {
+        Ok(0) | Err(_) => {}
+        Ok(n) => panic!("server answered {n} bytes to a bad peer instead of closing"),
+    }
+}
+
+#[test]
+fn server_log_has_no_chat_text() {
+    let (_d, server, u) = setup(&["alice", "bob"]);
+    let mut alice = Client::login(&server, &u[0]);
+    let mut bob = Client::login(&server, &u[1]);
+    open_chat(&mut alice, &mut bob);
+    let secrets = ["attack at dawn 7f3a", "the password is swordfish-91"];
+    say(&mut alice, &mut bob, secrets[0]);
+    say(&mut bob, &mut alice, secrets[1]);
+    alice.send("/leave");
+    bob.expect("chat_ended");
+    let log = server.log();
+    assert!(log.contains("logged in"), "the log is empty? {log}");
+    for s in secrets {
+        assert!(!log.contains(s), "chat text in the server log");
+        for c in [&alice, &bob] {
+            assert!(!c.stderr().contains(s), "chat text in {}'s log", c.name);
+        }
+    }
+}
