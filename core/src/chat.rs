@@ -39,6 +39,7 @@ pub struct E2eChat {
     local_key: PublicKey,
     initiator: bool,
     limits: Limits,
+    started: Instant,
     phase: E2ePhase,
 }
 
@@ -53,6 +54,7 @@ impl E2eChat {
         peer_key: PublicKey,
         initiator: bool,
         limits: Limits,
+        now: Instant,
         rng: &mut R,
     ) -> Result<Self, Error> {
         let local_key = identity.public_key();
@@ -82,6 +84,7 @@ impl E2eChat {
             local_key,
             initiator,
             limits,
+            started: now,
             phase: E2ePhase::Handshake(hs),
         })
     }
@@ -109,6 +112,12 @@ impl E2eChat {
     /// The safety number of this chat's two identities.
     pub fn safety_number(&self) -> SafetyNumber {
         SafetyNumber::new(&self.local_key, &self.peer_key)
+    }
+
+    /// While the KK handshake runs: when it must be over (the handshake timeout).
+    pub fn handshake_deadline(&self) -> Option<Instant> {
+        matches!(self.phase, E2ePhase::Handshake(_))
+            .then(|| self.started.add(self.limits.handshake_timeout))
     }
 
     /// True once both handshake messages went through.

@@ -205,6 +205,8 @@ pub struct RequestLink {
     id: u32,
     channel: Channel,
     authenticated: bool,
+    created: Instant,
+    proof_timeout: crate::time::Duration,
 }
 
 impl RequestLink {
@@ -218,9 +220,13 @@ impl RequestLink {
         self.channel.is_closed()
     }
 
-    /// Deadline for [`Client::handle_request_timeout`].
+    /// Deadline for [`Client::handle_request_timeout`]: a link must prove
+    /// itself (its handshake done and the server's `Ready` authenticated)
+    /// within the handshake timeout; after that it has no deadline (the
+    /// server keeps it open without traffic).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.channel.poll_timeout()
+        (!self.authenticated && !self.channel.is_closed())
+            .then(|| self.created.add(self.proof_timeout))
     }
 }
 
@@ -317,10 +323,11 @@ impl Client {
             ),
             _ => None,
         };
-        match (channel, keepalive) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let chat = match &self.chat {
+            ChatState::Chat(c) => c.handshake_deadline(),
+            _ => None,
+        };
+        [channel, keepalive, chat].into_iter().flatten().min()
     }
 
     /// Sends a keep-alive when due; errors (fatal) when a deadline passed.
@@ -336,6 +343,11 @@ impl Client {
                     .add(self.config.limits.keepalive_interval())
         {
             self.send(now, &ClientMsg::Ping)?;
+        }
+        let late = matches!(&self.chat, ChatState::Chat(c) if c.handshake_deadline().is_some_and(|d| now >= d));
+        if late {
+            // The peer's KK message never came: end the chat, keep the session.
+            self.chat_failed(now, ProtocolError::HandshakeTimeout.into())?;
         }
         Ok(())
     }
@@ -538,9 +550,10 @@ impl Client {
             _ => false,
         };
         if !expected {
-            // A chat we withdrew from or never asked for: the server learns of
-            // it from our `LeaveChat`. Nothing to do here.
-            return Ok(());
+            // A chat we withdrew from (our `LeaveChat` crossed the answer) or
+            // never asked for: the server has it as our current chat, so
+            // leave it, which also tells the peer.
+            return self.send(now, &ClientMsg::LeaveChat);
         }
         let chat = E2eChat::new(
             chat_id,
@@ -550,6 +563,7 @@ impl Client {
             peer_key,
             initiator,
             self.config.limits,
+            now,
             rng,
         )?;
         self.chat = ChatState::Chat(chat);
@@ -746,15 +760,28 @@ impl Client {
         if matches!(self.chat, ChatState::Idle | ChatState::Asked { .. }) {
             return Err(ProtocolError::NoChat.into());
         }
+        self.withdraw_unsent_accept();
         self.send(now, &ClientMsg::LeaveChat)?;
         self.end_chat(ChatEnd::Left);
         Ok(())
+    }
+
+    /// Leaving after `/accept` but before the answer left: send a decline instead.
+    fn withdraw_unsent_accept(&mut self) {
+        if let (ChatState::Accepted { chat_id, .. }, Some((_, id, answer @ Answer::Accept))) =
+            (&self.chat, &mut self.pending_answer)
+        {
+            if id == chat_id {
+                *answer = Answer::Decline;
+            }
+        }
     }
 
     /// Logs out: the server answers `Bye` and closes.
     pub fn logout(&mut self, now: Instant) -> Result<(), Error> {
         self.require_login()?;
         if !matches!(self.chat, ChatState::Idle | ChatState::Asked { .. }) {
+            self.withdraw_unsent_accept();
             self.send(now, &ClientMsg::LeaveChat)?;
             self.end_chat(ChatEnd::Left);
         }
@@ -791,6 +818,8 @@ impl Client {
             id: self.next_link,
             channel: Channel::new(hs, self.config.limits, now),
             authenticated: false,
+            created: now,
+            proof_timeout: self.config.limits.handshake_timeout,
         })
     }
 
@@ -879,6 +908,7 @@ impl Client {
                     }
                 }
             }
+            ServerToDaemon::Ready => {}
             ServerToDaemon::Bye => link.channel.close(),
         }
         Ok(())
@@ -911,21 +941,23 @@ impl Client {
         matches!(self.pending_answer, Some((id, ..)) if id == link.id)
     }
 
-    /// Checks a link's deadlines; an error means: close that connection.
+    /// Checks a link's deadline; an error means: close that connection.
+    ///
+    /// A connection that has not authenticated a message from the server
+    /// within the handshake timeout (a replayed or foreign one) is closed;
+    /// it never touched the client's state.
     pub fn handle_request_timeout(
         &mut self,
         link: &mut RequestLink,
         now: Instant,
     ) -> Result<(), Error> {
-        // The server keeps its request channel open without traffic, so only
-        // the handshake deadline applies here.
-        if link.channel.handshake().is_some() {
-            if let Err(e) = link.channel.check_timeout(now) {
+        match link.poll_timeout() {
+            Some(deadline) if now >= deadline => {
                 link.channel.close();
-                return Err(e.into());
+                Err(ProtocolError::HandshakeTimeout.into())
             }
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     /// The request channel that delivered the pending request went away: the

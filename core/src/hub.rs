@@ -12,7 +12,7 @@ use crate::error::{Error, ProtocolError};
 use crate::keys::StaticSecret;
 use crate::limits::{MAX_FRAME, MAX_USERS_PER_MESSAGE};
 use crate::message::{ChatId, RefuseReason, UserName};
-use crate::server::{Registry, ServerConfig, ServerEvent, ServerSession};
+use crate::server::{Registry, RelayBytes, ServerConfig, ServerEvent, ServerSession};
 use crate::time::Instant;
 
 /// Index of a session in the hub.
@@ -334,13 +334,13 @@ impl<const N: usize> Hub<N> {
                     }
                 }
             }
-            ServerEvent::Relay {
-                to,
-                chat_id,
-                kind,
-                noise,
-            } => {
-                let Some((from, _)) = self.session(id).and_then(|s| s.identity().cloned()) else {
+            ServerEvent::Relay { to, chat_id, kind } => {
+                let Some((from, noise)) = self.session(id).and_then(|s| {
+                    Some((
+                        s.identity()?.0.clone(),
+                        RelayBytes::from_slice(s.relay_payload()).ok()?,
+                    ))
+                }) else {
                     return;
                 };
                 if let Some(peer) = self.find(&to).and_then(|p| self.session_mut(p)) {

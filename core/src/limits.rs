@@ -54,9 +54,11 @@ const _: () = assert!(MAX_NOISE_MESSAGE <= u16::MAX as usize);
 
 /// Limits on one secure session (a standard channel, a request channel or a chat).
 ///
-/// When a limit is reached the session is **closed**, not re-keyed: the peer is
-/// told (`Bye` with reason `SessionExpired`) and a client logs in again with a
-/// fresh handshake, which also gives fresh forward secrecy.
+/// When a limit is reached the session is **closed**, not re-keyed. On the
+/// standard channel the server says so first (`Bye { SessionExpired }`) and
+/// the client logs in again with a fresh handshake, which also gives fresh
+/// forward secrecy; a client that reaches a limit itself closes without a
+/// `Bye`. An E2E chat that reaches its message limit ends (`ChatEnded`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Limits {

@@ -271,6 +271,10 @@ pub enum ServerToDaemon<'a> {
     },
     /// 2. Clean close.
     Bye,
+    /// 3. First message after the handshake: proves to the daemon that the
+    ///    peer holds this session's PSK (key confirmation), so the daemon can
+    ///    drop connections that never prove it.
+    Ready,
 }
 
 /// The daemon's answer to a chat request.

@@ -93,7 +93,8 @@ pub enum ServerEvent {
         /// `Ok` if accepted, else why not.
         result: Result<(), RefuseReason>,
     },
-    /// Relay an E2E message to the peer: call `relay` on `to`'s session.
+    /// Relay an E2E message to the peer: call `relay` on `to`'s session with
+    /// the bytes of [`ServerSession::relay_payload`] (valid until the next input).
     Relay {
         /// The peer.
         to: UserName,
@@ -101,8 +102,6 @@ pub enum ServerEvent {
         chat_id: ChatId,
         /// Handshake or data.
         kind: RelayKind,
-        /// The opaque Noise message.
-        noise: RelayBytes,
     },
     /// This user left chat `chat_id`: call `peer_left` on `peer`'s session.
     Left {
@@ -164,6 +163,8 @@ pub struct ServerSession {
     request: Option<Channel>,
     request_psk: Option<Psk>,
     events: Deque<ServerEvent, SERVER_EVENT_CAPACITY>,
+    /// The E2E message of the last `Relay` event (one per input frame).
+    relay: RelayBytes,
 }
 
 impl ServerSession {
@@ -196,6 +197,7 @@ impl ServerSession {
             request: None,
             request_psk: None,
             events: Deque::new(),
+            relay: RelayBytes::new(),
         })
     }
 
@@ -220,6 +222,11 @@ impl ServerSession {
     /// Who logged in on this session, even after it closed.
     pub fn identity(&self) -> Option<&(UserName, PublicKey)> {
         self.identity.as_ref()
+    }
+
+    /// The E2E message of the last [`ServerEvent::Relay`] this session emitted.
+    pub fn relay_payload(&self) -> &[u8] {
+        &self.relay
     }
 
     /// Free room in the standard channel's output queue, in bytes.
@@ -360,11 +367,16 @@ impl ServerSession {
             }
             ChatSlot::None => {}
         }
+        self.fail_asked(RefuseReason::Offline);
+    }
+
+    /// The request delivered to this user can no longer be answered.
+    fn fail_asked(&mut self, reason: RefuseReason) {
         if let Some(asked) = self.asked.take() {
             self.push_event(ServerEvent::Answered {
                 chat_id: asked.chat_id,
                 requester: asked.from,
-                result: Err(RefuseReason::Offline),
+                result: Err(reason),
             });
         }
     }
@@ -494,6 +506,8 @@ impl ServerSession {
                     old.close();
                 }
                 self.request = None;
+                // A request delivered over the old channel can no longer be answered.
+                self.fail_asked(RefuseReason::Unreachable);
                 self.push_event(ServerEvent::DialDaemon { port });
             }
             ClientMsg::ListUsers => self.push_event(ServerEvent::ListUsers),
@@ -548,13 +562,8 @@ impl ServerSession {
         match &self.chat {
             ChatSlot::Active { chat_id: id, peer } if *id == chat_id => {
                 let to = peer.clone();
-                let noise = RelayBytes::from_slice(noise).map_err(|_| WireError::OutOfBounds)?;
-                self.push_event(ServerEvent::Relay {
-                    to,
-                    chat_id,
-                    kind,
-                    noise,
-                });
+                self.relay = RelayBytes::from_slice(noise).map_err(|_| WireError::OutOfBounds)?;
+                self.push_event(ServerEvent::Relay { to, chat_id, kind });
                 Ok(())
             }
             // A message for a chat that just ended crosses our `PeerLeft`: not an attack.
@@ -768,13 +777,7 @@ impl ServerSession {
             req.close();
         }
         self.request = None;
-        if let Some(asked) = self.asked.take() {
-            self.push_event(ServerEvent::Answered {
-                chat_id: asked.chat_id,
-                requester: asked.from,
-                result: Err(RefuseReason::Unreachable),
-            });
-        }
+        self.fail_asked(RefuseReason::Unreachable);
         if self.user().is_some() {
             let _ = self.send(now, &ServerMsg::DaemonStatus { reachable: false });
         }
@@ -795,6 +798,7 @@ impl ServerSession {
                     req.close();
                     return Err(ProtocolError::Unexpected.into());
                 }
+                req.send(now, &ServerToDaemon::Ready)?;
                 self.send(now, &ServerMsg::DaemonStatus { reachable: true })?;
             }
             Incoming::Message { len } => {

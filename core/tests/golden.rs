@@ -427,6 +427,7 @@ fn server_to_daemon() {
         ServerToDaemon::Cancel { chat_id: 1 }
     );
     golden!("02", ServerToDaemon<'_>, ServerToDaemon::Bye);
+    golden!("03", ServerToDaemon<'_>, ServerToDaemon::Ready);
 }
 
 #[test]
@@ -513,7 +514,8 @@ fn every_variant_has_a_golden_test(
     match d {
         ServerToDaemon::ChatRequest { .. }
         | ServerToDaemon::Cancel { .. }
-        | ServerToDaemon::Bye => {}
+        | ServerToDaemon::Bye
+        | ServerToDaemon::Ready => {}
     }
     match a {
         DaemonToServer::Answer { .. } | DaemonToServer::Bye => {}

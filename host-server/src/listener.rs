@@ -26,14 +26,20 @@ struct RateLimiter {
 
 impl RateLimiter {
     fn new(rate: f64) -> Self {
-        RateLimiter { rate, burst: (rate * 2.0).max(1.0), buckets: HashMap::new() }
+        RateLimiter {
+            rate,
+            burst: (rate * 2.0).max(1.0),
+            buckets: HashMap::new(),
+        }
     }
 
     fn allow(&mut self, ip: IpAddr, now: Instant) -> bool {
         if self.buckets.len() > 100_000 {
             // Forget full buckets so that the map stays bounded under a flood of sources.
             let (rate, burst) = (self.rate, self.burst);
-            self.buckets.retain(|_, (tokens, at)| *tokens + now.duration_since(*at).as_secs_f64() * rate < burst);
+            self.buckets.retain(|_, (tokens, at)| {
+                *tokens + now.duration_since(*at).as_secs_f64() * rate < burst
+            });
         }
         let (tokens, at) = self.buckets.entry(ip).or_insert((self.burst, now));
         *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.rate).min(self.burst);
@@ -61,7 +67,10 @@ impl HandshakeGate {
             return None;
         }
         *n += 1;
-        Some(HandshakeTicket { gate: self.clone(), ip: Some(ip) })
+        Some(HandshakeTicket {
+            gate: self.clone(),
+            ip: Some(ip),
+        })
     }
 }
 
@@ -93,7 +102,11 @@ impl Drop for HandshakeTicket {
 }
 
 /// Accepts clients until SIGINT/SIGTERM, then shuts down gracefully.
-pub async fn serve(shared: Arc<Shared>, args: RunArgs, ready: impl FnOnce(SocketAddr)) -> Result<()> {
+pub async fn serve(
+    shared: Arc<Shared>,
+    args: RunArgs,
+    ready: impl FnOnce(SocketAddr),
+) -> Result<()> {
     let listener = TcpListener::bind(args.listen).await?;
     let addr = listener.local_addr()?;
     info!(%addr, key = %shared.key.public_key().fingerprint(), "listening");

@@ -129,11 +129,13 @@ fn main() -> Result<()> {
             println!("fingerprint: {}", key.public_key().fingerprint());
         }
         Command::Pubkey => {
-            let key = keyfile::read(&key_path(&dir)).context("no server key yet: run `securecom-server init`")?;
+            let key = keyfile::read(&key_path(&dir))
+                .context("no server key yet: run `securecom-server init`")?;
             println!("{}", public_key_hex(&key.public_key()));
         }
         Command::Fingerprint => {
-            let key = keyfile::read(&key_path(&dir)).context("no server key yet: run `securecom-server init`")?;
+            let key = keyfile::read(&key_path(&dir))
+                .context("no server key yet: run `securecom-server init`")?;
             println!("{}", key.public_key().fingerprint());
         }
         Command::AddUser { name, public_key } => {
@@ -144,7 +146,10 @@ fn main() -> Result<()> {
             std::fs::create_dir_all(&dir)?;
             let mut users = registry::load(&users_path(&dir))?;
             if let Some(old) = users.insert(name.clone(), key) {
-                eprintln!("note: replacing the key of '{name}' (was {})", old.fingerprint());
+                eprintln!(
+                    "note: replacing the key of '{name}' (was {})",
+                    old.fingerprint()
+                );
             }
             registry::save(&users_path(&dir), &users)?;
             println!("added {name} ({})", key.fingerprint());
@@ -173,9 +178,15 @@ fn run(dir: &Path, args: RunArgs) -> Result<()> {
         None => tracing_subscriber::EnvFilter::try_from_default_env()
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
     };
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     if args.max_frame < 3 || args.max_frame > securecom_core::MAX_FRAME {
-        bail!("--max-frame must be between 3 and {}", securecom_core::MAX_FRAME);
+        bail!(
+            "--max-frame must be between 3 and {}",
+            securecom_core::MAX_FRAME
+        );
     }
     let key = load_or_create_key(dir)?;
     let registry = registry::Registry::open(users_path(dir))?;
@@ -193,7 +204,9 @@ fn run(dir: &Path, args: RunArgs) -> Result<()> {
         write_timeout: Duration::from_secs(args.write_timeout),
         dial_timeout: Duration::from_secs(5),
     });
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(listener::serve(shared, args, |addr| {
         println!("listening on {addr}");
         let _ = std::io::stdout().flush();

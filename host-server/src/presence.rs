@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::RwLock;
 
 use securecom_core::message::{ChatId, RefuseReason};
-use securecom_core::server::{RelayBytes, RelayKind};
+use securecom_core::server::RelayKind;
 use securecom_core::{PublicKey, UserName};
 use tokio::sync::mpsc;
 
@@ -19,13 +19,33 @@ use tokio::sync::mpsc;
 #[derive(Debug)]
 pub enum Cmd {
     /// Deliver `from`'s chat request to this user's daemon; answer with `Delivered`.
-    DeliverRequest { chat_id: ChatId, from: UserName, from_key: PublicKey, reply: Mailbox },
+    DeliverRequest {
+        chat_id: ChatId,
+        from: UserName,
+        from_key: PublicKey,
+        reply: Mailbox,
+    },
     /// The outcome of our `DeliverRequest` to `to`.
-    Delivered { chat_id: ChatId, to: UserName, result: Result<(), RefuseReason> },
+    Delivered {
+        chat_id: ChatId,
+        to: UserName,
+        result: Result<(), RefuseReason>,
+    },
     /// `peer` answered our request `chat_id`.
-    Answered { chat_id: ChatId, peer: UserName, peer_key: PublicKey, result: Result<(), RefuseReason>, reply: Mailbox },
+    Answered {
+        chat_id: ChatId,
+        peer: UserName,
+        peer_key: PublicKey,
+        result: Result<(), RefuseReason>,
+        reply: Mailbox,
+    },
     /// A relayed E2E message from `from`.
-    Relay { chat_id: ChatId, from: UserName, kind: RelayKind, noise: RelayBytes },
+    Relay {
+        chat_id: ChatId,
+        from: UserName,
+        kind: RelayKind,
+        noise: Box<[u8]>,
+    },
     /// The peer of `chat_id` left.
     PeerLeft { chat_id: ChatId },
     /// The requester of `chat_id` withdrew.
@@ -83,12 +103,22 @@ impl Presence {
 
     /// The mailbox of `user`, if online.
     pub fn find(&self, user: &str) -> Option<Mailbox> {
-        self.online.read().unwrap_or_else(|e| e.into_inner()).get(user).map(|(_, m)| m.clone())
+        self.online
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(user)
+            .map(|(_, m)| m.clone())
     }
 
     /// Sorted names of everyone online.
     pub fn names(&self) -> Vec<UserName> {
-        let mut v: Vec<_> = self.online.read().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect();
+        let mut v: Vec<_> = self
+            .online
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect();
         v.sort();
         v
     }

@@ -55,7 +55,10 @@ pub fn parse(text: &str) -> Result<Users> {
             bail!("line {}: expected 'NAME PUBLIC_KEY [comment]'", i + 1);
         };
         if !valid_user_name(name) {
-            bail!("line {}: invalid user name '{name}' (1-32 of a-z 0-9 _ . -)", i + 1);
+            bail!(
+                "line {}: invalid user name '{name}' (1-32 of a-z 0-9 _ . -)",
+                i + 1
+            );
         }
         let key = parse_public_key(key).with_context(|| format!("line {}", i + 1))?;
         if users.insert(name.to_string(), key).is_some() {
@@ -102,7 +105,10 @@ impl Registry {
     pub fn open(path: PathBuf) -> Result<Self> {
         let users = load(&path)?;
         let mtime = mtime(&path);
-        Ok(Registry { path, state: RwLock::new((Arc::new(users), mtime)) })
+        Ok(Registry {
+            path,
+            state: RwLock::new((Arc::new(users), mtime)),
+        })
     }
 
     /// Re-reads the file if it changed since the last read. A file that does

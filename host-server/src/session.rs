@@ -2,26 +2,35 @@
 //! socket, the request-channel socket to its daemon, and the core's
 //! [`ServerSession`], and routes the session's events to other sessions'
 //! tasks through their mailboxes (see [`crate::presence`]).
+//!
+//! I/O is batched: everything a wake-up reads (socket bytes or mailbox
+//! commands) is fed to the core first, the output is collected, and then
+//! written with one call per socket. Idle sessions hold no buffers: reads
+//! go through a per-thread buffer and output buffers live only while they
+//! hold bytes.
 
+use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use securecom_core::channel::TX_CAPACITY;
 use securecom_core::message::RefuseReason;
 use securecom_core::server::{ServerEvent, ServerSession};
-use securecom_core::{PublicKey, Registry as _, ServerConfig, StaticSecret, UserName, MAX_USERS_PER_MESSAGE};
+use securecom_core::{
+    PublicKey, Registry as _, ServerConfig, StaticSecret, UserName, MAX_FRAME,
+    MAX_USERS_PER_MESSAGE,
+};
 use securecom_host::{now, os_rng, until, Rng};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
 use crate::listener::HandshakeTicket;
 use crate::presence::{Cmd, Mailbox, Presence};
-use crate::registry::Registry;
+use crate::registry::{Registry, Users};
 
 /// Everything the session tasks share.
 pub struct Shared {
@@ -39,8 +48,14 @@ pub struct Shared {
     pub dial_timeout: Duration,
 }
 
-/// Size of one socket read: a little more than one whole frame.
-const READ_CHUNK: usize = 1536;
+/// Bytes read per wake-up at most, so that one busy client cannot starve others.
+const READ_BUDGET: usize = 64 * 1024;
+/// Mailbox commands handled per wake-up at most.
+const CMD_BUDGET: usize = 256;
+
+thread_local! {
+    static READ_BUF: RefCell<Vec<u8>> = RefCell::new(vec![0; 16 * 1024]);
+}
 
 struct Task {
     id: u64,
@@ -50,19 +65,17 @@ struct Task {
     rng: Rng,
     mailbox: Mailbox,
     std_wr: OwnedWriteHalf,
+    std_out: Vec<u8>,
     req_rd: Option<OwnedReadHalf>,
     req_wr: Option<OwnedWriteHalf>,
+    req_out: Vec<u8>,
     dial: Option<JoinHandle<std::io::Result<TcpStream>>>,
     /// The chat peer's mailbox, cached when the chat starts (hot path).
     peer_cache: Option<(UserName, Mailbox)>,
     me: Option<(UserName, PublicKey)>,
     /// Set when the login is over, to release the per-address handshake slot.
     handshake_done: bool,
-    out: Box<[u8; TX_CAPACITY]>,
 }
-
-/// Why a task stops writing: the client is gone or too slow.
-struct WriteFailed;
 
 /// Runs one client's connection to its end.
 pub async fn run(
@@ -82,7 +95,7 @@ pub async fn run(
             return;
         }
     };
-    let (mut std_rd, std_wr) = stream.into_split();
+    let (std_rd, std_wr) = stream.into_split();
     let (mailbox, mut inbox) = Mailbox::new(id);
     let mut t = Task {
         id,
@@ -92,16 +105,15 @@ pub async fn run(
         rng,
         mailbox,
         std_wr,
+        std_out: Vec::new(),
         req_rd: None,
         req_wr: None,
+        req_out: Vec::new(),
         dial: None,
         peer_cache: None,
         me: None,
         handshake_done: false,
-        out: Box::new([0; TX_CAPACITY]),
     };
-    let mut buf = vec![0u8; READ_CHUNK];
-    let mut rbuf = vec![0u8; READ_CHUNK];
     debug!(session = id, %peer, "connected");
     if *shutdown.borrow() {
         t.session.shutdown(now());
@@ -109,14 +121,14 @@ pub async fn run(
     while !t.session.is_closed() {
         let deadline = t.session.poll_timeout();
         tokio::select! {
-            r = std_rd.read(&mut buf) => match r {
-                Ok(0) | Err(_) => t.session.disconnected(),
-                Ok(n) => t.feed_standard(&buf[..n]).await,
+            r = std_rd.readable() => match r {
+                Ok(()) => t.read_standard(&std_rd),
+                Err(_) => t.session.disconnected(),
             },
-            Some(cmd) = inbox.recv() => t.on_cmd(cmd),
-            r = read_opt(&mut t.req_rd, &mut rbuf) => match r {
-                Ok(0) | Err(_) => t.request_failed("request channel closed"),
-                Ok(n) => t.feed_request(&rbuf[..n]).await,
+            Some(cmd) = inbox.recv() => t.on_cmds(cmd, &mut inbox),
+            r = readable_opt(&t.req_rd) => match r {
+                Ok(()) => t.read_request(),
+                Err(_) => t.request_failed("request channel error"),
             },
             r = join_opt(&mut t.dial) => {
                 t.dial = None;
@@ -125,16 +137,17 @@ pub async fn run(
             _ = sleep_opt(deadline) => t.session.handle_timeout(now()),
             _ = shutdown.changed() => t.session.shutdown(now()),
         }
-        t.route_events().await;
-        if t.flush().await.is_err() {
+        t.pump();
+        if t.write_out().await.is_err() {
             t.session.disconnected();
-            t.route_events().await;
+            t.pump();
         }
         if t.handshake_done {
             handshake.release();
         }
     }
-    let _ = t.flush().await;
+    t.pump();
+    let _ = t.write_out().await;
     let _ = t.std_wr.shutdown().await;
     if let Some(w) = &mut t.req_wr {
         let _ = w.shutdown().await;
@@ -149,14 +162,16 @@ pub async fn run(
     debug!(session = id, %peer, "closed");
 }
 
-async fn read_opt(r: &mut Option<OwnedReadHalf>, buf: &mut [u8]) -> std::io::Result<usize> {
+async fn readable_opt(r: &Option<OwnedReadHalf>) -> std::io::Result<()> {
     match r {
-        Some(r) => r.read(buf).await,
+        Some(r) => r.readable().await,
         None => std::future::pending().await,
     }
 }
 
-async fn join_opt(d: &mut Option<JoinHandle<std::io::Result<TcpStream>>>) -> std::io::Result<TcpStream> {
+async fn join_opt(
+    d: &mut Option<JoinHandle<std::io::Result<TcpStream>>>,
+) -> std::io::Result<TcpStream> {
     match d {
         Some(d) => d.await.unwrap_or_else(|e| Err(std::io::Error::other(e))),
         None => std::future::pending().await,
@@ -170,51 +185,106 @@ async fn sleep_opt(deadline: Option<securecom_core::Instant>) {
     }
 }
 
+enum Read {
+    Data(usize),
+    Closed,
+    Later,
+}
+
+/// Reads once (without waiting) into the thread's buffer and hands the bytes to `f`.
+fn try_read_with(rd: &OwnedReadHalf, f: impl FnOnce(&[u8])) -> Read {
+    READ_BUF.with_borrow_mut(|buf| match rd.try_read(buf) {
+        Ok(0) => Read::Closed,
+        Ok(n) => {
+            f(&buf[..n]);
+            Read::Data(n)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Read::Later,
+        Err(_) => Read::Closed,
+    })
+}
+
+/// Why a task stops writing: the client is gone or too slow.
+struct WriteFailed;
+
 impl Task {
-    async fn feed_standard(&mut self, mut input: &[u8]) {
+    fn read_standard(&mut self, rd: &OwnedReadHalf) {
+        let mut total = 0;
+        while total < READ_BUDGET && !self.session.is_closed() {
+            match try_read_with(rd, |bytes| self.feed_standard(bytes)) {
+                Read::Data(n) => total += n,
+                Read::Closed => {
+                    self.session.disconnected();
+                    return;
+                }
+                Read::Later => return,
+            }
+        }
+    }
+
+    fn feed_standard(&mut self, mut input: &[u8]) {
         // The registry matters only for the login; logged-in traffic skips it.
-        static NOBODY: crate::registry::Users = crate::registry::Users::new();
-        let users = self.session.user().is_none().then(|| self.shared.registry.snapshot_fresh());
+        static NOBODY: Users = Users::new();
+        let users = self
+            .session
+            .user()
+            .is_none()
+            .then(|| self.shared.registry.snapshot_fresh());
         while !input.is_empty() && !self.session.is_closed() {
             let registry = users.as_deref().unwrap_or(&NOBODY);
-            match self.session.handle_input(now(), input, registry, &mut self.rng) {
+            match self
+                .session
+                .handle_input(now(), input, registry, &mut self.rng)
+            {
                 Ok(used) => input = &input[used..],
                 Err(e) => {
                     warn!(session = self.id, peer = %self.peer, user = ?self.me.as_ref().map(|m| &m.0), error = %e, "dropping client");
                     break;
                 }
             }
-            // One frame in, a few out: drain before the next frame.
-            self.route_events().await;
-            if self.flush().await.is_err() {
-                self.session.disconnected();
-                return;
-            }
+            // One frame in, a few out: collect them before the next frame.
+            self.pump();
         }
     }
 
-    async fn feed_request(&mut self, mut input: &[u8]) {
+    fn read_request(&mut self) {
+        let Some(rd) = self.req_rd.take() else { return };
+        let mut total = 0;
+        let mut failed = false;
+        while total < READ_BUDGET && !failed {
+            match try_read_with(&rd, |bytes| failed = !self.feed_request(bytes)) {
+                Read::Data(n) => total += n,
+                Read::Closed => failed = true,
+                Read::Later => break,
+            }
+        }
+        if failed {
+            self.request_failed("request channel closed");
+        } else {
+            self.req_rd = Some(rd);
+        }
+    }
+
+    /// Feeds the request channel; false if it failed.
+    fn feed_request(&mut self, mut input: &[u8]) -> bool {
         while !input.is_empty() {
             match self.session.handle_request_input(now(), input) {
                 Ok(used) => input = &input[used..],
                 Err(e) => {
                     warn!(session = self.id, error = %e, "request channel failed");
-                    self.request_failed("request channel error");
-                    return;
+                    return false;
                 }
             }
-            self.route_events().await;
-            if self.flush().await.is_err() {
-                self.session.disconnected();
-                return;
-            }
+            self.pump();
         }
+        true
     }
 
     fn request_failed(&mut self, why: &str) {
         debug!(session = self.id, why, "request channel down");
         self.req_rd = None;
         self.req_wr = None;
+        self.req_out = Vec::new();
         self.session.request_channel_failed(now());
     }
 
@@ -241,29 +311,69 @@ impl Task {
         }
     }
 
+    fn on_cmds(&mut self, first: Cmd, inbox: &mut mpsc::Receiver<Cmd>) {
+        self.on_cmd(first);
+        self.pump();
+        for _ in 0..CMD_BUDGET {
+            match inbox.try_recv() {
+                Ok(cmd) => {
+                    self.on_cmd(cmd);
+                    self.pump();
+                }
+                Err(_) => break,
+            }
+        }
+    }
+
     fn on_cmd(&mut self, cmd: Cmd) {
         let t = now();
         match cmd {
-            Cmd::DeliverRequest { chat_id, from, from_key, reply } => {
+            Cmd::DeliverRequest {
+                chat_id,
+                from,
+                from_key,
+                reply,
+            } => {
                 let result = self.session.deliver_request(t, chat_id, &from, from_key);
                 if let Some((me, _)) = &self.me {
-                    reply.post(Cmd::Delivered { chat_id, to: me.clone(), result });
+                    reply.post(Cmd::Delivered {
+                        chat_id,
+                        to: me.clone(),
+                        result,
+                    });
                 }
             }
-            Cmd::Delivered { chat_id, to, result: Err(reason) } => {
+            Cmd::Delivered {
+                chat_id,
+                to,
+                result: Err(reason),
+            } => {
                 debug!(session = self.id, chat_id, ?reason, "request not delivered");
                 let _ = self.session.chat_refused(t, &to, reason);
             }
             Cmd::Delivered { result: Ok(()), .. } => {}
-            Cmd::Answered { chat_id, peer, peer_key, result, reply } => {
-                let active = self.session.chat_answered(t, chat_id, &peer, peer_key, result);
+            Cmd::Answered {
+                chat_id,
+                peer,
+                peer_key,
+                result,
+                reply,
+            } => {
+                let active = self
+                    .session
+                    .chat_answered(t, chat_id, &peer, peer_key, result);
                 if active {
                     self.peer_cache = Some((peer, reply));
                 } else if result.is_ok() {
                     reply.post(Cmd::PeerLeft { chat_id });
                 }
             }
-            Cmd::Relay { chat_id, from, kind, noise } => self.session.relay(t, chat_id, &from, kind, &noise),
+            Cmd::Relay {
+                chat_id,
+                from,
+                kind,
+                noise,
+            } => self.session.relay(t, chat_id, &from, kind, &noise),
             Cmd::PeerLeft { chat_id } => {
                 self.peer_cache = None;
                 self.session.peer_left(t, chat_id);
@@ -276,20 +386,48 @@ impl Task {
         }
     }
 
-    fn mailbox_of(&mut self, user: &UserName) -> Option<Mailbox> {
+    fn mailbox_of(&self, user: &UserName) -> Option<Mailbox> {
         match &self.peer_cache {
             Some((name, mb)) if name == user => Some(mb.clone()),
             _ => self.shared.presence.find(user),
         }
     }
 
-    async fn route_events(&mut self) {
+    /// Routes the session's events and moves its output into the write buffers.
+    fn pump(&mut self) {
+        self.route_events();
+        self.collect_output();
+    }
+
+    fn collect_output(&mut self) {
+        for (out, request) in [(&mut self.std_out, false), (&mut self.req_out, true)] {
+            loop {
+                let at = out.len();
+                out.resize(at + MAX_FRAME * 2, 0);
+                let n = if request {
+                    self.session.poll_request_transmit(&mut out[at..])
+                } else {
+                    self.session.poll_transmit(&mut out[at..])
+                };
+                out.truncate(at + n);
+                if n == 0 {
+                    break;
+                }
+            }
+        }
+    }
+
+    fn route_events(&mut self) {
         while let Some(event) = self.session.poll_event() {
             let t = now();
             match event {
                 ServerEvent::LoggedIn { user, key } => {
                     self.handshake_done = true;
-                    if let Some(old) = self.shared.presence.login(user.clone(), key, self.mailbox.clone()) {
+                    if let Some(old) =
+                        self.shared
+                            .presence
+                            .login(user.clone(), key, self.mailbox.clone())
+                    {
                         if old.session != self.id {
                             old.post(Cmd::Replaced);
                         }
@@ -298,10 +436,13 @@ impl Task {
                     info!(session = self.id, peer = %self.peer, %user, key = %key.fingerprint(), online, "logged in");
                     self.me = Some((user, key));
                 }
-                ServerEvent::LoginFailed => info!(session = self.id, peer = %self.peer, "login refused"),
+                ServerEvent::LoginFailed => {
+                    info!(session = self.id, peer = %self.peer, "login refused")
+                }
                 ServerEvent::DialDaemon { port } => {
                     self.req_rd = None;
                     self.req_wr = None;
+                    self.req_out = Vec::new();
                     if let Some(d) = self.dial.take() {
                         d.abort();
                     }
@@ -316,41 +457,63 @@ impl Task {
                 }
                 ServerEvent::ListUsers => {
                     let names = self.shared.presence.names();
-                    let chunks: Vec<&[UserName]> = if names.is_empty() {
-                        vec![&[]]
-                    } else {
-                        names.chunks(MAX_USERS_PER_MESSAGE).collect()
-                    };
+                    let mut chunks: Vec<&[UserName]> =
+                        names.chunks(MAX_USERS_PER_MESSAGE).collect();
+                    if chunks.is_empty() {
+                        chunks.push(&[]);
+                    }
                     let last = chunks.len() - 1;
                     for (i, chunk) in chunks.iter().enumerate() {
                         let refs: Vec<&str> = chunk.iter().map(|n| n.as_str()).collect();
-                        if self.session.send_users(t, &refs, i < last).is_err() || self.flush().await.is_err() {
+                        if self.session.send_users(t, &refs, i < last).is_err() {
                             break;
                         }
+                        self.collect_output();
                     }
                 }
                 ServerEvent::ChatRequest { to } => self.chat_request(t, to),
-                ServerEvent::Answered { chat_id, requester, result } => {
-                    let Some((me, my_key)) = self.session.identity().cloned() else { continue };
+                ServerEvent::Answered {
+                    chat_id,
+                    requester,
+                    result,
+                } => {
+                    let Some((me, my_key)) = self.session.identity().cloned() else {
+                        continue;
+                    };
                     let posted = self.shared.presence.find(&requester).is_some_and(|mb| {
                         if result.is_ok() {
                             self.peer_cache = Some((requester.clone(), mb.clone()));
                         }
-                        mb.post(Cmd::Answered { chat_id, peer: me, peer_key: my_key, result, reply: self.mailbox.clone() })
+                        mb.post(Cmd::Answered {
+                            chat_id,
+                            peer: me,
+                            peer_key: my_key,
+                            result,
+                            reply: self.mailbox.clone(),
+                        })
                     });
                     if !posted && result.is_ok() {
                         self.session.peer_left(t, chat_id);
                     }
                 }
-                ServerEvent::Relay { to, chat_id, kind, noise } => {
-                    let Some((me, _)) = self.me.clone() else { continue };
-                    let delivered = self
-                        .mailbox_of(&to)
-                        .is_some_and(|mb| mb.post(Cmd::Relay { chat_id, from: me, kind, noise }));
+                ServerEvent::Relay { to, chat_id, kind } => {
+                    let Some((me, _)) = self.me.clone() else {
+                        continue;
+                    };
+                    let noise: Box<[u8]> = self.session.relay_payload().into();
+                    let mailbox = self.mailbox_of(&to);
+                    let delivered = mailbox.as_ref().is_some_and(|mb| {
+                        mb.post(Cmd::Relay {
+                            chat_id,
+                            from: me,
+                            kind,
+                            noise,
+                        })
+                    });
                     if !delivered {
                         // The peer is gone or too far behind: a chat with a lost
                         // message cannot go on.
-                        if let Some(mb) = self.mailbox_of(&to) {
+                        if let Some(mb) = mailbox {
                             mb.post(Cmd::PeerLeft { chat_id });
                         }
                         self.peer_cache = None;
@@ -374,7 +537,9 @@ impl Task {
     }
 
     fn chat_request(&mut self, t: securecom_core::Instant, to: UserName) {
-        let Some((me, my_key)) = self.me.clone() else { return };
+        let Some((me, my_key)) = self.me.clone() else {
+            return;
+        };
         let users = self.shared.registry.snapshot();
         let outcome = if users.lookup(&to).is_none() {
             Err(RefuseReason::UnknownUser)
@@ -386,7 +551,12 @@ impl Task {
                     // Pending first, so that a `LeaveChat` that crosses the
                     // delivery withdraws the request (mailboxes keep order).
                     let _ = self.session.chat_pending(t, chat_id, &to);
-                    if mb.post(Cmd::DeliverRequest { chat_id, from: me.clone(), from_key: my_key, reply: self.mailbox.clone() }) {
+                    if mb.post(Cmd::DeliverRequest {
+                        chat_id,
+                        from: me.clone(),
+                        from_key: my_key,
+                        reply: self.mailbox.clone(),
+                    }) {
                         info!(session = self.id, from = %me, %to, chat_id, "chat requested");
                         Ok(())
                     } else {
@@ -400,33 +570,29 @@ impl Task {
         }
     }
 
-    async fn flush(&mut self) -> Result<(), WriteFailed> {
+    /// Writes what was collected; an idle session keeps no buffer.
+    async fn write_out(&mut self) -> Result<(), WriteFailed> {
         let timeout = self.shared.write_timeout;
-        loop {
-            let n = self.session.poll_transmit(&mut self.out[..]);
-            if n == 0 {
-                break;
-            }
-            match tokio::time::timeout(timeout, self.std_wr.write_all(&self.out[..n])).await {
+        if !self.std_out.is_empty() {
+            let out = std::mem::take(&mut self.std_out);
+            match tokio::time::timeout(timeout, self.std_wr.write_all(&out)).await {
                 Ok(Ok(())) => {}
                 _ => return Err(WriteFailed),
             }
         }
-        loop {
-            let n = self.session.poll_request_transmit(&mut self.out[..]);
-            if n == 0 {
-                break;
-            }
-            let Some(w) = &mut self.req_wr else { break };
-            match tokio::time::timeout(timeout, w.write_all(&self.out[..n])).await {
-                Ok(Ok(())) => {}
-                _ => {
-                    self.request_failed("daemon write failed");
-                    break;
-                }
+        if !self.req_out.is_empty() {
+            let out = std::mem::take(&mut self.req_out);
+            let ok = match &mut self.req_wr {
+                Some(w) => matches!(
+                    tokio::time::timeout(timeout, w.write_all(&out)).await,
+                    Ok(Ok(()))
+                ),
+                None => true,
+            };
+            if !ok {
+                self.request_failed("daemon write failed");
             }
         }
         Ok(())
     }
 }
-

@@ -21,7 +21,10 @@ pub const WAIT: Duration = Duration::from_secs(15);
 
 /// The workspace root.
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
 }
 
 /// Builds the two programs once per test binary and returns the directory holding them.
@@ -32,11 +35,20 @@ pub fn bin_dir() -> PathBuf {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let status = Command::new(cargo)
                 .current_dir(root())
-                .args(["build", "-q", "-p", "securecom-server", "-p", "securecom-client"])
+                .args([
+                    "build",
+                    "-q",
+                    "-p",
+                    "securecom-server",
+                    "-p",
+                    "securecom-client",
+                ])
                 .status()
                 .expect("run cargo build");
             assert!(status.success(), "building the programs failed");
-            let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"));
+            let target = std::env::var_os("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| root().join("target"));
             target.join("debug")
         })
         .clone()
@@ -54,14 +66,27 @@ pub fn client_bin() -> PathBuf {
 
 fn output(cmd: &mut Command) -> String {
     let out = cmd.output().expect("start program");
-    assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).expect("utf-8 output")
 }
 
 /// Creates a client key at `path`; returns its public key (hex).
 pub fn keygen(path: &Path) -> String {
-    let out = output(Command::new(client_bin()).arg("keygen").arg("--key").arg(path));
-    out.lines().next().expect("public key line").trim().to_string()
+    let out = output(
+        Command::new(client_bin())
+            .arg("keygen")
+            .arg("--key")
+            .arg(path),
+    );
+    out.lines()
+        .next()
+        .expect("public key line")
+        .trim()
+        .to_string()
 }
 
 /// A running server.
@@ -86,8 +111,17 @@ impl Server {
     /// Same, with extra `run` arguments (limits).
     pub fn start_with(dir: &Path, extra: &[&str]) -> Server {
         let data = dir.join("server");
-        let init = output(Command::new(server_bin()).arg("--data-dir").arg(&data).arg("init"));
-        let key = init.lines().find_map(|l| l.strip_prefix("public key: ")).expect("public key").to_string();
+        let init = output(
+            Command::new(server_bin())
+                .arg("--data-dir")
+                .arg(&data)
+                .arg("init"),
+        );
+        let key = init
+            .lines()
+            .find_map(|l| l.strip_prefix("public key: "))
+            .expect("public key")
+            .to_string();
         let mut s = Server {
             child: None,
             addr: "127.0.0.1:0".parse().expect("addr"),
@@ -101,7 +135,11 @@ impl Server {
     }
 
     fn spawn(&mut self, listen: &str) {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("log file");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("log file");
         let mut child = Command::new(server_bin())
             .arg("--data-dir")
             .arg(&self.data)
@@ -118,14 +156,26 @@ impl Server {
             let _ = BufReader::new(stdout).read_line(&mut line);
             let _ = tx.send(line);
         });
-        let line = rx.recv_timeout(WAIT).expect("server did not say where it listens");
-        self.addr = line.trim().strip_prefix("listening on ").expect("listening line").parse().expect("address");
+        let line = rx
+            .recv_timeout(WAIT)
+            .expect("server did not say where it listens");
+        self.addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .expect("listening line")
+            .parse()
+            .expect("address");
         self.child = Some(child);
     }
 
     /// Registers `name` with public key `key` (hex).
     pub fn add_user(&self, name: &str, key: &str) {
-        output(Command::new(server_bin()).arg("--data-dir").arg(&self.data).args(["add-user", name, key]));
+        output(
+            Command::new(server_bin())
+                .arg("--data-dir")
+                .arg(&self.data)
+                .args(["add-user", name, key]),
+        );
     }
 
     /// Kills the server (no graceful shutdown).
@@ -139,7 +189,10 @@ impl Server {
     /// Asks the server to stop (SIGTERM) and waits for it.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let mut c = self.child.take().expect("server running");
-        let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status();
         wait_exit(&mut c, WAIT).expect("server did not stop after SIGTERM")
     }
 
@@ -157,7 +210,9 @@ impl Server {
 
     /// True while the process runs.
     pub fn is_running(&mut self) -> bool {
-        self.child.as_mut().is_some_and(|c| c.try_wait().ok().flatten().is_none())
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_none())
     }
 }
 
@@ -193,7 +248,11 @@ impl User {
     pub fn new(dir: &Path, name: &str) -> User {
         let key_file = dir.join(format!("{name}.key"));
         let public = keygen(&key_file);
-        User { name: name.to_string(), key_file, public }
+        User {
+            name: name.to_string(),
+            key_file,
+            public,
+        }
     }
 
     /// Creates a key and registers it with `server`.
@@ -225,7 +284,14 @@ impl Client {
     /// Starts `user` pinning `server_key` (possibly a wrong one).
     pub fn start_pinned(server: &Server, user: &User, server_key: &str) -> Client {
         let mut child = Command::new(client_bin())
-            .args(["chat", "--script", "--server", &server.addr.to_string(), "--server-key", server_key])
+            .args([
+                "chat",
+                "--script",
+                "--server",
+                &server.addr.to_string(),
+                "--server-key",
+                server_key,
+            ])
             .args(["--user", &user.name, "--key"])
             .arg(&user.key_file)
             .args(["--daemon-listen", "127.0.0.1:0"])
@@ -260,14 +326,23 @@ impl Client {
                 }
             }
         });
-        Client { name: user.name.clone(), stdin: child.stdin.take(), child, events: rx, seen: Vec::new(), stderr: err }
+        Client {
+            name: user.name.clone(),
+            stdin: child.stdin.take(),
+            child,
+            events: rx,
+            seen: Vec::new(),
+            stderr: err,
+        }
     }
 
     /// Starts `user` and waits until it is logged in with its daemon reachable.
     pub fn login(server: &Server, user: &User) -> Client {
         let mut c = Self::start(server, user);
         c.expect("logged_in");
-        c.expect_where("daemon reachable", |v| v["event"] == "daemon" && v["reachable"] == true);
+        c.expect_where("daemon reachable", |v| {
+            v["event"] == "daemon" && v["reachable"] == true
+        });
         c
     }
 
@@ -334,7 +409,12 @@ impl Client {
     pub fn users(&mut self) -> Vec<String> {
         self.send("/users");
         let v = self.expect("users");
-        let mut names: Vec<String> = v["names"].as_array().expect("names").iter().filter_map(|n| n.as_str().map(String::from)).collect();
+        let mut names: Vec<String> = v["names"]
+            .as_array()
+            .expect("names")
+            .iter()
+            .filter_map(|n| n.as_str().map(String::from))
+            .collect();
         names.sort();
         names
     }
@@ -346,7 +426,8 @@ impl Client {
 
     /// Waits for the process to exit; returns its status.
     pub fn wait(&mut self) -> std::process::ExitStatus {
-        wait_exit(&mut self.child, WAIT).unwrap_or_else(|| panic!("{} did not exit; stderr:\n{}", self.name, self.stderr()))
+        wait_exit(&mut self.child, WAIT)
+            .unwrap_or_else(|| panic!("{} did not exit; stderr:\n{}", self.name, self.stderr()))
     }
 
     /// Kills the process.
@@ -374,7 +455,10 @@ pub fn open_chat(a: &mut Client, b: &mut Client) {
     assert_eq!(rb["peer"], a.name.as_str());
     assert_eq!(ra["initiator"], true);
     assert_eq!(rb["initiator"], false);
-    assert_eq!(ra["safety_number"], rb["safety_number"], "safety numbers differ");
+    assert_eq!(
+        ra["safety_number"], rb["safety_number"],
+        "safety numbers differ"
+    );
 }
 
 /// `from` says `text`; `to` must receive exactly it.

@@ -9,7 +9,10 @@ use securecom_tests::{open_chat, say, Client, Server, User};
 fn setup(names: &[&str]) -> (tempfile::TempDir, Server, Vec<User>) {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = Server::start(dir.path());
-    let users = names.iter().map(|n| User::registered(dir.path(), &server, n)).collect();
+    let users = names
+        .iter()
+        .map(|n| User::registered(dir.path(), &server, n))
+        .collect();
     (dir, server, users)
 }
 
@@ -21,7 +24,9 @@ fn login_list_and_logout() {
     let mut bob = Client::login(&server, &u[1]);
     assert_eq!(alice.users(), ["alice", "bob"]);
     bob.send("/quit");
-    bob.expect_where("closed logged_out", |v| v["event"] == "closed" && v["reason"] == "logged_out");
+    bob.expect_where("closed logged_out", |v| {
+        v["event"] == "closed" && v["reason"] == "logged_out"
+    });
     assert!(bob.wait().success());
     assert_eq!(alice.users(), ["alice"]);
 }
@@ -36,7 +41,11 @@ fn login_refused_for_unknown_user_and_wrong_key() {
     assert_eq!(v["reason"], "not_authorized");
     assert!(!c.wait().success());
     // A known name with another key.
-    let fake = User { name: "alice".into(), key_file: mallory.key_file.clone(), public: mallory.public.clone() };
+    let fake = User {
+        name: "alice".into(),
+        key_file: mallory.key_file.clone(),
+        public: mallory.public.clone(),
+    };
     let mut c = Client::start(&server, &fake);
     assert_eq!(c.expect("login_refused")["reason"], "not_authorized");
     assert!(!c.wait().success());
@@ -51,7 +60,13 @@ fn wrong_server_key_is_refused_by_the_client() {
     let other = User::new(d.path(), "other");
     let mut c = Client::start_pinned(&server, &u[0], &other.public);
     let v = c.expect("disconnected");
-    assert!(v["error"].as_str().unwrap_or_default().contains("server key"), "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("server key"),
+        "{v}"
+    );
     assert!(!c.wait().success());
 }
 
@@ -65,8 +80,12 @@ fn chat_accepted_both_ways_requester_first_then_leave() {
     say(&mut bob, &mut alice, "hi alice, héllo ünïcode");
     say(&mut alice, &mut bob, "bye");
     alice.send("/leave");
-    alice.expect_where("left", |v| v["event"] == "chat_ended" && v["reason"] == "left");
-    bob.expect_where("peer left", |v| v["event"] == "chat_ended" && v["reason"] == "peer_left");
+    alice.expect_where("left", |v| {
+        v["event"] == "chat_ended" && v["reason"] == "left"
+    });
+    bob.expect_where("peer left", |v| {
+        v["event"] == "chat_ended" && v["reason"] == "peer_left"
+    });
     // Both can chat again, the other way round.
     open_chat(&mut bob, &mut alice);
     say(&mut bob, &mut alice, "again");
@@ -96,13 +115,18 @@ fn refused_busy_offline_unknown_and_self() {
     bob.expect("chat_request");
     bob.send("/refuse");
     let v = alice.expect("chat_refused");
-    assert_eq!((v["user"].as_str(), v["reason"].as_str()), (Some("bob"), Some("declined")));
+    assert_eq!(
+        (v["user"].as_str(), v["reason"].as_str()),
+        (Some("bob"), Some("declined"))
+    );
     // Busy: bob chats with carol, alice asks bob.
     open_chat(&mut carol, &mut bob);
     alice.send("/chat bob");
     let v = alice.expect("chat_refused");
     assert_eq!(v["reason"], "busy");
-    bob.expect_where("refused busy", |v| v["event"] == "refused_busy" && v["from"] == "alice");
+    bob.expect_where("refused busy", |v| {
+        v["event"] == "refused_busy" && v["from"] == "alice"
+    });
     say(&mut carol, &mut bob, "still here");
     // Offline (registered, not logged in), unknown, self.
     alice.send("/chat dave");
@@ -130,7 +154,11 @@ fn two_chats_at_once_do_not_cross() {
     }
     for (x, other) in [(&a, "b"), (&b, "a"), (&c, "d"), (&d, "c")] {
         for m in x.seen.iter().filter(|v| v["event"] == "message") {
-            assert!(m["text"].as_str().unwrap_or_default().starts_with(other), "{}: crossed message {m}", x.name);
+            assert!(
+                m["text"].as_str().unwrap_or_default().starts_with(other),
+                "{}: crossed message {m}",
+                x.name
+            );
         }
     }
 }
@@ -143,7 +171,9 @@ fn client_killed_mid_chat() {
     open_chat(&mut alice, &mut bob);
     say(&mut alice, &mut bob, "are you there?");
     bob.kill();
-    alice.expect_where("peer left", |v| v["event"] == "chat_ended" && v["reason"] == "peer_left");
+    alice.expect_where("peer left", |v| {
+        v["event"] == "chat_ended" && v["reason"] == "peer_left"
+    });
     assert_eq!(alice.users(), ["alice"]);
     // Bob comes back and they chat again.
     let mut bob = Client::login(&server, &u[1]);
@@ -172,7 +202,9 @@ fn graceful_shutdown_tells_clients() {
     open_chat(&mut alice, &mut bob);
     assert!(server.terminate().success());
     for c in [&mut alice, &mut bob] {
-        c.expect_where("closed shutdown", |v| v["event"] == "closed" && v["reason"] == "shutdown");
+        c.expect_where("closed shutdown", |v| {
+            v["event"] == "closed" && v["reason"] == "shutdown"
+        });
     }
 }
 
@@ -203,7 +235,8 @@ fn bad_raw_peers_are_dropped_alone() {
 }
 
 fn assert_closed(s: &mut TcpStream) {
-    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
     let mut buf = [0u8; 64];
     match s.read(&mut buf) {
         Ok(0) | Err(_) => {}

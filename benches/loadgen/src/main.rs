@@ -21,7 +21,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use securecom_core::{Client, ClientConfig, ClientEvent, Limits, PublicKey, RequestLink, StaticSecret, UserName};
+use securecom_core::{
+    Client, ClientConfig, ClientEvent, Limits, PublicKey, RequestLink, StaticSecret, UserName,
+};
 use securecom_host::{now, os_rng, public_key_hex, Rng};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -47,9 +49,16 @@ impl Server {
         let dir = tempfile::tempdir()?;
         let data = dir.path().join("server");
         let bin = server_bin()?;
-        let out = Command::new(&bin).arg("--data-dir").arg(&data).arg("init").output()?;
+        let out = Command::new(&bin)
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("init")
+            .output()?;
         let text = String::from_utf8(out.stdout)?;
-        let hex = text.lines().find_map(|l| l.strip_prefix("public key: ")).context("server init")?;
+        let hex = text
+            .lines()
+            .find_map(|l| l.strip_prefix("public key: "))
+            .context("server init")?;
         let key = securecom_host::parse_public_key(hex)?;
         let mut reg = String::new();
         for (name, k) in users {
@@ -60,20 +69,43 @@ impl Server {
             .arg("--data-dir")
             .arg(&data)
             .args(["run", "--listen", "127.0.0.1:0", "--log", "warn"])
-            .args(["--conn-rate-per-ip", "1000000", "--handshakes-per-ip", "1000000", "--max-connections", "100000"])
+            .args([
+                "--conn-rate-per-ip",
+                "1000000",
+                "--handshakes-per-ip",
+                "1000000",
+                "--max-connections",
+                "100000",
+            ])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()?;
         let mut line = String::new();
         BufReader::new(child.stdout.take().context("stdout")?).read_line(&mut line)?;
-        let addr = line.trim().strip_prefix("listening on ").context("server did not start")?.parse()?;
-        Ok(Server { child, addr, key, _dir: dir })
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .context("server did not start")?
+            .parse()?;
+        Ok(Server {
+            child,
+            addr,
+            key,
+            _dir: dir,
+        })
     }
 
     fn rss_kib(&self) -> Result<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
-        let line = status.lines().find(|l| l.starts_with("VmRSS:")).context("VmRSS")?;
-        Ok(line.split_whitespace().nth(1).context("VmRSS value")?.parse()?)
+        let line = status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .context("VmRSS")?;
+        Ok(line
+            .split_whitespace()
+            .nth(1)
+            .context("VmRSS value")?
+            .parse()?)
     }
 }
 
@@ -82,7 +114,10 @@ fn server_bin() -> Result<PathBuf> {
     let dir = exe.parent().context("exe dir")?;
     let bin = dir.join("securecom-server");
     if !bin.exists() {
-        bail!("{} not found: build it first (cargo build --release -p securecom-server)", bin.display());
+        bail!(
+            "{} not found: build it first (cargo build --release -p securecom-server)",
+            bin.display()
+        );
     }
     Ok(bin)
 }
@@ -99,7 +134,13 @@ struct Peer {
 }
 
 impl Peer {
-    async fn connect(addr: SocketAddr, server_key: PublicKey, name: &str, key: &StaticSecret, daemon_port: Option<u16>) -> Result<Peer> {
+    async fn connect(
+        addr: SocketAddr,
+        server_key: PublicKey,
+        name: &str,
+        key: &StaticSecret,
+        daemon_port: Option<u16>,
+    ) -> Result<Peer> {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
         let (rd, wr) = stream.into_split();
@@ -111,7 +152,15 @@ impl Peer {
             limits: Limits::DEFAULT,
         };
         let c = Client::new(config, key.clone(), now(), &mut rng).map_err(|e| anyhow!("{e}"))?;
-        let mut p = Peer { c, rd, wr, rng, buf: vec![0; 64 * 1024], out: vec![0; 4096], events: VecDeque::new() };
+        let mut p = Peer {
+            c,
+            rd,
+            wr,
+            rng,
+            buf: vec![0; 64 * 1024],
+            out: vec![0; 4096],
+            events: VecDeque::new(),
+        };
         p.flush().await?;
         Ok(p)
     }
@@ -129,7 +178,10 @@ impl Peer {
     fn feed(&mut self, n: usize) -> Result<()> {
         let mut at = 0;
         while at < n {
-            let used = self.c.handle_input(now(), &self.buf[at..n], &mut self.rng).map_err(|e| anyhow!("{e}"))?;
+            let used = self
+                .c
+                .handle_input(now(), &self.buf[at..n], &mut self.rng)
+                .map_err(|e| anyhow!("{e}"))?;
             at += used;
             while let Some(e) = self.c.poll_event() {
                 self.events.push_back(e);
@@ -147,23 +199,34 @@ impl Peer {
         self.flush().await
     }
 
-    async fn wait(&mut self, what: &str, pred: impl Fn(&ClientEvent) -> bool) -> Result<ClientEvent> {
+    async fn wait(
+        &mut self,
+        what: &str,
+        pred: impl Fn(&ClientEvent) -> bool,
+    ) -> Result<ClientEvent> {
         loop {
             if let Some(i) = self.events.iter().position(&pred) {
                 return self.events.remove(i).context("event");
             }
-            tokio::time::timeout(Duration::from_secs(30), self.read_once()).await.map_err(|_| anyhow!("timeout waiting for {what}"))??;
+            tokio::time::timeout(Duration::from_secs(30), self.read_once())
+                .await
+                .map_err(|_| anyhow!("timeout waiting for {what}"))??;
         }
     }
 }
 
 fn users(prefix: &str, n: usize) -> Vec<(String, StaticSecret)> {
     let mut rng = os_rng();
-    (0..n).map(|i| (format!("{prefix}{i}"), StaticSecret::generate(&mut rng))).collect()
+    (0..n)
+        .map(|i| (format!("{prefix}{i}"), StaticSecret::generate(&mut rng)))
+        .collect()
 }
 
 fn registry(users: &[(String, StaticSecret)]) -> Vec<(String, PublicKey)> {
-    users.iter().map(|(n, k)| (n.clone(), k.public_key())).collect()
+    users
+        .iter()
+        .map(|(n, k)| (n.clone(), k.public_key()))
+        .collect()
 }
 
 // ------------------------------------------------------------------ anchors
@@ -192,14 +255,20 @@ fn aead_rate(len: usize) -> f64 {
     for i in 0..n as u64 {
         let mut nonce = [0u8; 12];
         nonce[4..].copy_from_slice(&i.to_le_bytes());
-        let tag = cipher.encrypt_in_place_detached(&nonce.into(), &[], &mut buf).expect("seal");
-        cipher.decrypt_in_place_detached(&nonce.into(), &[], &mut buf, &tag).expect("open");
+        let tag = cipher
+            .encrypt_in_place_detached(&nonce.into(), &[], &mut buf)
+            .expect("seal");
+        cipher
+            .decrypt_in_place_detached(&nonce.into(), &[], &mut buf, &tag)
+            .expect("open");
     }
     n as f64 / t.elapsed().as_secs_f64()
 }
 
 fn cores() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 // ------------------------------------------------------------------ logins
@@ -218,7 +287,8 @@ async fn logins(n: usize, concurrency: usize) -> Result<()> {
             let (name, secret) = &all[i];
             for _ in 0..per {
                 let mut p = Peer::connect(addr, key, name, secret, None).await?;
-                p.wait("login", |e| matches!(e, ClientEvent::LoggedIn { .. })).await?;
+                p.wait("login", |e| matches!(e, ClientEvent::LoggedIn { .. }))
+                    .await?;
             }
             anyhow::Ok(())
         }));
@@ -233,9 +303,16 @@ async fn logins(n: usize, concurrency: usize) -> Result<()> {
     // operations, and so does the client; both share this machine's cores.
     let server_bound = x * cores() as f64 / 4.0;
     let shared_bound = x * cores() as f64 / 8.0;
-    println!("logins: {} in {secs:.2} s = {rate:.0}/s with {concurrency} concurrent clients", per * concurrency);
+    println!(
+        "logins: {} in {secs:.2} s = {rate:.0}/s with {concurrency} concurrent clients",
+        per * concurrency
+    );
     println!("  X25519: {x:.0} ops/s/core x {} cores; server-only bound {server_bound:.0}/s (4 ops/login), bound with the load generator on the same cores {shared_bound:.0}/s (8 ops/login)", cores());
-    println!("  ratio: {:.0} % of the server-only bound, {:.0} % of the shared bound", 100.0 * rate / server_bound, 100.0 * rate / shared_bound);
+    println!(
+        "  ratio: {:.0} % of the server-only bound, {:.0} % of the shared bound",
+        100.0 * rate / server_bound,
+        100.0 * rate / shared_bound
+    );
     Ok(())
 }
 
@@ -249,13 +326,22 @@ struct Daemon {
 /// Opens a chat between a fresh requester and responder (with a daemon);
 /// returns both peers and the responder's daemon (keep it: it holds the
 /// request channel open).
-async fn open_pair(addr: SocketAddr, key: PublicKey, a: &(String, StaticSecret), b: &(String, StaticSecret)) -> Result<(Peer, Peer, Daemon)> {
+async fn open_pair(
+    addr: SocketAddr,
+    key: PublicKey,
+    a: &(String, StaticSecret),
+    b: &(String, StaticSecret),
+) -> Result<(Peer, Peer, Daemon)> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let port = listener.local_addr()?.port();
     let mut pa = Peer::connect(addr, key, &a.0, &a.1, None).await?;
     let mut pb = Peer::connect(addr, key, &b.0, &b.1, Some(port)).await?;
-    pa.wait("login", |e| matches!(e, ClientEvent::LoggedIn { .. })).await?;
-    let mut d = Daemon { listener, link: None };
+    pa.wait("login", |e| matches!(e, ClientEvent::LoggedIn { .. }))
+        .await?;
+    let mut d = Daemon {
+        listener,
+        link: None,
+    };
     let mut dbuf = vec![0u8; 4096];
     let mut requested = false;
     let mut ready = (false, false);
@@ -293,16 +379,29 @@ async fn open_pair(addr: SocketAddr, key: PublicKey, a: &(String, StaticSecret),
             r = pa.read_once() => r?,
             r = pb.read_once() => r?,
         }
-        if !requested && pb.events.iter().any(|e| matches!(e, ClientEvent::DaemonStatus { reachable: true })) {
+        if !requested
+            && pb
+                .events
+                .iter()
+                .any(|e| matches!(e, ClientEvent::DaemonStatus { reachable: true }))
+        {
             pa.c.request_chat(now(), &b.0).map_err(|e| anyhow!("{e}"))?;
             pa.flush().await?;
             requested = true;
         }
         for (p, flag) in [(&mut pa, &mut ready.0), (&mut pb, &mut ready.1)] {
-            if p.events.iter().any(|e| matches!(e, ClientEvent::ChatReady { .. })) {
+            if p.events
+                .iter()
+                .any(|e| matches!(e, ClientEvent::ChatReady { .. }))
+            {
                 *flag = true;
             }
-            if let Some(e) = p.events.iter().find(|e| matches!(e, ClientEvent::ChatRefused { .. } | ClientEvent::ChatEnded { .. })) {
+            if let Some(e) = p.events.iter().find(|e| {
+                matches!(
+                    e,
+                    ClientEvent::ChatRefused { .. } | ClientEvent::ChatEnded { .. }
+                )
+            }) {
                 bail!("chat setup failed: {e:?}");
             }
         }
@@ -314,7 +413,13 @@ async fn open_pair(addr: SocketAddr, key: PublicKey, a: &(String, StaticSecret),
 
 /// Sends `count` messages of `size` bytes from a to b with at most `window`
 /// in flight; returns the latencies (µs) if `rate` paces the sender.
-async fn blast((mut a, mut b, _daemon): (Peer, Peer, Daemon), count: usize, size: usize, window: usize, rate: Option<f64>) -> Result<Vec<u64>> {
+async fn blast(
+    (mut a, mut b, _daemon): (Peer, Peer, Daemon),
+    count: usize,
+    size: usize,
+    window: usize,
+    rate: Option<f64>,
+) -> Result<Vec<u64>> {
     let origin = Instant::now();
     let mut sent = 0usize;
     let mut got = 0usize;
@@ -324,7 +429,9 @@ async fn blast((mut a, mut b, _daemon): (Peer, Peer, Daemon), count: usize, size
     let filler = "x".repeat(size);
     // The requester speaks first; after that the responder only reads.
     while got < count {
-        let can_send = sent < count && sent - got < window && interval.is_none_or(|_| Instant::now() >= next_send);
+        let can_send = sent < count
+            && sent - got < window
+            && interval.is_none_or(|_| Instant::now() >= next_send);
         if can_send {
             let stamp = format!("{:020}", origin.elapsed().as_micros());
             let text = format!("{stamp}{}", &filler[..size - stamp.len()]);
@@ -336,7 +443,9 @@ async fn blast((mut a, mut b, _daemon): (Peer, Peer, Daemon), count: usize, size
             }
             continue;
         }
-        let wait_send = interval.filter(|_| sent < count && sent - got < window).map(|_| next_send);
+        let wait_send = interval
+            .filter(|_| sent < count && sent - got < window)
+            .map(|_| next_send);
         tokio::select! {
             r = b.read_once() => r?,
             _ = async { match wait_send { Some(t) => tokio::time::sleep_until(t.into()).await, None => std::future::pending().await } } => {}
@@ -346,7 +455,10 @@ async fn blast((mut a, mut b, _daemon): (Peer, Peer, Daemon), count: usize, size
                 ClientEvent::ChatMessage { text, .. } => {
                     got += 1;
                     if rate.is_some() {
-                        let sent_at: u64 = text.get(..20).and_then(|s| s.parse().ok()).context("stamp")?;
+                        let sent_at: u64 = text
+                            .get(..20)
+                            .and_then(|s| s.parse().ok())
+                            .context("stamp")?;
                         lat.push(origin.elapsed().as_micros() as u64 - sent_at);
                     }
                 }
@@ -375,7 +487,10 @@ async fn relay(k: usize, seconds: f64, size: usize) -> Result<f64> {
     // Calibrate the count per pair from a short run so the run lasts about `seconds`.
     let per = ((seconds * 40_000.0) as usize / k).max(1000);
     let t = Instant::now();
-    let tasks: Vec<_> = pairs.into_iter().map(|p| tokio::spawn(blast(p, per, size, 64, None))).collect();
+    let tasks: Vec<_> = pairs
+        .into_iter()
+        .map(|p| tokio::spawn(blast(p, per, size, 64, None)))
+        .collect();
     for t in tasks {
         t.await??;
     }
@@ -390,7 +505,11 @@ async fn relay(k: usize, seconds: f64, size: usize) -> Result<f64> {
         cores(),
         aead * cores() as f64 / 3.0
     );
-    println!("  ratio: {:.0} % of the server-only bound, {:.0} % of the shared bound", 100.0 * msgs / (aead * cores() as f64), 100.0 * msgs / (aead * cores() as f64 / 3.0));
+    println!(
+        "  ratio: {:.0} % of the server-only bound, {:.0} % of the shared bound",
+        100.0 * msgs / (aead * cores() as f64),
+        100.0 * msgs / (aead * cores() as f64 / 3.0)
+    );
     drop(server);
     Ok(msgs)
 }
@@ -399,7 +518,10 @@ async fn latency(k: usize, total_rate: f64, seconds: f64, size: usize) -> Result
     let (server, pairs) = setup_pairs(k).await?;
     let per_rate = total_rate / k as f64;
     let per = (per_rate * seconds) as usize;
-    let tasks: Vec<_> = pairs.into_iter().map(|p| tokio::spawn(blast(p, per, size, 1 << 20, Some(per_rate)))).collect();
+    let tasks: Vec<_> = pairs
+        .into_iter()
+        .map(|p| tokio::spawn(blast(p, per, size, 1 << 20, Some(per_rate))))
+        .collect();
     let mut all = Vec::new();
     for t in tasks {
         all.extend(t.await??);
@@ -425,7 +547,8 @@ async fn idle(n: usize) -> Result<()> {
                 let (name, key, addr, skey) = (name.clone(), key.clone(), server.addr, server.key);
                 tokio::spawn(async move {
                     let mut p = Peer::connect(addr, skey, &name, &key, None).await?;
-                    p.wait("login", |e| matches!(e, ClientEvent::LoggedIn { .. })).await?;
+                    p.wait("login", |e| matches!(e, ClientEvent::LoggedIn { .. }))
+                        .await?;
                     anyhow::Ok(p)
                 })
             })
@@ -453,16 +576,32 @@ fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let what = args.first().map(String::as_str).unwrap_or("all");
     let num = |flag: &str, default: usize| -> usize {
-        args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
     };
     let fds = raise_fd_limit(65_536)?;
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async {
         println!("# securecom-loadgen on {} cores, fd limit {fds}", cores());
         match what {
             "logins" => logins(num("--n", 2000), num("--concurrency", 32)).await,
-            "relay" => relay(num("--chats", 8), 4.0, num("--size", 256)).await.map(|_| ()),
-            "latency" => latency(num("--chats", 8), num("--rate", 20_000) as f64, 4.0, num("--size", 256)).await,
+            "relay" => relay(num("--chats", 8), 4.0, num("--size", 256))
+                .await
+                .map(|_| ()),
+            "latency" => {
+                latency(
+                    num("--chats", 8),
+                    num("--rate", 20_000) as f64,
+                    4.0,
+                    num("--size", 256),
+                )
+                .await
+            }
             "idle" => idle(num("--n", 10_000)).await,
             "all" => {
                 logins(num("--n", 2000), num("--concurrency", 32)).await?;
@@ -474,4 +613,3 @@ fn main() -> Result<()> {
         }
     })
 }
-
