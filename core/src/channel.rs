@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::error::{CryptoError, Error, FrameError, ProtocolError};
 use crate::frame::{encode_frame, Feed, FrameDecoder};
-use crate::limits::{Limits, FRAME_HEADER, MAX_FRAME, MAX_NOISE_MESSAGE, MAX_PLAINTEXT};
+use crate::limits::{Limits, FRAME_HEADER, MAX_FRAME, MAX_NOISE_MESSAGE, MAX_PLAINTEXT, MAX_REQUEST_FRAME};
 use crate::message::{encode, Bounded};
 use crate::noise::{Handshake, Transport};
 use crate::time::Instant;
@@ -16,17 +16,20 @@ use crate::time::Instant;
 /// Capacity of a channel's output queue: two whole frames.
 pub const TX_CAPACITY: usize = 2 * MAX_FRAME;
 
-/// A buffer of frames waiting to be written to the socket.
+/// Capacity of the request channel's output queue: two whole frames.
+pub const REQUEST_TX_CAPACITY: usize = 2 * MAX_REQUEST_FRAME;
+
+/// A buffer of `T` bytes of frames waiting to be written to the socket.
 #[derive(Clone)]
-pub struct TxQueue {
-    buf: [u8; TX_CAPACITY],
+pub struct TxQueue<const T: usize> {
+    buf: [u8; T],
     len: usize,
 }
 
-impl TxQueue {
+impl<const T: usize> TxQueue<T> {
     const fn new() -> Self {
         TxQueue {
-            buf: [0; TX_CAPACITY],
+            buf: [0; T],
             len: 0,
         }
     }
@@ -108,18 +111,25 @@ pub enum Incoming {
 /// Scratch space for one decrypted message.
 pub type Scratch = [u8; MAX_NOISE_MESSAGE];
 
-/// A framed Noise connection with timers.
-pub struct Channel {
+/// A framed Noise connection with timers, with a receive buffer of `R`
+/// bytes (the largest frame it accepts) and an output queue of `T` bytes.
+pub struct Channel<const R: usize = MAX_FRAME, const T: usize = TX_CAPACITY> {
     phase: Phase,
-    rx: FrameDecoder,
-    tx: TxQueue,
+    rx: FrameDecoder<R>,
+    tx: TxQueue<T>,
     limits: Limits,
     created: Instant,
     last_rx: Instant,
     last_tx: Instant,
 }
 
-impl Channel {
+/// The standard channel: frames up to [`MAX_FRAME`].
+pub type StandardChannel = Channel<MAX_FRAME, TX_CAPACITY>;
+
+/// The request channel: frames up to [`MAX_REQUEST_FRAME`].
+pub type RequestChannel = Channel<MAX_REQUEST_FRAME, REQUEST_TX_CAPACITY>;
+
+impl<const R: usize, const Q: usize> Channel<R, Q> {
     /// A channel whose handshake starts now.
     pub fn new(hs: Handshake, limits: Limits, now: Instant) -> Self {
         Channel {
@@ -277,7 +287,7 @@ impl Channel {
 
     /// Free room in the output queue, in bytes.
     pub fn output_room(&self) -> usize {
-        TX_CAPACITY - self.tx.len()
+        Q - self.tx.len()
     }
 
     /// When [`Self::check_timeout`] must next be called.

@@ -27,7 +27,7 @@
 use heapless::Deque;
 use rand_core::{CryptoRng, RngCore};
 
-use crate::channel::{Channel, Incoming, Scratch};
+use crate::channel::{Channel, Incoming, RequestChannel, Scratch, StandardChannel};
 use crate::chat::{ChatText, E2eChat};
 use crate::error::{CryptoError, Error, ProtocolError};
 use crate::keys::{PublicKey, SafetyNumber, StaticSecret};
@@ -176,10 +176,11 @@ enum ChatState {
         from_key: PublicKey,
         link: u32,
     },
-    Accepted {
+        Accepted {
         chat_id: ChatId,
         from: UserName,
         from_key: PublicKey,
+        link: u32,
     },
     Chat(E2eChat),
 }
@@ -191,7 +192,7 @@ pub const EVENT_CAPACITY: usize = 4;
 pub struct Client {
     config: ClientConfig,
     identity: StaticSecret,
-    std: Channel,
+    std: StandardChannel,
     login: Login,
     chat: ChatState,
     events: Deque<ClientEvent, EVENT_CAPACITY>,
@@ -203,7 +204,7 @@ pub struct Client {
 /// One request-channel connection (server → our daemon).
 pub struct RequestLink {
     id: u32,
-    channel: Channel,
+    channel: RequestChannel,
     authenticated: bool,
     created: Instant,
     proof_timeout: crate::time::Duration,
@@ -546,6 +547,7 @@ impl Client {
                 chat_id: id,
                 from,
                 from_key,
+                ..
             } => !initiator && *id == chat_id && from == peer && *from_key == peer_key,
             _ => false,
         };
@@ -723,10 +725,11 @@ impl Client {
         };
         let (chat_id, link) = (*chat_id, *link);
         if accept {
-            self.chat = ChatState::Accepted {
+                        self.chat = ChatState::Accepted {
                 chat_id,
                 from: from.clone(),
                 from_key: *from_key,
+                link,
             };
             self.pending_answer = Some((link, chat_id, Answer::Accept));
         } else {
@@ -739,6 +742,11 @@ impl Client {
     /// Sends a line of chat text to the peer.
     pub fn send_text(&mut self, now: Instant, text: &str) -> Result<(), Error> {
         self.require_login()?;
+                // Check for room first: a message encrypted but not queued would
+        // use up a nonce and break the chat.
+        if self.std.output_room() < crate::limits::MAX_FRAME {
+            return Err(ProtocolError::QueueFull.into());
+        }
         let ChatState::Chat(chat) = &mut self.chat else {
             return Err(ProtocolError::NoChat.into());
         };
@@ -962,9 +970,15 @@ impl Client {
 
     /// The request channel that delivered the pending request went away: the
     /// request cannot be answered any more.
+        ///
+    /// An accepted request whose link closed is dropped too: the server may
+    /// not have the answer. Should its `ChatStarted` come all the same, the
+    /// client answers it with `LeaveChat`.
     pub fn request_link_closed(&mut self, link: &RequestLink) {
-        if matches!(&self.chat, ChatState::Asked { link: id, .. } if *id == link.id) {
-            if let ChatState::Asked { from, .. } =
+        let from_link = matches!(&self.chat,
+            ChatState::Asked { link: id, .. } | ChatState::Accepted { link: id, .. } if *id == link.id);
+        if from_link {
+            if let ChatState::Asked { from, .. } | ChatState::Accepted { from, .. } =
                 core::mem::replace(&mut self.chat, ChatState::Idle)
             {
                 self.push_event(ClientEvent::RequestWithdrawn { from });

@@ -35,24 +35,25 @@ pub enum Feed {
     },
 }
 
-/// Accumulates bytes until one whole frame is present.
+/// Accumulates bytes until one whole frame of at most `N` bytes (header
+/// included) is present; longer length prefixes are errors.
 #[derive(Clone)]
-pub struct FrameDecoder {
-    buf: [u8; MAX_FRAME],
+pub struct FrameDecoder<const N: usize = MAX_FRAME> {
+    buf: [u8; N],
     len: usize,
 }
 
-impl Default for FrameDecoder {
+impl<const N: usize> Default for FrameDecoder<N> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl FrameDecoder {
+impl<const N: usize> FrameDecoder<N> {
     /// An empty decoder.
     pub const fn new() -> Self {
         FrameDecoder {
-            buf: [0; MAX_FRAME],
+            buf: [0; N],
             len: 0,
         }
     }
@@ -63,7 +64,7 @@ impl FrameDecoder {
             return Ok(None);
         }
         let n = u16::from_be_bytes([self.buf[0], self.buf[1]]) as usize;
-        if n == 0 || n > MAX_NOISE_MESSAGE {
+        if n == 0 || FRAME_HEADER + n > N || n > MAX_NOISE_MESSAGE {
             return Err(FrameError::BadLength);
         }
         Ok(Some(FRAME_HEADER + n))
@@ -127,7 +128,7 @@ mod tests {
         let m = encode_frame(b"world!", &mut wire[n..]).unwrap();
         let wire = &wire[..n + m];
         for split in 0..wire.len() {
-            let mut d = FrameDecoder::new();
+            let mut d = FrameDecoder::<MAX_FRAME>::new();
             let mut got = [[0u8; 8]; 2];
             let mut lens = [0; 2];
             let mut count = 0;
@@ -155,9 +156,9 @@ mod tests {
 
     #[test]
     fn rejects_oversize_and_zero_length() {
-        let mut d = FrameDecoder::new();
+        let mut d = FrameDecoder::<MAX_FRAME>::new();
         assert_eq!(d.feed(&[0xff, 0xff]), Err(FrameError::BadLength));
-        let mut d = FrameDecoder::new();
+        let mut d = FrameDecoder::<MAX_FRAME>::new();
         assert_eq!(d.feed(&[0, 0]), Err(FrameError::BadLength));
         let big = [0u8; MAX_NOISE_MESSAGE + 1];
         assert_eq!(

@@ -21,6 +21,13 @@ pub const FRAME_HEADER: usize = 2;
 /// Largest frame on the wire (header included).
 pub const MAX_FRAME: usize = FRAME_HEADER + MAX_NOISE_MESSAGE;
 
+/// Largest Noise message on the request channel (its messages are small:
+/// the NNpsk0 handshake is 48 bytes, a `ChatRequest` at most 87).
+pub const MAX_REQUEST_NOISE_MESSAGE: usize = 128;
+
+/// Largest frame on the request channel (header included).
+pub const MAX_REQUEST_FRAME: usize = FRAME_HEADER + MAX_REQUEST_NOISE_MESSAGE;
+
 /// AEAD tag length (ChaChaPoly).
 pub const TAG_LEN: usize = 16;
 
@@ -81,9 +88,13 @@ impl Limits {
         idle_timeout: Duration::from_secs(300),
     };
 
-    /// Interval at which a client sends `Ping` so that the server never sees it idle.
+        /// Interval at which a client sends `Ping` so that the server never sees
+    /// it idle: a third of its own idle timeout, and at most 25 s, since the
+    /// server's idle timeout may be shorter than the client's (the protocol
+    /// does not announce it; servers should not go below 60 s).
     pub const fn keepalive_interval(&self) -> Duration {
-        Duration::from_millis(self.idle_timeout.as_millis() / 3)
+        let third = self.idle_timeout.as_millis() / 3;
+        Duration::from_millis(if third < 25_000 { third } else { 25_000 })
     }
 }
 

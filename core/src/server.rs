@@ -24,7 +24,7 @@
 use heapless::Deque;
 use rand_core::{CryptoRng, RngCore};
 
-use crate::channel::{Channel, Incoming, Scratch};
+use crate::channel::{Channel, Incoming, RequestChannel, Scratch, StandardChannel};
 use crate::error::{CryptoError, Error, ProtocolError, WireError};
 use crate::keys::{PublicKey, StaticSecret};
 use crate::limits::{
@@ -153,14 +153,14 @@ pub const SERVER_EVENT_CAPACITY: usize = 4;
 /// The server's state for one connected client.
 pub struct ServerSession {
     limits: Limits,
-    std: Channel,
+    std: StandardChannel,
     login: Login,
     /// Set at login and kept after the close, so that the events a closing
     /// session leaves can still name it.
     identity: Option<(UserName, PublicKey)>,
     chat: ChatSlot,
     asked: Option<Asked>,
-    request: Option<Channel>,
+    request: Option<RequestChannel>,
     request_psk: Option<Psk>,
     events: Deque<ServerEvent, SERVER_EVENT_CAPACITY>,
     /// The E2E message of the last `Relay` event (one per input frame).
@@ -250,7 +250,7 @@ impl ServerSession {
 
     /// True if the request channel is open.
     pub fn daemon_reachable(&self) -> bool {
-        self.request.as_ref().is_some_and(Channel::is_transport)
+        self.request.as_ref().is_some_and(RequestChannel::is_transport)
     }
 
     // ------------------------------------------------------------ outputs
@@ -276,7 +276,7 @@ impl ServerSession {
             .request
             .as_ref()
             .filter(|c| c.handshake().is_some())
-            .and_then(Channel::poll_timeout);
+            .and_then(RequestChannel::poll_timeout);
         match (self.std.poll_timeout(), req) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),

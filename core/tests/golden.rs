@@ -558,7 +558,7 @@ fn frame() {
     let mut out = [0u8; MAX_FRAME];
     let n = encode_frame(&unhex("0105616c696365"), &mut out).unwrap();
     pin("frame", &out[..n], "0007 0105616c696365");
-    let mut d = FrameDecoder::new();
+    let mut d: FrameDecoder = FrameDecoder::new();
     assert_eq!(d.feed(&out[..n]), Ok(Feed::Frame { consumed: n }));
     assert_eq!(d.frame(), Some(&unhex("0105616c696365")[..]));
     // The largest frame: 1024 bytes announced as 0x0400.

@@ -1,0 +1,545 @@
+//! What the client tells its user: one [`Event`] type, printed either as a
+//! JSON object per line (`--script`) or as a readable line (interactive).
+//!
+//! The JSON shapes are a stable interface (see the crate docs / README). No
+//! event carries a secret; chat text only appears in `message` and `sent`,
+//! which are the user's own conversation. `Event` deliberately has no
+//! `Debug` impl, so chat text cannot end up in a log by accident.
+
+use std::io::Write;
+
+use securecom_core::message::{CloseReason, ErrorCode, LoginError, RefuseReason};
+use securecom_core::ChatEnd;
+use serde::Serialize;
+
+/// One thing to tell the user.
+#[derive(Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// The daemon (request-channel listener) is bound, before login.
+    DaemonListening {
+        /// The bound address (the port is the real one, also with port 0).
+        addr: String,
+    },
+    /// Login accepted.
+    LoggedIn {
+        /// Our user name.
+        user: String,
+    },
+    /// Login refused (the program then exits non-zero).
+    LoginRefused {
+        /// `not_authorized`, `version_mismatch` or `server_full`.
+        reason: &'static str,
+    },
+    /// Whether the server reached our daemon.
+    Daemon {
+        /// True if chat requests can reach us.
+        reachable: bool,
+    },
+    /// The whole list of users online.
+    Users {
+        /// Their names.
+        names: Vec<String>,
+    },
+    /// Our chat request was forwarded.
+    ChatPending {
+        /// Who we asked.
+        user: String,
+        /// The chat id the server chose.
+        chat_id: u32,
+    },
+    /// Someone asks us for a chat.
+    ChatRequest {
+        /// Who asks.
+        from: String,
+        /// Their key's fingerprint.
+        fingerprint: String,
+    },
+    /// A request was refused automatically because we were busy.
+    RefusedBusy {
+        /// Who asked.
+        from: String,
+    },
+    /// A request made to us was withdrawn.
+    RequestWithdrawn {
+        /// Who had asked.
+        from: String,
+    },
+    /// Our request did not lead to a chat.
+    ChatRefused {
+        /// Who we asked.
+        user: String,
+        /// See [`refuse_reason`].
+        reason: &'static str,
+    },
+    /// The end-to-end chat is open.
+    ChatReady {
+        /// The peer.
+        peer: String,
+        /// The peer key's fingerprint.
+        fingerprint: String,
+        /// The safety number to compare out of band.
+        safety_number: String,
+        /// True if we asked for the chat (and so speak first).
+        initiator: bool,
+    },
+    /// A chat message from the peer.
+    Message {
+        /// The peer.
+        from: String,
+        /// The text.
+        text: String,
+    },
+    /// A chat line of ours was queued for sending.
+    Sent {
+        /// The peer.
+        to: String,
+        /// The text.
+        text: String,
+    },
+    /// The chat is over.
+    ChatEnded {
+        /// The peer.
+        peer: String,
+        /// `left`, `peer_left` or `failed`.
+        reason: &'static str,
+        /// Why it failed (only with `failed`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
+    },
+    /// The server rejected a request; the session goes on.
+    ServerError {
+        /// `not_now`, `wrong_chat` or `bad_request`.
+        code: &'static str,
+    },
+    /// The server closed the session cleanly.
+    Closed {
+        /// See [`close_reason`].
+        reason: &'static str,
+    },
+    /// The connection was lost without a clean close, or the handshake failed.
+    Disconnected {
+        /// What happened.
+        error: String,
+    },
+    /// A command that cannot be done now; the session goes on.
+    Error {
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// The JSON name of a login refusal.
+pub fn login_error(e: LoginError) -> &'static str {
+    match e {
+        LoginError::NotAuthorized => "not_authorized",
+        LoginError::VersionMismatch => "version_mismatch",
+        LoginError::ServerFull => "server_full",
+    }
+}
+
+/// The JSON name of a chat refusal.
+pub fn refuse_reason(r: RefuseReason) -> &'static str {
+    match r {
+        RefuseReason::Declined => "declined",
+        RefuseReason::Busy => "busy",
+        RefuseReason::Offline => "offline",
+        RefuseReason::UnknownUser => "unknown_user",
+        RefuseReason::Unreachable => "unreachable",
+        RefuseReason::SelfRequest => "self_request",
+        RefuseReason::Withdrawn => "withdrawn",
+    }
+}
+
+/// The JSON name of a close reason.
+pub fn close_reason(r: CloseReason) -> &'static str {
+    match r {
+        CloseReason::LoggedOut => "logged_out",
+        CloseReason::Shutdown => "shutdown",
+        CloseReason::SessionExpired => "session_expired",
+        CloseReason::ProtocolViolation => "protocol_violation",
+        CloseReason::Idle => "idle",
+        CloseReason::Replaced => "replaced",
+    }
+}
+
+/// The JSON name of a server error code.
+pub fn error_code(c: ErrorCode) -> &'static str {
+    match c {
+        ErrorCode::NotNow => "not_now",
+        ErrorCode::WrongChat => "wrong_chat",
+        ErrorCode::BadRequest => "bad_request",
+    }
+}
+
+/// The JSON reason (and detail) of a chat end.
+pub fn chat_end(e: &ChatEnd) -> (&'static str, Option<String>) {
+    match e {
+        ChatEnd::Left => ("left", None),
+        ChatEnd::PeerLeft => ("peer_left", None),
+        ChatEnd::Failed(err) => ("failed", Some(crate::errors::describe(err))),
+    }
+}
+
+/// Peer-controlled text shown on a terminal: control characters (escape
+/// sequences could rewrite the screen) are shown escaped.
+pub fn sanitize(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn human_refusal(reason: &str) -> &'static str {
+    match reason {
+        "declined" => "declined",
+        "busy" => "is busy",
+        "offline" => "is not online",
+        "unknown_user" => "no such user",
+        "unreachable" => "cannot be reached (their client's daemon is unreachable)",
+        "self_request" => "you cannot chat with yourself",
+        "withdrawn" => "the request was withdrawn",
+        _ => "refused",
+    }
+}
+
+fn human_close(reason: &str) -> &'static str {
+    match reason {
+        "logged_out" => "logged out",
+        "shutdown" => "the server is shutting down",
+        "session_expired" => "the session expired; log in again",
+        "protocol_violation" => "protocol violation",
+        "idle" => "idle too long",
+        "replaced" => "you logged in again elsewhere",
+        _ => "closed",
+    }
+}
+
+impl Event {
+    /// The event as one line of JSON (no newline).
+    pub fn to_json(&self) -> String {
+        // Serializing plain strings, bools and integers cannot fail.
+        serde_json::to_string(self).unwrap_or_else(|_| String::from("{\"event\":\"error\"}"))
+    }
+
+    /// The event as a readable line for the interactive mode; `None` for
+    /// events the terminal already shows (our own chat lines).
+    pub fn to_human(&self) -> Option<String> {
+        Some(match self {
+            Event::DaemonListening { addr } => format!("* daemon listening on {addr}"),
+            Event::LoggedIn { user } => {
+                format!("* logged in as {user}. Type /help for the commands.")
+            }
+            Event::LoginRefused { reason } => format!(
+                "* login refused: {}",
+                match *reason {
+                    "not_authorized" => "not authorized (unknown user or not the registered key)",
+                    "version_mismatch" => "the server speaks another protocol version",
+                    "server_full" => "the server is full",
+                    other => other,
+                }
+            ),
+            Event::Daemon { reachable: true } => {
+                "* the server reached our daemon: others can ask us for a chat".to_string()
+            }
+            Event::Daemon { reachable: false } => "* warning: the server cannot reach our daemon; \
+                 others cannot ask us for a chat (check --daemon-listen, firewall or NAT)"
+                .to_string(),
+            Event::Users { names } if names.is_empty() => "* nobody is online".to_string(),
+            Event::Users { names } => format!("* online: {}", names.join(", ")),
+            Event::ChatPending { user, .. } => {
+                format!("* asked {user} for a chat; waiting for the answer (/leave withdraws)")
+            }
+            Event::ChatRequest { from, fingerprint } => {
+                format!("* {from} asks to chat (key fingerprint {fingerprint}). /accept or /refuse")
+            }
+            Event::RefusedBusy { from } => {
+                format!("* {from} asked to chat; refused automatically (busy)")
+            }
+            Event::RequestWithdrawn { from } => format!("* {from} withdrew the chat request"),
+            Event::ChatRefused { user, reason } => {
+                format!("* no chat with {user}: {}", human_refusal(reason))
+            }
+            Event::ChatReady {
+                peer,
+                fingerprint,
+                safety_number,
+                initiator,
+            } => format!(
+                "* chat with {peer} ready; safety number: {safety_number}\n  \
+                 ({peer}'s key fingerprint {fingerprint}; compare the safety number with \
+                 {peer} over another channel){}",
+                if *initiator {
+                    ""
+                } else {
+                    "\n  the requester speaks first: wait for their message"
+                }
+            ),
+            Event::Message { from, text } => format!("<{from}> {}", sanitize(text)),
+            Event::Sent { .. } => return None,
+            Event::ChatEnded {
+                peer,
+                reason,
+                detail,
+            } => match *reason {
+                "left" => format!("* you left the chat with {peer}"),
+                "peer_left" => format!("* {peer} left the chat"),
+                _ => format!(
+                    "* chat with {peer} failed: {}",
+                    detail.as_deref().unwrap_or("error")
+                ),
+            },
+            Event::ServerError { code } => format!(
+                "* the server refused: {}",
+                match *code {
+                    "not_now" => "not allowed now",
+                    "wrong_chat" => "not the current chat",
+                    "bad_request" => "bad request",
+                    other => other,
+                }
+            ),
+            Event::Closed { reason } => format!("* session closed: {}", human_close(reason)),
+            Event::Disconnected { error } => format!("* disconnected: {error}"),
+            Event::Error { message } => format!("! {message}"),
+        })
+    }
+}
+
+/// Where events go: stdout, as JSON lines or readable lines.
+#[derive(Clone, Copy)]
+pub struct Ui {
+    /// JSON lines (`--script`) instead of readable text.
+    pub script: bool,
+}
+
+impl Ui {
+    /// Prints one event and flushes.
+    pub fn emit(&self, event: &Event) {
+        let line = if self.script {
+            Some(event.to_json())
+        } else {
+            event.to_human()
+        };
+        if let Some(line) = line {
+            Self::print(&line);
+        }
+    }
+
+    /// A note for a human only (not printed in script mode).
+    pub fn note(&self, text: &str) {
+        if !self.script {
+            Self::print(text);
+        }
+    }
+
+    fn print(line: &str) {
+        let mut out = std::io::stdout().lock();
+        // A closed stdout is not a reason to drop the session.
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json(e: Event) -> String {
+        e.to_json()
+    }
+
+    #[test]
+    fn json_shapes() {
+        assert_eq!(
+            json(Event::DaemonListening {
+                addr: "127.0.0.1:4242".into()
+            }),
+            r#"{"event":"daemon_listening","addr":"127.0.0.1:4242"}"#
+        );
+        assert_eq!(
+            json(Event::LoggedIn {
+                user: "alice".into()
+            }),
+            r#"{"event":"logged_in","user":"alice"}"#
+        );
+        assert_eq!(
+            json(Event::LoginRefused {
+                reason: login_error(LoginError::NotAuthorized)
+            }),
+            r#"{"event":"login_refused","reason":"not_authorized"}"#
+        );
+        assert_eq!(
+            json(Event::Daemon { reachable: true }),
+            r#"{"event":"daemon","reachable":true}"#
+        );
+        assert_eq!(
+            json(Event::Users {
+                names: vec!["alice".into(), "bob".into()]
+            }),
+            r#"{"event":"users","names":["alice","bob"]}"#
+        );
+        assert_eq!(
+            json(Event::ChatPending {
+                user: "bob".into(),
+                chat_id: 1
+            }),
+            r#"{"event":"chat_pending","user":"bob","chat_id":1}"#
+        );
+        assert_eq!(
+            json(Event::ChatRequest {
+                from: "alice".into(),
+                fingerprint: "1a2b:3c4d".into()
+            }),
+            r#"{"event":"chat_request","from":"alice","fingerprint":"1a2b:3c4d"}"#
+        );
+        assert_eq!(
+            json(Event::RefusedBusy {
+                from: "carol".into()
+            }),
+            r#"{"event":"refused_busy","from":"carol"}"#
+        );
+        assert_eq!(
+            json(Event::RequestWithdrawn {
+                from: "alice".into()
+            }),
+            r#"{"event":"request_withdrawn","from":"alice"}"#
+        );
+        assert_eq!(
+            json(Event::ChatReady {
+                peer: "bob".into(),
+                fingerprint: "ab".into(),
+                safety_number: "12345 67890".into(),
+                initiator: true
+            }),
+            r#"{"event":"chat_ready","peer":"bob","fingerprint":"ab","safety_number":"12345 67890","initiator":true}"#
+        );
+        assert_eq!(
+            json(Event::Message {
+                from: "bob".into(),
+                text: "hi \"there\"\n".into()
+            }),
+            r#"{"event":"message","from":"bob","text":"hi \"there\"\n"}"#
+        );
+        assert_eq!(
+            json(Event::Sent {
+                to: "bob".into(),
+                text: "hi".into()
+            }),
+            r#"{"event":"sent","to":"bob","text":"hi"}"#
+        );
+        assert_eq!(
+            json(Event::ServerError {
+                code: error_code(ErrorCode::NotNow)
+            }),
+            r#"{"event":"server_error","code":"not_now"}"#
+        );
+        assert_eq!(
+            json(Event::Closed {
+                reason: close_reason(CloseReason::LoggedOut)
+            }),
+            r#"{"event":"closed","reason":"logged_out"}"#
+        );
+        assert_eq!(
+            json(Event::Disconnected {
+                error: "server key mismatch".into()
+            }),
+            r#"{"event":"disconnected","error":"server key mismatch"}"#
+        );
+        assert_eq!(
+            json(Event::Error {
+                message: "nothing to accept".into()
+            }),
+            r#"{"event":"error","message":"nothing to accept"}"#
+        );
+    }
+
+    #[test]
+    fn chat_ended_detail_only_when_failed() {
+        let (reason, detail) = chat_end(&ChatEnd::PeerLeft);
+        assert_eq!(
+            json(Event::ChatEnded {
+                peer: "bob".into(),
+                reason,
+                detail
+            }),
+            r#"{"event":"chat_ended","peer":"bob","reason":"peer_left"}"#
+        );
+        let (reason, detail) = chat_end(&ChatEnd::Failed(
+            securecom_core::CryptoError::DecryptFailed.into(),
+        ));
+        let line = json(Event::ChatEnded {
+            peer: "bob".into(),
+            reason,
+            detail,
+        });
+        assert!(
+            line.starts_with(r#"{"event":"chat_ended","peer":"bob","reason":"failed","detail":""#),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn reason_names() {
+        let all = [
+            (RefuseReason::Declined, "declined"),
+            (RefuseReason::Busy, "busy"),
+            (RefuseReason::Offline, "offline"),
+            (RefuseReason::UnknownUser, "unknown_user"),
+            (RefuseReason::Unreachable, "unreachable"),
+            (RefuseReason::SelfRequest, "self_request"),
+            (RefuseReason::Withdrawn, "withdrawn"),
+        ];
+        for (r, s) in all {
+            assert_eq!(refuse_reason(r), s);
+        }
+        let all = [
+            (CloseReason::LoggedOut, "logged_out"),
+            (CloseReason::Shutdown, "shutdown"),
+            (CloseReason::SessionExpired, "session_expired"),
+            (CloseReason::ProtocolViolation, "protocol_violation"),
+            (CloseReason::Idle, "idle"),
+            (CloseReason::Replaced, "replaced"),
+        ];
+        for (r, s) in all {
+            assert_eq!(close_reason(r), s);
+        }
+    }
+
+    #[test]
+    fn one_line_per_event() {
+        // Newlines in chat text are escaped, so a JSON event is always one line.
+        let line = json(Event::Message {
+            from: "bob".into(),
+            text: "a\nb\r\u{1b}[2J".into(),
+        });
+        assert!(!line.contains('\n') && !line.contains('\r') && !line.contains('\u{1b}'));
+    }
+
+    #[test]
+    fn human_lines() {
+        let e = Event::ChatRequest {
+            from: "alice".into(),
+            fingerprint: "1a2b:3c4d".into(),
+        };
+        assert_eq!(
+            e.to_human().unwrap(),
+            "* alice asks to chat (key fingerprint 1a2b:3c4d). /accept or /refuse"
+        );
+        let e = Event::Message {
+            from: "bob".into(),
+            text: "hi\u{1b}[2J".into(),
+        };
+        assert_eq!(e.to_human().unwrap(), "<bob> hi\\u{1b}[2J");
+        assert!(Event::Sent {
+            to: "bob".into(),
+            text: "x".into()
+        }
+        .to_human()
+        .is_none());
+    }
+}

@@ -1,0 +1,651 @@
+//! The `chat` command: the tokio driver around [`securecom_core::Client`].
+//!
+//! Tasks:
+//! - **main** (this module's [`Session::run`]): user commands from stdin,
+//!   printing events, the keep-alive timer, the exit decision;
+//! - **reader**: standard-channel bytes → [`Client::handle_input`];
+//! - **writer**: bytes the core queued → the server socket, in order;
+//! - **daemon** (see [`crate::daemon`]): request-channel connections.
+//!
+//! They share one [`Client`] behind a mutex ([`Shared`]) that is held only
+//! for core calls, never across an `.await`. After every core call the caller
+//! drains [`Client::poll_transmit`] to the writer and [`Client::poll_event`] to
+//! the main task ([`Outputs::drain`]), under the same lock, so bytes and
+//! events keep the order the core produced them in.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use securecom_core::message::user_name;
+use securecom_core::{Client, ClientConfig, ClientEvent, Error, Limits, ProtocolError};
+use securecom_host::{keyfile, now, os_rng, until, Rng};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+
+use crate::cli::ChatSettings;
+use crate::command::{self, Command, HELP};
+use crate::errors::{command_error, describe};
+use crate::output::{chat_end, close_reason, error_code, login_error, refuse_reason, Event, Ui};
+
+/// Exit status: `/quit` (or end of input) ended with a clean logout.
+pub const EXIT_OK: i32 = 0;
+/// Exit status: bad arguments, config, key file or daemon address.
+pub const EXIT_USAGE: i32 = 1;
+/// Exit status: the server cannot be reached.
+pub const EXIT_UNREACHABLE: i32 = 2;
+/// Exit status: the server refused the login.
+pub const EXIT_REFUSED: i32 = 3;
+/// Exit status: the server closed the session for another reason than our logout.
+pub const EXIT_CLOSED: i32 = 4;
+/// Exit status: the connection was lost or the handshake failed (e.g. server key mismatch).
+pub const EXIT_LOST: i32 = 5;
+/// Exit status: interrupted (a second Ctrl-C, or Ctrl-C before login).
+pub const EXIT_INTERRUPTED: i32 = 130;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long `/quit` waits for the server's `Bye`.
+const LOGOUT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The client and its RNG, shared by all tasks.
+pub struct Core {
+    /// The protocol state.
+    pub client: Client,
+    /// Randomness for the core.
+    pub rng: Rng,
+}
+
+/// The shared [`Core`]; lock it only around core calls.
+#[derive(Clone)]
+pub struct Shared(Arc<Mutex<Core>>);
+
+impl Shared {
+    /// Locks the core (a panic in another task does not make it unusable).
+    pub fn lock(&self) -> MutexGuard<'_, Core> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// What the tasks tell the main task.
+pub enum UiMsg {
+    /// An event from the core.
+    Core(Box<ClientEvent>),
+    /// The core failed on the standard channel: the session is over.
+    Failed(Error),
+    /// The connection to the server ended (EOF or I/O error).
+    ConnectionLost(String),
+    /// An event of the driver itself (not from the core).
+    Local(Event),
+}
+
+/// Where drained core output goes.
+#[derive(Clone)]
+pub struct Outputs {
+    to_server: UnboundedSender<Vec<u8>>,
+    to_ui: UnboundedSender<UiMsg>,
+}
+
+impl Outputs {
+    /// Moves all queued standard-channel bytes to the writer and all events to
+    /// the main task. Call with the lock held, after every core call.
+    pub fn drain(&self, client: &mut Client) {
+        let mut chunk = [0u8; 2048];
+        loop {
+            let n = client.poll_transmit(&mut chunk);
+            if n == 0 {
+                break;
+            }
+            // If the writer is gone the main task learns it from the writer's message.
+            let _ = self.to_server.send(chunk[..n].to_vec());
+        }
+        while let Some(ev) = client.poll_event() {
+            let _ = self.to_ui.send(UiMsg::Core(Box::new(ev)));
+        }
+    }
+
+    /// Sends a message to the main task.
+    pub fn tell(&self, msg: UiMsg) {
+        let _ = self.to_ui.send(msg);
+    }
+}
+
+/// Runs `chat` to the end; returns the exit status.
+pub async fn chat(settings: ChatSettings, ui: Ui) -> i32 {
+    let identity = match keyfile::read(&settings.key) {
+        Ok(k) => k,
+        Err(e) => return setup_error(&format!("cannot read the key: {e}")),
+    };
+    let Ok(user) = user_name(&settings.user) else {
+        return setup_error(&format!("bad user name '{}'", settings.user));
+    };
+
+    // The daemon listens before we connect: its port is announced at login.
+    let listener = match TcpListener::bind(&settings.daemon_listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            return setup_error(&format!(
+                "cannot listen on {} for chat requests: {e}",
+                settings.daemon_listen
+            ))
+        }
+    };
+    let daemon_addr = match listener.local_addr() {
+        Ok(a) => a,
+        Err(e) => return setup_error(&format!("daemon address: {e}")),
+    };
+    info!(addr = %daemon_addr, "daemon listening");
+    ui.emit(&Event::DaemonListening {
+        addr: daemon_addr.to_string(),
+    });
+
+    ui.note(&format!(
+        "* connecting to {} as {} (server key fingerprint {})",
+        settings.server,
+        settings.user,
+        settings.server_key.fingerprint()
+    ));
+    let stream =
+        match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&settings.server)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return unreachable(ui, &settings.server, &e.to_string()),
+            Err(_) => return unreachable(ui, &settings.server, "timed out"),
+        };
+    let _ = stream.set_nodelay(true);
+    info!(server = %settings.server, "connected");
+
+    let config = ClientConfig {
+        user,
+        server_key: settings.server_key,
+        daemon_port: Some(daemon_addr.port()),
+        limits: Limits::DEFAULT,
+    };
+    let mut rng = os_rng();
+    let client = match Client::new(config, identity, now(), &mut rng) {
+        Ok(c) => c,
+        Err(e) => return setup_error(&format!("cannot start the handshake: {e}")),
+    };
+    let shared = Shared(Arc::new(Mutex::new(Core { client, rng })));
+
+    let (to_server, server_rx) = unbounded_channel();
+    let (to_ui, ui_rx) = unbounded_channel();
+    let out = Outputs { to_server, to_ui };
+    let (answers_tx, answers_rx) = watch::channel(0u64);
+
+    let (rd, wr) = stream.into_split();
+    tokio::spawn(writer(wr, server_rx, out.clone()));
+    out.drain(&mut shared.lock().client);
+    tokio::spawn(reader(rd, shared.clone(), out.clone()));
+    tokio::spawn(crate::daemon::run(
+        listener,
+        shared.clone(),
+        out.clone(),
+        answers_rx,
+    ));
+
+    let mut session = Session {
+        ui,
+        shared,
+        out,
+        answers: answers_tx,
+        logged_in: false,
+        quitting: None,
+        users: Vec::new(),
+    };
+    session.run(ui_rx, spawn_stdin()).await
+}
+
+fn setup_error(msg: &str) -> i32 {
+    eprintln!("securecom-client: {msg}");
+    EXIT_USAGE
+}
+
+fn unreachable(ui: Ui, server: &str, why: &str) -> i32 {
+    let error = format!("cannot connect to {server}: {why}");
+    ui.emit(&Event::Disconnected {
+        error: error.clone(),
+    });
+    eprintln!("securecom-client: {error}");
+    EXIT_UNREACHABLE
+}
+
+/// Reads the server's bytes and feeds the core, one frame per call.
+async fn reader(mut rd: OwnedReadHalf, shared: Shared, out: Outputs) {
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let n = match rd.read(&mut buf).await {
+            Ok(0) => {
+                out.tell(UiMsg::ConnectionLost(
+                    "the server closed the connection".into(),
+                ));
+                return;
+            }
+            Ok(n) => n,
+            Err(e) => {
+                out.tell(UiMsg::ConnectionLost(format!("read from the server: {e}")));
+                return;
+            }
+        };
+        let mut core = shared.lock();
+        let core = &mut *core;
+        let mut input = &buf[..n];
+        while !input.is_empty() {
+            let r = core.client.handle_input(now(), input, &mut core.rng);
+            out.drain(&mut core.client);
+            match r {
+                Ok(0) => break,
+                Ok(used) => input = &input[used.min(input.len())..],
+                Err(e) => {
+                    out.tell(UiMsg::Failed(e));
+                    return;
+                }
+            }
+            if core.client.is_closed() {
+                // Bye or a refused login: the main task has the event.
+                debug!("standard channel closed by the server");
+                return;
+            }
+        }
+    }
+}
+
+/// Writes queued bytes to the server, in order.
+async fn writer(mut wr: OwnedWriteHalf, mut rx: UnboundedReceiver<Vec<u8>>, out: Outputs) {
+    while let Some(bytes) = rx.recv().await {
+        if let Err(e) = wr.write_all(&bytes).await {
+            out.tell(UiMsg::ConnectionLost(format!("write to the server: {e}")));
+            return;
+        }
+    }
+}
+
+/// Lines from stdin, read on a plain thread (a blocking read must not hold
+/// up the runtime). The channel closes at end of input.
+fn spawn_stdin() -> UnboundedReceiver<Result<String, String>> {
+    let (tx, rx) = unbounded_channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        let stdin = std::io::stdin();
+        let mut input = stdin.lock();
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match input.read_until(b'\n', &mut buf) {
+                Ok(0) => break,
+                Ok(_) => {
+                    if buf.last() == Some(&b'\n') {
+                        buf.pop();
+                    }
+                    let line = String::from_utf8(std::mem::take(&mut buf))
+                        .map_err(|_| "the line is not valid UTF-8".to_string());
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    warn!("stdin: {e}");
+                    break;
+                }
+            }
+        }
+    });
+    rx
+}
+
+async fn sleep_until_core(deadline: Option<securecom_core::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep(until(d)).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The main task's state.
+struct Session {
+    ui: Ui,
+    shared: Shared,
+    out: Outputs,
+    /// Bumped after `answer_request` so the daemon links flush the answer.
+    answers: watch::Sender<u64>,
+    logged_in: bool,
+    /// Set by `/quit`: when to give up waiting for `Bye`.
+    quitting: Option<tokio::time::Instant>,
+    /// `Users` pages collected so far.
+    users: Vec<String>,
+}
+
+impl Session {
+    async fn run(
+        &mut self,
+        mut ui_rx: UnboundedReceiver<UiMsg>,
+        mut stdin: UnboundedReceiver<Result<String, String>>,
+    ) -> i32 {
+        let mut sigint = signal(SignalKind::interrupt()).ok();
+        let mut sigterm = signal(SignalKind::terminate()).ok();
+        let mut stdin_open = true;
+        loop {
+            let deadline = self.shared.lock().client.poll_timeout();
+            tokio::select! {
+                biased;
+                msg = ui_rx.recv() => {
+                    // `self.out` holds a sender, so the channel never closes.
+                    let Some(msg) = msg else { return EXIT_LOST };
+                    if let Some(code) = self.on_ui(msg) {
+                        return code;
+                    }
+                }
+                Some(()) = recv_signal(&mut sigint) => {
+                    if let Some(code) = self.on_interrupt() {
+                        return code;
+                    }
+                }
+                Some(()) = recv_signal(&mut sigterm) => {
+                    if let Some(code) = self.on_interrupt() {
+                        return code;
+                    }
+                }
+                () = sleep_until_core(deadline) => {
+                    let r = {
+                        let mut core = self.shared.lock();
+                        let r = core.client.handle_timeout(now());
+                        self.out.drain(&mut core.client);
+                        r
+                    };
+                    if let Err(e) = r {
+                        return self.lost(&describe(&e));
+                    }
+                }
+                () = sleep_until_opt(self.quitting), if self.quitting.is_some() => {
+                    return self.lost("the server did not confirm the logout");
+                }
+                line = stdin.recv(), if stdin_open && self.logged_in && self.quitting.is_none() => {
+                    let cmd = match line {
+                        None => {
+                            stdin_open = false;
+                            debug!("end of input: logging out");
+                            Ok(Command::Quit)
+                        }
+                        Some(Ok(line)) => command::parse(&line),
+                        Some(Err(e)) => Err(e),
+                    };
+                    let code = match cmd {
+                        Ok(cmd) => self.on_command(cmd),
+                        Err(message) => {
+                            self.ui.emit(&Event::Error { message });
+                            None
+                        }
+                    };
+                    if let Some(code) = code {
+                        return code;
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_interrupt(&mut self) -> Option<i32> {
+        if self.logged_in && self.quitting.is_none() {
+            info!("interrupted: logging out");
+            self.on_command(Command::Quit)
+        } else {
+            eprintln!("securecom-client: interrupted");
+            Some(EXIT_INTERRUPTED)
+        }
+    }
+
+    /// The session is over without a clean close.
+    fn lost(&self, error: &str) -> i32 {
+        self.ui.emit(&Event::Disconnected {
+            error: error.to_string(),
+        });
+        if error == "server key mismatch" {
+            eprintln!(
+                "securecom-client: server key mismatch: the server is not the one \
+                 --server-key names (or someone is in the middle)"
+            );
+        } else {
+            eprintln!("securecom-client: disconnected: {error}");
+        }
+        EXIT_LOST
+    }
+
+    fn on_ui(&mut self, msg: UiMsg) -> Option<i32> {
+        match msg {
+            UiMsg::Core(ev) => self.on_event(*ev),
+            UiMsg::Local(ev) => {
+                self.ui.emit(&ev);
+                None
+            }
+            UiMsg::Failed(e) => Some(self.lost(&describe(&e))),
+            UiMsg::ConnectionLost(why) => {
+                let why = if self.logged_in {
+                    why
+                } else {
+                    format!("{why} during login")
+                };
+                Some(self.lost(&why))
+            }
+        }
+    }
+
+    fn on_event(&mut self, ev: ClientEvent) -> Option<i32> {
+        let event = match ev {
+            ClientEvent::LoggedIn { user } => {
+                info!(%user, "logged in");
+                self.logged_in = true;
+                Event::LoggedIn {
+                    user: user.to_string(),
+                }
+            }
+            ClientEvent::LoginRefused(reason) => {
+                let reason = login_error(reason);
+                self.ui.emit(&Event::LoginRefused { reason });
+                eprintln!("securecom-client: login refused: {reason}");
+                return Some(EXIT_REFUSED);
+            }
+            ClientEvent::DaemonStatus { reachable } => {
+                info!(reachable, "daemon status");
+                Event::Daemon { reachable }
+            }
+            ClientEvent::Users { names, more } => {
+                self.users.extend(names.iter().map(|n| n.to_string()));
+                if more {
+                    return None;
+                }
+                Event::Users {
+                    names: std::mem::take(&mut self.users),
+                }
+            }
+            ClientEvent::ChatPending { chat_id, user } => Event::ChatPending {
+                user: user.to_string(),
+                chat_id,
+            },
+            ClientEvent::ChatRequest { from, from_key, .. } => {
+                let fingerprint = from_key.fingerprint().to_string();
+                info!(%from, %fingerprint, "chat request");
+                Event::ChatRequest {
+                    from: from.to_string(),
+                    fingerprint,
+                }
+            }
+            ClientEvent::RefusedBusy { from } => Event::RefusedBusy {
+                from: from.to_string(),
+            },
+            ClientEvent::RequestWithdrawn { from } => Event::RequestWithdrawn {
+                from: from.to_string(),
+            },
+            ClientEvent::ChatRefused { user, reason } => Event::ChatRefused {
+                user: user.to_string(),
+                reason: refuse_reason(reason),
+            },
+            ClientEvent::ChatReady {
+                peer,
+                peer_key,
+                safety_number,
+                initiator,
+                ..
+            } => {
+                let fingerprint = peer_key.fingerprint().to_string();
+                info!(%peer, %fingerprint, initiator, "chat ready");
+                Event::ChatReady {
+                    peer: peer.to_string(),
+                    fingerprint,
+                    safety_number: safety_number.to_string(),
+                    initiator,
+                }
+            }
+            ClientEvent::ChatMessage { from, text } => Event::Message {
+                from: from.to_string(),
+                text: text.as_str().to_string(),
+            },
+            ClientEvent::ChatEnded { peer, reason } => {
+                let (reason, detail) = chat_end(&reason);
+                info!(%peer, reason, "chat ended");
+                Event::ChatEnded {
+                    peer: peer.to_string(),
+                    reason,
+                    detail,
+                }
+            }
+            ClientEvent::ServerError(code) => Event::ServerError {
+                code: error_code(code),
+            },
+            ClientEvent::Closed(reason) => {
+                let name = close_reason(reason);
+                info!(reason = name, "session closed by the server");
+                self.ui.emit(&Event::Closed { reason: name });
+                if name == "logged_out" {
+                    return Some(EXIT_OK);
+                }
+                eprintln!("securecom-client: the server closed the session: {name}");
+                return Some(EXIT_CLOSED);
+            }
+        };
+        self.ui.emit(&event);
+        None
+    }
+
+    /// Runs one core command under the lock and drains. A failure that closed
+    /// the session ends the program; any other is reported and the session goes on.
+    fn call<T>(
+        &mut self,
+        f: impl FnOnce(&mut Client) -> Result<T, Error>,
+        explain: impl FnOnce(&Error, &Client) -> Option<String>,
+    ) -> Result<T, Option<i32>> {
+        let (r, closed, message) = {
+            let mut core = self.shared.lock();
+            let r = f(&mut core.client);
+            self.out.drain(&mut core.client);
+            let message = match &r {
+                Err(e) => explain(e, &core.client).unwrap_or_else(|| command_error(e)),
+                Ok(_) => String::new(),
+            };
+            (r, core.client.is_closed(), message)
+        };
+        match r {
+            Ok(v) => Ok(v),
+            Err(e) if closed => Err(Some(self.lost(&describe(&e)))),
+            Err(_) => {
+                self.ui.emit(&Event::Error { message });
+                Err(None)
+            }
+        }
+    }
+
+    fn on_command(&mut self, cmd: Command) -> Option<i32> {
+        debug!(?cmd, "command");
+        let no_request = |e: &Error, _: &Client| {
+            matches!(e, Error::Protocol(ProtocolError::Unexpected))
+                .then(|| "no chat request to answer".to_string())
+        };
+        match cmd {
+            Command::Empty => {}
+            Command::Help => self.ui.note(HELP),
+            Command::Users => {
+                if let Err(code) = self.call(|c| c.list_users(now()), |_, _| None) {
+                    return code;
+                }
+            }
+            Command::Chat(name) => {
+                if let Err(code) = self.call(|c| c.request_chat(now(), &name), |_, _| None) {
+                    return code;
+                }
+            }
+            Command::Accept | Command::Refuse => {
+                let accept = cmd == Command::Accept;
+                if let Err(code) = self.call(|c| c.answer_request(accept), no_request) {
+                    return code;
+                }
+                // Wake the daemon links: the one that delivered the request sends the answer.
+                self.answers.send_modify(|v| *v = v.wrapping_add(1));
+                self.ui.note(if accept {
+                    "* accepted; opening the chat..."
+                } else {
+                    "* refused"
+                });
+            }
+            Command::Leave => {
+                let explain = |e: &Error, _: &Client| {
+                    matches!(e, Error::Protocol(ProtocolError::NoChat)).then(|| {
+                        "not in a chat and no request of yours is pending \
+                         (to refuse a request: /refuse)"
+                            .to_string()
+                    })
+                };
+                if let Err(code) = self.call(|c| c.leave_chat(now()), explain) {
+                    return code;
+                }
+            }
+            Command::Quit => {
+                if let Err(code) = self.call(|c| c.logout(now()), |_, _| None) {
+                    return code;
+                }
+                self.ui.note("* logging out...");
+                self.quitting = Some(tokio::time::Instant::now() + LOGOUT_TIMEOUT);
+            }
+            Command::Text(text) => {
+                let explain = |e: &Error, c: &Client| match (e, c.chat()) {
+                    (Error::Protocol(ProtocolError::NoChat), Some(chat)) if !chat.is_open() => {
+                        Some(format!("the chat with {} is not ready yet", chat.peer()))
+                    }
+                    (Error::Protocol(ProtocolError::NotYourTurn), Some(chat)) => Some(format!(
+                        "wait: {} asked for the chat and speaks first",
+                        chat.peer()
+                    )),
+                    _ => None,
+                };
+                let sent = self.call(
+                    |c| {
+                        let peer = c.chat().map(|chat| chat.peer().to_string());
+                        c.send_text(now(), &text).map(|()| peer)
+                    },
+                    explain,
+                );
+                match sent {
+                    Ok(peer) => self.ui.emit(&Event::Sent {
+                        to: peer.unwrap_or_default(),
+                        text,
+                    }),
+                    Err(code) => return code,
+                }
+            }
+        }
+        None
+    }
+}
+
+async fn recv_signal(s: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
+    match s {
+        Some(s) => s.recv().await,
+        None => std::future::pending().await,
+    }
+}
