@@ -143,6 +143,11 @@ impl<const R: usize, const Q: usize> Channel<R, Q> {
         }
     }
 
+        /// Lowers the largest frame this channel accepts (header included).
+    pub fn set_max_frame(&mut self, max: usize) {
+        self.rx.set_limit(max);
+    }
+
     /// True once the handshake is over and the channel is open.
     pub fn is_transport(&self) -> bool {
         matches!(self.phase, Phase::Transport(_))

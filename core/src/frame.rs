@@ -41,6 +41,7 @@ pub enum Feed {
 pub struct FrameDecoder<const N: usize = MAX_FRAME> {
     buf: [u8; N],
     len: usize,
+    limit: usize,
 }
 
 impl<const N: usize> Default for FrameDecoder<N> {
@@ -52,10 +53,17 @@ impl<const N: usize> Default for FrameDecoder<N> {
 impl<const N: usize> FrameDecoder<N> {
     /// An empty decoder.
     pub const fn new() -> Self {
-        FrameDecoder {
+                FrameDecoder {
             buf: [0; N],
             len: 0,
+            limit: N,
         }
+    }
+
+    /// Lowers the largest frame accepted (header included) below `N`, e.g.
+    /// to a server's configured maximum; values above `N` are capped at `N`.
+    pub fn set_limit(&mut self, limit: usize) {
+        self.limit = limit.min(N);
     }
 
     /// Length the current frame will have in total, once its header is known.
@@ -64,7 +72,7 @@ impl<const N: usize> FrameDecoder<N> {
             return Ok(None);
         }
         let n = u16::from_be_bytes([self.buf[0], self.buf[1]]) as usize;
-        if n == 0 || FRAME_HEADER + n > N || n > MAX_NOISE_MESSAGE {
+                if n == 0 || FRAME_HEADER + n > self.limit || n > MAX_NOISE_MESSAGE {
             return Err(FrameError::BadLength);
         }
         Ok(Some(FRAME_HEADER + n))
@@ -165,6 +173,16 @@ mod tests {
             encode_frame(&big, &mut [0u8; 2048]),
             Err(FrameError::BadLength)
         );
+    }
+
+        #[test]
+    fn configured_limit() {
+        let mut d = FrameDecoder::<MAX_FRAME>::new();
+        d.set_limit(10);
+        assert_eq!(d.feed(&[0, 9]), Err(FrameError::BadLength));
+        let mut d = FrameDecoder::<MAX_FRAME>::new();
+        d.set_limit(10);
+        assert_eq!(d.feed(&[0, 8, 1, 2, 3, 4, 5, 6, 7, 8]), Ok(Feed::Frame { consumed: 10 }));
     }
 
     #[test]

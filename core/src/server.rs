@@ -24,6 +24,7 @@
 use heapless::Deque;
 use rand_core::{CryptoRng, RngCore};
 
+use crate::cert::{CertError, MAX_CERTIFICATE};
 use crate::channel::{Channel, Incoming, RequestChannel, Scratch, StandardChannel};
 use crate::error::{CryptoError, Error, ProtocolError, WireError};
 use crate::keys::{PublicKey, StaticSecret};
@@ -165,6 +166,8 @@ pub struct ServerSession {
     events: Deque<ServerEvent, SERVER_EVENT_CAPACITY>,
     /// The E2E message of the last `Relay` event (one per input frame).
     relay: RelayBytes,
+    /// The server's certificate, sent in `ServerHello` (empty: none).
+    certificate: heapless::Vec<u8, MAX_CERTIFICATE>,
 }
 
 impl ServerSession {
@@ -198,7 +201,25 @@ impl ServerSession {
             request_psk: None,
             events: Deque::new(),
             relay: RelayBytes::new(),
+            certificate: heapless::Vec::new(),
         })
+    }
+
+    /// Sends `certificate` (a CA's certificate of this server's static key,
+    /// see [`crate::cert`]) in the handshake. Call before the first input.
+    /// The bytes are only checked for size and syntax here: the driver
+    /// should check once, at start-up, that they certify its own key.
+    pub fn set_certificate(&mut self, certificate: &[u8]) -> Result<(), CertError> {
+        crate::cert::decode_certificate(certificate)?;
+        self.certificate =
+            heapless::Vec::from_slice(certificate).map_err(|_| CertError::OutOfBounds)?;
+        Ok(())
+    }
+
+        /// Lowers the largest frame accepted from this client (header included;
+    /// at most [`crate::MAX_FRAME`]): a longer length prefix closes the session.
+    pub fn set_max_frame(&mut self, max: usize) {
+        self.std.set_max_frame(max);
     }
 
     // ------------------------------------------------------------ getters
@@ -444,11 +465,11 @@ impl ServerSession {
             if !payload.is_empty() {
                 return Err(WireError::TrailingBytes.into());
             }
-            let mut buf = [0u8; 16];
+            let mut buf = [0u8; 16 + MAX_CERTIFICATE];
             let n = encode(
                 &ServerHello {
                     version: PROTOCOL_VERSION,
-                    certificate: None,
+                    certificate: (!self.certificate.is_empty()).then_some(&self.certificate[..]),
                 },
                 &mut buf,
             )?;

@@ -85,7 +85,9 @@ pub struct RunArgs {
     /// Messages per direction per session before it must be renewed.
     #[arg(long, default_value_t = 1 << 32)]
     pub max_messages: u64,
-    /// Largest frame accepted, in bytes (at most the protocol's 1026).
+        /// Largest frame accepted from a client, in bytes, header included (128 to
+    /// the protocol's 1026; the longest chat message needs about 560). A
+    /// client that announces a longer frame is dropped.
     #[arg(long, default_value_t = securecom_core::MAX_FRAME)]
     pub max_frame: usize,
     /// Seconds allowed for a write to a client before it is dropped.
@@ -182,9 +184,9 @@ fn run(dir: &Path, args: RunArgs) -> Result<()> {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
-    if args.max_frame < 3 || args.max_frame > securecom_core::MAX_FRAME {
+    if args.max_frame < 128 || args.max_frame > securecom_core::MAX_FRAME {
         bail!(
-            "--max-frame must be between 3 and {}",
+            "--max-frame must be between 128 and {} (the longest chat message needs about 560)",
             securecom_core::MAX_FRAME
         );
     }
@@ -202,7 +204,8 @@ fn run(dir: &Path, args: RunArgs) -> Result<()> {
         registry,
         presence: presence::Presence::default(),
         write_timeout: Duration::from_secs(args.write_timeout),
-        dial_timeout: Duration::from_secs(5),
+                dial_timeout: Duration::from_secs(5),
+        max_frame: args.max_frame,
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

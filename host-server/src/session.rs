@@ -44,8 +44,10 @@ pub struct Shared {
     pub presence: Presence,
     /// Time allowed for one write to a client before it is dropped.
     pub write_timeout: Duration,
-    /// Time allowed to connect to a daemon.
+        /// Time allowed to connect to a daemon.
     pub dial_timeout: Duration,
+    /// Largest frame accepted from a client (header included).
+    pub max_frame: usize,
 }
 
 /// Bytes read per wake-up at most, so that one busy client cannot starve others.
@@ -88,8 +90,11 @@ pub async fn run(
 ) {
     let _ = stream.set_nodelay(true);
     let mut rng = os_rng();
-    let session = match ServerSession::new(&shared.config, &shared.key, now(), &mut rng) {
-        Ok(s) => s,
+        let session = match ServerSession::new(&shared.config, &shared.key, now(), &mut rng) {
+        Ok(mut s) => {
+            s.set_max_frame(shared.max_frame);
+            s
+        }
         Err(e) => {
             warn!(%peer, error = %e, "cannot start a session");
             return;
