@@ -283,3 +283,25 @@ fn configured_max_frame_drops_the_client_alone() {
     bob.expect_where("peer left", |v| v["event"] == "chat_ended" && v["reason"] == "peer_left");
     say(&mut carol, &mut dave, "we are not disturbed");
 }
+
+#[test]
+fn registry_edits_apply_without_restart() {
+    let (d, server, u) = setup(&["alice"]);
+    // Added after the server started (as every user of these tests is): logs in.
+    let carol = User::registered(d.path(), &server, "carol");
+    let mut c = Client::login(&server, &carol);
+    c.send("/quit");
+    assert!(c.wait().success());
+    // Removed while the server runs: refused at the next login.
+    let out = std::process::Command::new(securecom_tests::server_bin())
+        .arg("--data-dir")
+        .arg(&server.data)
+        .args(["remove-user", "carol"])
+        .output()
+        .expect("remove-user");
+    assert!(out.status.success());
+    let mut c = Client::start(&server, &carol);
+    assert_eq!(c.expect("login_refused")["reason"], "not_authorized");
+    let mut alice = Client::login(&server, &u[0]);
+    assert_eq!(alice.users(), ["alice"]);
+}
