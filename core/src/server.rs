@@ -148,6 +148,10 @@ struct Asked {
     from_key: PublicKey,
 }
 
+/// Room in the output queue that relayed chat data may not use: enough for a
+/// `PeerLeft` or a `Bye`, so that control messages are never lost to a full queue.
+pub const CONTROL_RESERVE: usize = 64;
+
 /// Capacity of a session's event queue.
 pub const SERVER_EVENT_CAPACITY: usize = 4;
 
@@ -216,7 +220,7 @@ impl ServerSession {
         Ok(())
     }
 
-        /// Lowers the largest frame accepted from this client (header included;
+    /// Lowers the largest frame accepted from this client (header included;
     /// at most [`crate::MAX_FRAME`]): a longer length prefix closes the session.
     pub fn set_max_frame(&mut self, max: usize) {
         self.std.set_max_frame(max);
@@ -271,7 +275,9 @@ impl ServerSession {
 
     /// True if the request channel is open.
     pub fn daemon_reachable(&self) -> bool {
-        self.request.as_ref().is_some_and(RequestChannel::is_transport)
+        self.request
+            .as_ref()
+            .is_some_and(RequestChannel::is_transport)
     }
 
     // ------------------------------------------------------------ outputs
@@ -744,7 +750,11 @@ impl ServerSession {
             RelayKind::Handshake => ServerMsg::ChatHandshake { chat_id, noise },
             RelayKind::Data => ServerMsg::ChatData { chat_id, noise },
         };
-        if self.send(now, &msg).is_err() {
+                // Relayed data may not take the last bytes of the queue: they are kept
+        // for the `PeerLeft` below, so that a slow reader is always told.
+        let frame = crate::limits::FRAME_HEADER + crate::limits::TAG_LEN + 8 + noise.len();
+        let fits = self.std.output_room() >= frame + CONTROL_RESERVE;
+        if !fits || self.send(now, &msg).is_err() {
             // Our client cannot keep up (queue full) or the session expired: a
             // chat with a lost message cannot go on, so end it on both sides.
             self.leave_everything_but_asked();
