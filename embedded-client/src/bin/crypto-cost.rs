@@ -1,0 +1,144 @@
+//! The cost of the raw primitives, measured like the firmware's protocol steps.
+//!
+//! Run under `qemu-system-arm -icount shift=0` (see `measure.sh`): one guest
+//! instruction is then one virtual nanosecond, so each figure printed is an
+//! instruction count. It measures one X25519 (a scalar multiplication of a
+//! peer's key, as in one Noise DH) and one ChaCha20-Poly1305 seal of the
+//! sizes a chat message has on the device, plus 1 KiB, with the same crates
+//! and versions the core uses.
+#![no_std]
+#![no_main]
+#![forbid(unsafe_code)]
+
+use chacha20poly1305::aead::{AeadInPlace, KeyInit};
+use chacha20poly1305::ChaCha20Poly1305;
+use cortex_m_rt::entry;
+use rand_core::SeedableRng;
+use securecom_embedded_client::clock::Clock;
+use securecom_embedded_client::exit::{exit, ExitCode};
+
+/// Plaintext sizes: a short chat message through both layers (E2E, then the
+/// standard channel), and a full Noise message.
+const SIZES: [usize; 6] = [16, 32, 64, 96, 480, 1008];
+
+#[entry]
+fn main() -> ! {
+    let Some(core) = cortex_m::Peripherals::take() else {
+        exit(ExitCode::Panic)
+    };
+    let mut clock = Clock::start(core.SYST);
+
+    // Fixed inputs: the cost does not depend on them (constant-time code).
+    let secret = x25519_dalek::StaticSecret::from(core::hint::black_box([0x42; 32]));
+    let peer = x25519_dalek::PublicKey::from(core::hint::black_box([9u8; 32]));
+    let t0 = clock.nanos();
+    let shared = secret.diffie_hellman(&peer);
+    let t1 = clock.nanos();
+    defmt::info!("x25519 diffie_hellman: {=u64} ns", t1 - t0);
+    let t0 = clock.nanos();
+    let public = x25519_dalek::PublicKey::from(&secret);
+    let t1 = clock.nanos();
+    defmt::info!("x25519 public key (base point): {=u64} ns", t1 - t0);
+    core::hint::black_box((shared.as_bytes(), public.as_bytes()));
+
+    let cipher = ChaCha20Poly1305::new(&[7u8; 32].into());
+    let nonce = [0u8; 12].into();
+    let mut buf = [0u8; 1008];
+    for size in SIZES {
+        let t0 = clock.nanos();
+        let tag = cipher.encrypt_in_place_detached(&nonce, &[], &mut buf[..size]);
+        let t1 = clock.nanos();
+        core::hint::black_box(&tag);
+        defmt::info!(
+            "chacha20poly1305 seal {=usize} bytes: {=u64} ns",
+            size,
+            t1 - t0
+        );
+    }
+    xx_handshake(&mut clock);
+
+    let t0 = clock.nanos();
+    let t1 = clock.nanos();
+    defmt::info!("clock read overhead: {=u64} ns", t1 - t0);
+    // Calibration: `delay(n)` runs n + 1 iterations of `subs; bne`: 4000002 instructions.
+    let t0 = clock.nanos();
+    cortex_m::asm::delay(2_000_000);
+    let t1 = clock.nanos();
+    defmt::info!("calibration, 4000002 instructions: {=u64} ns", t1 - t0);
+    exit(ExitCode::Success)
+}
+
+/// The core's XX handshake (the login's pattern), both ends on the device,
+/// each message timed: how the raw costs add up inside the protocol.
+fn xx_handshake(clock: &mut Clock) {
+    use securecom_core::noise::{
+        Handshake, HandshakeParams, Pattern, RemoteCheck, STANDARD_PROLOGUE,
+    };
+    use securecom_core::StaticSecret;
+
+    let mut rng = rand_chacha::ChaCha20Rng::from_seed([1; 32]);
+    let t0 = clock.nanos();
+    let client_key = StaticSecret::from_bytes(core::hint::black_box([3; 32]));
+    let t1 = clock.nanos();
+    defmt::info!(
+        "core StaticSecret::from_bytes (public key): {=u64} ns",
+        t1 - t0
+    );
+    let server_key = StaticSecret::from_bytes([4; 32]);
+    let params = |initiator: bool, key| HandshakeParams {
+        pattern: Pattern::XX,
+        initiator,
+        prologue: STANDARD_PROLOGUE,
+        local_static: Some(key),
+        remote_static: None,
+        psk: None,
+        check: RemoteCheck::Any,
+    };
+    let mut msg = [0u8; 256];
+    let mut payload = [0u8; 256];
+    let step = |clock: &mut Clock, what: &str, f: &mut dyn FnMut() -> bool| {
+        let t0 = clock.nanos();
+        let ok = f();
+        let t1 = clock.nanos();
+        defmt::info!(
+            "xx {=str}: {=u64} ns{=str}",
+            what,
+            t1 - t0,
+            if ok { "" } else { " FAILED" }
+        );
+    };
+    let mut client = None;
+    let mut server = None;
+    step(clock, "initiator new (ephemeral key)", &mut || {
+        client = Handshake::new(params(true, &client_key), &mut rng).ok();
+        client.is_some()
+    });
+    step(clock, "responder new (ephemeral key)", &mut || {
+        server = Handshake::new(params(false, &server_key), &mut rng).ok();
+        server.is_some()
+    });
+    let (Some(mut c), Some(mut s)) = (client, server) else {
+        return;
+    };
+    let mut n = 0;
+    step(clock, "-> e (write)", &mut || {
+        c.write_message(&[], &mut msg).map(|k| n = k).is_ok()
+    });
+    step(clock, "-> e (read)", &mut || {
+        s.read_message(&msg[..n], &mut payload).is_ok()
+    });
+    step(clock, "<- e, ee, s, es (write)", &mut || {
+        s.write_message(&[1, 0], &mut msg).map(|k| n = k).is_ok()
+    });
+    step(clock, "<- e, ee, s, es (read)", &mut || {
+        c.read_message(&msg[..n], &mut payload).is_ok()
+    });
+    step(clock, "-> s, se (write)", &mut || {
+        c.write_message(&[1, 5, 0, 0, 0, 0, 0], &mut msg)
+            .map(|k| n = k)
+            .is_ok()
+    });
+    step(clock, "-> s, se (read)", &mut || {
+        s.read_message(&msg[..n], &mut payload).is_ok()
+    });
+}

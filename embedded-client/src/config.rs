@@ -1,0 +1,254 @@
+//! The device's identity and behaviour, read at boot from a host file.
+//!
+//! The file is plain text, one setting per line (format in `README.md`):
+//!
+//! ```text
+//! user sensor1
+//! key 0123…(64 hex digits: the private key)
+//! server_key 89ab…(64 hex digits)
+//! daemon_port 4242
+//! accept alice,bob        # or: accept all / accept none
+//! call bob                # optional
+//! chats 2                 # optional
+//! ```
+//!
+//! [`parse`] is pure; [`load`] reads the file through semihosting (its path is
+//! the first semihosting argument, or `device.cfg` in QEMU's working directory).
+
+use core::ffi::CStr;
+
+use heapless::Vec;
+use securecom_core::message::user_name;
+use securecom_core::{PublicKey, StaticSecret, UserName};
+use zeroize::Zeroize;
+
+/// Largest configuration file, in bytes.
+pub const CONFIG_MAX: usize = 1024;
+
+/// Most names in an `accept` list.
+pub const MAX_ACCEPT: usize = 8;
+
+/// Longest path of the configuration file.
+const PATH_MAX: usize = 128;
+
+/// Who may open a chat with the device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)] // No heap: the list is stored inline.
+pub enum AcceptPolicy {
+    /// Anyone.
+    All,
+    /// Only these users (an empty list: no one).
+    Only(Vec<UserName, MAX_ACCEPT>),
+}
+
+impl AcceptPolicy {
+    /// True if a request from `user` is accepted.
+    pub fn allows(&self, user: &str) -> bool {
+        match self {
+            AcceptPolicy::All => true,
+            AcceptPolicy::Only(names) => names.iter().any(|n| n == user),
+        }
+    }
+}
+
+/// Everything the device needs to run.
+pub struct DeviceConfig {
+    /// The user name it logs in as.
+    pub user: UserName,
+    /// Its private key (zeroized on drop, never logged).
+    pub key: StaticSecret,
+    /// The server's pinned public key.
+    pub server_key: PublicKey,
+    /// The port the server dials for the request channel (QEMU listens there).
+    pub daemon_port: u16,
+    /// Who may chat with it.
+    pub accept: AcceptPolicy,
+    /// Whom it calls when a chat partner sends `call me`.
+    pub call: Option<UserName>,
+    /// After this many chats, log out and exit 0; `None`: run forever.
+    pub chats: Option<u32>,
+}
+
+/// What is wrong with the configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, defmt::Format)]
+pub enum ConfigError {
+    /// The file could not be opened or read (or its path is too long).
+    Unreadable,
+    /// The file is longer than [`CONFIG_MAX`].
+    TooLong,
+    /// The file is not UTF-8.
+    NotText,
+    /// A line with an unknown setting.
+    UnknownSetting {
+        /// 1-based line number.
+        line: u16,
+    },
+    /// A setting whose value is invalid.
+    BadValue {
+        /// 1-based line number.
+        line: u16,
+    },
+    /// A required setting is absent.
+    Missing(Setting),
+}
+
+/// The required settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, defmt::Format)]
+pub enum Setting {
+    /// `user`
+    User,
+    /// `key`
+    Key,
+    /// `server_key`
+    ServerKey,
+    /// `daemon_port`
+    DaemonPort,
+    /// `accept`
+    Accept,
+}
+
+/// Parses the configuration text.
+pub fn parse(text: &str) -> Result<DeviceConfig, ConfigError> {
+    let mut user = None;
+    let mut key = None;
+    let mut server_key = None;
+    let mut daemon_port = None;
+    let mut accept = None;
+    let mut call = None;
+    let mut chats = None;
+
+    for (index, raw) in text.lines().enumerate() {
+        let line = u16::try_from(index + 1).unwrap_or(u16::MAX);
+        let bad = ConfigError::BadValue { line };
+        let content = raw.split('#').next().unwrap_or("").trim();
+        if content.is_empty() {
+            continue;
+        }
+        let (name, value) = match content.split_once(char::is_whitespace) {
+            Some((n, v)) => (n, v.trim()),
+            None => (content, ""),
+        };
+        match name {
+            "user" => user = Some(user_name(value).map_err(|_| bad)?),
+            "key" => {
+                let mut bytes = parse_hex32(value).ok_or(bad)?;
+                key = Some(StaticSecret::from_bytes(bytes));
+                bytes.zeroize();
+            }
+            "server_key" => server_key = Some(PublicKey(parse_hex32(value).ok_or(bad)?)),
+            "daemon_port" => {
+                let port: u16 = value.parse().map_err(|_| bad)?;
+                if port == 0 {
+                    return Err(bad);
+                }
+                daemon_port = Some(port);
+            }
+            "accept" => {
+                accept = Some(match value {
+                    "all" => AcceptPolicy::All,
+                    "none" => AcceptPolicy::Only(Vec::new()),
+                    list => {
+                        let mut names = Vec::new();
+                        for n in list.split(',') {
+                            let n = user_name(n.trim()).map_err(|_| bad)?;
+                            names.push(n).map_err(|_| bad)?;
+                        }
+                        AcceptPolicy::Only(names)
+                    }
+                })
+            }
+            "call" => call = Some(user_name(value).map_err(|_| bad)?),
+            "chats" => chats = Some(value.parse::<u32>().map_err(|_| bad)?),
+            _ => return Err(ConfigError::UnknownSetting { line }),
+        }
+    }
+
+    Ok(DeviceConfig {
+        user: user.ok_or(ConfigError::Missing(Setting::User))?,
+        key: key.ok_or(ConfigError::Missing(Setting::Key))?,
+        server_key: server_key.ok_or(ConfigError::Missing(Setting::ServerKey))?,
+        daemon_port: daemon_port.ok_or(ConfigError::Missing(Setting::DaemonPort))?,
+        accept: accept.ok_or(ConfigError::Missing(Setting::Accept))?,
+        call,
+        chats,
+    })
+}
+
+fn parse_hex32(s: &str) -> Option<[u8; 32]> {
+    let s = s.as_bytes();
+    if s.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (o, pair) in out.iter_mut().zip(s.chunks_exact(2)) {
+        *o = (hex_digit(pair[0])? << 4) | hex_digit(pair[1])?;
+    }
+    Some(out)
+}
+
+fn hex_digit(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Reads and parses the configuration file into `buf`, then wipes `buf`
+/// (it held the private key).
+///
+/// The path is the first semihosting argument after the program name, or
+/// `device.cfg` (relative to QEMU's working directory).
+pub fn load(buf: &mut [u8; CONFIG_MAX]) -> Result<DeviceConfig, ConfigError> {
+    let mut path = [0u8; PATH_MAX];
+    let path = config_path(&mut path)?;
+    defmt::info!("config: reading {=str}", path.to_str().unwrap_or("?"));
+    let result = read_file(path, buf).and_then(|n| {
+        let text = core::str::from_utf8(&buf[..n]).map_err(|_| ConfigError::NotText)?;
+        parse(text)
+    });
+    buf.zeroize();
+    result
+}
+
+fn config_path(buf: &mut [u8; PATH_MAX]) -> Result<&CStr, ConfigError> {
+    const DEFAULT: &CStr = c"device.cfg";
+    let from_args = semihosting::experimental::env::args::<PATH_MAX>()
+        .ok()
+        .and_then(|args| {
+            let arg = (&args).nth(1)?.ok()?;
+            let bytes = arg.as_bytes();
+            (bytes.len() < PATH_MAX && !bytes.contains(&0)).then(|| {
+                buf[..bytes.len()].copy_from_slice(bytes);
+                buf[bytes.len()] = 0;
+                bytes.len() + 1
+            })
+        });
+    match from_args {
+        Some(len) => CStr::from_bytes_with_nul(&buf[..len]).map_err(|_| ConfigError::Unreadable),
+        None => Ok(DEFAULT),
+    }
+}
+
+fn read_file(path: &CStr, buf: &mut [u8; CONFIG_MAX]) -> Result<usize, ConfigError> {
+    use semihosting::io::Read;
+    let mut file = semihosting::fs::File::open(path).map_err(|_| ConfigError::Unreadable)?;
+    let mut n = 0;
+    loop {
+        if n == buf.len() {
+            // Full: the file is too long unless it ends exactly here.
+            let mut probe = [0u8; 1];
+            return match file.read(&mut probe) {
+                Ok(0) => Ok(n),
+                Ok(_) => Err(ConfigError::TooLong),
+                Err(_) => Err(ConfigError::Unreadable),
+            };
+        }
+        match file.read(&mut buf[n..]) {
+            Ok(0) => return Ok(n),
+            Ok(k) => n += k,
+            Err(_) => return Err(ConfigError::Unreadable),
+        }
+    }
+}

@@ -1,0 +1,508 @@
+//! The driver loop: the firmware's thin layer around [`securecom_core::Client`].
+//!
+//! It follows the core's documented call order: bytes from UART0 go to
+//! `handle_input`, bytes from UART1 to `handle_request_input` of the one
+//! [`RequestLink`], deadlines to `handle_timeout`; after every input the
+//! events are drained (and answered as the device's policy says) and the
+//! output queues are written out. The UART writes block, so a queue is always
+//! empty again before the next command.
+//!
+//! QEMU tells the guest nothing about TCP connections. The request channel's
+//! link is therefore made when bytes arrive on UART1 while there is none (the
+//! server only dials after our login announced the daemon), and dropped when
+//! the server closes it (`Bye`) or it fails; the next bytes make a new one.
+
+use embedded_io::Write;
+use rand_chacha::ChaCha20Rng;
+use securecom_core::message::CloseReason;
+use securecom_core::{
+    Client, ClientEvent, Duration, Error, Instant, RequestLink, UserName, MAX_FRAME,
+};
+
+use crate::clock::{Clock, Meter};
+use crate::config::AcceptPolicy;
+use crate::exit::{exit, ExitCode};
+use crate::hw::pl011::Uart;
+use crate::hw::{repaint_stack, stack_high_water, stack_size};
+use crate::replies::{self, Then, Thermometer};
+
+/// Bytes taken from a UART's RX FIFO per core call.
+pub const RX_CHUNK: usize = 64;
+
+/// How long the server has to confirm a logout.
+const LOGOUT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the device does, from its configuration (the key went to the client).
+pub struct Behaviour {
+    /// Who may open a chat with the device.
+    pub accept: AcceptPolicy,
+    /// Whom to call on `call me`.
+    pub call: Option<UserName>,
+    /// Chats before logging out; `None`: forever.
+    pub chats: Option<u32>,
+}
+
+/// The hardware and storage the device runs on.
+pub struct Parts {
+    /// The standard channel (UART0).
+    pub std_uart: Uart,
+    /// The request channel (UART1).
+    pub req_uart: Uart,
+    /// The clock.
+    pub clock: Clock,
+    /// Core time spent so far (the login's first message is already in it).
+    pub meter: Meter,
+    /// The RNG.
+    pub rng: ChaCha20Rng,
+    /// The client, in a static.
+    pub client: &'static mut Client,
+    /// The request channel's link, in a static.
+    pub link: &'static mut Option<RequestLink>,
+    /// The output buffer, in a static.
+    pub tx: &'static mut [u8; MAX_FRAME],
+    /// The input buffer, in a static.
+    pub rx: &'static mut [u8; RX_CHUNK],
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Running,
+    LoggingOut { deadline: Instant },
+    Done,
+}
+
+/// The running device.
+pub struct Device {
+    std_uart: Uart,
+    req_uart: Uart,
+    clock: Clock,
+    meter: Meter,
+    rng: ChaCha20Rng,
+    client: &'static mut Client,
+    link: &'static mut Option<RequestLink>,
+    tx: &'static mut [u8; MAX_FRAME],
+    rx: &'static mut [u8; RX_CHUNK],
+    behaviour: Behaviour,
+    thermometer: Thermometer,
+    in_chat: bool,
+    chats_done: u32,
+    call_pending: bool,
+    phase: Phase,
+}
+
+impl Device {
+    /// A device whose client has just been created.
+    pub fn new(parts: Parts, behaviour: Behaviour) -> Self {
+        Device {
+            std_uart: parts.std_uart,
+            req_uart: parts.req_uart,
+            clock: parts.clock,
+            meter: parts.meter,
+            rng: parts.rng,
+            client: parts.client,
+            link: parts.link,
+            tx: parts.tx,
+            rx: parts.rx,
+            behaviour,
+            thermometer: Thermometer::new(),
+            in_chat: false,
+            chats_done: 0,
+            call_pending: false,
+            phase: Phase::Running,
+        }
+    }
+
+    /// Runs until the session ends, then exits with its status.
+    pub fn run(&mut self) -> ! {
+        let boot_stack = stack_high_water();
+        repaint_stack();
+        let code = match self.run_until_done() {
+            Ok(()) => ExitCode::Success,
+            Err(code) => code,
+        };
+        defmt::info!(
+            "exit {}: stack high-water {=usize} bytes at boot, {=usize} bytes running, of {=usize}; heap 0; core time {=u64} ns",
+            code,
+            boot_stack,
+            stack_high_water(),
+            stack_size(),
+            self.meter.total()
+        );
+        exit(code)
+    }
+
+    fn run_until_done(&mut self) -> Result<(), ExitCode> {
+        self.flush_std();
+        while self.phase != Phase::Done {
+            let mut active = self.pump_standard()?;
+            if self.phase == Phase::Done {
+                break;
+            }
+            active |= self.pump_request()?;
+            self.poll_timers()?;
+            self.start_call()?;
+            if !active {
+                // SysTick wakes us within a millisecond; the UARTs are polled.
+                cortex_m::asm::wfi();
+            }
+        }
+        Ok(())
+    }
+
+    // ------------------------------------------------------------ I/O
+
+    fn flush_std(&mut self) {
+        loop {
+            let n = self.client.poll_transmit(&mut self.tx[..]);
+            if n == 0 {
+                break;
+            }
+            // The UART's error type is `Infallible`.
+            let _ = self.std_uart.write_all(&self.tx[..n]);
+        }
+    }
+
+    fn flush_request(&mut self) {
+        let now = self.clock.now();
+        let Some(link) = self.link.as_mut() else {
+            return;
+        };
+        loop {
+            let (client, tx) = (&mut *self.client, &mut self.tx[..]);
+            let n = self.meter.run(&mut self.clock, || {
+                client.poll_request_transmit(link, now, tx)
+            });
+            if n == 0 {
+                break;
+            }
+            let _ = self.req_uart.write_all(&self.tx[..n]);
+        }
+    }
+
+    /// Feeds what UART0 has to the client; `Ok(true)` if there was anything.
+    fn pump_standard(&mut self) -> Result<bool, ExitCode> {
+        let n = self.std_uart.read_available(&mut self.rx[..]);
+        if n == 0 {
+            return Ok(false);
+        }
+        let mut offset = 0;
+        while offset < n && self.phase != Phase::Done {
+            let now = self.clock.now();
+            let (client, rng, input) = (&mut *self.client, &mut self.rng, &self.rx[offset..n]);
+            let result = self
+                .meter
+                .run(&mut self.clock, || client.handle_input(now, input, rng));
+            match result {
+                Ok(used) => offset += used,
+                Err(e) => {
+                    self.drain_events()?;
+                    defmt::error!("standard channel failed: {}", e);
+                    return Err(ExitCode::Session);
+                }
+            }
+            self.drain_events()?;
+            self.flush_std();
+        }
+        Ok(true)
+    }
+
+    /// Feeds what UART1 has to the request link; `Ok(true)` if there was anything.
+    fn pump_request(&mut self) -> Result<bool, ExitCode> {
+        let n = self.req_uart.read_available(&mut self.rx[..]);
+        if n == 0 {
+            return Ok(false);
+        }
+        let mut offset = 0;
+        while offset < n {
+            let now = self.clock.now();
+            if self.link.is_none() {
+                if !self.client.is_logged_in() {
+                    // Before login no connection is expected; after logout
+                    // the server's goodbye to a closed link does not matter.
+                    defmt::debug!(
+                        "request channel: {=usize} bytes while logged out",
+                        n - offset
+                    );
+                    return Ok(true);
+                }
+                let (client, rng) = (&mut *self.client, &mut self.rng);
+                match self
+                    .meter
+                    .run(&mut self.clock, || client.new_request_link(now, rng))
+                {
+                    Ok(link) => {
+                        defmt::info!("request channel: the server connected");
+                        *self.link = Some(link);
+                    }
+                    Err(e) => {
+                        defmt::warn!("request channel: cannot accept: {}", e);
+                        return Ok(true);
+                    }
+                }
+            }
+            let Some(link) = self.link.as_mut() else {
+                return Ok(true);
+            };
+            let (client, input) = (&mut *self.client, &self.rx[offset..n]);
+            let result = self.meter.run(&mut self.clock, || {
+                client.handle_request_input(link, now, input)
+            });
+            let closed = match result {
+                Ok(used) => {
+                    offset += used;
+                    link.is_closed()
+                }
+                Err(e) => {
+                    // The rest of this chunk belongs to the broken connection.
+                    defmt::warn!("request channel: {}; waiting for a new connection", e);
+                    offset = n;
+                    true
+                }
+            };
+            if closed {
+                self.client.request_link_closed(link);
+                *self.link = None;
+                defmt::info!("request channel: closed");
+            }
+            self.drain_events()?;
+            self.flush_request();
+            self.flush_std();
+        }
+        Ok(true)
+    }
+
+    fn poll_timers(&mut self) -> Result<(), ExitCode> {
+        let now = self.clock.now();
+        if self.client.poll_timeout().is_some_and(|t| now >= t) {
+            let client = &mut *self.client;
+            let result = self
+                .meter
+                .run(&mut self.clock, || client.handle_timeout(now));
+            if let Err(e) = result {
+                defmt::error!("standard channel: {}", e);
+                return Err(ExitCode::Session);
+            }
+            self.drain_events()?;
+            self.flush_std();
+        }
+        if let Some(link) = self.link.as_mut() {
+            if link.poll_timeout().is_some_and(|t| now >= t) {
+                if let Err(e) = self.client.handle_request_timeout(link, now) {
+                    defmt::warn!("request channel: {}", e);
+                    self.client.request_link_closed(link);
+                    *self.link = None;
+                    self.drain_events()?;
+                }
+            }
+        }
+        if let Phase::LoggingOut { deadline } = self.phase {
+            if now >= deadline {
+                defmt::error!("logout: the server did not confirm");
+                return Err(ExitCode::LogoutTimeout);
+            }
+        }
+        Ok(())
+    }
+
+    // ------------------------------------------------------------ commands
+
+    /// A command's error: fatal if it closed the session, else logged.
+    fn command(&mut self, result: Result<(), Error>) -> Result<(), ExitCode> {
+        if let Err(e) = result {
+            if self.client.is_closed() {
+                defmt::error!("standard channel failed: {}", e);
+                return Err(ExitCode::Session);
+            }
+            defmt::warn!("command refused: {}", e);
+        }
+        self.flush_std();
+        Ok(())
+    }
+
+    fn send_text(&mut self, text: &str) -> Result<(), ExitCode> {
+        let now = self.clock.now();
+        let client = &mut *self.client;
+        let result = self
+            .meter
+            .run(&mut self.clock, || client.send_text(now, text));
+        self.command(result)
+    }
+
+    fn leave_chat(&mut self) -> Result<(), ExitCode> {
+        let now = self.clock.now();
+        let client = &mut *self.client;
+        let result = self.meter.run(&mut self.clock, || client.leave_chat(now));
+        self.command(result)
+    }
+
+    fn start_call(&mut self) -> Result<(), ExitCode> {
+        if !self.call_pending || self.phase != Phase::Running || self.client.is_busy() {
+            return Ok(());
+        }
+        self.call_pending = false;
+        let Some(name) = self.behaviour.call.clone() else {
+            return Ok(());
+        };
+        defmt::info!("calling {}", name);
+        let now = self.clock.now();
+        let client = &mut *self.client;
+        let result = self
+            .meter
+            .run(&mut self.clock, || client.request_chat(now, &name));
+        self.command(result)
+    }
+
+    fn start_logout(&mut self) -> Result<(), ExitCode> {
+        if self.phase != Phase::Running {
+            return Ok(());
+        }
+        defmt::info!("logging out after {=u32} chats", self.chats_done);
+        let now = self.clock.now();
+        self.call_pending = false;
+        let client = &mut *self.client;
+        let result = self.meter.run(&mut self.clock, || client.logout(now));
+        self.phase = Phase::LoggingOut {
+            deadline: now.add(LOGOUT_TIMEOUT),
+        };
+        self.command(result)
+    }
+
+    // ------------------------------------------------------------ events
+
+    fn drain_events(&mut self) -> Result<(), ExitCode> {
+        while let Some(event) = self.client.poll_event() {
+            self.on_event(event)?;
+        }
+        Ok(())
+    }
+
+    fn on_event(&mut self, event: ClientEvent) -> Result<(), ExitCode> {
+        // Core time since the previous event: the cost of the step that made this one.
+        let cost = self.meter.since_mark();
+        defmt::debug!(
+            "stack high-water so far: {=usize} bytes",
+            stack_high_water()
+        );
+        match event {
+            ClientEvent::LoggedIn { user } => {
+                defmt::info!("logged in as {} (login: core time {=u64} ns)", user, cost)
+            }
+            ClientEvent::LoginRefused(reason) => {
+                defmt::error!("login refused: {}", reason);
+                return Err(ExitCode::LoginRefused);
+            }
+            ClientEvent::DaemonStatus { reachable } => {
+                if reachable {
+                    defmt::info!("daemon reachable (core time {=u64} ns)", cost);
+                } else {
+                    defmt::warn!("daemon not reachable: the server cannot request chats");
+                }
+            }
+            ClientEvent::Users { .. } => {}
+            ClientEvent::ChatPending { chat_id, user } => {
+                defmt::info!("chat {=u32}: waiting for {}", chat_id, user)
+            }
+            ClientEvent::ChatRequest {
+                chat_id,
+                from,
+                from_key,
+            } => {
+                let accept = self.phase == Phase::Running && self.behaviour.accept.allows(&from);
+                defmt::info!(
+                    "chat {=u32}: request from {} ({}): {=str}",
+                    chat_id,
+                    from,
+                    from_key,
+                    if accept { "accept" } else { "refuse" }
+                );
+                let result = self.client.answer_request(accept);
+                self.command(result)?;
+                self.flush_request();
+            }
+            ClientEvent::RefusedBusy { from } => {
+                defmt::info!("request from {} refused: busy", from)
+            }
+            ClientEvent::RequestWithdrawn { from } => {
+                defmt::info!("request from {} withdrawn", from)
+            }
+            ClientEvent::ChatRefused { user, reason } => {
+                defmt::info!("{} refused our request: {}", user, reason)
+            }
+            ClientEvent::ChatReady {
+                chat_id,
+                peer,
+                peer_key,
+                initiator,
+                ..
+            } => {
+                self.in_chat = true;
+                defmt::info!(
+                    "chat {=u32} with {} ({}) open (E2E handshake: core time {=u64} ns)",
+                    chat_id,
+                    peer,
+                    peer_key,
+                    cost
+                );
+                if initiator {
+                    let hello = replies::greeting(self.client.user());
+                    self.send_text(&hello)?;
+                }
+            }
+            ClientEvent::ChatMessage { text, .. } => {
+                let response = replies::respond(
+                    &text,
+                    self.behaviour.call.as_deref(),
+                    &mut self.thermometer,
+                    &mut self.rng,
+                );
+                if let Some(reply) = &response.reply {
+                    self.send_text(reply)?;
+                }
+                let reply_cost = self.meter.since_mark();
+                defmt::info!(
+                    "chat message of {=usize} bytes: core time receive {=u64} ns, reply {=u64} ns",
+                    text.len(),
+                    cost,
+                    reply_cost
+                );
+                match response.then {
+                    Then::Stay => {}
+                    Then::Leave => self.leave_chat()?,
+                    Then::LeaveAndCall => {
+                        self.leave_chat()?;
+                        self.call_pending = true;
+                    }
+                }
+            }
+            ClientEvent::ChatEnded { peer, reason } => {
+                if core::mem::take(&mut self.in_chat) {
+                    self.chats_done += 1;
+                    defmt::info!(
+                        "chat {=u32} with {} ended: {}",
+                        self.chats_done,
+                        peer,
+                        reason
+                    );
+                    if self.behaviour.chats.is_some_and(|n| self.chats_done >= n) {
+                        self.start_logout()?;
+                    }
+                } else {
+                    defmt::info!("chat with {} did not open: {}", peer, reason);
+                }
+            }
+            ClientEvent::ServerError(code) => defmt::warn!("server error: {}", code),
+            ClientEvent::Closed(reason) => {
+                if matches!(self.phase, Phase::LoggingOut { .. })
+                    && reason == CloseReason::LoggedOut
+                {
+                    defmt::info!("logged out");
+                    self.phase = Phase::Done;
+                } else {
+                    defmt::error!("the server closed the session: {}", reason);
+                    return Err(ExitCode::ClosedByServer);
+                }
+            }
+        }
+        Ok(())
+    }
+}
