@@ -146,6 +146,8 @@ struct Asked {
     chat_id: ChatId,
     from: UserName,
     from_key: PublicKey,
+    /// False while the request waits for the request channel to open.
+    sent: bool,
 }
 
 /// Room in the output queue that relayed chat data may not use: enough for a
@@ -167,6 +169,9 @@ pub struct ServerSession {
     asked: Option<Asked>,
     request: Option<RequestChannel>,
     request_psk: Option<Psk>,
+    /// The daemon was announced and its channel is being opened: requests
+    /// wait for it instead of being refused as unreachable.
+    request_opening: bool,
     events: Deque<ServerEvent, SERVER_EVENT_CAPACITY>,
     /// The E2E message of the last `Relay` event (one per input frame).
     relay: RelayBytes,
@@ -203,6 +208,7 @@ impl ServerSession {
             asked: None,
             request: None,
             request_psk: None,
+            request_opening: false,
             events: Deque::new(),
             relay: RelayBytes::new(),
             certificate: heapless::Vec::new(),
@@ -529,6 +535,7 @@ impl ServerSession {
                     .ok_or(CryptoError::WrongState)?
                     .handshake_hash();
                 self.request_psk = Some(Psk::for_request_channel(&hash, &secret));
+                self.request_opening = true;
                 if let Some(old) = &mut self.request {
                     old.close();
                 }
@@ -661,31 +668,42 @@ impl ServerSession {
             return Err(RefuseReason::Busy);
         }
         let from_name = user_name(from).map_err(|_| RefuseReason::UnknownUser)?;
-        let Some(req) = self.request.as_mut().filter(|c| c.is_transport()) else {
-            return Err(RefuseReason::Unreachable);
+        let sent = match self.request.as_mut().filter(|c| c.is_transport()) {
+            Some(req) => {
+                req.send(
+                    now,
+                    &ServerToDaemon::ChatRequest {
+                        chat_id,
+                        from,
+                        from_key,
+                    },
+                )
+                .map_err(|_| RefuseReason::Unreachable)?;
+                true
+            }
+            // Right after login the daemon may not be reached yet: the
+            // request is sent once its channel opens (or refused if it fails).
+            None if self.request_opening => false,
+            None => return Err(RefuseReason::Unreachable),
         };
-        req.send(
-            now,
-            &ServerToDaemon::ChatRequest {
-                chat_id,
-                from,
-                from_key,
-            },
-        )
-        .map_err(|_| RefuseReason::Unreachable)?;
         self.asked = Some(Asked {
             chat_id,
             from: from_name,
             from_key,
+            sent,
         });
         Ok(())
     }
 
     /// The requester withdrew: tell the daemon.
     pub fn cancel_request(&mut self, now: Instant, chat_id: ChatId) {
-        if self.asked.as_ref().is_some_and(|a| a.chat_id == chat_id) {
-            self.asked = None;
-            if let Some(req) = self.request.as_mut().filter(|c| c.is_transport()) {
+        if let Some(asked) = self.asked.take_if(|a| a.chat_id == chat_id) {
+            // A request still waiting for the channel never reached the daemon.
+            if let Some(req) = self
+                .request
+                .as_mut()
+                .filter(|c| asked.sent && c.is_transport())
+            {
                 let _ = req.send(now, &ServerToDaemon::Cancel { chat_id });
             }
         }
@@ -750,7 +768,7 @@ impl ServerSession {
             RelayKind::Handshake => ServerMsg::ChatHandshake { chat_id, noise },
             RelayKind::Data => ServerMsg::ChatData { chat_id, noise },
         };
-                // Relayed data may not take the last bytes of the queue: they are kept
+        // Relayed data may not take the last bytes of the queue: they are kept
         // for the `PeerLeft` below, so that a slow reader is always told.
         let frame = crate::limits::FRAME_HEADER + crate::limits::TAG_LEN + 8 + noise.len();
         let fits = self.std.output_room() >= frame + CONTROL_RESERVE;
@@ -808,6 +826,7 @@ impl ServerSession {
             req.close();
         }
         self.request = None;
+        self.request_opening = false;
         self.fail_asked(RefuseReason::Unreachable);
         if self.user().is_some() {
             let _ = self.send(now, &ServerMsg::DaemonStatus { reachable: false });
@@ -830,6 +849,18 @@ impl ServerSession {
                     return Err(ProtocolError::Unexpected.into());
                 }
                 req.send(now, &ServerToDaemon::Ready)?;
+                self.request_opening = false;
+                if let Some(asked) = self.asked.as_mut().filter(|a| !a.sent) {
+                    req.send(
+                        now,
+                        &ServerToDaemon::ChatRequest {
+                            chat_id: asked.chat_id,
+                            from: &asked.from,
+                            from_key: asked.from_key,
+                        },
+                    )?;
+                    asked.sent = true;
+                }
                 self.send(now, &ServerMsg::DaemonStatus { reachable: true })?;
             }
             Incoming::Message { len } => {
