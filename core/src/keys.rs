@@ -58,8 +58,14 @@ impl core::fmt::Debug for PublicKey {
 #[cfg(feature = "defmt")]
 impl defmt::Format for PublicKey {
     fn format(&self, f: defmt::Formatter<'_>) {
-        let fp = self.fingerprint();
-        defmt::write!(f, "PublicKey({=[u8]:x})", fp.0)
+        // The same `xxxx:xxxx:…` groups as the `Display` of a fingerprint.
+        let fp = self.fingerprint().0;
+        defmt::write!(f, "PublicKey(");
+        for (i, pair) in fp.chunks(2).enumerate() {
+            let sep = if i == 0 { "" } else { ":" };
+            defmt::write!(f, "{=str}{=u8:02x}{=u8:02x}", sep, pair[0], pair.get(1).copied().unwrap_or(0));
+        }
+        defmt::write!(f, ")")
     }
 }
 
