@@ -8,7 +8,9 @@ use serde::Serialize;
 
 use crate::error::{CryptoError, Error, FrameError, ProtocolError};
 use crate::frame::{encode_frame, Feed, FrameDecoder};
-use crate::limits::{Limits, FRAME_HEADER, MAX_FRAME, MAX_NOISE_MESSAGE, MAX_PLAINTEXT, MAX_REQUEST_FRAME};
+use crate::limits::{
+    Limits, FRAME_HEADER, MAX_FRAME, MAX_NOISE_MESSAGE, MAX_PLAINTEXT, MAX_REQUEST_FRAME,
+};
 use crate::message::{encode, Bounded};
 use crate::noise::{Handshake, Transport};
 use crate::time::Instant;
@@ -143,7 +145,7 @@ impl<const R: usize, const Q: usize> Channel<R, Q> {
         }
     }
 
-        /// Lowers the largest frame this channel accepts (header included).
+    /// Lowers the largest frame this channel accepts (header included).
     pub fn set_max_frame(&mut self, max: usize) {
         self.rx.set_limit(max);
     }

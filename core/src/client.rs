@@ -27,6 +27,7 @@
 use heapless::Deque;
 use rand_core::{CryptoRng, RngCore};
 
+use crate::cert::{self, CaTrust};
 use crate::channel::{Channel, Incoming, RequestChannel, Scratch, StandardChannel};
 use crate::chat::{ChatText, E2eChat};
 use crate::error::{CryptoError, Error, ProtocolError};
@@ -50,6 +51,8 @@ pub struct ClientConfig {
     /// The user name to log in as.
     pub user: UserName,
     /// The server's static key, pinned: any other key ends the handshake.
+    /// (Not used by a client made with [`Client::with_ca`], which checks the
+    /// server's certificate instead.)
     pub server_key: PublicKey,
     /// The port the daemon listens on, announced after login; `None`: no daemon.
     pub daemon_port: Option<u16>,
@@ -67,6 +70,18 @@ pub enum ChatEnd {
     PeerLeft,
     /// A message failed to authenticate or broke the protocol: the chat is over.
     Failed(Error),
+}
+
+/// A server certificate the client accepted (CA mode, see [`Client::with_ca`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct CertifiedServer {
+    /// The certificate's serial number.
+    pub serial: u64,
+    /// Start of its validity, Unix seconds.
+    pub not_before: u64,
+    /// End of its validity, Unix seconds.
+    pub not_after: u64,
 }
 
 /// What the client has to tell its user.
@@ -176,7 +191,7 @@ enum ChatState {
         from_key: PublicKey,
         link: u32,
     },
-        Accepted {
+    Accepted {
         chat_id: ChatId,
         from: UserName,
         from_key: PublicKey,
@@ -191,6 +206,9 @@ pub const EVENT_CAPACITY: usize = 4;
 /// The client's whole protocol state.
 pub struct Client {
     config: ClientConfig,
+    /// `Some`: the server is authenticated by a CA certificate, not a pinned key.
+    ca: Option<CaTrust>,
+    certified: Option<CertifiedServer>,
     identity: StaticSecret,
     std: StandardChannel,
     login: Login,
@@ -232,13 +250,44 @@ impl RequestLink {
 }
 
 impl Client {
-    /// Starts a login: the first handshake message is queued.
+    /// Starts a login: the first handshake message is queued. The server
+    /// must have the pinned key `config.server_key`.
     pub fn new<R: RngCore + CryptoRng>(
         config: ClientConfig,
         identity: StaticSecret,
         now: Instant,
         rng: &mut R,
     ) -> Result<Self, Error> {
+        Self::start(config, None, identity, now, rng)
+    }
+
+    /// Starts a login that authenticates the server by a certificate from the
+    /// CA `ca` instead of a pinned key (`config.server_key` is not used): the
+    /// server's handshake message must carry a certificate that passes
+    /// [`cert::verify`] for the static key the server proved, or the
+    /// handshake ends with [`Error::Certificate`] before the client sends
+    /// its name or key.
+    pub fn with_ca<R: RngCore + CryptoRng>(
+        config: ClientConfig,
+        ca: CaTrust,
+        identity: StaticSecret,
+        now: Instant,
+        rng: &mut R,
+    ) -> Result<Self, Error> {
+        Self::start(config, Some(ca), identity, now, rng)
+    }
+
+    fn start<R: RngCore + CryptoRng>(
+        config: ClientConfig,
+        ca: Option<CaTrust>,
+        identity: StaticSecret,
+        now: Instant,
+        rng: &mut R,
+    ) -> Result<Self, Error> {
+        let check = match ca {
+            Some(_) => RemoteCheck::Any,
+            None => RemoteCheck::Exactly(config.server_key),
+        };
         let hs = Handshake::new(
             HandshakeParams {
                 pattern: Pattern::XX,
@@ -247,7 +296,7 @@ impl Client {
                 local_static: Some(&identity),
                 remote_static: None,
                 psk: None,
-                check: RemoteCheck::Exactly(config.server_key),
+                check,
             },
             rng,
         )?;
@@ -255,6 +304,8 @@ impl Client {
         std.send_handshake(now, &[])?;
         Ok(Client {
             config,
+            ca,
+            certified: None,
             identity,
             std,
             login: Login::Handshake,
@@ -276,6 +327,11 @@ impl Client {
     /// Our public key.
     pub fn public_key(&self) -> PublicKey {
         self.identity.public_key()
+    }
+
+    /// The server's accepted certificate (CA mode, once the handshake got that far).
+    pub fn certified_server(&self) -> Option<CertifiedServer> {
+        self.certified
     }
 
     /// True once the server accepted the login.
@@ -414,6 +470,21 @@ impl Client {
         let hello: ServerHello = decode(payload)?;
         if hello.version != PROTOCOL_VERSION {
             return Err(ProtocolError::VersionMismatch.into());
+        }
+        if let Some(ca) = &self.ca {
+            // The static key the server just proved (`s`, `es` of message 2).
+            let key = self
+                .std
+                .handshake()
+                .and_then(|h| h.remote_static())
+                .ok_or(CryptoError::WrongState)?;
+            let bytes = hello.certificate.ok_or(cert::CertError::Missing)?;
+            let body = cert::verify(bytes, ca, &key)?;
+            self.certified = Some(CertifiedServer {
+                serial: body.serial,
+                not_before: body.not_before,
+                not_after: body.not_after,
+            });
         }
         let mut buf = [0u8; 64];
         let n = encode(
@@ -725,7 +796,7 @@ impl Client {
         };
         let (chat_id, link) = (*chat_id, *link);
         if accept {
-                        self.chat = ChatState::Accepted {
+            self.chat = ChatState::Accepted {
                 chat_id,
                 from: from.clone(),
                 from_key: *from_key,
@@ -742,7 +813,7 @@ impl Client {
     /// Sends a line of chat text to the peer.
     pub fn send_text(&mut self, now: Instant, text: &str) -> Result<(), Error> {
         self.require_login()?;
-                // Check for room first: a message encrypted but not queued would
+        // Check for room first: a message encrypted but not queued would
         // use up a nonce and break the chat.
         if self.std.output_room() < crate::limits::MAX_FRAME {
             return Err(ProtocolError::QueueFull.into());
@@ -970,7 +1041,7 @@ impl Client {
 
     /// The request channel that delivered the pending request went away: the
     /// request cannot be answered any more.
-        ///
+    ///
     /// An accepted request whose link closed is dropped too: the server may
     /// not have the answer. Should its `ChatStarted` come all the same, the
     /// client answers it with `LeaveChat`.

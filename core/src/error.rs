@@ -99,6 +99,8 @@ pub enum Error {
     Crypto(CryptoError),
     /// See [`ProtocolError`].
     Protocol(ProtocolError),
+    /// The server's certificate was not accepted (see [`crate::cert`]).
+    Certificate(crate::cert::CertError),
 }
 
 impl From<FrameError> for Error {
@@ -116,6 +118,11 @@ impl From<CryptoError> for Error {
         Error::Crypto(e)
     }
 }
+impl From<crate::cert::CertError> for Error {
+    fn from(e: crate::cert::CertError) -> Self {
+        Error::Certificate(e)
+    }
+}
 impl From<ProtocolError> for Error {
     fn from(e: ProtocolError) -> Self {
         Error::Protocol(e)
@@ -129,6 +136,7 @@ impl fmt::Display for Error {
             Error::Wire(e) => write!(f, "malformed message: {e:?}"),
             Error::Crypto(e) => write!(f, "cryptographic failure: {e:?}"),
             Error::Protocol(e) => write!(f, "protocol violation: {e:?}"),
+            Error::Certificate(e) => write!(f, "server certificate refused: {e}"),
         }
     }
 }

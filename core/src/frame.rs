@@ -53,7 +53,7 @@ impl<const N: usize> Default for FrameDecoder<N> {
 impl<const N: usize> FrameDecoder<N> {
     /// An empty decoder.
     pub const fn new() -> Self {
-                FrameDecoder {
+        FrameDecoder {
             buf: [0; N],
             len: 0,
             limit: N,
@@ -72,7 +72,7 @@ impl<const N: usize> FrameDecoder<N> {
             return Ok(None);
         }
         let n = u16::from_be_bytes([self.buf[0], self.buf[1]]) as usize;
-                if n == 0 || FRAME_HEADER + n > self.limit || n > MAX_NOISE_MESSAGE {
+        if n == 0 || FRAME_HEADER + n > self.limit || n > MAX_NOISE_MESSAGE {
             return Err(FrameError::BadLength);
         }
         Ok(Some(FRAME_HEADER + n))
@@ -175,14 +175,17 @@ mod tests {
         );
     }
 
-        #[test]
+    #[test]
     fn configured_limit() {
         let mut d = FrameDecoder::<MAX_FRAME>::new();
         d.set_limit(10);
         assert_eq!(d.feed(&[0, 9]), Err(FrameError::BadLength));
         let mut d = FrameDecoder::<MAX_FRAME>::new();
         d.set_limit(10);
-        assert_eq!(d.feed(&[0, 8, 1, 2, 3, 4, 5, 6, 7, 8]), Ok(Feed::Frame { consumed: 10 }));
+        assert_eq!(
+            d.feed(&[0, 8, 1, 2, 3, 4, 5, 6, 7, 8]),
+            Ok(Feed::Frame { consumed: 10 })
+        );
     }
 
     #[test]

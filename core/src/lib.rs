@@ -10,6 +10,7 @@
 //! | limits and protocol constants | [`limits`] |
 //! | time as an argument | [`time`] |
 //! | keys, fingerprints, safety numbers | [`keys`] |
+//! | server certificates and revocation lists (Ed25519 CA) | [`cert`] |
 //! | the 2-byte length framing | [`frame`] |
 //! | Noise handshakes (XX, NNpsk0, KK) and transport | [`noise`] |
 //! | typed messages, postcard encoding | [`message`] |
@@ -31,6 +32,8 @@
 //! - `heapless`: fixed-capacity strings, vectors and queues.
 //! - `subtle`: constant-time comparison of keys; `zeroize`: wiping secrets.
 //! - `rand_core`: the caller's RNG as a trait; the core owns none.
+//! - `ed25519-dalek` (no default features): the CA's signatures on server
+//!   certificates and revocation lists, verified with `verify_strict`.
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
@@ -39,6 +42,7 @@
 // Without a heap, state enums hold their largest variant inline: that is the design.
 #![allow(clippy::large_enum_variant)]
 
+pub mod cert;
 pub mod channel;
 pub mod chat;
 pub mod client;
@@ -52,7 +56,8 @@ pub mod noise;
 pub mod server;
 pub mod time;
 
-pub use client::{ChatEnd, Client, ClientConfig, ClientEvent, RequestLink};
+pub use cert::{CaPublicKey, CaTrust, CertError};
+pub use client::{CertifiedServer, ChatEnd, Client, ClientConfig, ClientEvent, RequestLink};
 pub use error::{CryptoError, Error, FrameError, ProtocolError, WireError};
 pub use hub::{Hub, SessionId};
 pub use keys::{Fingerprint, PublicKey, SafetyNumber, StaticSecret};

@@ -88,7 +88,7 @@ impl Limits {
         idle_timeout: Duration::from_secs(300),
     };
 
-        /// Interval at which a client sends `Ping` so that the server never sees
+    /// Interval at which a client sends `Ping` so that the server never sees
     /// it idle: a third of its own idle timeout, and at most 25 s, since the
     /// server's idle timeout may be shorter than the client's (the protocol
     /// does not announce it; servers should not go below 60 s).

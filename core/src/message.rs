@@ -45,7 +45,9 @@ pub fn user_name(name: &str) -> Result<UserName, WireError> {
 pub struct ServerHello<'a> {
     /// The server's protocol version ([`crate::PROTOCOL_VERSION`]).
     pub version: u8,
-    /// Reserved for a CA-signed certificate of the server's static key; `None` today.
+    /// A CA-signed certificate of the server's static key (see
+    /// [`crate::cert`]); `None` when the server has none (clients then pin
+    /// its key).
     #[serde(borrow)]
     pub certificate: Option<&'a [u8]>,
 }

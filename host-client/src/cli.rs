@@ -6,8 +6,10 @@
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
+use securecom_core::cert::{valid_server_name, CaPublicKey};
 use securecom_core::message::valid_user_name;
 use securecom_core::{PublicKey, DEFAULT_DAEMON_PORT};
+use securecom_host::passphrase::Sources;
 use serde::Deserialize;
 
 /// secureCom command-line client.
@@ -27,20 +29,74 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Generate a new private key (mode 0600, never overwrites); print its public key and fingerprint.
-    Keygen(KeyArgs),
+    /// Generate a new private key (mode 0600, never overwrites), protected by a
+    /// passphrase (asked twice); print its public key and fingerprint.
+    Keygen(KeygenArgs),
     /// Print the public key of a private key file (64 hex digits).
     Pubkey(KeyArgs),
+    /// Change the passphrase of a private key file (or protect an unprotected one).
+    Passwd(PasswdArgs),
     /// Log in and chat.
     Chat(ChatArgs),
 }
 
-/// `--key` for `keygen` and `pubkey`.
+/// `--key` for `pubkey`, and the passphrase sources.
 #[derive(Args, Debug)]
 pub struct KeyArgs {
     /// The private key file.
     #[arg(long, env = "SECURECOM_KEY", value_name = "FILE")]
     pub key: Option<PathBuf>,
+    #[command(flatten)]
+    pub passphrase: PassphraseArgs,
+}
+
+/// Where the key's passphrase comes from, besides the terminal.
+#[derive(Args, Debug, Default, Clone)]
+pub struct PassphraseArgs {
+    /// Read the key's passphrase from the first line of this file.
+    #[arg(long, env = "SECURECOM_PASSPHRASE_FILE", value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
+    /// Read the key's passphrase from the first line of this open file descriptor.
+    #[arg(long, value_name = "FD")]
+    pub passphrase_fd: Option<u32>,
+}
+
+/// The environment variable that may hold the key's passphrase.
+pub const PASSPHRASE_ENV: &str = "SECURECOM_PASSPHRASE";
+
+impl PassphraseArgs {
+    /// The passphrase sources (the terminal comes last, when there is one).
+    pub fn sources(&self) -> Sources {
+        Sources {
+            fd: self.passphrase_fd,
+            file: self.passphrase_file.clone(),
+            env_var: Some(PASSPHRASE_ENV),
+            credential: None,
+        }
+    }
+}
+
+/// Options of `keygen`.
+#[derive(Args, Debug)]
+pub struct KeygenArgs {
+    #[command(flatten)]
+    pub key: KeyArgs,
+    /// Store the key unprotected (for automation; not recommended).
+    #[arg(long)]
+    pub no_passphrase: bool,
+}
+
+/// Options of `passwd`.
+#[derive(Args, Debug)]
+pub struct PasswdArgs {
+    #[command(flatten)]
+    pub key: KeyArgs,
+    /// Remove the protection instead of setting a new passphrase.
+    #[arg(long)]
+    pub no_passphrase: bool,
+    /// Read the new passphrase from this file (default: asked twice on the terminal).
+    #[arg(long, value_name = "FILE")]
+    pub new_passphrase_file: Option<PathBuf>,
 }
 
 /// Options of `chat`.
@@ -52,6 +108,21 @@ pub struct ChatArgs {
     /// The server's public key (64 hex digits), pinned: any other key ends the login.
     #[arg(long, env = "SECURECOM_SERVER_KEY", value_name = "HEX")]
     pub server_key: Option<String>,
+    /// Instead of --server-key: the public key (64 hex digits) of a CA whose
+    /// certificate of the server's key is required.
+    #[arg(long, env = "SECURECOM_CA_KEY", value_name = "HEX")]
+    pub ca_key: Option<String>,
+    /// With --ca-key: the CA's signed revocation list to check the certificate against.
+    #[arg(long, env = "SECURECOM_REVOCATION_LIST", value_name = "FILE")]
+    pub revocation_list: Option<PathBuf>,
+    /// With --ca-key: the name the certificate must carry (default: the host of --server).
+    #[arg(long, env = "SECURECOM_SERVER_NAME", value_name = "NAME")]
+    pub server_name: Option<String>,
+    /// The known-peers file (default: next to the key file, extension .known_peers).
+    #[arg(long, env = "SECURECOM_KNOWN_PEERS", value_name = "FILE")]
+    pub known_peers: Option<PathBuf>,
+    #[command(flatten)]
+    pub passphrase: PassphraseArgs,
     /// Our private key file.
     #[arg(long, env = "SECURECOM_KEY", value_name = "FILE")]
     pub key: Option<PathBuf>,
@@ -81,15 +152,25 @@ pub struct ConfigFile {
     pub user: Option<String>,
     /// Daemon listen address.
     pub daemon_listen: Option<String>,
+    /// CA public key (instead of server_key).
+    pub ca_key: Option<String>,
+    /// Revocation-list file (relative to the config file's directory).
+    pub revocation_list: Option<PathBuf>,
+    /// The server name the certificate must carry.
+    pub server_name: Option<String>,
+    /// Known-peers file (relative to the config file's directory).
+    pub known_peers: Option<PathBuf>,
 }
 
 impl ConfigFile {
     /// Parses config text; `dir` is the config file's directory (for relative key paths).
     pub fn parse(text: &str, dir: &Path) -> Result<Self, String> {
         let mut c: ConfigFile = toml::from_str(text).map_err(|e| e.to_string())?;
-        if let Some(k) = &c.key {
-            if k.is_relative() {
-                c.key = Some(dir.join(k));
+        for p in [&mut c.key, &mut c.revocation_list, &mut c.known_peers] {
+            if let Some(k) = p {
+                if k.is_relative() {
+                    *p = Some(dir.join(&*k));
+                }
             }
         }
         Ok(c)
@@ -106,13 +187,33 @@ impl ConfigFile {
     }
 }
 
+/// How the server is authenticated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerTrust {
+    /// By its pinned static key.
+    Pinned(PublicKey),
+    /// By a certificate from this CA.
+    Ca {
+        /// The CA's public key.
+        ca_key: CaPublicKey,
+        /// The name the certificate must carry.
+        server_name: String,
+        /// The CA's revocation list, if any.
+        revocation_list: Option<PathBuf>,
+    },
+}
+
 /// Everything `chat` needs, merged and checked.
 #[derive(Debug)]
 pub struct ChatSettings {
     /// HOST:PORT.
     pub server: String,
-    /// The pinned server key.
-    pub server_key: PublicKey,
+    /// How the server is authenticated.
+    pub trust: ServerTrust,
+    /// The known-peers file.
+    pub known_peers: PathBuf,
+    /// Where the key's passphrase comes from.
+    pub passphrase: Sources,
     /// Our key file.
     pub key: PathBuf,
     /// Our user name.
@@ -128,6 +229,17 @@ pub fn default_daemon_listen() -> String {
     format!("0.0.0.0:{DEFAULT_DAEMON_PORT}")
 }
 
+/// The host part of `HOST:PORT` (`[v6]:port` too).
+pub fn host_of(server: &str) -> String {
+    if let Some(rest) = server.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest).to_string();
+    }
+    match server.rsplit_once(':') {
+        Some((host, _)) => host.to_string(),
+        None => server.to_string(),
+    }
+}
+
 /// `--key` (flag or env) over the config file's `key`.
 pub fn resolve_key(flag: Option<PathBuf>, file: &ConfigFile) -> Result<PathBuf, String> {
     flag.or_else(|| file.key.clone())
@@ -140,11 +252,47 @@ pub fn resolve_chat(args: ChatArgs, file: ConfigFile) -> Result<ChatSettings, St
         .server
         .or(file.server)
         .ok_or("missing --server HOST:PORT (or SECURECOM_SERVER, or server in the config file)")?;
-    let server_key_hex = args.server_key.or(file.server_key).ok_or(
-        "missing --server-key HEX (or SECURECOM_SERVER_KEY, or server_key in the config file)",
-    )?;
-    let server_key = securecom_host::parse_public_key(&server_key_hex)
-        .map_err(|e| format!("bad server key: {e}"))?;
+    let server_key_hex = args.server_key.or(file.server_key);
+    let ca_key_hex = args.ca_key.or(file.ca_key);
+    let trust = match (server_key_hex, ca_key_hex) {
+        (Some(_), Some(_)) => {
+            return Err(
+                "give either --server-key (pin the server's key) or --ca-key \
+                        (trust a CA's certificate of it), not both"
+                    .into(),
+            )
+        }
+        (None, None) => {
+            return Err(
+                "missing --server-key HEX or --ca-key HEX (or SECURECOM_SERVER_KEY / \
+                        SECURECOM_CA_KEY, or server_key / ca_key in the config file)"
+                    .into(),
+            )
+        }
+        (Some(hex), None) => ServerTrust::Pinned(
+            securecom_host::parse_public_key(&hex).map_err(|e| format!("bad server key: {e}"))?,
+        ),
+        (None, Some(hex)) => {
+            let ca_key = securecom_host::certfile::parse_ca_key(&hex)
+                .map_err(|e| format!("bad CA key: {e}"))?;
+            let server_name = match args.server_name.or(file.server_name) {
+                Some(n) => n,
+                None => host_of(&server),
+            }
+            .to_ascii_lowercase();
+            if !valid_server_name(&server_name) {
+                return Err(format!(
+                    "bad server name '{server_name}' for the certificate check \
+                     (a-z 0-9 . - :, at most 64; set --server-name)"
+                ));
+            }
+            ServerTrust::Ca {
+                ca_key,
+                server_name,
+                revocation_list: args.revocation_list.or(file.revocation_list),
+            }
+        }
+    };
     let key = args
         .key
         .or(file.key)
@@ -162,9 +310,15 @@ pub fn resolve_chat(args: ChatArgs, file: ConfigFile) -> Result<ChatSettings, St
         .daemon_listen
         .or(file.daemon_listen)
         .unwrap_or_else(default_daemon_listen);
+    let known_peers = args
+        .known_peers
+        .or(file.known_peers)
+        .unwrap_or_else(|| crate::known_peers::default_path(&key));
     Ok(ChatSettings {
         server,
-        server_key,
+        trust,
+        known_peers,
+        passphrase: args.passphrase.sources(),
         key,
         user,
         daemon_listen,
@@ -204,7 +358,7 @@ mod tests {
             server_key: Some(KEY.into()),
             key: Some("/file.key".into()),
             user: Some("fileuser".into()),
-            daemon_listen: None,
+            ..ConfigFile::default()
         };
         let args = ChatArgs {
             server: Some("flag:2".into()),
@@ -265,5 +419,29 @@ mod tests {
         assert!(resolve_chat(a, ConfigFile::default())
             .unwrap_err()
             .contains("--server"));
+        let mut a = base();
+        a.ca_key = Some(KEY.into());
+        assert!(resolve_chat(a, ConfigFile::default())
+            .unwrap_err()
+            .contains("not both"));
+    }
+
+    #[test]
+    fn ca_trust_and_server_name() {
+        let args = ChatArgs {
+            server: Some("Chat.Example.org:7300".into()),
+            ca_key: Some(KEY.into()),
+            key: Some("/k/alice.key".into()),
+            user: Some("alice".into()),
+            ..ChatArgs::default()
+        };
+        let s = resolve_chat(args, ConfigFile::default()).unwrap();
+        let ServerTrust::Ca { server_name, .. } = &s.trust else {
+            panic!("not CA")
+        };
+        assert_eq!(server_name, "chat.example.org");
+        assert_eq!(s.known_peers, PathBuf::from("/k/alice.known_peers"));
+        assert_eq!(host_of("[::1]:7300"), "::1");
+        assert_eq!(host_of("127.0.0.1:7300"), "127.0.0.1");
     }
 }

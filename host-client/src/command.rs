@@ -20,6 +20,10 @@ pub enum Command {
     Quit,
     /// `/help`.
     Help,
+    /// `/verify`: show the current chat's safety number again.
+    Verify,
+    /// `/trust NAME`: accept NAME's changed key.
+    Trust(String),
     /// A chat line (a line starting with `//` sends the rest after one `/`).
     Text(String),
     /// A blank line: nothing.
@@ -37,6 +41,8 @@ impl std::fmt::Debug for Command {
             Command::Leave => f.write_str("Leave"),
             Command::Quit => f.write_str("Quit"),
             Command::Help => f.write_str("Help"),
+            Command::Verify => f.write_str("Verify"),
+            Command::Trust(n) => write!(f, "Trust({n})"),
             Command::Text(t) => write!(f, "Text({} bytes)", t.len()),
             Command::Empty => f.write_str("Empty"),
         }
@@ -51,9 +57,14 @@ commands:
   /accept       accept the chat request you were asked
   /refuse       refuse it
   /leave        leave the chat (or withdraw your request)
-  /quit         log out and exit
+  /verify       show the chat's safety number again (compare it with your peer over another channel)
+  /trust NAME   accept NAME's new key after a key-change warning (check the safety number first)
+  /quit         log out and exit (also Ctrl-D or Ctrl-C)
   /help         this text
-while chatting, any other line is sent to your peer (start it with // to send a line beginning with /)";
+while chatting, any other line is sent to your peer (start it with // to send a line beginning with /)
+the one who asked for the chat speaks first
+keys: Up/Down history, Left/Right/Home/End, Ctrl-A/E start/end, Ctrl-U/W delete line/word, Ctrl-L clear screen
+the prompt shows you, the current chat and who is online (refreshed every 20 s and at /users)";
 
 /// Parses one input line (without its line ending).
 pub fn parse(line: &str) -> Result<Command, String> {
@@ -85,6 +96,14 @@ pub fn parse(line: &str) -> Result<Command, String> {
         "leave" => no_args(Command::Leave),
         "quit" => no_args(Command::Quit),
         "help" => no_args(Command::Help),
+        "verify" => no_args(Command::Verify),
+        "trust" => match args.as_slice() {
+            [user] if valid_user_name(user) => Ok(Command::Trust((*user).to_string())),
+            [user] => Err(format!(
+                "invalid user name '{user}' (1 to 32 characters of a-z 0-9 _ . -)"
+            )),
+            _ => Err("usage: /trust NAME".to_string()),
+        },
         "chat" => match args.as_slice() {
             [user] if valid_user_name(user) => Ok(Command::Chat((*user).to_string())),
             [user] => Err(format!(
@@ -124,6 +143,9 @@ mod tests {
         assert_eq!(parse("/leave"), Ok(Command::Leave));
         assert_eq!(parse("/quit"), Ok(Command::Quit));
         assert_eq!(parse("/help"), Ok(Command::Help));
+        assert_eq!(parse("/verify"), Ok(Command::Verify));
+        assert_eq!(parse("/trust bob"), Ok(Command::Trust("bob".into())));
+        assert!(parse("/trust").is_err());
     }
 
     #[test]

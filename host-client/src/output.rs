@@ -127,6 +127,43 @@ pub enum Event {
         /// What went wrong.
         message: String,
     },
+    /// The server's certificate was accepted (CA mode), before login.
+    ServerCertified {
+        /// The certified name.
+        name: String,
+        /// The certificate's serial.
+        serial: u64,
+        /// End of its validity (`YYYY-MM-DD HH:MM:SS UTC`).
+        not_after: String,
+    },
+    /// A user's key differs from the one in the known-peers file: their
+    /// request cannot be accepted, and the chat cannot start, until `/trust USER`.
+    KeyChanged {
+        /// The user.
+        user: String,
+        /// Fingerprint of the key remembered.
+        old_fingerprint: String,
+        /// Fingerprint of the key offered now.
+        new_fingerprint: String,
+    },
+    /// `/trust USER`: the new key is remembered; the chat may go on.
+    Trusted {
+        /// The user.
+        user: String,
+        /// Fingerprint of the key now trusted.
+        fingerprint: String,
+    },
+    /// `/verify`: the current chat's safety number again.
+    Verify {
+        /// The peer.
+        peer: String,
+        /// The safety number (12 groups of 5 digits).
+        safety_number: String,
+        /// The peer key's fingerprint.
+        fingerprint: String,
+        /// Our own key's fingerprint.
+        own_fingerprint: String,
+    },
 }
 
 /// The JSON name of a login refusal.
@@ -306,18 +343,65 @@ impl Event {
             Event::Closed { reason } => format!("* session closed: {}", human_close(reason)),
             Event::Disconnected { error } => format!("* disconnected: {error}"),
             Event::Error { message } => format!("! {message}"),
+            Event::ServerCertified {
+                name,
+                serial,
+                not_after,
+            } => format!(
+                "* server {name}: certificate accepted (signed by the trusted CA, serial {serial}, valid until {not_after})"
+            ),
+            Event::KeyChanged {
+                user,
+                old_fingerprint,
+                new_fingerprint,
+            } => format!(
+                "!!! WARNING: {user}'s KEY HAS CHANGED !!!\n\
+                 !!!   remembered key: {old_fingerprint}\n\
+                 !!!   key offered now: {new_fingerprint}\n\
+                 !!! Either {user} has a new key, or someone (the server?) is in the middle.\n\
+                 !!! Check the safety number with {user} over another channel (phone, in person).\n\
+                 !!! Nothing is sent to {user} until you type /trust {user} (or /refuse, /leave)."
+            ),
+            Event::Trusted { user, fingerprint } => {
+                format!("* {user}'s new key {fingerprint} is now trusted (known-peers file updated)")
+            }
+            Event::Verify {
+                peer,
+                safety_number,
+                fingerprint,
+                own_fingerprint,
+            } => format!(
+                "* safety number with {peer}: {safety_number}\n  \
+                 {peer}'s key fingerprint {fingerprint}; yours {own_fingerprint}\n  \
+                 read it to {peer} over another channel: the same number on both sides means no one is in the middle"
+            ),
         })
     }
 }
 
-/// Where events go: stdout, as JSON lines or readable lines.
-#[derive(Clone, Copy)]
+/// Where events go: stdout, as JSON lines or readable lines; in the
+/// interactive terminal mode, above the line being edited.
+#[derive(Clone)]
 pub struct Ui {
     /// JSON lines (`--script`) instead of readable text.
     pub script: bool,
+    term: Option<rustyline_async::SharedWriter>,
 }
 
 impl Ui {
+    /// Output to stdout.
+    pub fn new(script: bool) -> Self {
+        Ui { script, term: None }
+    }
+
+    /// Output above the line editor's prompt.
+    pub fn with_terminal(&self, w: rustyline_async::SharedWriter) -> Self {
+        Ui {
+            script: self.script,
+            term: Some(w),
+        }
+    }
+
     /// Prints one event and flushes.
     pub fn emit(&self, event: &Event) {
         let line = if self.script {
@@ -326,18 +410,24 @@ impl Ui {
             event.to_human()
         };
         if let Some(line) = line {
-            Self::print(&line);
+            self.print(&line);
         }
     }
 
     /// A note for a human only (not printed in script mode).
     pub fn note(&self, text: &str) {
         if !self.script {
-            Self::print(text);
+            self.print(text);
         }
     }
 
-    fn print(line: &str) {
+    fn print(&self, line: &str) {
+        if let Some(w) = &self.term {
+            let mut w = w.clone();
+            // Shown by the line editor, which keeps the input line intact below.
+            let _ = writeln!(w, "{line}");
+            return;
+        }
         let mut out = std::io::stdout().lock();
         // A closed stdout is not a reason to drop the session.
         let _ = writeln!(out, "{line}");

@@ -1,5 +1,7 @@
 //! Host-side helpers shared by `securecom-server` and `securecom-client`:
-//! key files, hex-encoded public keys, the process clock and the RNG.
+//! key files (plain or passphrase-protected in the age format), passphrase
+//! sources, certificate and revocation-list files, hex-encoded public keys,
+//! the process clock and the RNG.
 //!
 //! Everything protocol-related lives in `securecom-core`; this crate only
 //! deals with files and the operating system.
@@ -7,7 +9,10 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod age;
+pub mod certfile;
 pub mod keyfile;
+pub mod passphrase;
 
 use std::sync::OnceLock;
 

@@ -8,6 +8,8 @@
 //! command line), `tracing` (structured logs that never contain secrets or
 //! chat text), `anyhow` (errors at the edges of the program).
 
+mod ca;
+mod keys;
 mod listener;
 mod presence;
 mod registry;
@@ -23,7 +25,8 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use securecom_core::message::valid_user_name;
 use securecom_core::{Limits, ServerConfig, StaticSecret};
-use securecom_host::{keyfile, os_rng, parse_public_key, public_key_hex};
+use securecom_host::passphrase::Sources;
+use securecom_host::{parse_public_key, public_key_hex};
 
 /// The secureCom server.
 #[derive(Parser, Debug)]
@@ -33,6 +36,19 @@ struct Cli {
     /// Default: $SECURECOM_SERVER_DIR, else ~/.local/share/securecom-server.
     #[arg(long, env = "SECURECOM_SERVER_DIR", global = true)]
     data_dir: Option<PathBuf>,
+    /// Read the passphrase of a protected key (server or CA) from this file's
+    /// first line (for unattended starts). Also: $SECURECOM_SERVER_PASSPHRASE,
+    /// or the systemd credential `securecom-server-passphrase`.
+    #[arg(
+        long,
+        env = "SECURECOM_SERVER_PASSPHRASE_FILE",
+        global = true,
+        value_name = "FILE"
+    )]
+    passphrase_file: Option<PathBuf>,
+    /// Read that passphrase from this open file descriptor's first line.
+    #[arg(long, global = true, value_name = "FD")]
+    passphrase_fd: Option<u32>,
     #[command(subcommand)]
     command: Command,
 }
@@ -40,7 +56,22 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Create the server key if it does not exist; print its public key.
-    Init,
+    Init {
+        /// Protect the new key with a passphrase (asked twice, or from the passphrase sources).
+        #[arg(long)]
+        protect: bool,
+    },
+    /// Change the server key's passphrase (or protect an unprotected key).
+    Passwd {
+        /// Remove the protection instead.
+        #[arg(long)]
+        no_passphrase: bool,
+        /// Read the new passphrase from this file (default: asked twice on the terminal).
+        #[arg(long, value_name = "FILE")]
+        new_passphrase_file: Option<PathBuf>,
+    },
+    /// The certificate authority: keys, certificates, revocation lists.
+    Ca(ca::CaArgs),
     /// Print the server's public key (64 hex digits) for clients to pin.
     Pubkey,
     /// Print the server key's fingerprint.
@@ -85,11 +116,16 @@ pub struct RunArgs {
     /// Messages per direction per session before it must be renewed.
     #[arg(long, default_value_t = 1 << 32)]
     pub max_messages: u64,
-        /// Largest frame accepted from a client, in bytes, header included (128 to
+    /// Largest frame accepted from a client, in bytes, header included (128 to
     /// the protocol's 1026; the longest chat message needs about 560). A
     /// client that announces a longer frame is dropped.
     #[arg(long, default_value_t = securecom_core::MAX_FRAME)]
     pub max_frame: usize,
+    /// The CA's certificate of this server's key, sent in the handshake to
+    /// clients that trust the CA. Default: `server.cert` in the data
+    /// directory, if it exists.
+    #[arg(long, env = "SECURECOM_SERVER_CERTIFICATE", value_name = "FILE")]
+    pub certificate: Option<PathBuf>,
     /// Seconds allowed for a write to a client before it is dropped.
     #[arg(long, default_value_t = 10)]
     pub write_timeout: u64,
@@ -111,34 +147,110 @@ fn users_path(dir: &Path) -> PathBuf {
     dir.join("users")
 }
 
-/// Loads the server key, creating it on first use.
-fn load_or_create_key(dir: &Path) -> Result<StaticSecret> {
+/// Loads the server key, creating it (unprotected, or with `protect`) on first use.
+fn load_or_create_key(dir: &Path, protect: bool, pass: &Sources) -> Result<StaticSecret> {
     let path = key_path(dir);
     if !path.exists() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        keyfile::write(&path, &StaticSecret::generate(&mut os_rng()))?;
+        keys::create(&path, protect, pass)?;
     }
-    Ok(keyfile::read(&path)?)
+    keys::read(&path, pass)
+}
+
+/// The server's public key, creating the key on first use.
+fn init_key(dir: &Path, protect: bool, pass: &Sources) -> Result<securecom_core::PublicKey> {
+    let path = key_path(dir);
+    if !path.exists() {
+        keys::create(&path, protect, pass)?;
+    } else if protect && !securecom_host::keyfile::is_protected(&path)? {
+        bail!(
+            "{} exists already, unprotected: use `securecom-server passwd` to protect it",
+            path.display()
+        );
+    }
+    keys::public(&path, pass)
+}
+
+/// Loads the certificate to send, and checks that it certifies `key`.
+fn load_certificate(
+    dir: &Path,
+    arg: &Option<PathBuf>,
+    key: &StaticSecret,
+) -> Result<Option<Vec<u8>>> {
+    let path = match arg {
+        Some(p) => p.clone(),
+        None => {
+            let p = dir.join("server.cert");
+            if !p.exists() {
+                return Ok(None);
+            }
+            p
+        }
+    };
+    let bytes = securecom_host::certfile::read_certificate(&path).map_err(anyhow::Error::msg)?;
+    let body =
+        securecom_core::cert::decode_certificate(&bytes).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if body.static_key != key.public_key() {
+        bail!(
+            "{}: the certificate is for another key ({}), not this server's ({})",
+            path.display(),
+            body.static_key.fingerprint(),
+            key.public_key().fingerprint()
+        );
+    }
+    let now = securecom_host::certfile::unix_now();
+    let until = securecom_host::certfile::format_time(body.not_after);
+    if now > body.not_after {
+        tracing::warn!(path = %path.display(), %until, "the certificate has EXPIRED: clients that trust the CA will refuse this server");
+    } else if now < body.not_before {
+        tracing::warn!(path = %path.display(), "the certificate is not valid yet");
+    }
+    tracing::info!(name = body.server_name, serial = body.serial, %until, "sending certificate");
+    Ok(Some(bytes))
 }
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
     let dir = data_dir(&cli)?;
+    let pass = Sources {
+        fd: cli.passphrase_fd,
+        file: cli.passphrase_file.clone(),
+        env_var: Some(keys::PASSPHRASE_ENV),
+        credential: Some(keys::CREDENTIAL),
+    };
     match &cli.command {
-        Command::Init => {
-            let key = load_or_create_key(&dir)?;
-            println!("public key: {}", public_key_hex(&key.public_key()));
-            println!("fingerprint: {}", key.public_key().fingerprint());
+        Command::Init { protect } => {
+            let key = init_key(&dir, *protect, &pass)?;
+            println!("public key: {}", public_key_hex(&key));
+            println!("fingerprint: {}", key.fingerprint());
         }
+        Command::Passwd {
+            no_passphrase,
+            new_passphrase_file,
+        } => {
+            keys::passwd(
+                &key_path(&dir),
+                &pass,
+                *no_passphrase,
+                new_passphrase_file.as_deref(),
+            )?;
+            println!(
+                "{}: {}",
+                key_path(&dir).display(),
+                if *no_passphrase {
+                    "now unprotected"
+                } else {
+                    "passphrase changed"
+                }
+            );
+        }
+        Command::Ca(args) => ca::run(args, &pass)?,
         Command::Pubkey => {
-            let key = keyfile::read(&key_path(&dir))
-                .context("no server key yet: run `securecom-server init`")?;
-            println!("{}", public_key_hex(&key.public_key()));
+            let key = existing_public(&dir, &pass)?;
+            println!("{}", public_key_hex(&key));
         }
         Command::Fingerprint => {
-            let key = keyfile::read(&key_path(&dir))
-                .context("no server key yet: run `securecom-server init`")?;
-            println!("{}", key.public_key().fingerprint());
+            let key = existing_public(&dir, &pass)?;
+            println!("{}", key.fingerprint());
         }
         Command::AddUser { name, public_key } => {
             if !valid_user_name(name) {
@@ -169,12 +281,20 @@ fn main() -> Result<()> {
                 println!("{name} {} {}", public_key_hex(key), key.fingerprint());
             }
         }
-        Command::Run(args) => run(&dir, args.clone())?,
+        Command::Run(args) => run(&dir, args.clone(), &pass)?,
     }
     Ok(())
 }
 
-fn run(dir: &Path, args: RunArgs) -> Result<()> {
+fn existing_public(dir: &Path, pass: &Sources) -> Result<securecom_core::PublicKey> {
+    let path = key_path(dir);
+    if !path.exists() {
+        bail!("no server key yet: run `securecom-server init`");
+    }
+    keys::public(&path, pass)
+}
+
+fn run(dir: &Path, args: RunArgs, pass: &Sources) -> Result<()> {
     let filter = match &args.log {
         Some(f) => tracing_subscriber::EnvFilter::new(f),
         None => tracing_subscriber::EnvFilter::try_from_default_env()
@@ -190,7 +310,8 @@ fn run(dir: &Path, args: RunArgs) -> Result<()> {
             securecom_core::MAX_FRAME
         );
     }
-    let key = load_or_create_key(dir)?;
+    let key = load_or_create_key(dir, false, pass)?;
+    let certificate = load_certificate(dir, &args.certificate, &key)?;
     let registry = registry::Registry::open(users_path(dir))?;
     let limits = Limits {
         max_messages: args.max_messages,
@@ -204,8 +325,9 @@ fn run(dir: &Path, args: RunArgs) -> Result<()> {
         registry,
         presence: presence::Presence::default(),
         write_timeout: Duration::from_secs(args.write_timeout),
-                dial_timeout: Duration::from_secs(5),
+        dial_timeout: Duration::from_secs(5),
         max_frame: args.max_frame,
+        certificate,
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

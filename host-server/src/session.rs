@@ -44,8 +44,10 @@ pub struct Shared {
     pub presence: Presence,
     /// Time allowed for one write to a client before it is dropped.
     pub write_timeout: Duration,
-        /// Time allowed to connect to a daemon.
+    /// Time allowed to connect to a daemon.
     pub dial_timeout: Duration,
+    /// The CA's certificate of our static key, sent in the handshake.
+    pub certificate: Option<Vec<u8>>,
     /// Largest frame accepted from a client (header included).
     pub max_frame: usize,
 }
@@ -90,9 +92,15 @@ pub async fn run(
 ) {
     let _ = stream.set_nodelay(true);
     let mut rng = os_rng();
-        let session = match ServerSession::new(&shared.config, &shared.key, now(), &mut rng) {
+    let session = match ServerSession::new(&shared.config, &shared.key, now(), &mut rng) {
         Ok(mut s) => {
             s.set_max_frame(shared.max_frame);
+            if let Some(c) = &shared.certificate {
+                // Checked at start-up: it decodes and certifies our key.
+                if let Err(e) = s.set_certificate(c) {
+                    warn!(%peer, error = %e, "certificate not sent");
+                }
+            }
             s
         }
         Err(e) => {

@@ -269,7 +269,10 @@ fn server_log_has_no_chat_text() {
 fn configured_max_frame_drops_the_client_alone() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = Server::start_with(dir.path(), &["--max-frame", "300"]);
-    let u: Vec<User> = ["alice", "bob", "carol", "dave"].iter().map(|n| User::registered(dir.path(), &server, n)).collect();
+    let u: Vec<User> = ["alice", "bob", "carol", "dave"]
+        .iter()
+        .map(|n| User::registered(dir.path(), &server, n))
+        .collect();
     let mut alice = Client::login(&server, &u[0]);
     let mut bob = Client::login(&server, &u[1]);
     let mut carol = Client::login(&server, &u[2]);
@@ -280,7 +283,9 @@ fn configured_max_frame_drops_the_client_alone() {
     // About 400 bytes of text makes a frame longer than 300: alice is dropped.
     alice.send(&"x".repeat(400));
     alice.expect("disconnected");
-    bob.expect_where("peer left", |v| v["event"] == "chat_ended" && v["reason"] == "peer_left");
+    bob.expect_where("peer left", |v| {
+        v["event"] == "chat_ended" && v["reason"] == "peer_left"
+    });
     say(&mut carol, &mut dave, "we are not disturbed");
 }
 
