@@ -22,6 +22,7 @@
 //! period is then **not** checked (everything else is); see the protocol
 //! document for what that means.
 
+#[cfg(feature = "certificates")]
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
@@ -53,6 +54,7 @@ pub const MAX_REVOKED: usize = 32;
 pub const MAX_REVOCATION_LIST: usize = 1 + 10 + 1 + MAX_REVOKED * 10 + SIGNATURE_LEN;
 
 /// Room for `label || body` of the largest signed object.
+#[cfg(feature = "certificates")]
 const SIGNED_BUF: usize = CERT_LABEL.len() + MAX_REVOCATION_LIST;
 
 /// A server name as certified: what the client dialled.
@@ -166,21 +168,23 @@ pub struct CaTrust {
 }
 
 /// Splits `bytes` into the postcard body and the trailing 64-byte signature.
-fn split(bytes: &[u8]) -> Result<(&[u8], Signature), CertError> {
+fn split(bytes: &[u8]) -> Result<(&[u8], [u8; SIGNATURE_LEN]), CertError> {
     if bytes.len() <= SIGNATURE_LEN {
         return Err(CertError::Malformed);
     }
     let (body, sig) = bytes.split_at(bytes.len() - SIGNATURE_LEN);
     let sig: [u8; SIGNATURE_LEN] = sig.try_into().map_err(|_| CertError::Malformed)?;
-    Ok((body, Signature::from_bytes(&sig)))
+    Ok((body, sig))
 }
 
+#[cfg(feature = "certificates")]
 fn check_signature(
     ca: &CaPublicKey,
     label: &[u8],
     body: &[u8],
-    sig: &Signature,
+    sig: &[u8; SIGNATURE_LEN],
 ) -> Result<(), CertError> {
+    let sig = Signature::from_bytes(sig);
     let key = VerifyingKey::from_bytes(&ca.0).map_err(|_| CertError::BadCaKey)?;
     if key.is_weak() {
         return Err(CertError::BadCaKey);
@@ -193,7 +197,7 @@ fn check_signature(
     }
     msg[..label.len()].copy_from_slice(label);
     msg[label.len()..total].copy_from_slice(body);
-    key.verify_strict(&msg[..total], sig)
+    key.verify_strict(&msg[..total], &sig)
         .map_err(|_| CertError::BadSignature)
 }
 
@@ -225,6 +229,7 @@ pub fn decode_certificate(bytes: &[u8]) -> Result<CertificateBody<'_>, CertError
     Ok(body)
 }
 
+#[cfg(feature = "certificates")]
 /// Checks a certificate's signature by `ca`; returns its fields.
 pub fn verify_signature<'a>(
     bytes: &'a [u8],
@@ -243,6 +248,7 @@ pub fn verify_signature<'a>(
     Ok(body)
 }
 
+#[cfg(feature = "certificates")]
 /// The client's whole check of a server certificate, in this order: the CA's
 /// signature, the name, the validity period (only if `trust.now` is known),
 /// the revocation list, and the binding to `handshake_key` (the static key
@@ -273,6 +279,7 @@ pub fn verify<'a>(
     Ok(body)
 }
 
+#[cfg(feature = "certificates")]
 /// Checks a revocation list's signature by `ca`; returns its fields.
 pub fn verify_revocation_list(bytes: &[u8], ca: &CaPublicKey) -> Result<RevocationBody, CertError> {
     if bytes.len() > MAX_REVOCATION_LIST {
@@ -289,11 +296,13 @@ pub fn verify_revocation_list(bytes: &[u8], ca: &CaPublicKey) -> Result<Revocati
 
 // ---------------------------------------------------------------- the CA's side
 
+#[cfg(feature = "certificates")]
 /// The CA's public key for its 32-byte Ed25519 secret seed.
 pub fn ca_public_key(seed: &[u8; 32]) -> CaPublicKey {
     CaPublicKey(SigningKey::from_bytes(seed).verifying_key().to_bytes())
 }
 
+#[cfg(feature = "certificates")]
 fn sign_into<T: Serialize>(
     seed: &[u8; 32],
     label: &[u8],
@@ -317,6 +326,7 @@ fn sign_into<T: Serialize>(
     Ok(n + SIGNATURE_LEN)
 }
 
+#[cfg(feature = "certificates")]
 /// Signs a certificate with the CA's seed; writes it to `out`, returns its length.
 pub fn sign_certificate(
     seed: &[u8; 32],
@@ -327,6 +337,7 @@ pub fn sign_certificate(
     sign_into(seed, CERT_LABEL, body, out)
 }
 
+#[cfg(feature = "certificates")]
 /// Signs a revocation list with the CA's seed; writes it to `out`, returns its length.
 pub fn sign_revocation_list(
     seed: &[u8; 32],

@@ -27,7 +27,9 @@
 use heapless::Deque;
 use rand_core::{CryptoRng, RngCore};
 
-use crate::cert::{self, CaTrust};
+#[cfg(feature = "certificates")]
+use crate::cert;
+use crate::cert::CaTrust;
 use crate::channel::{Channel, Incoming, RequestChannel, Scratch, StandardChannel};
 use crate::chat::{ChatText, E2eChat};
 use crate::error::{CryptoError, Error, ProtocolError};
@@ -207,6 +209,7 @@ pub const EVENT_CAPACITY: usize = 4;
 pub struct Client {
     config: ClientConfig,
     /// `Some`: the server is authenticated by a CA certificate, not a pinned key.
+    #[cfg_attr(not(feature = "certificates"), allow(dead_code))]
     ca: Option<CaTrust>,
     certified: Option<CertifiedServer>,
     identity: StaticSecret,
@@ -261,6 +264,7 @@ impl Client {
         Self::start(config, None, identity, now, rng)
     }
 
+    #[cfg(feature = "certificates")]
     /// Starts a login that authenticates the server by a certificate from the
     /// CA `ca` instead of a pinned key (`config.server_key` is not used): the
     /// server's handshake message must carry a certificate that passes
@@ -471,6 +475,7 @@ impl Client {
         if hello.version != PROTOCOL_VERSION {
             return Err(ProtocolError::VersionMismatch.into());
         }
+        #[cfg(feature = "certificates")]
         if let Some(ca) = &self.ca {
             // The static key the server just proved (`s`, `es` of message 2).
             let key = self
