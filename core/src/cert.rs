@@ -26,6 +26,8 @@
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
+#[cfg(feature = "certificates")]
+use crate::buf::Writer;
 use crate::keys::PublicKey;
 
 /// Certificate and revocation-list format version.
@@ -169,12 +171,10 @@ pub struct CaTrust {
 
 /// Splits `bytes` into the postcard body and the trailing 64-byte signature.
 fn split(bytes: &[u8]) -> Result<(&[u8], [u8; SIGNATURE_LEN]), CertError> {
-    if bytes.len() <= SIGNATURE_LEN {
-        return Err(CertError::Malformed);
+    match bytes.split_last_chunk::<SIGNATURE_LEN>() {
+        Some((body, sig)) if !body.is_empty() => Ok((body, *sig)),
+        _ => Err(CertError::Malformed),
     }
-    let (body, sig) = bytes.split_at(bytes.len() - SIGNATURE_LEN);
-    let sig: [u8; SIGNATURE_LEN] = sig.try_into().map_err(|_| CertError::Malformed)?;
-    Ok((body, sig))
 }
 
 #[cfg(feature = "certificates")]
@@ -191,14 +191,22 @@ fn check_signature(
     }
     // The signed message is label || body.
     let mut msg = [0u8; SIGNED_BUF];
-    let total = label.len() + body.len();
-    if total > msg.len() {
-        return Err(CertError::OutOfBounds);
-    }
-    msg[..label.len()].copy_from_slice(label);
-    msg[label.len()..total].copy_from_slice(body);
-    key.verify_strict(&msg[..total], &sig)
+    let msg = signed_message(&mut msg, label, body)?;
+    key.verify_strict(msg, &sig)
         .map_err(|_| CertError::BadSignature)
+}
+
+/// `label || body` in `buf`: the bytes a signature covers.
+#[cfg(feature = "certificates")]
+fn signed_message<'a>(
+    buf: &'a mut [u8; SIGNED_BUF],
+    label: &[u8],
+    body: &[u8],
+) -> Result<&'a [u8], CertError> {
+    let mut w = Writer::new(buf);
+    w.put(label).ok_or(CertError::OutOfBounds)?;
+    w.put(body).ok_or(CertError::OutOfBounds)?;
+    Ok(w.into_written())
 }
 
 fn decode_exact<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, CertError> {
@@ -312,18 +320,15 @@ fn sign_into<T: Serialize>(
     let n = postcard::to_slice(body, out)
         .map_err(|_| CertError::OutOfBounds)?
         .len();
-    if out.len() < n + SIGNATURE_LEN {
-        return Err(CertError::OutOfBounds);
-    }
+    let (encoded, rest) = out.split_at_mut_checked(n).ok_or(CertError::OutOfBounds)?;
+    let sig_out = rest
+        .first_chunk_mut::<SIGNATURE_LEN>()
+        .ok_or(CertError::OutOfBounds)?;
+    let total = n.checked_add(SIGNATURE_LEN).ok_or(CertError::OutOfBounds)?;
     let mut msg = [0u8; SIGNED_BUF];
-    if label.len() + n > msg.len() {
-        return Err(CertError::OutOfBounds);
-    }
-    msg[..label.len()].copy_from_slice(label);
-    msg[label.len()..label.len() + n].copy_from_slice(&out[..n]);
-    let sig = SigningKey::from_bytes(seed).sign(&msg[..label.len() + n]);
-    out[n..n + SIGNATURE_LEN].copy_from_slice(&sig.to_bytes());
-    Ok(n + SIGNATURE_LEN)
+    let msg = signed_message(&mut msg, label, encoded)?;
+    *sig_out = SigningKey::from_bytes(seed).sign(msg).to_bytes();
+    Ok(total)
 }
 
 #[cfg(feature = "certificates")]

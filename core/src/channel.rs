@@ -5,6 +5,7 @@
 //! Noise state, and the timers. Roles decide what the messages mean.
 
 use serde::Serialize;
+use zeroize::Zeroize;
 
 use crate::error::{CryptoError, Error, FrameError, ProtocolError};
 use crate::frame::{encode_frame, Feed, FrameDecoder};
@@ -41,36 +42,54 @@ impl<const T: usize> TxQueue<T> {
         &mut self,
         write: impl FnOnce(&mut [u8]) -> Result<usize, Error>,
     ) -> Result<(), Error> {
-        let free = &mut self.buf[self.len..];
-        if free.len() < FRAME_HEADER + 1 {
-            return Err(ProtocolError::QueueFull.into());
+        const FULL: Error = Error::Protocol(ProtocolError::QueueFull);
+        let free = self.buf.get_mut(self.len..).ok_or(FULL)?;
+        let (header, body) = free.split_first_chunk_mut::<FRAME_HEADER>().ok_or(FULL)?;
+        let room = body.len().min(MAX_NOISE_MESSAGE);
+        if room == 0 {
+            return Err(FULL);
         }
-        let room = (free.len() - FRAME_HEADER).min(MAX_NOISE_MESSAGE);
-        let n = write(&mut free[FRAME_HEADER..FRAME_HEADER + room]).map_err(|e| match e {
-            Error::Crypto(CryptoError::BufferTooSmall) => Error::Protocol(ProtocolError::QueueFull),
+        let body = body.get_mut(..room).ok_or(FULL)?;
+        let n = write(body).map_err(|e| match e {
+            Error::Crypto(CryptoError::BufferTooSmall) => FULL,
             e => e,
         })?;
-        free[..FRAME_HEADER].copy_from_slice(&(n as u16).to_be_bytes());
-        self.len += FRAME_HEADER + n;
+        // `n <= room <= MAX_NOISE_MESSAGE`: it fits the u16 header and the queue.
+        let len = u16::try_from(n).map_err(|_| FULL)?;
+        let end = n
+            .checked_add(FRAME_HEADER)
+            .and_then(|frame| frame.checked_add(self.len))
+            .ok_or(FULL)?;
+        *header = len.to_be_bytes();
+        self.len = end;
         Ok(())
     }
 
     /// Appends a whole frame.
     fn push_frame(&mut self, payload: &[u8]) -> Result<(), Error> {
-        let n = encode_frame(payload, &mut self.buf[self.len..]).map_err(|e| match e {
-            FrameError::BufferTooSmall => Error::Protocol(ProtocolError::QueueFull),
+        const FULL: Error = Error::Protocol(ProtocolError::QueueFull);
+        let free = self.buf.get_mut(self.len..).ok_or(FULL)?;
+        let n = encode_frame(payload, free).map_err(|e| match e {
+            FrameError::BufferTooSmall => FULL,
             e => e.into(),
         })?;
-        self.len += n;
+        self.len = self.len.checked_add(n).ok_or(FULL)?;
         Ok(())
     }
 
     /// Moves as many queued bytes as fit into `out`; returns how many.
     pub fn drain(&mut self, out: &mut [u8]) -> usize {
-        let n = self.len.min(out.len());
-        out[..n].copy_from_slice(&self.buf[..n]);
-        self.buf.copy_within(n..self.len, 0);
-        self.len -= n;
+        let Some(queued) = self.buf.get_mut(..self.len) else {
+            return 0;
+        };
+        let n = queued.len().min(out.len());
+        let (Some(dst), Some(src)) = (out.get_mut(..n), queued.get(..n)) else {
+            return 0;
+        };
+        dst.copy_from_slice(src);
+        // `n <= queued.len()`: the rest moves to the front.
+        queued.copy_within(n.., 0);
+        self.len = queued.len().saturating_sub(n);
         n
     }
 
@@ -112,6 +131,13 @@ pub enum Incoming {
 
 /// Scratch space for one decrypted message.
 pub type Scratch = [u8; MAX_NOISE_MESSAGE];
+
+/// `scratch[..len]`: the payload or plaintext that [`Channel::read`] left there.
+pub(crate) fn received(scratch: &Scratch, len: usize) -> Result<&[u8], Error> {
+    scratch
+        .get(..len)
+        .ok_or(Error::Crypto(CryptoError::BufferTooSmall))
+}
 
 /// A framed Noise connection with timers, with a receive buffer of `R`
 /// bytes (the largest frame it accepts) and an output queue of `T` bytes.
@@ -257,7 +283,8 @@ impl<const R: usize, const Q: usize> Channel<R, Q> {
             Err(e) => return self.fail(e),
         };
         let finished = hs.is_finished();
-        self.tx.push_frame(&wire[..n])?;
+        let message = wire.get(..n).ok_or(CryptoError::BufferTooSmall)?;
+        self.tx.push_frame(message)?;
         self.last_tx = now;
         if finished {
             self.finish_handshake(now)?;
@@ -272,8 +299,11 @@ impl<const R: usize, const Q: usize> Channel<R, Q> {
         };
         let mut plain = [0u8; MAX_PLAINTEXT];
         let n = encode(msg, &mut plain)?;
-        let result = self.tx.push_with(|out| Ok(t.encrypt(&plain[..n], out)?));
-        plain[..n].fill(0);
+        let result = match plain.get(..n) {
+            Some(body) => self.tx.push_with(|out| Ok(t.encrypt(body, out)?)),
+            None => Err(CryptoError::BufferTooSmall.into()),
+        };
+        plain.zeroize();
         if let Err(Error::Crypto(CryptoError::MessageLimit)) = result {
             return self.fail(ProtocolError::SessionExpired);
         }
@@ -294,7 +324,7 @@ impl<const R: usize, const Q: usize> Channel<R, Q> {
 
     /// Free room in the output queue, in bytes.
     pub fn output_room(&self) -> usize {
-        Q - self.tx.len()
+        Q.saturating_sub(self.tx.len())
     }
 
     /// When [`Self::check_timeout`] must next be called.

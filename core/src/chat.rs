@@ -8,6 +8,7 @@
 //! not authenticate is ever returned.
 
 use rand_core::{CryptoRng, RngCore};
+use zeroize::Zeroize;
 
 use crate::error::{CryptoError, Error, ProtocolError, WireError};
 use crate::keys::{PublicKey, SafetyNumber, StaticSecret};
@@ -193,8 +194,11 @@ impl E2eChat {
         }
         let mut plain = [0u8; MAX_CHAT_TEXT + 8];
         let n = encode(&ChatPayload::Text(text), &mut plain)?;
-        let r = transport.encrypt(&plain[..n], out);
-        plain[..n].fill(0);
+        let r = match plain.get(..n) {
+            Some(body) => transport.encrypt(body, out),
+            None => Err(CryptoError::BufferTooSmall),
+        };
+        plain.zeroize();
         Ok(r?)
     }
 
@@ -209,15 +213,16 @@ impl E2eChat {
         };
         let mut plain = [0u8; MAX_E2E_MESSAGE];
         let n = transport.decrypt(msg, &mut plain)?;
-        let result = match decode::<ChatPayload>(&plain[..n]) {
-            Ok(ChatPayload::Text(t)) => {
+        let result = match plain.get(..n).map(decode::<ChatPayload>) {
+            Some(Ok(ChatPayload::Text(t))) => {
                 text.clear();
                 text.push_str(t)
                     .map_err(|_| Error::Wire(WireError::OutOfBounds))
             }
-            Err(e) => Err(e.into()),
+            Some(Err(e)) => Err(e.into()),
+            None => Err(CryptoError::BufferTooSmall.into()),
         };
-        plain[..n].fill(0);
+        plain.zeroize();
         result?;
         *may_send = true;
         Ok(())

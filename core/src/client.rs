@@ -26,13 +26,14 @@
 
 use heapless::Deque;
 use rand_core::{CryptoRng, RngCore};
+use zeroize::Zeroize;
 
 #[cfg(feature = "certificates")]
 use crate::cert;
 use crate::cert::CaTrust;
-use crate::channel::{Channel, Incoming, RequestChannel, Scratch, StandardChannel};
+use crate::channel::{received, Channel, Incoming, RequestChannel, Scratch, StandardChannel};
 use crate::chat::{ChatText, E2eChat};
-use crate::error::{CryptoError, Error, ProtocolError};
+use crate::error::{CryptoError, Error, ProtocolError, WireError};
 use crate::keys::{PublicKey, SafetyNumber, StaticSecret};
 use crate::limits::{
     Limits, DAEMON_SECRET_LEN, MAX_E2E_MESSAGE, MAX_NOISE_MESSAGE, MAX_USERS_PER_MESSAGE,
@@ -454,13 +455,14 @@ impl Client {
         };
         let result = match incoming {
             Incoming::Nothing => Ok(()),
-            Incoming::Handshake { len, .. } => self.on_server_hello(now, &scratch[..len]),
-            Incoming::Message { len } => match decode::<ServerMsg>(&scratch[..len]) {
-                Ok(msg) => self.on_message(now, msg, rng),
-                Err(e) => Err(e.into()),
-            },
+            Incoming::Handshake { len, .. } => {
+                received(&scratch, len).and_then(|p| self.on_server_hello(now, p))
+            }
+            Incoming::Message { len } => received(&scratch, len)
+                .and_then(|p| Ok(decode::<ServerMsg>(p)?))
+                .and_then(|msg| self.on_message(now, msg, rng)),
         };
-        scratch.fill(0);
+        scratch.zeroize();
         match result {
             Ok(()) => Ok(used),
             Err(e) => self.fail(e),
@@ -499,7 +501,8 @@ impl Client {
             },
             &mut buf,
         )?;
-        self.std.send_handshake(now, &buf[..n])?;
+        let hello = buf.get(..n).ok_or(WireError::BufferTooSmall)?;
+        self.std.send_handshake(now, hello)?;
         self.login = Login::AwaitResult;
         Ok(())
     }
@@ -660,7 +663,7 @@ impl Client {
                 now,
                 &ClientMsg::ChatHandshake {
                     chat_id,
-                    noise: &buf[..n],
+                    noise: buf.get(..n).ok_or(CryptoError::BufferTooSmall)?,
                 },
             )?,
             Ok(None) => {}
@@ -747,16 +750,17 @@ impl Client {
         port: u16,
         rng: &mut R,
     ) -> Result<(), Error> {
-        let hash = *self
+        // The handshake hash keys the PSK: borrowed, not copied.
+        let hash = self
             .std
             .transport()
             .ok_or(CryptoError::WrongState)?
             .handshake_hash();
         let mut secret = [0u8; DAEMON_SECRET_LEN];
         rng.fill_bytes(&mut secret);
-        self.psk = Some(Psk::for_request_channel(&hash, &secret));
+        self.psk = Some(Psk::for_request_channel(hash, &secret));
         let r = self.send(now, &ClientMsg::AnnounceDaemon { port, secret });
-        zeroize::Zeroize::zeroize(&mut secret);
+        secret.zeroize();
         r
     }
 
@@ -833,7 +837,7 @@ impl Client {
             now,
             &ClientMsg::ChatData {
                 chat_id,
-                noise: &buf[..n],
+                noise: buf.get(..n).ok_or(CryptoError::BufferTooSmall)?,
             },
         )
     }
@@ -925,13 +929,12 @@ impl Client {
                     link.channel.send_handshake(now, &[])
                 }
             }
-            Incoming::Message { len } => match decode::<ServerToDaemon>(&scratch[..len]) {
-                Ok(msg) => {
+            Incoming::Message { len } => received(&scratch, len)
+                .and_then(|p| Ok(decode::<ServerToDaemon>(p)?))
+                .and_then(|msg| {
                     link.authenticated = true;
                     self.on_daemon_message(link, now, msg)
-                }
-                Err(e) => Err(e.into()),
-            },
+                }),
         };
         if result.is_err() {
             link.channel.close();

@@ -14,11 +14,18 @@ pub fn encode_frame(payload: &[u8], out: &mut [u8]) -> Result<usize, FrameError>
     if payload.is_empty() || payload.len() > MAX_NOISE_MESSAGE {
         return Err(FrameError::BadLength);
     }
-    let total = FRAME_HEADER + payload.len();
+    // Bounded by MAX_NOISE_MESSAGE above, which fits a u16 (checked in `limits`).
+    let len = u16::try_from(payload.len()).map_err(|_| FrameError::BadLength)?;
+    let total = payload
+        .len()
+        .checked_add(FRAME_HEADER)
+        .ok_or(FrameError::BadLength)?;
     let out = out.get_mut(..total).ok_or(FrameError::BufferTooSmall)?;
-    let len = payload.len() as u16; // bounded by MAX_NOISE_MESSAGE above
-    out[..FRAME_HEADER].copy_from_slice(&len.to_be_bytes());
-    out[FRAME_HEADER..].copy_from_slice(payload);
+    let (header, body) = out
+        .split_first_chunk_mut::<FRAME_HEADER>()
+        .ok_or(FrameError::BufferTooSmall)?;
+    *header = len.to_be_bytes();
+    body.copy_from_slice(payload);
     Ok(total)
 }
 
@@ -68,14 +75,20 @@ impl<const N: usize> FrameDecoder<N> {
 
     /// Length the current frame will have in total, once its header is known.
     fn expected(&self) -> Result<Option<usize>, FrameError> {
-        if self.len < FRAME_HEADER {
+        let Some(&header) = self
+            .buf
+            .get(..self.len)
+            .and_then(<[u8]>::first_chunk::<FRAME_HEADER>)
+        else {
             return Ok(None);
+        };
+        let n = usize::from(u16::from_be_bytes(header));
+        match n.checked_add(FRAME_HEADER) {
+            Some(total) if n != 0 && total <= self.limit && n <= MAX_NOISE_MESSAGE => {
+                Ok(Some(total))
+            }
+            _ => Err(FrameError::BadLength),
         }
-        let n = u16::from_be_bytes([self.buf[0], self.buf[1]]) as usize;
-        if n == 0 || FRAME_HEADER + n > self.limit || n > MAX_NOISE_MESSAGE {
-            return Err(FrameError::BadLength);
-        }
-        Ok(Some(FRAME_HEADER + n))
     }
 
     /// Takes bytes from `input` up to the end of the next frame.
@@ -86,20 +99,29 @@ impl<const N: usize> FrameDecoder<N> {
         if matches!(self.expected(), Ok(Some(total)) if self.len == total) {
             self.clear();
         }
-        let mut used = 0;
+        let mut rest = input;
         // Header first, then exactly the announced body: never past the frame.
-        while used < input.len() {
-            let want = match self.expected()? {
-                None => FRAME_HEADER,
-                Some(total) => total,
-            };
-            let take = (want - self.len).min(input.len() - used);
-            self.buf[self.len..self.len + take].copy_from_slice(&input[used..used + take]);
-            self.len += take;
-            used += take;
+        while !rest.is_empty() {
+            let want = self.expected()?.unwrap_or(FRAME_HEADER);
+            // `self.len <= want <= self.limit <= N`: the part of the frame still missing.
+            let missing = self
+                .buf
+                .get_mut(self.len..want)
+                .ok_or(FrameError::BadLength)?;
+            let take = missing.len().min(rest.len());
+            let (src, tail) = rest.split_at_checked(take).ok_or(FrameError::BadLength)?;
+            missing
+                .get_mut(..take)
+                .ok_or(FrameError::BadLength)?
+                .copy_from_slice(src);
+            rest = tail;
+            self.len = self.len.checked_add(take).ok_or(FrameError::BadLength)?;
             if let Some(total) = self.expected()? {
                 if self.len == total {
-                    return Ok(Feed::Frame { consumed: used });
+                    return Ok(Feed::Frame {
+                        // `rest` is a suffix of `input`.
+                        consumed: input.len().saturating_sub(rest.len()),
+                    });
                 }
             }
         }
@@ -109,7 +131,7 @@ impl<const N: usize> FrameDecoder<N> {
     /// The complete frame's Noise message, if one is ready.
     pub fn frame(&self) -> Option<&[u8]> {
         match self.expected() {
-            Ok(Some(total)) if self.len == total => Some(&self.buf[FRAME_HEADER..total]),
+            Ok(Some(total)) if self.len == total => self.buf.get(FRAME_HEADER..total),
             _ => None,
         }
     }

@@ -51,13 +51,14 @@ impl<const N: usize> Hub<N> {
         now: Instant,
         rng: &mut R,
     ) -> Result<SessionId, Error> {
-        let id = self
+        let (id, free) = self
             .slots
-            .iter()
-            .position(Option::is_none)
+            .iter_mut()
+            .enumerate()
+            .find(|(_, slot)| slot.is_none())
             .ok_or(ProtocolError::QueueFull)?;
         let session = ServerSession::new(&self.config, &self.key, now, rng)?;
-        self.slots[id] = Some(Slot {
+        *free = Some(Slot {
             session,
             listing_from: None,
         });
@@ -214,28 +215,26 @@ impl<const N: usize> Hub<N> {
             .and_then(|s| s.as_ref())
             .and_then(|s| s.listing_from)
         {
-            let Some(slot) = self.slots[id].as_ref() else {
+            let Some(slot) = self.slots.get(id).and_then(Option::as_ref) else {
                 return;
             };
             if slot.session.is_closed() || slot.session.output_room() < MAX_FRAME {
                 return;
             }
             let mut names = heapless::Vec::<UserName, MAX_USERS_PER_MESSAGE>::new();
-            let mut next = from;
-            while next < N && !names.is_full() {
-                if let Some(u) = self.slots[next].as_ref().and_then(|s| s.session.user()) {
+            let mut rest = self.slots.get(from..).unwrap_or_default().iter();
+            while !names.is_full() {
+                let Some(slot) = rest.next() else { break };
+                if let Some(u) = slot.as_ref().and_then(|s| s.session.user()) {
                     let _ = names.push(u.clone());
                 }
-                next += 1;
             }
-            let more = (next..N).any(|i| {
-                self.slots[i]
-                    .as_ref()
-                    .is_some_and(|s| s.session.user().is_some())
-            });
+            // `rest` is a suffix of the slots: `next` is the index it starts at.
+            let next = N.saturating_sub(rest.len());
+            let more = rest.any(|s| s.as_ref().is_some_and(|s| s.session.user().is_some()));
             let refs: heapless::Vec<&str, MAX_USERS_PER_MESSAGE> =
                 names.iter().map(|s| s.as_str()).collect();
-            let Some(slot) = self.slots[id].as_mut() else {
+            let Some(slot) = self.slots.get_mut(id).and_then(Option::as_mut) else {
                 return;
             };
             slot.listing_from = if more { Some(next) } else { None };
@@ -285,7 +284,7 @@ impl<const N: usize> Hub<N> {
                 let _ = self.dials.push_back((id, port));
             }
             ServerEvent::ListUsers => {
-                if let Some(slot) = self.slots[id].as_mut() {
+                if let Some(slot) = self.slots.get_mut(id).and_then(Option::as_mut) {
                     slot.listing_from = Some(0);
                 }
                 self.continue_listing(id, now);

@@ -27,8 +27,11 @@ impl PublicKey {
         h.input(b"secureCom/1/fingerprint");
         h.input(&self.0);
         let out = h.result();
+        // The first FINGERPRINT_LEN of the 32 bytes of the digest.
         let mut fp = [0u8; FINGERPRINT_LEN];
-        fp.copy_from_slice(&out.as_slice()[..FINGERPRINT_LEN]);
+        for (d, s) in fp.iter_mut().zip(out.as_slice()) {
+            *d = *s;
+        }
         Fingerprint(fp)
     }
 }
@@ -61,9 +64,9 @@ impl defmt::Format for PublicKey {
         // The same `xxxx:xxxx:…` groups as the `Display` of a fingerprint.
         let fp = self.fingerprint().0;
         defmt::write!(f, "PublicKey(");
-        for (i, pair) in fp.chunks(2).enumerate() {
+        for (i, [a, b]) in fp.as_chunks::<2>().0.iter().enumerate() {
             let sep = if i == 0 { "" } else { ":" };
-            defmt::write!(f, "{=str}{=u8:02x}{=u8:02x}", sep, pair[0], pair.get(1).copied().unwrap_or(0));
+            defmt::write!(f, "{=str}{=u8:02x}{=u8:02x}", sep, a, b);
         }
         defmt::write!(f, ")")
     }
@@ -78,11 +81,11 @@ pub struct Fingerprint(pub [u8; FINGERPRINT_LEN]);
 
 impl core::fmt::Display for Fingerprint {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        for (i, pair) in self.0.chunks(2).enumerate() {
+        for (i, [a, b]) in self.0.as_chunks::<2>().0.iter().enumerate() {
             if i > 0 {
                 f.write_str(":")?;
             }
-            write!(f, "{:02x}{:02x}", pair[0], pair[1])?;
+            write!(f, "{a:02x}{b:02x}")?;
         }
         Ok(())
     }
@@ -173,13 +176,16 @@ impl SafetyNumber {
         h.input(b"secureCom/1/safety");
         h.input(&key.0);
         let out = h.result();
-        let bytes = out.as_slice();
         let mut digits = [0u8; 30];
-        for group in 0..6 {
-            let chunk = &bytes[group * 5..group * 5 + 5];
+        // The first 6 chunks of 5 bytes of the 32-byte digest, one group of digits each.
+        for (chunk, group) in out
+            .as_slice()
+            .chunks_exact(5)
+            .zip(digits.chunks_exact_mut(5))
+        {
             let mut v = chunk.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b)) % 100_000;
-            for d in (0..5).rev() {
-                digits[group * 5 + d] = (v % 10) as u8;
+            for d in group.iter_mut().rev() {
+                *d = (v % 10) as u8;
                 v /= 10;
             }
         }

@@ -14,7 +14,6 @@
 //! Ephemeral keys always come from the caller's RNG: clatter would otherwise
 //! build its own RNG with `Default`, which a sans-IO core must not do.
 
-use clatter::bytearray::ByteArray;
 use clatter::crypto::cipher::ChaChaPoly;
 use clatter::crypto::dh::X25519;
 use clatter::crypto::hash::Blake2s;
@@ -25,6 +24,7 @@ use clatter::NqHandshakeCore;
 use rand_core::{CryptoRng, RngCore};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
+use crate::buf::Writer;
 use crate::error::CryptoError;
 use crate::keys::{PublicKey, StaticSecret, KEY_LEN};
 use crate::limits::{Limits, MAX_NOISE_MESSAGE, TAG_LEN};
@@ -93,20 +93,23 @@ pub fn chat_prologue<'a>(
     responder: (&PublicKey, &str),
     out: &'a mut [u8; MAX_CHAT_PROLOGUE],
 ) -> &'a [u8] {
-    let mut n = 0;
-    let mut put = |bytes: &[u8]| {
-        out[n..n + bytes.len()].copy_from_slice(bytes);
-        n += bytes.len();
-    };
-    put(CHAT_PROLOGUE_PREFIX);
-    put(&chat_id.to_be_bytes());
-    for (key, name) in [requester, responder] {
-        let name = &name.as_bytes()[..name.len().min(crate::limits::MAX_USER_NAME)];
-        put(key.as_bytes());
-        put(&[name.len() as u8]);
-        put(name);
-    }
-    &out[..n]
+    let mut w = Writer::new(out);
+    // MAX_CHAT_PROLOGUE is the sum of the longest parts (names are cut to
+    // MAX_USER_NAME), so every part fits.
+    let fits = (|| {
+        w.put(CHAT_PROLOGUE_PREFIX)?;
+        w.put(&chat_id.to_be_bytes())?;
+        for (key, name) in [requester, responder] {
+            let name = name.as_bytes();
+            let name = name.get(..crate::limits::MAX_USER_NAME).unwrap_or(name);
+            w.put(key.as_bytes())?;
+            w.put(&[name.len() as u8])?;
+            w.put(name)?;
+        }
+        Some(())
+    })();
+    debug_assert!(fits.is_some(), "MAX_CHAT_PROLOGUE is too small");
+    w.into_written()
 }
 
 /// A 32-byte pre-shared key, zeroized on drop.
@@ -117,10 +120,11 @@ impl Psk {
     /// The request channel's PSK:
     /// `HMAC-BLAKE2s(key = standard handshake hash, "secureCom/1/request-psk" || secret)`.
     pub fn for_request_channel(standard_hash: &[u8; HASH_LEN], secret: &[u8; 32]) -> Psk {
+        // Both are zeroized on drop: the HMAC output and the PSK built in place.
         let out = Blake2s::hmac_many(standard_hash, &[REQUEST_PSK_LABEL, secret]);
-        let mut k = [0u8; 32];
-        k.copy_from_slice(out.as_slice());
-        Psk(k)
+        let mut psk = Psk([0u8; 32]);
+        psk.0 = *out;
+        psk
     }
 
     /// Raw PSK (tests and the `snow` interop only).
@@ -261,9 +265,9 @@ impl Handshake {
             .engine
             .get_next_message_overhead()
             .map_err(|_| CryptoError::WrongState)?;
-        let needed = payload.len() + overhead;
-        if needed > MAX_NOISE_MESSAGE || out.len() < needed {
-            return Err(CryptoError::BufferTooSmall);
+        match payload.len().checked_add(overhead) {
+            Some(needed) if needed <= MAX_NOISE_MESSAGE && out.len() >= needed => {}
+            _ => return Err(CryptoError::BufferTooSmall),
         }
         self.engine
             .write_message(payload, out)
@@ -283,10 +287,10 @@ impl Handshake {
             .engine
             .get_next_message_overhead()
             .map_err(|_| CryptoError::WrongState)?;
-        if message.len() < overhead {
+        let Some(payload_len) = message.len().checked_sub(overhead) else {
             return Err(CryptoError::HandshakeFailed);
-        }
-        if out.len() < message.len() - overhead {
+        };
+        if out.len() < payload_len {
             return Err(CryptoError::BufferTooSmall);
         }
         let n = self
@@ -313,8 +317,7 @@ impl Handshake {
             .engine
             .finalize()
             .map_err(|_| CryptoError::WrongState)?;
-        let mut hash = [0u8; HASH_LEN];
-        hash.copy_from_slice(inner.get_handshake_hash().as_slice());
+        let hash = *inner.get_handshake_hash();
         Ok(Transport {
             inner,
             hash,
@@ -331,6 +334,9 @@ impl Handshake {
 ///
 /// Nonces are implicit counters, so any replayed, reordered, dropped or changed
 /// message fails to decrypt; after any failure the caller must close the session.
+///
+/// The cipher states zeroize themselves (clatter); the handshake hash, which
+/// keys the request channel's PSK, is zeroized on drop here.
 pub struct Transport {
     inner: TransportState<ChaChaPoly, Blake2s>,
     hash: [u8; HASH_LEN],
@@ -339,6 +345,12 @@ pub struct Transport {
     sent: u64,
     received: u64,
     started: Instant,
+}
+
+impl Drop for Transport {
+    fn drop(&mut self) {
+        self.hash.zeroize();
+    }
 }
 
 impl Transport {
@@ -377,14 +389,16 @@ impl Transport {
         if self.sent >= self.max_messages {
             return Err(CryptoError::MessageLimit);
         }
-        if plaintext.len() + TAG_LEN > MAX_NOISE_MESSAGE || out.len() < plaintext.len() + TAG_LEN {
-            return Err(CryptoError::BufferTooSmall);
+        match plaintext.len().checked_add(TAG_LEN) {
+            Some(needed) if needed <= MAX_NOISE_MESSAGE && out.len() >= needed => {}
+            _ => return Err(CryptoError::BufferTooSmall),
         }
         let n = self
             .inner
             .send(plaintext, out)
             .map_err(|_| CryptoError::MessageLimit)?;
-        self.sent += 1;
+        // `sent < max_messages` (checked above): cannot saturate.
+        self.sent = self.sent.saturating_add(1);
         Ok(n)
     }
 
@@ -393,17 +407,19 @@ impl Transport {
         if self.received >= self.max_messages {
             return Err(CryptoError::MessageLimit);
         }
-        if ciphertext.len() < TAG_LEN || ciphertext.len() > MAX_NOISE_MESSAGE {
-            return Err(CryptoError::DecryptFailed);
-        }
-        if out.len() < ciphertext.len() - TAG_LEN {
+        let plain_len = match ciphertext.len().checked_sub(TAG_LEN) {
+            Some(n) if ciphertext.len() <= MAX_NOISE_MESSAGE => n,
+            _ => return Err(CryptoError::DecryptFailed),
+        };
+        if out.len() < plain_len {
             return Err(CryptoError::BufferTooSmall);
         }
         let n = self
             .inner
             .receive(ciphertext, out)
             .map_err(|_| CryptoError::DecryptFailed)?;
-        self.received += 1;
+        // `received < max_messages` (checked above): cannot saturate.
+        self.received = self.received.saturating_add(1);
         Ok(n)
     }
 
@@ -420,7 +436,8 @@ impl Transport {
             .inner
             .receive_in_place(buf, len)
             .map_err(|_| CryptoError::DecryptFailed)?;
-        self.received += 1;
+        // `received < max_messages` (checked above): cannot saturate.
+        self.received = self.received.saturating_add(1);
         Ok(n)
     }
 }

@@ -23,9 +23,10 @@
 
 use heapless::Deque;
 use rand_core::{CryptoRng, RngCore};
+use zeroize::Zeroize;
 
 use crate::cert::{CertError, MAX_CERTIFICATE};
-use crate::channel::{Channel, Incoming, RequestChannel, Scratch, StandardChannel};
+use crate::channel::{received, Channel, Incoming, RequestChannel, Scratch, StandardChannel};
 use crate::error::{CryptoError, Error, ProtocolError, WireError};
 use crate::keys::{PublicKey, StaticSecret};
 use crate::limits::{
@@ -443,14 +444,14 @@ impl ServerSession {
         let result = match incoming {
             Incoming::Nothing => Ok(()),
             Incoming::Handshake { len, finished } => {
-                self.on_handshake(now, &scratch[..len], finished, registry)
+                received(&scratch, len).and_then(|p| self.on_handshake(now, p, finished, registry))
             }
-            Incoming::Message { len } => match decode::<ClientMsg>(&scratch[..len]) {
-                Ok(msg) => self.on_message(now, msg),
-                Err(e) => Err(e.into()),
-            },
+            Incoming::Message { len } => received(&scratch, len)
+                .and_then(|p| Ok(decode::<ClientMsg>(p)?))
+                .and_then(|msg| self.on_message(now, msg)),
         };
-        scratch.fill(0);
+        // The plaintext may hold the daemon secret (`AnnounceDaemon`).
+        scratch.zeroize();
         match result {
             Ok(()) => Ok(used),
             Err(e) => {
@@ -485,7 +486,8 @@ impl ServerSession {
                 },
                 &mut buf,
             )?;
-            return self.std.send_handshake(now, &buf[..n]);
+            let hello = buf.get(..n).ok_or(WireError::BufferTooSmall)?;
+            return self.std.send_handshake(now, hello);
         }
         // Message 3: the client's static key and its hello.
         let hello: ClientHello = decode(payload)?;
@@ -528,13 +530,15 @@ impl ServerSession {
             return Err(ProtocolError::NotLoggedIn.into());
         };
         match msg {
-            ClientMsg::AnnounceDaemon { port, secret } => {
-                let hash = *self
+            ClientMsg::AnnounceDaemon { port, mut secret } => {
+                // The handshake hash keys the PSK: borrowed, not copied.
+                let hash = self
                     .std
                     .transport()
                     .ok_or(CryptoError::WrongState)?
                     .handshake_hash();
-                self.request_psk = Some(Psk::for_request_channel(&hash, &secret));
+                self.request_psk = Some(Psk::for_request_channel(hash, &secret));
+                secret.zeroize();
                 self.request_opening = true;
                 if let Some(old) = &mut self.request {
                     old.close();
@@ -770,8 +774,11 @@ impl ServerSession {
         };
         // Relayed data may not take the last bytes of the queue: they are kept
         // for the `PeerLeft` below, so that a slow reader is always told.
-        let frame = crate::limits::FRAME_HEADER + crate::limits::TAG_LEN + 8 + noise.len();
-        let fits = self.std.output_room() >= frame + CONTROL_RESERVE;
+        let needed = noise
+            .len()
+            .saturating_add(crate::limits::FRAME_HEADER + crate::limits::TAG_LEN + 8)
+            .saturating_add(CONTROL_RESERVE);
+        let fits = self.std.output_room() >= needed;
         if !fits || self.send(now, &msg).is_err() {
             // Our client cannot keep up (queue full) or the session expired: a
             // chat with a lost message cannot go on, so end it on both sides.
@@ -864,7 +871,9 @@ impl ServerSession {
                 self.send(now, &ServerMsg::DaemonStatus { reachable: true })?;
             }
             Incoming::Message { len } => {
-                let msg = decode::<DaemonToServer>(&scratch[..len]).inspect_err(|_| req.close())?;
+                let msg = received(&scratch, len)
+                    .and_then(|p| Ok(decode::<DaemonToServer>(p)?))
+                    .inspect_err(|_| req.close())?;
                 self.on_daemon_message(now, msg)?;
             }
         }

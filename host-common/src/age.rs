@@ -28,6 +28,7 @@ use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
 use rand_core::RngCore;
 use sha2::Sha256;
+use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 /// The first line of every age v1 file.
@@ -355,14 +356,10 @@ pub fn decrypt(file: &[u8], passphrase: &str) -> Result<Zeroizing<Vec<u8>>, AgeE
             .map_err(|_| AgeError::WrongPassphrase)?,
     );
     let expected = header_mac(&file_key, &file[..mac_end]);
-    if !subtle_eq(&expected, &mac) {
+    if !bool::from(expected.ct_eq(&mac[..])) {
         return Err(AgeError::Corrupt);
     }
     decrypt_payload(&file_key, &file[payload_start..])
-}
-
-fn subtle_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// The STREAM payload after the header, given the file key.
@@ -373,7 +370,9 @@ fn decrypt_payload(file_key: &[u8], payload: &[u8]) -> Result<Zeroizing<Vec<u8>>
     let (nonce, mut rest) = payload.split_at(16);
     let key = hkdf32(file_key, nonce, b"payload");
     let aead = ChaCha20Poly1305::new(Key::from_slice(&key[..]));
-    let mut out = Zeroizing::new(Vec::new());
+    // The plaintext is shorter than the payload: allocated once, so that no
+    // reallocation leaves a copy of it behind.
+    let mut out = Zeroizing::new(Vec::with_capacity(payload.len()));
     let mut counter = 0u64;
     loop {
         let take = rest.len().min(CHUNK + 16);

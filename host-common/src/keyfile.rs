@@ -125,12 +125,22 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> KeyFileError + '_ {
 pub type PassphraseFn<'a> = &'a mut dyn FnMut() -> Result<Zeroizing<String>, String>;
 
 fn key_text(kind: Kind, secret: &[u8; 32]) -> Zeroizing<String> {
-    let hex = Zeroizing::new(hex::encode(secret));
-    Zeroizing::new(format!(
-        "{}\nprotection: none\n{}\n",
-        kind.magic(),
-        hex.as_str()
-    ))
+    use std::fmt::Write as _;
+    // Built in a buffer allocated once at its final size: a growing buffer
+    // would leave copies of the key in the memory it gave back.
+    const PROTECTION: &str = "\nprotection: none\n";
+    let magic = kind.magic();
+    let mut text = Zeroizing::new(String::with_capacity(
+        magic.len() + PROTECTION.len() + 2 * secret.len() + 1,
+    ));
+    text.push_str(magic);
+    text.push_str(PROTECTION);
+    for b in secret {
+        // Writing to a String cannot fail.
+        let _ = write!(*text, "{b:02x}");
+    }
+    text.push('\n');
+    text
 }
 
 /// The bytes of a key file for `secret`: the plain text, or that text
@@ -251,12 +261,10 @@ fn parse_text(path: &Path, kind: Kind, text: &[u8]) -> Result<Zeroizing<[u8; 32]
         None => return Err(format()),
     }
     let hex_line = lines.next().ok_or_else(format)?;
-    let bytes = Zeroizing::new(hex::decode(hex_line.trim()).map_err(|_| format())?);
+    // Decoded straight into the zeroized array (no intermediate buffer);
+    // anything but 64 hex digits is refused.
     let mut out = Zeroizing::new([0u8; 32]);
-    if bytes.len() != 32 {
-        return Err(format());
-    }
-    out.copy_from_slice(&bytes);
+    hex::decode_to_slice(hex_line.trim(), &mut out[..]).map_err(|_| format())?;
     Ok(out)
 }
 

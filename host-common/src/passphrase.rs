@@ -10,6 +10,7 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
+use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 /// The configured sources of a passphrase.
@@ -99,7 +100,7 @@ impl Sources {
             None => {
                 let a = ask(&format!("New passphrase for {what}: "))?;
                 let b = ask("Repeat the passphrase: ")?;
-                if *a != *b {
+                if !bool::from(a.as_bytes().ct_eq(b.as_bytes())) {
                     return Err("the two passphrases differ; nothing was changed".into());
                 }
                 a

@@ -195,7 +195,9 @@ pub fn run(args: &CaArgs, pass: &Sources) -> Result<()> {
                     .context("the CA's serial file is damaged")?,
                 Err(_) => 0,
             };
-            let serial = last + 1;
+            let serial = last
+                .checked_add(1)
+                .context("the CA's serial numbers are exhausted")?;
             let not_before = not_before.unwrap_or_else(unix_now);
             let not_after = not_before
                 .checked_add(days.checked_mul(86_400).context("--days too large")?)
@@ -222,7 +224,8 @@ pub fn run(args: &CaArgs, pass: &Sources) -> Result<()> {
                 .append(true)
                 .open(dir.join("issued"))?
                 .write_all(line.as_bytes())?;
-            write_out(out, &certfile::encode(certfile::CERTIFICATE, &buf[..n]))?;
+            let certificate = buf.get(..n).context("certificate longer than its buffer")?;
+            write_out(out, &certfile::encode(certfile::CERTIFICATE, certificate))?;
             eprintln!(
                 "certificate serial {serial} for {name} (key {}), valid {} to {}",
                 key.fingerprint(),
@@ -260,7 +263,10 @@ pub fn run(args: &CaArgs, pass: &Sources) -> Result<()> {
             let mut buf = [0u8; MAX_REVOCATION_LIST];
             let n = sign_revocation_list(&seed, &body, &mut buf)
                 .map_err(|e| anyhow::anyhow!("cannot sign: {e}"))?;
-            write_out(out, &certfile::encode(certfile::REVOCATION_LIST, &buf[..n]))?;
+            let list = buf
+                .get(..n)
+                .context("revocation list longer than its buffer")?;
+            write_out(out, &certfile::encode(certfile::REVOCATION_LIST, list))?;
             eprintln!(
                 "revocation list with {} serial(s): {:?}",
                 revoked.len(),

@@ -66,7 +66,8 @@ impl HandshakeGate {
         if *n >= max {
             return None;
         }
-        *n += 1;
+        // `*n < max`: cannot saturate.
+        *n = n.saturating_add(1);
         Some(HandshakeTicket {
             gate: self.clone(),
             ip: Some(ip),
@@ -86,7 +87,7 @@ impl HandshakeTicket {
         if let Some(ip) = self.ip.take() {
             let mut c = self.gate.counts.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(n) = c.get_mut(&ip) {
-                *n -= 1;
+                *n = n.saturating_sub(1);
                 if *n == 0 {
                     c.remove(&ip);
                 }

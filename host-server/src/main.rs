@@ -7,6 +7,23 @@
 //! Dependencies and why: `tokio` (sockets, timers, signals), `clap` (the
 //! command line), `tracing` (structured logs that never contain secrets or
 //! chat text), `anyhow` (errors at the edges of the program).
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects
+    )
+)]
 
 mod ca;
 mod keys;
@@ -315,7 +332,11 @@ fn run(dir: &Path, args: RunArgs, pass: &Sources) -> Result<()> {
     let registry = registry::Registry::open(users_path(dir))?;
     let limits = Limits {
         max_messages: args.max_messages,
-        max_session_age: securecom_core::Duration::from_secs(args.max_session_hours * 3600),
+        max_session_age: securecom_core::Duration::from_secs(
+            args.max_session_hours
+                .checked_mul(3600)
+                .context("--max-session-hours is too large")?,
+        ),
         handshake_timeout: securecom_core::Duration::from_secs(args.handshake_timeout),
         idle_timeout: securecom_core::Duration::from_secs(args.idle_timeout),
     };

@@ -130,6 +130,9 @@ impl Presence {
 
     /// A fresh chat id (never 0).
     pub fn next_chat_id(&self) -> ChatId {
-        (self.next_chat.fetch_add(1, Ordering::Relaxed) % u64::from(u32::MAX)) as ChatId + 1
+        const IDS: u64 = ChatId::MAX as u64;
+        let n = self.next_chat.fetch_add(1, Ordering::Relaxed) % IDS;
+        // `n < ChatId::MAX`: the id is in 1..=ChatId::MAX, it cannot saturate.
+        (n as ChatId).saturating_add(1)
     }
 }

@@ -45,24 +45,21 @@ impl std::ops::DerefMut for Users {
 /// Parses the registry file's text. Bad lines are errors with their number.
 pub fn parse(text: &str) -> Result<Users> {
     let mut users = Users::new();
-    for (i, line) in text.lines().enumerate() {
+    for (line, number) in text.lines().zip(1usize..) {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
         let mut fields = line.split_whitespace();
         let (Some(name), Some(key)) = (fields.next(), fields.next()) else {
-            bail!("line {}: expected 'NAME PUBLIC_KEY [comment]'", i + 1);
+            bail!("line {number}: expected 'NAME PUBLIC_KEY [comment]'");
         };
         if !valid_user_name(name) {
-            bail!(
-                "line {}: invalid user name '{name}' (1-32 of a-z 0-9 _ . -)",
-                i + 1
-            );
+            bail!("line {number}: invalid user name '{name}' (1-32 of a-z 0-9 _ . -)");
         }
-        let key = parse_public_key(key).with_context(|| format!("line {}", i + 1))?;
+        let key = parse_public_key(key).with_context(|| format!("line {number}"))?;
         if users.insert(name.to_string(), key).is_some() {
-            bail!("line {}: user '{name}' appears twice", i + 1);
+            bail!("line {number}: user '{name}' appears twice");
         }
     }
     Ok(users)

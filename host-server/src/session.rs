@@ -208,10 +208,13 @@ enum Read {
 fn try_read_with(rd: &OwnedReadHalf, f: impl FnOnce(&[u8])) -> Read {
     READ_BUF.with_borrow_mut(|buf| match rd.try_read(buf) {
         Ok(0) => Read::Closed,
-        Ok(n) => {
-            f(&buf[..n]);
-            Read::Data(n)
-        }
+        Ok(n) => match buf.get(..n) {
+            Some(bytes) => {
+                f(bytes);
+                Read::Data(n)
+            }
+            None => Read::Closed,
+        },
         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Read::Later,
         Err(_) => Read::Closed,
     })
@@ -225,7 +228,7 @@ impl Task {
         let mut total = 0;
         while total < READ_BUDGET && !self.session.is_closed() {
             match try_read_with(rd, |bytes| self.feed_standard(bytes)) {
-                Read::Data(n) => total += n,
+                Read::Data(n) => total = total.saturating_add(n),
                 Read::Closed => {
                     self.session.disconnected();
                     return;
@@ -249,7 +252,8 @@ impl Task {
                 .session
                 .handle_input(now(), input, registry, &mut self.rng)
             {
-                Ok(used) => input = &input[used..],
+                // The core never uses more than it was given.
+                Ok(used) => input = input.get(used..).unwrap_or_default(),
                 Err(e) => {
                     warn!(session = self.id, peer = %self.peer, user = ?self.me.as_ref().map(|m| &m.0), error = %e, "dropping client");
                     break;
@@ -266,7 +270,7 @@ impl Task {
         let mut failed = false;
         while total < READ_BUDGET && !failed {
             match try_read_with(&rd, |bytes| failed = !self.feed_request(bytes)) {
-                Read::Data(n) => total += n,
+                Read::Data(n) => total = total.saturating_add(n),
                 Read::Closed => failed = true,
                 Read::Later => break,
             }
@@ -282,7 +286,8 @@ impl Task {
     fn feed_request(&mut self, mut input: &[u8]) -> bool {
         while !input.is_empty() {
             match self.session.handle_request_input(now(), input) {
-                Ok(used) => input = &input[used..],
+                // The core never uses more than it was given.
+                Ok(used) => input = input.get(used..).unwrap_or_default(),
                 Err(e) => {
                     warn!(session = self.id, error = %e, "request channel failed");
                     return false;
@@ -416,13 +421,13 @@ impl Task {
         for (out, request) in [(&mut self.std_out, false), (&mut self.req_out, true)] {
             loop {
                 let at = out.len();
-                out.resize(at + MAX_FRAME * 2, 0);
-                let n = if request {
-                    self.session.poll_request_transmit(&mut out[at..])
-                } else {
-                    self.session.poll_transmit(&mut out[at..])
+                out.resize(at.saturating_add(MAX_FRAME * 2), 0);
+                let n = match out.get_mut(at..) {
+                    Some(free) if request => self.session.poll_request_transmit(free),
+                    Some(free) => self.session.poll_transmit(free),
+                    None => 0,
                 };
-                out.truncate(at + n);
+                out.truncate(at.saturating_add(n));
                 if n == 0 {
                     break;
                 }
@@ -475,10 +480,11 @@ impl Task {
                     if chunks.is_empty() {
                         chunks.push(&[]);
                     }
-                    let last = chunks.len() - 1;
-                    for (i, chunk) in chunks.iter().enumerate() {
+                    let mut chunks = chunks.into_iter().peekable();
+                    while let Some(chunk) = chunks.next() {
+                        let more = chunks.peek().is_some();
                         let refs: Vec<&str> = chunk.iter().map(|n| n.as_str()).collect();
-                        if self.session.send_users(t, &refs, i < last).is_err() {
+                        if self.session.send_users(t, &refs, more).is_err() {
                             break;
                         }
                         self.collect_output();

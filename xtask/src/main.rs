@@ -11,8 +11,8 @@
 //!   check, and a short run of every fuzz target.
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
 use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use anyhow::{bail, Context, Result};
@@ -136,10 +136,18 @@ impl Drop for Kill {
         let pid = self.0.id();
         if std::fs::read_to_string(format!("/proc/{pid}/stat"))
             .ok()
-            .and_then(|s| s.rsplit(')').next().and_then(|r| r.split_whitespace().nth(2)).map(|g| g == pid.to_string()))
+            .and_then(|s| {
+                s.rsplit(')')
+                    .next()
+                    .and_then(|r| r.split_whitespace().nth(2))
+                    .map(|g| g == pid.to_string())
+            })
             == Some(true)
         {
-            let _ = Command::new("kill").args(["-TERM", "--"]).arg(format!("-{pid}")).status();
+            let _ = Command::new("kill")
+                .args(["-TERM", "--"])
+                .arg(format!("-{pid}"))
+                .status();
         }
         let _ = self.0.kill();
         let _ = self.0.wait();
@@ -157,7 +165,14 @@ fn output(cmd: &mut Command) -> Result<String> {
 fn demo(no_device: bool) -> Result<()> {
     run(
         "building server and client",
-        cargo().args(["build", "-q", "-p", "securecom-server", "-p", "securecom-client"]),
+        cargo().args([
+            "build",
+            "-q",
+            "-p",
+            "securecom-server",
+            "-p",
+            "securecom-client",
+        ]),
     )?;
     let bin = target_dir().join("debug");
     let server = bin.join("securecom-server");
@@ -165,7 +180,12 @@ fn demo(no_device: bool) -> Result<()> {
     let tmp = tempfile::tempdir()?;
     let dir = tmp.path();
     let data = dir.join("server");
-    let init = output(Command::new(&server).arg("--data-dir").arg(&data).arg("init"))?;
+    let init = output(
+        Command::new(&server)
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("init"),
+    )?;
     let server_key = init
         .lines()
         .find_map(|l| l.strip_prefix("public key: "))
@@ -179,7 +199,12 @@ fn demo(no_device: bool) -> Result<()> {
         let secret = securecom_core::StaticSecret::generate(&mut rng);
         securecom_host::keyfile::write(&dir.join(format!("{user}.key")), &secret)?;
         let public = securecom_host::public_key_hex(&secret.public_key());
-        output(Command::new(&server).arg("--data-dir").arg(&data).args(["add-user", user, &public]))?;
+        output(
+            Command::new(&server)
+                .arg("--data-dir")
+                .arg(&data)
+                .args(["add-user", user, &public]),
+        )?;
         secrets.push(secret);
     }
     let log = std::fs::File::create(dir.join("server.log"))?;
@@ -193,7 +218,11 @@ fn demo(no_device: bool) -> Result<()> {
     let mut line = String::new();
     BufReader::new(srv.stdout.take().context("server stdout")?).read_line(&mut line)?;
     let srv = Kill(srv);
-    let addr = line.trim().strip_prefix("listening on ").context("server did not start")?.to_string();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .context("server did not start")?
+        .to_string();
 
     let _bob = spawn_bob(&client, &addr, &server_key, &dir.join("bob.key"))?;
     let device = if no_device {
@@ -205,13 +234,33 @@ fn demo(no_device: bool) -> Result<()> {
     println!();
     println!(
         "secureCom demo: a server on {addr}, with users alice (you), bob (a scripted peer){}.",
-        if device.is_some() { " and device (a Cortex-M3 in QEMU: try `temp?`)" } else { "" }
+        if device.is_some() {
+            " and device (a Cortex-M3 in QEMU: try `temp?`)"
+        } else {
+            ""
+        }
     );
-    println!("Try: /users   /chat bob{}   then type lines to chat   /leave   /quit   (/help for more)", if device.is_some() { "   /chat device" } else { "" });
+    println!(
+        "Try: /users   /chat bob{}   then type lines to chat   /leave   /quit   (/help for more)",
+        if device.is_some() {
+            "   /chat device"
+        } else {
+            ""
+        }
+    );
     println!("(logs: {})", dir.display());
     println!();
     let status = Command::new(&client)
-        .args(["chat", "--server", &addr, "--server-key", &server_key, "--user", "alice", "--key"])
+        .args([
+            "chat",
+            "--server",
+            &addr,
+            "--server-key",
+            &server_key,
+            "--user",
+            "alice",
+            "--key",
+        ])
         .arg(dir.join("alice.key"))
         .args(["--daemon-listen", "127.0.0.1:0"])
         .status()?;
@@ -289,13 +338,21 @@ mod device {
             "building the firmware",
             Command::new("cargo")
                 .current_dir(&fw)
-                .args(["build", "-q", "--release", "--bin", "securecom-embedded-client"])
+                .args([
+                    "build",
+                    "-q",
+                    "--release",
+                    "--bin",
+                    "securecom-embedded-client",
+                ])
                 .env_remove("RUSTFLAGS")
                 .env_remove("CARGO_ENCODED_RUSTFLAGS")
                 .env("CARGO_TARGET_DIR", target_dir()),
         )?;
         let elf = target_dir().join("thumbv7m-none-eabi/release/securecom-embedded-client");
-        let daemon_port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let daemon_port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
         let server_port = server_addr.rsplit(':').next().context("server port")?;
         let config = dir.join("device.cfg");
         let mut key_hex = String::new();

@@ -315,14 +315,21 @@ async fn logins(n: usize, concurrency: usize) -> Result<()> {
     let per_side = keygen + 3.0 * dh;
     let server_bound = cores() as f64 / per_side;
     let shared_bound = cores() as f64 / (2.0 * per_side);
-    println!("logins: {} in {secs:.2} s = {rate:.0}/s with {concurrency} concurrent clients", per * concurrency);
+    println!(
+        "logins: {} in {secs:.2} s = {rate:.0}/s with {concurrency} concurrent clients",
+        per * concurrency
+    );
     println!(
         "  X25519 on one core: key generation {:.1} µs, DH {:.1} µs; server-only bound {server_bound:.0}/s ({} cores / (1 keygen + 3 DH)), bound with the load generator's clients on the same cores {shared_bound:.0}/s",
         keygen * 1e6,
         dh * 1e6,
         cores()
     );
-    println!("  ratio: {:.0} % of the server-only bound, {:.0} % of the shared bound", 100.0 * rate / server_bound, 100.0 * rate / shared_bound);
+    println!(
+        "  ratio: {:.0} % of the server-only bound, {:.0} % of the shared bound",
+        100.0 * rate / server_bound,
+        100.0 * rate / shared_bound
+    );
     Ok(())
 }
 
