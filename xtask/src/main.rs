@@ -96,6 +96,17 @@ fn test() -> Result<()> {
             "thumbv7m-none-eabi",
         ]),
     )?;
+    run(
+        "core builds for thumbv7m-none-eabi without certificates (as the firmware uses it)",
+        cargo().args([
+            "build",
+            "-p",
+            "securecom-core",
+            "--no-default-features",
+            "--target",
+            "thumbv7m-none-eabi",
+        ]),
+    )?;
     let fw = root().join("embedded-client");
     if fw.join("Cargo.toml").exists() {
         run(
