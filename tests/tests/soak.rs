@@ -12,7 +12,7 @@
 //! session left behind), and its memory back near its start.
 //!
 //! ```text
-//! cargo test -p securecom-tests --test soak -- --nocapture                 # 1000 clients, 120 s
+//! cargo test -p securecom-tests --test soak -- --nocapture                 # 1000 clients, 60 s
 //! SOAK_SECONDS=1800 cargo test --release -p securecom-tests --test soak -- --nocapture
 //! ```
 //! Also `SOAK_CLIENTS` (default 1000) and `SOAK_SEED` (default 1).
@@ -87,7 +87,7 @@ fn chance(rng: &mut ChaCha8Rng, percent: u64) -> bool {
 
 #[test]
 fn soak() {
-    let seconds = env("SOAK_SECONDS", 120);
+    let seconds = env("SOAK_SECONDS", 60);
     let clients = env("SOAK_CLIENTS", 1000) as usize;
     let seed = env("SOAK_SEED", 1);
     let dir = tempfile::tempdir().expect("tempdir");
