@@ -43,9 +43,7 @@ use crate::message::{
     decode, encode, user_name, Answer, ChatId, ClientHello, ClientMsg, CloseReason, DaemonToServer,
     ErrorCode, LoginError, RefuseReason, ServerHello, ServerMsg, ServerToDaemon, UserName,
 };
-use crate::noise::{
-    Handshake, HandshakeParams, Pattern, Psk, RemoteCheck, REQUEST_PROLOGUE, STANDARD_PROLOGUE,
-};
+use crate::noise::{Handshake, Psk, RemoteCheck};
 use crate::time::Instant;
 
 /// How a client finds and checks its server, and who it is.
@@ -293,18 +291,7 @@ impl Client {
             Some(_) => RemoteCheck::Any,
             None => RemoteCheck::Exactly(config.server_key),
         };
-        let hs = Handshake::new(
-            HandshakeParams {
-                pattern: Pattern::XX,
-                initiator: true,
-                prologue: STANDARD_PROLOGUE,
-                local_static: Some(&identity),
-                remote_static: None,
-                psk: None,
-                check,
-            },
-            rng,
-        )?;
+        let hs = Handshake::standard(true, &identity, check, rng)?;
         let mut std = Channel::new(hs, config.limits, now);
         std.send_handshake(now, &[])?;
         Ok(Client {
@@ -889,18 +876,7 @@ impl Client {
         rng: &mut R,
     ) -> Result<RequestLink, Error> {
         let psk = self.psk.as_ref().ok_or(ProtocolError::NotLoggedIn)?;
-        let hs = Handshake::new(
-            HandshakeParams {
-                pattern: Pattern::NNpsk0,
-                initiator: false,
-                prologue: REQUEST_PROLOGUE,
-                local_static: None,
-                remote_static: None,
-                psk: Some(psk),
-                check: RemoteCheck::Any,
-            },
-            rng,
-        )?;
+        let hs = Handshake::request_channel(false, psk, rng)?;
         self.next_link = self.next_link.wrapping_add(1);
         Ok(RequestLink {
             id: self.next_link,

@@ -205,6 +205,50 @@ impl Handshake {
         h
     }
 
+    /// The standard channel's `Noise_XX` with its prologue: the client is the
+    /// initiator and checks the server's key with `check`; the server accepts
+    /// any key here and checks it against its registry after message 3.
+    pub fn standard<R: RngCore + CryptoRng>(
+        initiator: bool,
+        identity: &StaticSecret,
+        check: RemoteCheck,
+        rng: &mut R,
+    ) -> Result<Self, CryptoError> {
+        Self::new(
+            HandshakeParams {
+                pattern: Pattern::XX,
+                initiator,
+                prologue: STANDARD_PROLOGUE,
+                local_static: Some(identity),
+                remote_static: None,
+                psk: None,
+                check,
+            },
+            rng,
+        )
+    }
+
+    /// The request channel's `Noise_NNpsk0` with its prologue: the server is
+    /// the initiator, the client's daemon the responder.
+    pub fn request_channel<R: RngCore + CryptoRng>(
+        initiator: bool,
+        psk: &Psk,
+        rng: &mut R,
+    ) -> Result<Self, CryptoError> {
+        Self::new(
+            HandshakeParams {
+                pattern: Pattern::NNpsk0,
+                initiator,
+                prologue: REQUEST_PROLOGUE,
+                local_static: None,
+                remote_static: None,
+                psk: Some(psk),
+                check: RemoteCheck::Any,
+            },
+            rng,
+        )
+    }
+
     /// Starts a handshake with a fixed ephemeral key. Only the Noise test
     /// vectors need this: a reused ephemeral key destroys forward secrecy.
     #[doc(hidden)]

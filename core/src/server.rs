@@ -36,9 +36,7 @@ use crate::message::{
     decode, encode, user_name, Answer, ChatId, ClientHello, ClientMsg, CloseReason, DaemonToServer,
     ErrorCode, LoginError, RefuseReason, ServerHello, ServerMsg, ServerToDaemon, UserName,
 };
-use crate::noise::{
-    Handshake, HandshakeParams, Pattern, Psk, RemoteCheck, REQUEST_PROLOGUE, STANDARD_PROLOGUE,
-};
+use crate::noise::{Handshake, Psk, RemoteCheck};
 use crate::time::Instant;
 
 /// The registered users: name → long-term public key.
@@ -188,18 +186,7 @@ impl ServerSession {
         now: Instant,
         rng: &mut R,
     ) -> Result<Self, Error> {
-        let hs = Handshake::new(
-            HandshakeParams {
-                pattern: Pattern::XX,
-                initiator: false,
-                prologue: STANDARD_PROLOGUE,
-                local_static: Some(server_key),
-                remote_static: None,
-                psk: None,
-                check: RemoteCheck::Any,
-            },
-            rng,
-        )?;
+        let hs = Handshake::standard(false, server_key, RemoteCheck::Any, rng)?;
         Ok(ServerSession {
             limits: config.limits,
             std: Channel::new(hs, config.limits, now),
@@ -808,18 +795,7 @@ impl ServerSession {
             .request_psk
             .as_ref()
             .ok_or(ProtocolError::NotLoggedIn)?;
-        let hs = Handshake::new(
-            HandshakeParams {
-                pattern: Pattern::NNpsk0,
-                initiator: true,
-                prologue: REQUEST_PROLOGUE,
-                local_static: None,
-                remote_static: None,
-                psk: Some(psk),
-                check: RemoteCheck::Any,
-            },
-            rng,
-        )?;
+        let hs = Handshake::request_channel(true, psk, rng)?;
         let mut ch = Channel::new(hs, self.limits, now);
         ch.send_handshake(now, &[])?;
         self.request = Some(ch);
