@@ -468,7 +468,8 @@ async fn blast(
             a.collect();
             sent += 1;
             // Unpaced: queue a burst, then write it with one system call.
-            if interval.is_none() && !sent.is_multiple_of(16) && sent < count && sent - got < window {
+            if interval.is_none() && !sent.is_multiple_of(16) && sent < count && sent - got < window
+            {
                 continue;
             }
             a.flush().await?;
