@@ -37,13 +37,16 @@ impl<const T: usize> TxQueue<T> {
         }
     }
 
-    /// Appends one frame whose Noise message `write` produces; all or nothing.
+    /// Appends one frame whose Noise message `write` produces, leaving at
+    /// least `reserve` bytes of the queue free; all or nothing.
     fn push_with(
         &mut self,
+        reserve: usize,
         write: impl FnOnce(&mut [u8]) -> Result<usize, Error>,
     ) -> Result<(), Error> {
         const FULL: Error = Error::Protocol(ProtocolError::QueueFull);
-        let free = self.buf.get_mut(self.len..).ok_or(FULL)?;
+        let usable = T.checked_sub(reserve).ok_or(FULL)?;
+        let free = self.buf.get_mut(self.len..usable).ok_or(FULL)?;
         let (header, body) = free.split_first_chunk_mut::<FRAME_HEADER>().ok_or(FULL)?;
         let room = body.len().min(MAX_NOISE_MESSAGE);
         if room == 0 {
@@ -294,13 +297,25 @@ impl<const R: usize, const Q: usize> Channel<R, Q> {
 
     /// Encodes, encrypts and queues one message.
     pub fn send<T: Serialize + Bounded>(&mut self, now: Instant, msg: &T) -> Result<(), Error> {
+        self.send_leaving(now, msg, 0)
+    }
+
+    /// Like [`Self::send`], but fails with `QueueFull` unless `reserve` bytes
+    /// of the output queue stay free afterwards (room kept for messages that
+    /// must not be lost).
+    pub fn send_leaving<T: Serialize + Bounded>(
+        &mut self,
+        now: Instant,
+        msg: &T,
+        reserve: usize,
+    ) -> Result<(), Error> {
         let Phase::Transport(t) = &mut self.phase else {
             return Err(ProtocolError::Closed.into());
         };
         let mut plain = [0u8; MAX_PLAINTEXT];
         let n = encode(msg, &mut plain)?;
         let result = match plain.get(..n) {
-            Some(body) => self.tx.push_with(|out| Ok(t.encrypt(body, out)?)),
+            Some(body) => self.tx.push_with(reserve, |out| Ok(t.encrypt(body, out)?)),
             None => Err(CryptoError::BufferTooSmall.into()),
         };
         plain.zeroize();

@@ -149,9 +149,11 @@ struct Asked {
     sent: bool,
 }
 
-/// Room in the output queue that relayed chat data may not use: enough for a
-/// `PeerLeft` or a `Bye`, so that control messages are never lost to a full queue.
-pub const CONTROL_RESERVE: usize = 64;
+/// Room in the output queue that ordinary messages (relayed chat data, lists,
+/// statuses) may not use: enough for the largest control message
+/// (`ChatStarted`, 90 bytes framed) and a `PeerLeft` or `Bye`, so that a slow
+/// reader is never left in a chat its session has ended.
+pub const CONTROL_RESERVE: usize = 160;
 
 /// Capacity of a session's event queue.
 pub const SERVER_EVENT_CAPACITY: usize = 4;
@@ -328,12 +330,29 @@ impl ServerSession {
         let _ = self.events.push_back(e);
     }
 
+    /// Sends an ordinary message: it may not use the last
+    /// [`CONTROL_RESERVE`] bytes of the output queue.
     fn send(&mut self, now: Instant, msg: &ServerMsg<'_>) -> Result<(), Error> {
+        self.send_inner(now, msg, CONTROL_RESERVE)
+    }
+
+    /// Sends a message that must not be lost to a full queue (a chat's start
+    /// or end, a refusal): it may use the reserve.
+    fn send_control(&mut self, now: Instant, msg: &ServerMsg<'_>) -> Result<(), Error> {
+        self.send_inner(now, msg, 0)
+    }
+
+    fn send_inner(
+        &mut self,
+        now: Instant,
+        msg: &ServerMsg<'_>,
+        reserve: usize,
+    ) -> Result<(), Error> {
         if self.std.transport().is_some_and(|t| t.near_limit()) {
             self.close_with(now, CloseReason::SessionExpired);
             return Err(ProtocolError::SessionExpired.into());
         }
-        self.std.send(now, msg)
+        self.std.send_leaving(now, msg, reserve)
     }
 
     /// Sends `Bye { reason }` (when possible), closes, and leaves the events
@@ -639,7 +658,7 @@ impl ServerSession {
         if matches!(&self.chat, ChatSlot::Requesting { peer: p, .. } if p == peer) {
             self.chat = ChatSlot::None;
         }
-        self.send(now, &ServerMsg::ChatRefused { user: peer, reason })
+        self.send_control(now, &ServerMsg::ChatRefused { user: peer, reason })
     }
 
     /// A request from `from` for this user: forward it to the daemon.
@@ -720,20 +739,22 @@ impl ServerSession {
                 let Ok(peer_name) = user_name(peer) else {
                     return false;
                 };
+                let started = ServerMsg::ChatStarted {
+                    chat_id,
+                    peer,
+                    peer_key,
+                    initiator: true,
+                };
+                if self.send_control(now, &started).is_err() {
+                    // Our client cannot be told: no chat (the driver ends the peer's side).
+                    self.chat = ChatSlot::None;
+                    return false;
+                }
                 self.chat = ChatSlot::Active {
                     chat_id,
                     peer: peer_name,
                 };
-                self.send(
-                    now,
-                    &ServerMsg::ChatStarted {
-                        chat_id,
-                        peer,
-                        peer_key,
-                        initiator: true,
-                    },
-                )
-                .is_ok()
+                true
             }
             Err(reason) => {
                 let _ = self.chat_refused(now, peer, reason);
@@ -759,18 +780,13 @@ impl ServerSession {
             RelayKind::Handshake => ServerMsg::ChatHandshake { chat_id, noise },
             RelayKind::Data => ServerMsg::ChatData { chat_id, noise },
         };
-        // Relayed data may not take the last bytes of the queue: they are kept
-        // for the `PeerLeft` below, so that a slow reader is always told.
-        let needed = noise
-            .len()
-            .saturating_add(crate::limits::FRAME_HEADER + crate::limits::TAG_LEN + 8)
-            .saturating_add(CONTROL_RESERVE);
-        let fits = self.std.output_room() >= needed;
-        if !fits || self.send(now, &msg).is_err() {
+        // An ordinary send leaves the reserve free for the `PeerLeft` below,
+        // so that a slow reader is always told.
+        if self.send(now, &msg).is_err() {
             // Our client cannot keep up (queue full) or the session expired: a
             // chat with a lost message cannot go on, so end it on both sides.
             self.leave_everything_but_asked();
-            let _ = self.send(now, &ServerMsg::PeerLeft { chat_id });
+            let _ = self.send_control(now, &ServerMsg::PeerLeft { chat_id });
         }
     }
 
@@ -779,7 +795,7 @@ impl ServerSession {
         let ours = matches!(&self.chat, ChatSlot::Active { chat_id: id, .. } if *id == chat_id);
         if ours {
             self.chat = ChatSlot::None;
-            let _ = self.send(now, &ServerMsg::PeerLeft { chat_id });
+            let _ = self.send_control(now, &ServerMsg::PeerLeft { chat_id });
         }
     }
 
@@ -868,20 +884,23 @@ impl ServerSession {
                     Answer::Accept | Answer::Busy => Err(RefuseReason::Busy),
                     Answer::Decline => Err(RefuseReason::Declined),
                 };
+                let mut result = result;
                 if result.is_ok() {
-                    self.chat = ChatSlot::Active {
+                    let started = ServerMsg::ChatStarted {
                         chat_id,
-                        peer: asked.from.clone(),
+                        peer: &asked.from,
+                        peer_key: asked.from_key,
+                        initiator: false,
                     };
-                    self.send(
-                        now,
-                        &ServerMsg::ChatStarted {
+                    if self.send_control(now, &started).is_ok() {
+                        self.chat = ChatSlot::Active {
                             chat_id,
-                            peer: &asked.from,
-                            peer_key: asked.from_key,
-                            initiator: false,
-                        },
-                    )?;
+                            peer: asked.from.clone(),
+                        };
+                    } else {
+                        // Our client cannot be told: the requester hears "busy".
+                        result = Err(RefuseReason::Busy);
+                    }
                 }
                 self.push_event(ServerEvent::Answered {
                     chat_id,

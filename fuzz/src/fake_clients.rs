@@ -1,0 +1,639 @@
+//! A real [`Hub`] in front of fake, fuzzer-driven clients and daemons.
+//!
+//! Each fake client holds a user's real key (alice, bob, carol, dave, or the
+//! unregistered mallory), so it completes the XX handshake and can then send
+//! *authentic* messages of the fuzzer's choice: any hello, any `ClientMsg`
+//! (postcard, bounds not checked), any plaintext, or raw bytes on the socket.
+//! Its daemon answers the hub's dial with the PSK derived from what it
+//! announced, then sends what the fuzzer chooses. Everything the hub writes
+//! is read back and checked.
+//!
+//! Invariants checked (a failure is a bug):
+//! - every frame the hub writes on the standard and request channels is
+//!   well-formed, decrypts in order and decodes; the daemon's first message
+//!   is `Ready`;
+//! - `LoginOk` only for the user whose registered key the client holds;
+//!   `ChatStarted`, `ChatRequest` carry the peer's registered key; `Users`
+//!   lists only registered names;
+//! - a relayed `ChatHandshake`/`ChatData` is exactly what the peer of that
+//!   chat sent for this user, each at most once;
+//! - `handle_*` consume at least one byte of non-empty input, never more;
+//! - the hub invariants of [`crate::check_hub`] after every operation.
+
+use securecom_core::channel::Scratch;
+use securecom_core::frame::{encode_frame, Feed, FrameDecoder};
+use securecom_core::message::{decode, ClientHello, ServerHello, ServerMsg, ServerToDaemon};
+use securecom_core::noise::{
+    Handshake, HandshakeParams, Pattern, Psk, RemoteCheck, Transport, REQUEST_PROLOGUE,
+    STANDARD_PROLOGUE,
+};
+use securecom_core::server::RelayKind;
+use securecom_core::{
+    Hub, Instant, Registry, ServerConfig, SessionId, MAX_FRAME, MAX_NOISE_MESSAGE, MAX_PLAINTEXT,
+    MAX_REQUEST_FRAME, MAX_REQUEST_NOISE_MESSAGE, PROTOCOL_VERSION,
+};
+
+use crate::arb::{ArbClientMsg, ArbDaemonToServer, Bytes, Enc, Name, W};
+use crate::fixtures::{self, rng, server_secret, user_key, user_secret, Reg, Rng, NAMES};
+
+/// Hub capacity (one less than the fake users, so that it fills up).
+pub const SLOTS: usize = 4;
+
+/// One operation of the `server_session` target's fake-client mode.
+#[derive(arbitrary::Arbitrary, Clone, Debug, PartialEq, Eq)]
+pub enum ServerOp {
+    /// User `who` (`who % 5`) connects anew: XX message 1.
+    Connect { who: u8 },
+    /// Handshake message 3 with this hello (once message 2 was read).
+    Hello { who: u8, version: u8, user: Name },
+    /// Connect if needed, hello with the own name: a normal login.
+    Login { who: u8 },
+    /// An authentic message (postcard, bounds not checked).
+    Msg { who: u8, msg: ArbClientMsg },
+    /// An authentic transport message with any plaintext.
+    Plain { who: u8, bytes: Bytes },
+    /// Raw bytes on the socket.
+    Wire { who: u8, bytes: Bytes },
+    /// The hub's dials are answered: connected (`ok`) or failed.
+    Dial { ok: bool },
+    /// An authentic request-channel message from `who`'s daemon.
+    DaemonMsg { who: u8, msg: ArbDaemonToServer },
+    /// An authentic request-channel message with any plaintext.
+    DaemonPlain { who: u8, bytes: Bytes },
+    /// Raw bytes on the request channel's socket.
+    DaemonWire { who: u8, bytes: Bytes },
+    /// The request channel's socket closes.
+    DaemonFail { who: u8 },
+    /// The standard socket closes (the slot is freed).
+    Disconnect { who: u8 },
+    /// Stop (or restart) reading what the hub writes to `who`.
+    Stall { who: u8 },
+    /// Time passes; every deadline is checked.
+    Advance(u16),
+    /// The server shuts down.
+    Shutdown,
+}
+
+impl Enc for ServerOp {
+    fn enc(&self, w: &mut W) {
+        const N: u32 = 15;
+        match self {
+            Self::Connect { who } => w.variant(0, N).u8(*who),
+            Self::Hello { who, version, user } => w.variant(1, N).u8(*who).u8(*version).put(user),
+            Self::Login { who } => w.variant(2, N).u8(*who),
+            Self::Msg { who, msg } => w.variant(3, N).u8(*who).put(msg),
+            Self::Plain { who, bytes } => w.variant(4, N).u8(*who).put(bytes),
+            Self::Wire { who, bytes } => w.variant(5, N).u8(*who).put(bytes),
+            Self::Dial { ok } => w.variant(6, N).bool(*ok),
+            Self::DaemonMsg { who, msg } => w.variant(7, N).u8(*who).put(msg),
+            Self::DaemonPlain { who, bytes } => w.variant(8, N).u8(*who).put(bytes),
+            Self::DaemonWire { who, bytes } => w.variant(9, N).u8(*who).put(bytes),
+            Self::DaemonFail { who } => w.variant(10, N).u8(*who),
+            Self::Disconnect { who } => w.variant(11, N).u8(*who),
+            Self::Stall { who } => w.variant(12, N).u8(*who),
+            Self::Advance(n) => w.variant(13, N).u16(*n),
+            Self::Shutdown => w.variant(14, N),
+        };
+    }
+}
+
+struct Daemon {
+    hs: Option<Handshake>,
+    tr: Option<Transport>,
+    rx: FrameDecoder<MAX_REQUEST_FRAME>,
+    dead: bool,
+    got_ready: bool,
+}
+
+struct Fake {
+    sid: SessionId,
+    hs: Option<Handshake>,
+    tr: Option<Transport>,
+    rx: FrameDecoder<MAX_FRAME>,
+    /// Our side stopped reading (the hub sent what we could not read, e.g.
+    /// after we broke the protocol ourselves).
+    dead: bool,
+    /// Handshake message 2 was read; message 3 may be written.
+    hello_due: bool,
+    /// The name the hub accepted.
+    name: Option<String>,
+    psk: Option<Psk>,
+    daemon: Option<Daemon>,
+    stall: bool,
+}
+
+/// A sent relay: (sender, intended receiver, chat id, kind, bytes).
+type Relay = (String, String, u32, RelayKind, Vec<u8>);
+
+/// The hub and its fake clients.
+pub struct FakeClients {
+    now: Instant,
+    rng: Rng,
+    frng: Rng,
+    hub: Hub<SLOTS>,
+    reg: Reg,
+    fakes: [Option<Fake>; 5],
+    relays: Vec<Relay>,
+    /// How far the run got.
+    pub stats: crate::Stats,
+}
+
+fn fake_limits() -> securecom_core::Limits {
+    fixtures::limits(false)
+}
+
+fn frame_of(msg: &[u8]) -> Vec<u8> {
+    let mut f = [0u8; MAX_FRAME];
+    let n = encode_frame(msg, &mut f).expect("frame");
+    f[..n].to_vec()
+}
+
+impl FakeClients {
+    /// An empty hub.
+    pub fn new(small_limits: bool) -> Self {
+        FakeClients {
+            now: Instant::from_millis(1_000),
+            rng: rng(20),
+            frng: rng(21),
+            hub: Hub::new(
+                ServerConfig {
+                    limits: fixtures::limits(small_limits),
+                },
+                server_secret(),
+            ),
+            reg: Reg,
+            fakes: [const { None }; 5],
+            relays: Vec::new(),
+            stats: crate::Stats::default(),
+        }
+    }
+
+    fn feed_hub(&mut self, who: usize, bytes: &[u8]) {
+        let Some(sid) = self.fakes[who].as_ref().map(|f| f.sid) else {
+            return;
+        };
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            match self
+                .hub
+                .handle_input(sid, self.now, rest, &self.reg, &mut self.rng)
+            {
+                Ok(used) => {
+                    assert!(
+                        used > 0 && used <= rest.len(),
+                        "hub used {used} of {}",
+                        rest.len()
+                    );
+                    rest = &rest[used..];
+                }
+                Err(_) => return,
+            }
+        }
+    }
+
+    fn feed_hub_request(&mut self, who: usize, bytes: &[u8]) {
+        let Some(sid) = self.fakes[who].as_ref().map(|f| f.sid) else {
+            return;
+        };
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            match self
+                .hub
+                .handle_request_input(sid, self.now, rest, &self.reg)
+            {
+                Ok(used) => {
+                    assert!(
+                        used > 0 && used <= rest.len(),
+                        "hub used {used} of {}",
+                        rest.len()
+                    );
+                    rest = &rest[used..];
+                }
+                Err(_) => {
+                    // The driver closes that connection.
+                    if let Some(f) = self.fakes[who].as_mut() {
+                        f.daemon = None;
+                    }
+                    self.hub.request_channel_failed(sid, self.now, &self.reg);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn connect(&mut self, who: usize) {
+        self.disconnect(who);
+        let Ok(sid) = self.hub.accept(self.now, &mut self.rng) else {
+            return;
+        };
+        let key = user_secret(who);
+        let mut hs = Handshake::new(
+            HandshakeParams {
+                pattern: Pattern::XX,
+                initiator: true,
+                prologue: STANDARD_PROLOGUE,
+                local_static: Some(&key),
+                remote_static: None,
+                psk: None,
+                check: RemoteCheck::Exactly(fixtures::server_key()),
+            },
+            &mut self.frng,
+        )
+        .expect("client handshake");
+        let mut m = [0u8; MAX_NOISE_MESSAGE];
+        let n = hs.write_message(&[], &mut m).expect("message 1");
+        self.fakes[who] = Some(Fake {
+            sid,
+            hs: Some(hs),
+            tr: None,
+            rx: FrameDecoder::new(),
+            dead: false,
+            hello_due: false,
+            name: None,
+            psk: None,
+            daemon: None,
+            stall: false,
+        });
+        self.feed_hub(who, &frame_of(&m[..n]));
+    }
+
+    fn disconnect(&mut self, who: usize) {
+        if let Some(f) = self.fakes[who].take() {
+            self.hub.remove(f.sid, self.now, &self.reg);
+        }
+    }
+
+    fn hello(&mut self, who: usize, version: u8, user: &str) {
+        let Some(f) = self.fakes[who].as_mut() else {
+            return;
+        };
+        if !f.hello_due {
+            return;
+        }
+        f.hello_due = false;
+        let Some(mut hs) = f.hs.take() else { return };
+        let mut p = [0u8; 128];
+        let Ok(p) = postcard::to_slice(&ClientHello { version, user }, &mut p) else {
+            return;
+        };
+        let mut m = [0u8; MAX_NOISE_MESSAGE];
+        let n = hs.write_message(p, &mut m).expect("message 3");
+        f.tr = Some(
+            hs.into_transport(&fake_limits(), self.now)
+                .expect("transport"),
+        );
+        self.feed_hub(who, &frame_of(&m[..n]));
+    }
+
+    fn send_plain(&mut self, who: usize, plain: &[u8]) {
+        let Some(tr) = self.fakes[who].as_mut().and_then(|f| f.tr.as_mut()) else {
+            return;
+        };
+        if plain.len() > MAX_PLAINTEXT {
+            return;
+        }
+        let mut ct = [0u8; MAX_NOISE_MESSAGE];
+        let n = tr.encrypt(plain, &mut ct).expect("encrypt");
+        self.feed_hub(who, &frame_of(&ct[..n]));
+    }
+
+    fn send_daemon_plain(&mut self, who: usize, plain: &[u8]) {
+        let Some(tr) = self.fakes[who]
+            .as_mut()
+            .and_then(|f| f.daemon.as_mut())
+            .and_then(|d| d.tr.as_mut())
+        else {
+            return;
+        };
+        if plain.len() + 16 > MAX_REQUEST_NOISE_MESSAGE {
+            return;
+        }
+        let mut ct = [0u8; MAX_NOISE_MESSAGE];
+        let n = tr.encrypt(plain, &mut ct).expect("encrypt");
+        self.feed_hub_request(who, &frame_of(&ct[..n]));
+    }
+
+    /// Reads what the hub wrote to every unstalled fake, and checks it.
+    fn read_all(&mut self) {
+        for _ in 0..8 {
+            let mut any = false;
+            for who in 0..5 {
+                any |= self.read(who);
+                any |= self.read_request(who);
+            }
+            if !any {
+                break;
+            }
+        }
+        crate::check_hub(&self.hub);
+    }
+
+    fn read(&mut self, who: usize) -> bool {
+        let Some(f) = self.fakes[who].as_ref() else {
+            return false;
+        };
+        if f.stall {
+            return false;
+        }
+        let sid = f.sid;
+        let mut out = vec![0u8; 4 * MAX_FRAME];
+        let n = self.hub.poll_transmit(sid, self.now, &mut out);
+        let mut rest = &out[..n];
+        let mut wrote = false;
+        while !rest.is_empty() {
+            let f = self.fakes[who].as_mut().expect("fake");
+            if f.dead {
+                break;
+            }
+            match f.rx.feed(rest).expect("hub writes well-formed frames") {
+                Feed::NeedMore => rest = &[],
+                Feed::Frame { consumed } => {
+                    rest = &rest[consumed..];
+                    let frame = f.rx.frame().expect("frame").to_vec();
+                    f.rx.clear();
+                    wrote |= self.on_frame(who, &frame);
+                }
+            }
+        }
+        wrote
+    }
+
+    /// One frame from the hub; returns true if we answered something.
+    fn on_frame(&mut self, who: usize, frame: &[u8]) -> bool {
+        let mut scratch: Scratch = [0; MAX_NOISE_MESSAGE];
+        let f = self.fakes[who].as_mut().expect("fake");
+        if let Some(hs) = f.hs.as_mut() {
+            let n = hs
+                .read_message(frame, &mut scratch)
+                .expect("the hub's handshake message 2 is valid");
+            let hello: ServerHello = decode(&scratch[..n]).expect("server hello decodes");
+            assert_eq!(hello.version, PROTOCOL_VERSION);
+            f.hello_due = true;
+            return false;
+        }
+        let Some(tr) = f.tr.as_mut() else {
+            f.dead = true;
+            return false;
+        };
+        let n = tr
+            .decrypt(frame, &mut scratch)
+            .expect("hub frames decrypt in order");
+        let msg: ServerMsg = decode(&scratch[..n]).expect("hub messages decode");
+        match msg {
+            ServerMsg::LoginOk { user } => {
+                assert!(
+                    self.reg.lookup(user) == Some(user_key(who)),
+                    "login accepted for {user} with {}'s key",
+                    NAMES[who]
+                );
+                f.name = Some(user.to_string());
+                self.stats.logins += 1;
+            }
+            ServerMsg::Users { names, .. } => {
+                for n in names {
+                    assert!(self.reg.lookup(n).is_some(), "listed an unregistered user");
+                }
+            }
+            ServerMsg::ChatStarted { peer, peer_key, .. } => {
+                assert!(
+                    self.reg.lookup(peer) == Some(peer_key),
+                    "ChatStarted: key is not the peer's"
+                );
+            }
+            ServerMsg::ChatHandshake { chat_id, noise }
+            | ServerMsg::ChatData { chat_id, noise } => {
+                let kind = if matches!(msg, ServerMsg::ChatHandshake { .. }) {
+                    RelayKind::Handshake
+                } else {
+                    RelayKind::Data
+                };
+                let me = f.name.clone().expect("relay to a client not logged in");
+                let i = self
+                    .relays
+                    .iter()
+                    .position(|r| r.1 == me && r.2 == chat_id && r.3 == kind && r.4 == noise)
+                    .expect("relayed bytes the chat's peer never sent to us");
+                self.relays.remove(i);
+                match kind {
+                    RelayKind::Handshake => self.stats.chats += 1,
+                    RelayKind::Data => self.stats.texts += 1,
+                }
+            }
+            _ => {}
+        }
+        false
+    }
+
+    fn read_request(&mut self, who: usize) -> bool {
+        let Some(f) = self.fakes[who].as_ref() else {
+            return false;
+        };
+        if f.stall || f.daemon.is_none() {
+            return false;
+        }
+        let sid = f.sid;
+        let mut out = vec![0u8; 4 * MAX_REQUEST_FRAME];
+        let n = self.hub.poll_request_transmit(sid, &mut out);
+        let mut rest = &out[..n];
+        let mut answer = None;
+        while !rest.is_empty() {
+            let Some(d) = self.fakes[who].as_mut().and_then(|f| f.daemon.as_mut()) else {
+                break;
+            };
+            if d.dead {
+                break;
+            }
+            match d
+                .rx
+                .feed(rest)
+                .expect("hub writes well-formed request frames")
+            {
+                Feed::NeedMore => rest = &[],
+                Feed::Frame { consumed } => {
+                    rest = &rest[consumed..];
+                    let frame = d.rx.frame().expect("frame").to_vec();
+                    d.rx.clear();
+                    let mut scratch: Scratch = [0; MAX_NOISE_MESSAGE];
+                    if let Some(hs) = d.hs.as_mut() {
+                        // Message 1 (with a wrong PSK it fails: we stop).
+                        if hs.read_message(&frame, &mut scratch).is_err() {
+                            d.dead = true;
+                            continue;
+                        }
+                        let mut m = [0u8; MAX_NOISE_MESSAGE];
+                        let n = hs.write_message(&[], &mut m).expect("request message 2");
+                        let hs = d.hs.take().expect("hs");
+                        d.tr = Some(
+                            hs.into_transport(&fake_limits(), self.now)
+                                .expect("transport"),
+                        );
+                        answer = Some(frame_of(&m[..n]));
+                    } else if let Some(tr) = d.tr.as_mut() {
+                        let n = tr
+                            .decrypt(&frame, &mut scratch)
+                            .expect("hub request frames decrypt in order");
+                        let msg: ServerToDaemon =
+                            decode(&scratch[..n]).expect("hub request messages decode");
+                        if !d.got_ready {
+                            assert_eq!(msg, ServerToDaemon::Ready, "first request message");
+                            d.got_ready = true;
+                            self.stats.daemons += 1;
+                        }
+                        if let ServerToDaemon::ChatRequest { from, from_key, .. } = msg {
+                            assert!(self.reg.lookup(from) == Some(from_key), "ChatRequest: key");
+                        }
+                    }
+                }
+            }
+        }
+        match answer {
+            Some(a) => {
+                self.feed_hub_request(who, &a);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Applies one operation, then reads and checks what the hub wrote.
+    pub fn apply(&mut self, op: &ServerOp) {
+        let w = |who: &u8| usize::from(*who) % 5;
+        match op {
+            ServerOp::Connect { who } => self.connect(w(who)),
+            ServerOp::Hello { who, version, user } => {
+                self.read_all();
+                self.hello(w(who), *version, &user.0);
+            }
+            ServerOp::Login { who } => {
+                let who = w(who);
+                if self.fakes[who]
+                    .as_ref()
+                    .is_none_or(|f| f.tr.is_some() || f.dead)
+                {
+                    self.connect(who);
+                }
+                self.read_all();
+                self.hello(who, PROTOCOL_VERSION, NAMES[who]);
+            }
+            ServerOp::Msg { who, msg } => {
+                let who = w(who);
+                let m = msg.msg();
+                let mut buf = [0u8; 2 * MAX_FRAME];
+                let Ok(p) = postcard::to_slice(&m, &mut buf) else {
+                    return;
+                };
+                let p = p.to_vec();
+                let Some(f) = self.fakes[who].as_mut() else {
+                    return;
+                };
+                match m {
+                    securecom_core::message::ClientMsg::AnnounceDaemon { secret, .. } => {
+                        if let Some(tr) = f.tr.as_ref() {
+                            f.psk = Some(Psk::for_request_channel(tr.handshake_hash(), &secret));
+                        }
+                    }
+                    securecom_core::message::ClientMsg::ChatHandshake { chat_id, noise }
+                    | securecom_core::message::ClientMsg::ChatData { chat_id, noise } => {
+                        let kind = if matches!(
+                            m,
+                            securecom_core::message::ClientMsg::ChatHandshake { .. }
+                        ) {
+                            RelayKind::Handshake
+                        } else {
+                            RelayKind::Data
+                        };
+                        let peer = self
+                            .hub
+                            .session(f.sid)
+                            .and_then(|s| s.chat_peer())
+                            .filter(|(_, id)| *id == chat_id)
+                            .map(|(p, _)| p.to_string());
+                        if let (Some(peer), Some(me)) = (peer, f.name.clone()) {
+                            self.relays.push((me, peer, chat_id, kind, noise.to_vec()));
+                        }
+                    }
+                    _ => {}
+                }
+                self.send_plain(who, &p);
+            }
+            ServerOp::Plain { who, bytes } => self.send_plain(w(who), &bytes.0),
+            ServerOp::Wire { who, bytes } => self.feed_hub(w(who), &bytes.0),
+            ServerOp::Dial { ok } => {
+                while let Some((sid, _port)) = self.hub.poll_dial() {
+                    let who =
+                        (0..5).find(|&i| self.fakes[i].as_ref().is_some_and(|f| f.sid == sid));
+                    let Some(who) = who.filter(|_| *ok) else {
+                        self.hub.request_channel_failed(sid, self.now, &self.reg);
+                        continue;
+                    };
+                    let f = self.fakes[who].as_mut().expect("fake");
+                    let psk = f.psk.clone().unwrap_or_else(|| Psk::from_bytes([0x77; 32]));
+                    let hs = Handshake::new(
+                        HandshakeParams {
+                            pattern: Pattern::NNpsk0,
+                            initiator: false,
+                            prologue: REQUEST_PROLOGUE,
+                            local_static: None,
+                            remote_static: None,
+                            psk: Some(&psk),
+                            check: RemoteCheck::Any,
+                        },
+                        &mut self.frng,
+                    )
+                    .expect("daemon handshake");
+                    f.daemon = Some(Daemon {
+                        hs: Some(hs),
+                        tr: None,
+                        rx: FrameDecoder::new(),
+                        dead: false,
+                        got_ready: false,
+                    });
+                    if self
+                        .hub
+                        .request_channel_connected(sid, self.now, &mut self.rng)
+                        .is_err()
+                    {
+                        f.daemon = None;
+                        self.hub.request_channel_failed(sid, self.now, &self.reg);
+                    }
+                }
+            }
+            ServerOp::DaemonMsg { who, msg } => {
+                let mut buf = [0u8; 64];
+                if let Ok(p) = postcard::to_slice(&msg.msg(), &mut buf) {
+                    let p = p.to_vec();
+                    self.send_daemon_plain(w(who), &p);
+                }
+            }
+            ServerOp::DaemonPlain { who, bytes } => self.send_daemon_plain(w(who), &bytes.0),
+            ServerOp::DaemonWire { who, bytes } => {
+                if self.fakes[w(who)]
+                    .as_ref()
+                    .is_some_and(|f| f.daemon.is_some())
+                {
+                    self.feed_hub_request(w(who), &bytes.0);
+                }
+            }
+            ServerOp::DaemonFail { who } => {
+                if let Some(f) = self.fakes[w(who)].as_mut() {
+                    if f.daemon.take().is_some() {
+                        let sid = f.sid;
+                        self.hub.request_channel_failed(sid, self.now, &self.reg);
+                    }
+                }
+            }
+            ServerOp::Disconnect { who } => self.disconnect(w(who)),
+            ServerOp::Stall { who } => {
+                if let Some(f) = self.fakes[w(who)].as_mut() {
+                    f.stall = !f.stall;
+                }
+            }
+            ServerOp::Advance(n) => {
+                self.now = self.now.add(fixtures::step(*n));
+                self.hub.handle_timeout(self.now, &self.reg);
+            }
+            ServerOp::Shutdown => self.hub.shutdown(self.now, &self.reg),
+        }
+        self.read_all();
+    }
+}
