@@ -283,18 +283,37 @@ impl Client {
 
     /// Starts `user` pinning `server_key` (possibly a wrong one).
     pub fn start_pinned(server: &Server, user: &User, server_key: &str) -> Client {
+        Self::spawn(
+            server.addr,
+            server_key,
+            &user.name,
+            &user.key_file,
+            "127.0.0.1:0",
+        )
+    }
+
+    /// Starts user `name` (key in `key_file`) against whatever listens on
+    /// `server` (a real server, a proxy, a malicious one), pinning the server
+    /// key `server_key` (hex), its daemon listening on `daemon_listen`.
+    pub fn spawn(
+        server: SocketAddr,
+        server_key: &str,
+        name: &str,
+        key_file: &Path,
+        daemon_listen: &str,
+    ) -> Client {
         let mut child = Command::new(client_bin())
             .args([
                 "chat",
                 "--script",
                 "--server",
-                &server.addr.to_string(),
+                &server.to_string(),
                 "--server-key",
                 server_key,
             ])
-            .args(["--user", &user.name, "--key"])
-            .arg(&user.key_file)
-            .args(["--daemon-listen", "127.0.0.1:0"])
+            .args(["--user", name, "--key"])
+            .arg(key_file)
+            .args(["--daemon-listen", daemon_listen])
             .env("RUST_LOG", "debug")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -327,7 +346,7 @@ impl Client {
             }
         });
         Client {
-            name: user.name.clone(),
+            name: name.to_string(),
             stdin: child.stdin.take(),
             child,
             events: rx,
@@ -338,12 +357,38 @@ impl Client {
 
     /// Starts `user` and waits until it is logged in with its daemon reachable.
     pub fn login(server: &Server, user: &User) -> Client {
-        let mut c = Self::start(server, user);
-        c.expect("logged_in");
-        c.expect_where("daemon reachable", |v| {
+        Self::start(server, user).logged_in()
+    }
+
+    /// [`Client::spawn`], then waits until logged in with the daemon reachable.
+    pub fn spawn_logged_in(
+        server: SocketAddr,
+        server_key: &str,
+        name: &str,
+        key_file: &Path,
+        daemon_listen: &str,
+    ) -> Client {
+        Self::spawn(server, server_key, name, key_file, daemon_listen).logged_in()
+    }
+
+    fn logged_in(mut self) -> Client {
+        self.expect("logged_in");
+        self.expect_where("daemon reachable", |v| {
             v["event"] == "daemon" && v["reachable"] == true
         });
-        c
+        self
+    }
+
+    /// Where its daemon listens (from its `daemon_listening` event).
+    pub fn daemon_addr(&mut self) -> SocketAddr {
+        let v = match self.seen.iter().find(|v| v["event"] == "daemon_listening") {
+            Some(v) => v.clone(),
+            None => self.expect("daemon_listening"),
+        };
+        v["addr"]
+            .as_str()
+            .and_then(|a| a.parse().ok())
+            .expect("daemon address")
     }
 
     /// Sends one command line.
@@ -356,6 +401,24 @@ impl Client {
     /// Closes stdin (EOF).
     pub fn close_stdin(&mut self) {
         self.stdin = None;
+    }
+
+    /// The next event satisfying `pred` within `limit` (others are recorded
+    /// in `seen`); `None` on timeout or when the client has exited.
+    pub fn next_where(&mut self, limit: Duration, pred: impl Fn(&Value) -> bool) -> Option<Value> {
+        let end = Instant::now() + limit;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(v) => {
+                    self.seen.push(v.clone());
+                    if pred(&v) {
+                        return Some(v);
+                    }
+                }
+                Err(_) => return None,
+            }
+        }
     }
 
     /// Waits for the next event satisfying `pred` (others are recorded in `seen`).
@@ -405,6 +468,12 @@ impl Client {
         }
     }
 
+    /// Every event seen so far or arriving within `quiet`, in order.
+    pub fn drain(&mut self, quiet: Duration) -> Vec<Value> {
+        self.expect_none(quiet, |_| false);
+        self.seen.clone()
+    }
+
     /// Sends `/users` and returns the names listed.
     pub fn users(&mut self) -> Vec<String> {
         self.send("/users");
@@ -430,6 +499,16 @@ impl Client {
             .unwrap_or_else(|| panic!("{} did not exit; stderr:\n{}", self.name, self.stderr()))
     }
 
+    /// Waits for the process to exit within `limit`.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        wait_exit(&mut self.child, limit)
+    }
+
+    /// True while the process runs.
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().ok().flatten().is_none()
+    }
+
     /// Kills the process.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
@@ -445,20 +524,28 @@ impl Drop for Client {
 
 /// Opens a chat: `a` asks `b`, `b` accepts; returns when both are ready.
 pub fn open_chat(a: &mut Client, b: &mut Client) {
+    let (ra, rb) = open_chat_events(a, b);
+    assert_eq!(ra["peer"], b.name.as_str());
+    assert_eq!(rb["peer"], a.name.as_str());
+    assert_eq!(
+        ra["safety_number"], rb["safety_number"],
+        "safety numbers differ"
+    );
+}
+
+/// `a` asks `b`, `b` accepts; returns both `chat_ready` events, checking
+/// only who initiated (not the peers' names nor that the safety numbers
+/// agree: a malicious server may make them differ).
+pub fn open_chat_events(a: &mut Client, b: &mut Client) -> (Value, Value) {
     a.send(&format!("/chat {}", b.name));
     let req = b.expect("chat_request");
     assert_eq!(req["from"], a.name.as_str());
     b.send("/accept");
     let ra = a.expect("chat_ready");
     let rb = b.expect("chat_ready");
-    assert_eq!(ra["peer"], b.name.as_str());
-    assert_eq!(rb["peer"], a.name.as_str());
     assert_eq!(ra["initiator"], true);
     assert_eq!(rb["initiator"], false);
-    assert_eq!(
-        ra["safety_number"], rb["safety_number"],
-        "safety numbers differ"
-    );
+    (ra, rb)
 }
 
 /// `from` says `text`; `to` must receive exactly it.

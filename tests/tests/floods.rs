@@ -28,7 +28,9 @@ use adversarial::net::{
     Ending,
 };
 use adversarial::peer::{timed_login, CorePeer};
-use adversarial::procs::{fd_count, open_chat, rss_kib, say, RealServer, ScriptClient, TestUser};
+use adversarial::procs::{
+    fd_count, login_at, open_chat, rss_kib, say, RealServer, ScriptClient, TestUser,
+};
 use securecom_core::message::RefuseReason;
 use securecom_core::{ClientEvent, PublicKey, StaticSecret};
 use securecom_host::os_rng;
@@ -73,8 +75,8 @@ fn flood() -> Flood {
     }
     let timeout = HANDSHAKE_TIMEOUT.to_string();
     let server = RealServer::start(dir.path(), &reg, "info", &["--handshake-timeout", &timeout]);
-    let mut a = ScriptClient::login(server.addr, &server.key, &alice, "127.0.0.1:0");
-    let mut b = ScriptClient::login(server.addr, &server.key, &bob, "127.0.0.1:0");
+    let mut a = login_at(server.addr, &server.key, &alice, "127.0.0.1:0");
+    let mut b = login_at(server.addr, &server.key, &bob, "127.0.0.1:0");
     open_chat(&mut a, &mut b);
     say(&mut a, &mut b, "before the flood");
     // Warm up (first allocations, the registry), then the baseline.
@@ -482,8 +484,8 @@ fn chat_request_spam_against_one_user() {
     let mut f = flood();
     let sampler = Sampler::start(f.server.pid());
     let (addr, key) = (f.server.addr, f.server.key);
-    let mut target = ScriptClient::login(addr, &key, &f.target, "127.0.0.1:0");
-    let mut friend = ScriptClient::login(addr, &key, &f.friend, "127.0.0.1:0");
+    let mut target = login_at(addr, &key, &f.target, "127.0.0.1:0");
+    let mut friend = login_at(addr, &key, &f.friend, "127.0.0.1:0");
     let stop = Arc::new(AtomicBool::new(false));
     let spam: Vec<JoinHandle<(usize, usize, usize)>> = f
         .spammers

@@ -18,7 +18,8 @@ use adversarial::evil::{Deliver, EvilServer, Policy, RelayCtx};
 use adversarial::net::{wait_end, Ending};
 use adversarial::peer::CorePeer;
 use adversarial::procs::{
-    honest_safety_number, is_chat_failed, open_chat, say, RealServer, ScriptClient, TestUser,
+    honest_safety_number, is_chat_failed, login_at, open_chat, say, RealServer, ScriptClient,
+    TestUser,
 };
 use securecom_core::chat::{ChatText, E2eChat};
 use securecom_core::message::LoginError;
@@ -53,7 +54,7 @@ fn world(policy: Policy) -> World {
 }
 
 fn login(server: &EvilServer, user: &TestUser) -> ScriptClient {
-    ScriptClient::login(server.addr, &server.key, user, "127.0.0.1:0")
+    login_at(server.addr, &server.key, user, "127.0.0.1:0")
 }
 
 /// The `message` texts a client received so far.
@@ -606,7 +607,7 @@ fn stolen_server_key_impersonates_but_cannot_log_in_as_users() {
     assert_eq!(stolen.public_key(), real.key);
     let fake = EvilServer::start(stolen, &[("alice", alice.public)], Policy::default());
     // alice, pinning the real server's key, logs in to the fake one.
-    let mut captured = ScriptClient::login(fake.addr, &real.key, &alice, "127.0.0.1:0");
+    let mut captured = login_at(fake.addr, &real.key, &alice, "127.0.0.1:0");
     assert_eq!(captured.users(), ["alice"]);
     assert_eq!(fake.online(), ["alice"]);
     // The fake server tries to reach the real one on alice's behalf.

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use adversarial::net::{source_ip, wait_end};
 use adversarial::peer::CorePeer;
-use adversarial::procs::{open_chat, say, RealServer, ScriptClient, TestUser};
+use adversarial::procs::{login_at, open_chat, say, start_at, RealServer, ScriptClient, TestUser};
 use adversarial::proxy::{flip, shorten, Act, Dir, FrameCtx, Proxy, Tamper};
 use securecom_core::{Client, ClientConfig, ClientEvent, Limits, UserName};
 use securecom_host::{now, os_rng};
@@ -54,8 +54,8 @@ fn net() -> Net {
         it.next().expect("carol"),
         it.next().expect("dave"),
     );
-    let mut carol = ScriptClient::login(server.addr, &server.key, &carol_u, "127.0.0.1:0");
-    let mut dave = ScriptClient::login(server.addr, &server.key, &dave_u, "127.0.0.1:0");
+    let mut carol = login_at(server.addr, &server.key, &carol_u, "127.0.0.1:0");
+    let mut dave = login_at(server.addr, &server.key, &dave_u, "127.0.0.1:0");
     open_chat(&mut carol, &mut dave);
     Net {
         _dir: dir,
@@ -87,7 +87,7 @@ impl Net {
 
     /// Logs in bob directly.
     fn bob(&self) -> ScriptClient {
-        ScriptClient::login(self.server.addr, &self.server.key, &self.bob, "127.0.0.1:0")
+        login_at(self.server.addr, &self.server.key, &self.bob, "127.0.0.1:0")
     }
 
     /// alice through the attacker: both channels proxied, from loopback block `block`.
@@ -114,7 +114,7 @@ impl Net {
             Some(src),
             std,
         );
-        let mut client = ScriptClient::start(
+        let mut client = start_at(
             std_proxy.addr,
             &self.server.key,
             &self.alice,
@@ -361,7 +361,7 @@ fn replayed_session_is_refused() {
         .expect("the proxy recorded alice's session");
     drop(v);
     // alice logs in again for real and stays online.
-    let mut alice = ScriptClient::login(n.server.addr, &n.server.key, &n.alice, "127.0.0.1:0");
+    let mut alice = login_at(n.server.addr, &n.server.key, &n.alice, "127.0.0.1:0");
     let logins = n.server.log_count("logged in");
     for k in 0..3u32 {
         let mut s =

@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use adversarial::net::{eventually, source_ip};
-use adversarial::procs::{fd_count, RealServer, ScriptClient, TestUser};
+use adversarial::procs::{fd_count, login_at, RealServer, TestUser};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 use securecom_core::chat::ChatText;
@@ -189,7 +189,7 @@ fn soak() {
         "memory not back near its start: {rss0} KiB -> {rss1} KiB"
     );
     // Presence is empty: a fresh real client sees only itself.
-    let mut c = ScriptClient::login(server.addr, &server.key, &observer, "127.0.0.1:0");
+    let mut c = login_at(server.addr, &server.key, &observer, "127.0.0.1:0");
     assert_eq!(c.users(), ["observer"]);
 }
 

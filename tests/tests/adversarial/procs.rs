@@ -3,17 +3,15 @@
 //! users registered in bulk; clients pointed at any address (a proxy, a
 //! malicious server) with a chosen daemon address.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::channel;
 
 use securecom_core::{PublicKey, SafetyNumber, StaticSecret};
 use securecom_host::{keyfile, os_rng, public_key_hex};
-use securecom_tests::{client_bin, server_bin, Value, WAIT};
+use securecom_tests::{server_bin, Value, WAIT};
 
 /// A user with a key pair (and a key file, for the real client).
 pub struct TestUser {
@@ -225,229 +223,51 @@ impl Drop for RealServer {
     }
 }
 
-/// A real `securecom-client` in script mode, killed on drop.
-pub struct ScriptClient {
-    /// Its user name.
-    pub name: String,
-    child: Child,
-    stdin: Option<ChildStdin>,
-    events: Receiver<Value>,
-    /// Every event seen so far, in order.
-    pub seen: Vec<Value>,
-    stderr: Arc<Mutex<String>>,
-}
+// Re-exported from the harness (not every test binary uses all three).
 
-impl ScriptClient {
-    /// Starts `user` against `server`, pinning `server_key`, its daemon on `daemon_listen`.
-    pub fn start(
-        server: SocketAddr,
-        server_key: &PublicKey,
-        user: &TestUser,
-        daemon_listen: &str,
-    ) -> ScriptClient {
-        let mut child = Command::new(client_bin())
-            .args(["chat", "--script", "--server", &server.to_string()])
-            .args(["--server-key", &public_key_hex(server_key)])
-            .args(["--user", &user.name, "--key"])
-            .arg(&user.key_file)
-            .args(["--daemon-listen", daemon_listen])
-            .env("RUST_LOG", "debug")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the client");
-        let stdout = child.stdout.take().expect("stdout");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, rx) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let v = serde_json::from_str::<Value>(&line)
-                    .unwrap_or_else(|_| serde_json::json!({"event": "not_json", "line": line}));
-                if tx.send(v).is_err() {
-                    break;
-                }
-            }
-        });
-        let err = Arc::new(Mutex::new(String::new()));
-        let err2 = err.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Ok(mut e) = err2.lock() {
-                    e.push_str(&line);
-                    e.push('\n');
-                }
-            }
-        });
-        ScriptClient {
-            name: user.name.clone(),
-            stdin: child.stdin.take(),
-            child,
-            events: rx,
-            seen: Vec::new(),
-            stderr: err,
-        }
-    }
-
-    /// Starts and waits until logged in with the daemon reachable.
-    pub fn login(
-        server: SocketAddr,
-        server_key: &PublicKey,
-        user: &TestUser,
-        daemon_listen: &str,
-    ) -> ScriptClient {
-        let mut c = Self::start(server, server_key, user, daemon_listen);
-        c.expect("logged_in");
-        c.expect_where("daemon reachable", |v| {
-            v["event"] == "daemon" && v["reachable"] == true
-        });
-        c
-    }
-
-    /// Where its daemon listens (from its first event).
-    pub fn daemon_addr(&mut self) -> SocketAddr {
-        let v = match self.seen.iter().find(|v| v["event"] == "daemon_listening") {
-            Some(v) => v.clone(),
-            None => self.expect("daemon_listening"),
-        };
-        v["addr"]
-            .as_str()
-            .and_then(|a| a.parse().ok())
-            .expect("daemon address")
-    }
-
-    /// Sends one command line.
-    pub fn send(&mut self, line: &str) {
-        let stdin = self.stdin.as_mut().expect("stdin open");
-        writeln!(stdin, "{line}").expect("write to the client");
-        stdin.flush().expect("flush");
-    }
-
-    /// The next event satisfying `pred` within `limit` (others go to `seen`).
-    pub fn next_where(&mut self, limit: Duration, pred: impl Fn(&Value) -> bool) -> Option<Value> {
-        let end = Instant::now() + limit;
-        loop {
-            let left = end.saturating_duration_since(Instant::now());
-            match self.events.recv_timeout(left) {
-                Ok(v) => {
-                    self.seen.push(v.clone());
-                    if pred(&v) {
-                        return Some(v);
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {
-                    return None
-                }
-            }
-        }
-    }
-
-    /// Waits (up to the harness's `WAIT`) for the next event satisfying `pred`.
-    pub fn expect_where(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-        match self.next_where(WAIT, pred) {
-            Some(v) => v,
-            None => panic!(
-                "{}: no '{what}' within {WAIT:?}; events: {:?}\nstderr:\n{}",
-                self.name,
-                self.seen,
-                self.stderr()
-            ),
-        }
-    }
-
-    /// Waits for the next event named `event`.
-    pub fn expect(&mut self, event: &str) -> Value {
-        self.expect_where(event, |v| v["event"] == event)
-    }
-
-    /// Asserts that no event satisfying `pred` arrives within `quiet`.
-    pub fn expect_none(&mut self, quiet: Duration, pred: impl Fn(&Value) -> bool) {
-        let end = Instant::now() + quiet;
-        while let Some(left) = end.checked_duration_since(Instant::now()) {
-            match self.events.recv_timeout(left) {
-                Ok(v) => {
-                    assert!(!pred(&v), "{}: unexpected event {v}", self.name);
-                    self.seen.push(v);
-                }
-                Err(_) => return,
-            }
-        }
-    }
-
-    /// Every event seen so far or arriving within `quiet`, in order.
-    pub fn drain(&mut self, quiet: Duration) -> Vec<Value> {
-        self.expect_none(quiet, |_| false);
-        self.seen.clone()
-    }
-
-    /// Sends `/users` and returns the names listed, sorted.
-    pub fn users(&mut self) -> Vec<String> {
-        self.send("/users");
-        let v = self.expect("users");
-        let mut names: Vec<String> = v["names"]
-            .as_array()
-            .expect("names")
-            .iter()
-            .filter_map(|n| n.as_str().map(String::from))
-            .collect();
-        names.sort();
-        names
-    }
-
-    /// What the client wrote on stderr so far.
-    pub fn stderr(&self) -> String {
-        self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
-    }
-
-    /// Waits for the process to exit within `limit`.
-    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
-        let end = Instant::now() + limit;
-        while Instant::now() < end {
-            if let Ok(Some(s)) = self.child.try_wait() {
-                return Some(s);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
-    }
-
-    /// True while the process runs.
-    pub fn is_running(&mut self) -> bool {
-        self.child.try_wait().ok().flatten().is_none()
-    }
-
-    /// Kills the process.
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for ScriptClient {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// `a` asks `b`, `b` accepts; returns both `chat_ready` events.
-pub fn open_chat(a: &mut ScriptClient, b: &mut ScriptClient) -> (Value, Value) {
-    a.send(&format!("/chat {}", b.name));
-    let req = b.expect("chat_request");
-    assert_eq!(req["from"], a.name.as_str());
-    b.send("/accept");
-    let ra = a.expect("chat_ready");
-    let rb = b.expect("chat_ready");
-    assert_eq!(ra["initiator"], true);
-    assert_eq!(rb["initiator"], false);
-    (ra, rb)
-}
-
+/// `a` asks `b`, `b` accepts; returns both `chat_ready` events (checking
+/// only who initiated: a malicious server may make the rest differ).
+#[allow(unused_imports)]
+pub use securecom_tests::open_chat_events as open_chat;
 /// `from` says `text`; `to` must receive exactly it.
-pub fn say(from: &mut ScriptClient, to: &mut ScriptClient, text: &str) {
-    from.send(text);
-    let m = to.expect("message");
-    assert_eq!(m["from"], from.name.as_str());
-    assert_eq!(m["text"], text);
+#[allow(unused_imports)]
+pub use securecom_tests::say;
+/// A real `securecom-client` in script mode, killed on drop: the harness's
+/// own client (`securecom_tests::Client`), started with [`start_at`] or
+/// [`login_at`] to point it at any address.
+#[allow(unused_imports)]
+pub use securecom_tests::Client as ScriptClient;
+
+/// Starts `user` against `server`, pinning `server_key`, its daemon on `daemon_listen`.
+pub fn start_at(
+    server: SocketAddr,
+    server_key: &PublicKey,
+    user: &TestUser,
+    daemon_listen: &str,
+) -> ScriptClient {
+    ScriptClient::spawn(
+        server,
+        &public_key_hex(server_key),
+        &user.name,
+        &user.key_file,
+        daemon_listen,
+    )
+}
+
+/// Starts and waits until logged in with the daemon reachable.
+pub fn login_at(
+    server: SocketAddr,
+    server_key: &PublicKey,
+    user: &TestUser,
+    daemon_listen: &str,
+) -> ScriptClient {
+    ScriptClient::spawn_logged_in(
+        server,
+        &public_key_hex(server_key),
+        &user.name,
+        &user.key_file,
+        daemon_listen,
+    )
 }
 
 /// True for a `chat_ended` event with reason `failed`.
