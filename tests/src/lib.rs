@@ -89,6 +89,77 @@ pub fn keygen(path: &Path) -> String {
         .to_string()
 }
 
+/// `securecom-server init` in `data`; returns the server's public key (hex).
+pub fn init_server(data: &Path) -> String {
+    let init = output(
+        Command::new(server_bin())
+            .arg("--data-dir")
+            .arg(data)
+            .arg("init"),
+    );
+    init.lines()
+        .find_map(|l| l.strip_prefix("public key: "))
+        .expect("public key line")
+        .to_string()
+}
+
+/// Starts `securecom-server run` on `listen` with `--log level` and `extra`,
+/// its log appended to `log`, and waits (up to [`WAIT`]) for the line that
+/// says where it listens.
+pub fn run_server(
+    data: &Path,
+    listen: &str,
+    level: &str,
+    extra: &[impl AsRef<std::ffi::OsStr>],
+    log: &Path,
+) -> (Child, SocketAddr) {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("log file");
+    let mut child = Command::new(server_bin())
+        .arg("--data-dir")
+        .arg(data)
+        .args(["run", "--listen", listen, "--log", level])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .expect("start the server");
+    let stdout = child.stdout.take().expect("server stdout");
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let Ok(line) = rx.recv_timeout(WAIT) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("the server did not say where it listens");
+    };
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .expect("listening line")
+        .parse()
+        .expect("address");
+    (child, addr)
+}
+
+/// A server in a fresh temporary directory with `names` registered (their
+/// keys in the same directory).
+pub fn server_with_users(names: &[&str]) -> (tempfile::TempDir, Server, Vec<User>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path());
+    let users = names
+        .iter()
+        .map(|n| User::registered(dir.path(), &server, n))
+        .collect();
+    (dir, server, users)
+}
+
 /// A running server.
 pub struct Server {
     child: Option<Child>,
@@ -111,17 +182,7 @@ impl Server {
     /// Same, with extra `run` arguments (limits).
     pub fn start_with(dir: &Path, extra: &[&str]) -> Server {
         let data = dir.join("server");
-        let init = output(
-            Command::new(server_bin())
-                .arg("--data-dir")
-                .arg(&data)
-                .arg("init"),
-        );
-        let key = init
-            .lines()
-            .find_map(|l| l.strip_prefix("public key: "))
-            .expect("public key")
-            .to_string();
+        let key = init_server(&data);
         let mut s = Server {
             child: None,
             addr: "127.0.0.1:0".parse().expect("addr"),
@@ -135,36 +196,8 @@ impl Server {
     }
 
     fn spawn(&mut self, listen: &str) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .expect("log file");
-        let mut child = Command::new(server_bin())
-            .arg("--data-dir")
-            .arg(&self.data)
-            .args(["run", "--listen", listen, "--log", "debug"])
-            .args(&self.extra_args)
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .expect("start server");
-        let stdout = child.stdout.take().expect("server stdout");
-        let (tx, rx) = channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx
-            .recv_timeout(WAIT)
-            .expect("server did not say where it listens");
-        self.addr = line
-            .trim()
-            .strip_prefix("listening on ")
-            .expect("listening line")
-            .parse()
-            .expect("address");
+        let (child, addr) = run_server(&self.data, listen, "debug", &self.extra_args, &self.log);
+        self.addr = addr;
         self.child = Some(child);
     }
 

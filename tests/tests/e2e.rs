@@ -4,17 +4,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use securecom_tests::{open_chat, say, Client, Server, User};
-
-fn setup(names: &[&str]) -> (tempfile::TempDir, Server, Vec<User>) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let server = Server::start(dir.path());
-    let users = names
-        .iter()
-        .map(|n| User::registered(dir.path(), &server, n))
-        .collect();
-    (dir, server, users)
-}
+use securecom_tests::{open_chat, say, server_with_users as setup, Client, Server, User};
 
 #[test]
 fn login_list_and_logout() {

@@ -11,7 +11,10 @@ use std::process::{Child, ChildStdin, Command, Output, Stdio};
 use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
 
-use securecom_tests::{client_bin, open_chat, say, server_bin, Client, Server, User, Value, WAIT};
+use securecom_tests::{
+    client_bin, open_chat, say, server_bin, server_with_users as setup, Client, Server, User,
+    Value, WAIT,
+};
 
 fn run(cmd: &mut Command) -> Output {
     cmd.stdin(Stdio::null()).output().expect("start program")
@@ -597,16 +600,6 @@ fn certificates_each_failure_has_its_own_message() {
 }
 
 // ------------------------------------------------------------------ who you talk to
-
-fn setup(names: &[&str]) -> (tempfile::TempDir, Server, Vec<User>) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let server = Server::start(dir.path());
-    let users = names
-        .iter()
-        .map(|n| User::registered(dir.path(), &server, n))
-        .collect();
-    (dir, server, users)
-}
 
 #[test]
 fn safety_numbers_match_and_differ_per_peer() {

@@ -3,15 +3,13 @@
 //! users registered in bulk; clients pointed at any address (a proxy, a
 //! malicious server) with a chosen daemon address.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::channel;
+use std::process::Child;
 
 use securecom_core::{PublicKey, SafetyNumber, StaticSecret};
 use securecom_host::{keyfile, os_rng, public_key_hex};
-use securecom_tests::{server_bin, Value, WAIT};
+use securecom_tests::Value;
 
 /// A user with a key pair (and a key file, for the real client).
 pub struct TestUser {
@@ -95,55 +93,15 @@ impl RealServer {
     /// `--log level` and the `extra` arguments, on a free loopback port.
     pub fn start(dir: &Path, users: &[(&str, PublicKey)], level: &str, extra: &[&str]) -> Self {
         let data = dir.join("server");
-        let out = Command::new(server_bin())
-            .arg("--data-dir")
-            .arg(&data)
-            .arg("init")
-            .output()
-            .expect("server init");
-        assert!(out.status.success(), "server init failed");
-        let text = String::from_utf8_lossy(&out.stdout);
-        let hex = text
-            .lines()
-            .find_map(|l| l.strip_prefix("public key: "))
-            .expect("public key line");
-        let key = securecom_host::parse_public_key(hex).expect("server key");
+        let hex = securecom_tests::init_server(&data);
+        let key = securecom_host::parse_public_key(&hex).expect("server key");
         let mut reg = String::new();
         for (name, k) in users {
             reg.push_str(&format!("{name} {}\n", public_key_hex(k)));
         }
         std::fs::write(data.join("users"), reg).expect("write the registry");
         let log = dir.join("server.log");
-        let log_file = std::fs::File::create(&log).expect("log file");
-        let mut child = Command::new(server_bin())
-            .arg("--data-dir")
-            .arg(&data)
-            .args(["run", "--listen", "127.0.0.1:0", "--log", level])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(log_file)
-            .spawn()
-            .expect("start the server");
-        let stdout = child.stdout.take().expect("server stdout");
-        let (tx, rx) = channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = match rx.recv_timeout(WAIT) {
-            Ok(l) => l,
-            Err(_) => {
-                let _ = child.kill();
-                panic!("the server did not say where it listens");
-            }
-        };
-        let addr = line
-            .trim()
-            .strip_prefix("listening on ")
-            .expect("listening line")
-            .parse()
-            .expect("address");
+        let (child, addr) = securecom_tests::run_server(&data, "127.0.0.1:0", level, extra, &log);
         RealServer {
             child: Some(child),
             addr,
