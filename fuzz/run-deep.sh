@@ -6,6 +6,8 @@
 #   bash fuzz/run-deep.sh                  # every target, default times
 #   bash fuzz/run-deep.sh client 3600      # one target, one hour
 #   JOBS=2 bash fuzz/run-deep.sh           # libFuzzer -fork=2 (2 processes per target)
+#   RUNS=10000000 bash fuzz/run-deep.sh server_session 36000
+#                                          # stop after 10 M executions (or the time)
 #
 # Prints, per target: executions, corpus size (files, bytes), crashes.
 set -euo pipefail
@@ -20,6 +22,8 @@ if [ $# -ge 1 ]; then
   secs=([$1]=${2:-600})
 fi
 cargo +nightly fuzz build "${flags[@]}" >/dev/null
+runs=()
+[ -n "${RUNS:-}" ] && runs=(-runs="$RUNS")
 fork=()
 [ "${JOBS:-1}" -gt 1 ] && fork=(-fork="$JOBS" -ignore_crashes=1)
 mkdir -p logs
@@ -30,7 +34,7 @@ for t in frame_decoder messages handshakes client daemon server_session; do
   status=0
   cargo +nightly fuzz run "${flags[@]}" "$t" "corpus/$t" -- \
     -max_total_time="${secs[$t]}" -rss_limit_mb=2048 -timeout=20 -max_len=4096 -len_control="$(lenctl "$t")" \
-    -print_final_stats=1 "${fork[@]}" >"$log" 2>&1 || status=$?
+    -print_final_stats=1 "${runs[@]}" "${fork[@]}" >"$log" 2>&1 || status=$?
   runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
   files=$(find "corpus/$t" -type f | wc -l)
   bytes=$(du -sb "corpus/$t" | cut -f1)

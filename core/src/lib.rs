@@ -64,6 +64,9 @@ pub mod chat;
 pub mod client;
 pub mod error;
 pub mod frame;
+#[cfg(fuzzing)]
+mod fuzzing;
+
 pub mod hub;
 pub mod keys;
 pub mod limits;

@@ -15,7 +15,7 @@
 //! build its own RNG with `Default`, which a sans-IO core must not do.
 
 use clatter::crypto::cipher::ChaChaPoly;
-use clatter::crypto::dh::X25519;
+
 use clatter::crypto::hash::Blake2s;
 use clatter::handshakepattern::{noise_kk, noise_nn_psk0, noise_xx, HandshakePattern};
 use clatter::traits::{Handshaker, Hash};
@@ -156,7 +156,7 @@ impl RngCore for NoInternalRng {
 }
 impl CryptoRng for NoInternalRng {}
 
-type Engine = NqHandshakeCore<X25519, ChaChaPoly, Blake2s, NoInternalRng>;
+type Engine = NqHandshakeCore<crate::keys::X25519, ChaChaPoly, Blake2s, NoInternalRng>;
 
 /// Checks the remote static key against an expectation once it is known.
 #[derive(Clone, Copy, Debug)]
