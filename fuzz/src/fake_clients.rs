@@ -22,7 +22,9 @@
 
 use securecom_core::channel::Scratch;
 use securecom_core::frame::{encode_frame, Feed, FrameDecoder};
-use securecom_core::message::{decode, ClientHello, ServerHello, ServerMsg, ServerToDaemon};
+use securecom_core::message::{
+    decode, ClientHello, ClientMsg, ServerHello, ServerMsg, ServerToDaemon,
+};
 use securecom_core::noise::{
     Handshake, HandshakeParams, Pattern, Psk, RemoteCheck, Transport, REQUEST_PROLOGUE,
     STANDARD_PROLOGUE,
@@ -285,16 +287,53 @@ impl FakeClients {
         self.feed_hub(who, &frame_of(&m[..n]));
     }
 
-    fn send_plain(&mut self, who: usize, plain: &[u8]) {
-        let Some(tr) = self.fakes[who].as_mut().and_then(|f| f.tr.as_mut()) else {
-            return;
-        };
+        fn send_plain(&mut self, who: usize, plain: &[u8]) {
         if plain.len() > MAX_PLAINTEXT {
             return;
         }
+        self.note_sent(who, plain);
+        let Some(tr) = self.fakes[who].as_mut().and_then(|f| f.tr.as_mut()) else {
+            return;
+        };
         let mut ct = [0u8; MAX_NOISE_MESSAGE];
         let n = tr.encrypt(plain, &mut ct).expect("encrypt");
         self.feed_hub(who, &frame_of(&ct[..n]));
+    }
+
+        /// What an authentic message will make the hub do, judged by the
+    /// decoder the hub uses, whether the message was built as one (`Msg`) or
+    /// found by the fuzzer as raw plaintext (`Plain`): an announced daemon's
+    /// PSK, and the chat messages it may relay (to the peer of the chat the
+    /// hub has us in, under the name it knows us by: we may not have read
+    /// our `LoginOk` yet).
+    fn note_sent(&mut self, who: usize, plain: &[u8]) {
+        let Some(f) = self.fakes[who].as_mut() else {
+            return;
+        };
+        let Some(tr) = f.tr.as_ref() else { return };
+        match decode::<ClientMsg>(plain) {
+            Ok(ClientMsg::AnnounceDaemon { secret, .. }) => {
+                f.psk = Some(Psk::for_request_channel(tr.handshake_hash(), &secret));
+            }
+            Ok(m @ (ClientMsg::ChatHandshake { chat_id, noise }
+            | ClientMsg::ChatData { chat_id, noise })) => {
+                let kind = if matches!(m, ClientMsg::ChatHandshake { .. }) {
+                    RelayKind::Handshake
+                } else {
+                    RelayKind::Data
+                };
+                let session = self.hub.session(f.sid);
+                let peer = session
+                    .and_then(|s| s.chat_peer())
+                    .filter(|(_, id)| *id == chat_id)
+                    .map(|(p, _)| p.to_string());
+                let me = session.and_then(|s| s.user()).map(|u| u.to_string());
+                if let (Some(peer), Some(me)) = (peer, me) {
+                    self.relays.push((me, peer, chat_id, kind, noise.to_vec()));
+                }
+            }
+            _ => {}
+        }
     }
 
     fn send_daemon_plain(&mut self, who: usize, plain: &[u8]) {
@@ -412,7 +451,13 @@ impl FakeClients {
                     .relays
                     .iter()
                     .position(|r| r.1 == me && r.2 == chat_id && r.3 == kind && r.4 == noise)
-                    .expect("relayed bytes the chat's peer never sent to us");
+                    .unwrap_or_else(|| {
+                        panic!(
+                            "relayed bytes the chat's peer never sent to us: {me}, chat {chat_id}, \
+                             {kind:?}, {noise:02x?}; sent: {:?}",
+                            self.relays
+                        )
+                    });
                 self.relays.remove(i);
                 match kind {
                     RelayKind::Handshake => self.stats.chats += 1,
@@ -523,37 +568,6 @@ impl FakeClients {
                     return;
                 };
                 let p = p.to_vec();
-                let Some(f) = self.fakes[who].as_mut() else {
-                    return;
-                };
-                match m {
-                    securecom_core::message::ClientMsg::AnnounceDaemon { secret, .. } => {
-                        if let Some(tr) = f.tr.as_ref() {
-                            f.psk = Some(Psk::for_request_channel(tr.handshake_hash(), &secret));
-                        }
-                    }
-                    securecom_core::message::ClientMsg::ChatHandshake { chat_id, noise }
-                    | securecom_core::message::ClientMsg::ChatData { chat_id, noise } => {
-                        let kind = if matches!(
-                            m,
-                            securecom_core::message::ClientMsg::ChatHandshake { .. }
-                        ) {
-                            RelayKind::Handshake
-                        } else {
-                            RelayKind::Data
-                        };
-                        let peer = self
-                            .hub
-                            .session(f.sid)
-                            .and_then(|s| s.chat_peer())
-                            .filter(|(_, id)| *id == chat_id)
-                            .map(|(p, _)| p.to_string());
-                        if let (Some(peer), Some(me)) = (peer, f.name.clone()) {
-                            self.relays.push((me, peer, chat_id, kind, noise.to_vec()));
-                        }
-                    }
-                    _ => {}
-                }
                 self.send_plain(who, &p);
             }
             ServerOp::Plain { who, bytes } => self.send_plain(w(who), &bytes.0),

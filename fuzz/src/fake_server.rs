@@ -639,7 +639,21 @@ impl FakeServer {
             return;
         }
         let mut ct = [0u8; MAX_NOISE_MESSAGE];
-        let n = tr.encrypt(plain, &mut ct).expect("link encrypts");
+                let n = tr.encrypt(plain, &mut ct).expect("link encrypts");
+        // An authentic chat request, whether built as one (`LinkMsg`) or
+        // found by the fuzzer as raw plaintext (`LinkPlain`): judged by the
+        // decoder the daemon uses.
+        if let Ok(securecom_core::message::ServerToDaemon::ChatRequest {
+            chat_id,
+            from,
+            from_key,
+        }) = decode(plain)
+        {
+            if self.links[i].good_psk {
+                self.requests_sent
+                    .push((chat_id, from.to_string(), from_key.0));
+            }
+        }
         let mut f = [0u8; MAX_REQUEST_FRAME];
         let len = encode_frame(&ct[..n], &mut f).expect("frame");
         let f = f[..len].to_vec();
@@ -807,18 +821,7 @@ impl FakeServer {
                 let Ok(p) = postcard::to_slice(&m, &mut buf) else {
                     return;
                 };
-                let p = p.to_vec();
-                if let securecom_core::message::ServerToDaemon::ChatRequest {
-                    chat_id,
-                    from,
-                    from_key,
-                } = m
-                {
-                    if self.links[i].good_psk && self.links[i].tr.is_some() {
-                        self.requests_sent
-                            .push((chat_id, from.to_string(), from_key.0));
-                    }
-                }
+                                let p = p.to_vec();
                 self.link_send_plain(i, &p);
             }
             ClientOp::LinkPlain { link, bytes } => {
