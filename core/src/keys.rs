@@ -1,18 +1,18 @@
 //! Long-term identities: X25519 key pairs, fingerprints and safety numbers.
 
 use clatter::bytearray::{ByteArray, SensitiveByteArray};
-/// The X25519 of the Noise engine: clatter's, or in fuzzing builds only
-/// (`--cfg fuzzing`) the same function with its results memoized.
-#[cfg(not(fuzzing))]
-pub(crate) use clatter::crypto::dh::X25519;
-#[cfg(fuzzing)]
-pub(crate) use crate::fuzzing::MemoX25519 as X25519;
-
 use clatter::crypto::hash::Blake2s;
 use clatter::traits::{Dh, Hash};
 use rand_core::{CryptoRng, RngCore};
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop};
+
+// The X25519 of the Noise engine: clatter's, or in fuzzing builds only
+// (`--cfg fuzzing`) the same function with its results memoized.
+#[cfg(fuzzing)]
+pub(crate) use crate::fuzzing::MemoX25519 as X25519;
+#[cfg(not(fuzzing))]
+pub(crate) use clatter::crypto::dh::X25519;
 
 /// Length of an X25519 key, public or private.
 pub const KEY_LEN: usize = 32;

@@ -287,7 +287,7 @@ impl FakeClients {
         self.feed_hub(who, &frame_of(&m[..n]));
     }
 
-        fn send_plain(&mut self, who: usize, plain: &[u8]) {
+    fn send_plain(&mut self, who: usize, plain: &[u8]) {
         if plain.len() > MAX_PLAINTEXT {
             return;
         }
@@ -300,7 +300,7 @@ impl FakeClients {
         self.feed_hub(who, &frame_of(&ct[..n]));
     }
 
-        /// What an authentic message will make the hub do, judged by the
+    /// What an authentic message will make the hub do, judged by the
     /// decoder the hub uses, whether the message was built as one (`Msg`) or
     /// found by the fuzzer as raw plaintext (`Plain`): an announced daemon's
     /// PSK, and the chat messages it may relay (to the peer of the chat the
@@ -315,8 +315,10 @@ impl FakeClients {
             Ok(ClientMsg::AnnounceDaemon { secret, .. }) => {
                 f.psk = Some(Psk::for_request_channel(tr.handshake_hash(), &secret));
             }
-            Ok(m @ (ClientMsg::ChatHandshake { chat_id, noise }
-            | ClientMsg::ChatData { chat_id, noise })) => {
+            Ok(
+                m @ (ClientMsg::ChatHandshake { chat_id, noise }
+                | ClientMsg::ChatData { chat_id, noise }),
+            ) => {
                 let kind = if matches!(m, ClientMsg::ChatHandshake { .. }) {
                     RelayKind::Handshake
                 } else {

@@ -639,7 +639,7 @@ impl FakeServer {
             return;
         }
         let mut ct = [0u8; MAX_NOISE_MESSAGE];
-                let n = tr.encrypt(plain, &mut ct).expect("link encrypts");
+        let n = tr.encrypt(plain, &mut ct).expect("link encrypts");
         // An authentic chat request, whether built as one (`LinkMsg`) or
         // found by the fuzzer as raw plaintext (`LinkPlain`): judged by the
         // decoder the daemon uses.
@@ -821,7 +821,7 @@ impl FakeServer {
                 let Ok(p) = postcard::to_slice(&m, &mut buf) else {
                     return;
                 };
-                                let p = p.to_vec();
+                let p = p.to_vec();
                 self.link_send_plain(i, &p);
             }
             ClientOp::LinkPlain { link, bytes } => {

@@ -94,10 +94,13 @@ pub mod targets {
     /// Most operations per input (keeps every run short).
     pub const MAX_OPS: usize = 200;
 
-        /// Runs the operations of an input. With `SECURECOM_FUZZ_TRACE` set in
+    /// Runs the operations of an input. With `SECURECOM_FUZZ_TRACE` set in
     /// the environment, prints each one first (to read a reproducer:
     /// `SECURECOM_FUZZ_TRACE=1 cargo +nightly fuzz run … <target> <file>`).
-    fn ops<'a, T: Arbitrary<'a> + core::fmt::Debug>(u: &mut Unstructured<'a>, mut f: impl FnMut(T)) {
+    fn ops<'a, T: Arbitrary<'a> + core::fmt::Debug>(
+        u: &mut Unstructured<'a>,
+        mut f: impl FnMut(T),
+    ) {
         let trace = std::env::var_os("SECURECOM_FUZZ_TRACE").is_some();
         for _ in 0..MAX_OPS {
             let Ok(op) = T::arbitrary(u) else { break };
