@@ -68,7 +68,6 @@ pub mod frame;
 // runs in every `cargo test`.
 #[cfg(any(fuzzing, test))]
 mod fuzzing;
-
 pub mod hub;
 pub mod keys;
 pub mod limits;

@@ -15,7 +15,6 @@
 //! build its own RNG with `Default`, which a sans-IO core must not do.
 
 use clatter::crypto::cipher::ChaChaPoly;
-
 use clatter::crypto::hash::Blake2s;
 use clatter::handshakepattern::{noise_kk, noise_nn_psk0, noise_xx, HandshakePattern};
 use clatter::traits::{Handshaker, Hash};
