@@ -57,36 +57,47 @@ impl Dh for MemoX25519 {
     }
 
     fn pubkey(k: &Self::PrivateKey) -> Self::PubKey {
-        let secret: Key = **k;
-        if let Some(p) = MEMO.with(|m| m.borrow().pubkeys.get(&secret).copied()) {
-            return p;
-        }
-        let p = X25519::pubkey(k);
-        MEMO.with(|m| {
-            let map = &mut m.borrow_mut().pubkeys;
-            if map.len() >= MAX_ENTRIES {
-                map.clear();
-            }
-            map.insert(secret, p);
-        });
+        let Ok(p) = memoized::<_, core::convert::Infallible>(
+            |m| &mut m.pubkeys,
+            **k,
+            || Ok(X25519::pubkey(k)),
+        );
         p
     }
 
     fn dh(k: &Self::PrivateKey, pk: &Self::PubKey) -> DhResult<Self::Output> {
-        let key: (Key, Key) = (**k, *pk);
-        if let Some(out) = MEMO.with(|m| m.borrow().shared.get(&key).copied()) {
-            return Ok(clatter::bytearray::SensitiveByteArray::new(out));
-        }
-        let out = X25519::dh(k, pk)?;
-        MEMO.with(|m| {
-            let map = &mut m.borrow_mut().shared;
-            if map.len() >= MAX_ENTRIES {
-                map.clear();
-            }
-            map.insert(key, *out);
-        });
-        Ok(out)
+        memoized(
+            |m| &mut m.shared,
+            (**k, *pk),
+            || X25519::dh(k, pk).map(|o| *o),
+        )
+        .map(clatter::bytearray::SensitiveByteArray::new)
     }
+}
+
+/// The value of `key` in the table `table` picks, computed by `compute` on
+/// a miss (an error is returned, not kept).
+fn memoized<K: core::hash::Hash + Eq, E>(
+    table: fn(&mut Memo) -> &mut HashMap<K, Key>,
+    key: K,
+    compute: impl FnOnce() -> Result<Key, E>,
+) -> Result<Key, E> {
+    if let Some(v) = MEMO.with(|m| {
+        let mut memo = m.borrow_mut();
+        table(&mut memo).get(&key).copied()
+    }) {
+        return Ok(v);
+    }
+    let v = compute()?;
+    MEMO.with(|m| {
+        let mut memo = m.borrow_mut();
+        let map = table(&mut memo);
+        if map.len() >= MAX_ENTRIES {
+            map.clear();
+        }
+        map.insert(key, v);
+    });
+    Ok(v)
 }
 
 #[cfg(test)]
