@@ -40,9 +40,9 @@ for t in frame_decoder messages handshakes client daemon server_session; do
   cargo +nightly fuzz run "${flags[@]}" "$t" "corpus/$t" -- \
     -max_total_time="${secs[$t]}" -rss_limit_mb=2048 -timeout=20 -max_len=4096 -len_control="$(lenctl "$t")" \
     -print_final_stats=1 "${runs[@]}" "${fork[@]}" >"$log" 2>&1 || status=$?
-  runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
+  execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
   files=$(find "corpus/$t" -type f | wc -l)
   bytes=$(du -sb "corpus/$t" | cut -f1)
   crashes=$(find "artifacts/$t" -type f 2>/dev/null | wc -l)
-  echo "$t: ${secs[$t]}s, ${runs:-?} executions, corpus $files files / $bytes bytes, artifacts $crashes, exit $status"
+  echo "$t: ${secs[$t]}s, ${execs:-?} executions, corpus $files files / $bytes bytes, artifacts $crashes, exit $status"
 done
