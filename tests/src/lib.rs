@@ -306,6 +306,8 @@ pub struct Client {
     /// Every event seen so far, in order.
     pub seen: Vec<Value>,
     stderr: std::sync::Arc<Mutex<String>>,
+    /// The thread copying stderr into `stderr`; it ends at the process's exit.
+    stderr_copier: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Client {
@@ -370,7 +372,7 @@ impl Client {
         });
         let err = std::sync::Arc::new(Mutex::new(String::new()));
         let err2 = err.clone();
-        std::thread::spawn(move || {
+        let stderr_copier = std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Ok(mut e) = err2.lock() {
                     e.push_str(&line);
@@ -385,6 +387,7 @@ impl Client {
             events: rx,
             seen: Vec::new(),
             stderr: err,
+            stderr_copier: Some(stderr_copier),
         }
     }
 
@@ -472,12 +475,13 @@ impl Client {
                     self.seen,
                     self.stderr()
                 ),
-                Err(RecvTimeoutError::Disconnected) => panic!(
-                    "{}: exited before '{what}'; events: {:?}\nstderr:\n{}",
-                    self.name,
-                    self.seen,
-                    self.stderr()
-                ),
+                Err(RecvTimeoutError::Disconnected) => {
+                    let stderr = self.final_stderr();
+                    panic!(
+                        "{}: exited before '{what}'; events: {:?}\nstderr:\n{stderr}",
+                        self.name, self.seen
+                    )
+                }
             }
         }
     }
@@ -524,6 +528,18 @@ impl Client {
     /// What the client wrote on stderr so far.
     pub fn stderr(&self) -> String {
         self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Everything the client wrote on stderr, once it has exited (waits up
+    /// to 5 s for that): its last words are often why it exited, and they
+    /// may still be on their way when its stdout closes.
+    pub fn final_stderr(&mut self) -> String {
+        if wait_exit(&mut self.child, Duration::from_secs(5)).is_some() {
+            if let Some(t) = self.stderr_copier.take() {
+                let _ = t.join();
+            }
+        }
+        self.stderr()
     }
 
     /// Waits for the process to exit; returns its status.

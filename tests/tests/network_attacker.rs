@@ -93,40 +93,62 @@ impl Net {
     /// alice through the attacker: both channels proxied, from loopback block `block`.
     fn victim(&self, block: u8, std: Tamper, daemon: Tamper) -> Victim {
         let src = source_ip(block, 0);
-        // The daemon proxy listens on S:P, alice's real daemon on 127.0.0.1:P.
-        // P is picked below the kernel's ephemeral range, so that no outgoing
-        // connection takes it between our check and the client's bind.
-        let mut seed = (std::process::id() as u64) << 8 | u64::from(block);
-        let (dl, port) = loop {
-            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-            let port = 20_000 + (seed >> 33) as u16 % 10_000;
-            let Ok(dl) = TcpListener::bind(SocketAddr::new(src, port)) else {
-                continue;
-            };
-            if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-                break (dl, port);
-            }
-        };
-        let daemon_proxy = Proxy::start(dl, SocketAddr::from(([127, 0, 0, 1], port)), None, daemon);
         let std_proxy = Proxy::start(
             TcpListener::bind("127.0.0.1:0").expect("bind"),
             self.server.addr,
             Some(src),
             std,
         );
-        let mut client = start_at(
-            std_proxy.addr,
-            &self.server.key,
-            &self.alice,
-            &format!("127.0.0.1:{port}"),
-        );
-        let listening = client.daemon_addr();
-        assert_eq!(listening.port(), port);
-        Victim {
-            std: std_proxy,
-            daemon: daemon_proxy,
-            client,
+        // The daemon proxy listens on S:P, alice's real daemon on 127.0.0.1:P.
+        // P is picked below the kernel's ephemeral range, so that no outgoing
+        // connection takes it. The other tests of this binary pick ports at
+        // the same time: if one takes P between our check and the client's
+        // bind, the client exits before connecting (so the standard proxy
+        // has seen nothing) and we pick again.
+        let mut seed = (std::process::id() as u64) << 8 | u64::from(block);
+        for _ in 0..8 {
+            let (dl, port) = loop {
+                seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                let port = 20_000 + (seed >> 33) as u16 % 10_000;
+                let Ok(dl) = TcpListener::bind(SocketAddr::new(src, port)) else {
+                    continue;
+                };
+                if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                    break (dl, port);
+                }
+            };
+            let mut client = start_at(
+                std_proxy.addr,
+                &self.server.key,
+                &self.alice,
+                &format!("127.0.0.1:{port}"),
+            );
+            if client
+                .next_where(Duration::from_secs(30), |e| {
+                    e["event"] == "daemon_listening"
+                })
+                .is_none()
+            {
+                let err = client.final_stderr();
+                assert!(
+                    err.contains("cannot listen"),
+                    "alice: no 'daemon_listening'; events: {:?}\nstderr:\n{err}",
+                    client.seen
+                );
+                eprintln!("port {port} was taken before alice's daemon bound it; another");
+                continue;
+            }
+            assert_eq!(client.daemon_addr().port(), port);
+            assert!(std_proxy.conn(1).is_none(), "a second standard connection");
+            let daemon_proxy =
+                Proxy::start(dl, SocketAddr::from(([127, 0, 0, 1], port)), None, daemon);
+            return Victim {
+                std: std_proxy,
+                daemon: daemon_proxy,
+                client,
+            };
         }
+        panic!("alice's daemon found no free port in 8 tries");
     }
 }
 
