@@ -77,6 +77,8 @@ struct Task {
     /// The chat peer's mailbox, cached when the chat starts (hot path).
     peer_cache: Option<(UserName, Mailbox)>,
     me: Option<(UserName, PublicKey)>,
+    /// True while this session is the one `presence` lists for `me`.
+    listed: bool,
     /// Set when the login is over, to release the per-address handshake slot.
     handshake_done: bool,
 }
@@ -125,6 +127,7 @@ pub async fn run(
         dial: None,
         peer_cache: None,
         me: None,
+        listed: false,
         handshake_done: false,
     };
     debug!(session = id, %peer, "connected");
@@ -168,10 +171,7 @@ pub async fn run(
     if let Some(d) = t.dial.take() {
         d.abort();
     }
-    if let Some((user, _)) = &t.me {
-        t.shared.presence.logout(user, t.id);
-        info!(session = id, %user, "logged out");
-    }
+    t.unlist();
     debug!(session = id, %peer, "closed");
 }
 
@@ -435,7 +435,22 @@ impl Task {
         }
     }
 
+    /// Takes this session off the online list (once).
+    fn unlist(&mut self) {
+        if let (true, Some((user, _))) = (self.listed, &self.me) {
+            self.shared.presence.logout(user, self.id);
+            self.listed = false;
+            info!(session = self.id, %user, "logged out");
+        }
+    }
+
     fn route_events(&mut self) {
+        // An ended session leaves the online list before its chat peer is
+        // told that it left: whoever hears "left" and lists the users at
+        // once must not see it.
+        if self.session.is_closed() {
+            self.unlist();
+        }
         while let Some(event) = self.session.poll_event() {
             let t = now();
             match event {
@@ -453,6 +468,7 @@ impl Task {
                     let online = self.shared.presence.count();
                     info!(session = self.id, peer = %self.peer, %user, key = %key.fingerprint(), online, "logged in");
                     self.me = Some((user, key));
+                    self.listed = true;
                 }
                 ServerEvent::LoginFailed => {
                     info!(session = self.id, peer = %self.peer, "login refused")

@@ -110,6 +110,9 @@ impl Setup {
             .collect();
         let (secret, secret_hex, public_hex) = device_key();
         server.add_user(DEVICE, &public_hex);
+        // The port is free now and QEMU binds it at boot: build the firmware
+        // first, so that nothing long runs in between.
+        firmware();
         let daemon_port = free_port();
         let config = dir.path().join("device.cfg");
         std::fs::write(

@@ -314,6 +314,8 @@ struct Raw {
     _stdin: Option<ChildStdin>,
     events: Receiver<Value>,
     stderr: std::sync::Arc<std::sync::Mutex<String>>,
+    /// Copies stderr into `stderr` until the process exits.
+    stderr_copier: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Raw {
@@ -340,7 +342,7 @@ impl Raw {
         });
         let err = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
         let (err2, stderr) = (err.clone(), child.stderr.take().expect("stderr"));
-        std::thread::spawn(move || {
+        let stderr_copier = std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Ok(mut e) = err2.lock() {
                     e.push_str(&line);
@@ -353,6 +355,7 @@ impl Raw {
             child,
             events: rx,
             stderr: err,
+            stderr_copier: Some(stderr_copier),
         }
     }
 
@@ -384,6 +387,16 @@ impl Raw {
             std::thread::sleep(Duration::from_millis(20));
         }
         panic!("client did not exit");
+    }
+
+    /// All of stderr, once the process has exited (its last line, the
+    /// reason, may still be in the pipe when the exit is seen).
+    fn final_stderr(&mut self) -> String {
+        self.exit_status();
+        if let Some(t) = self.stderr_copier.take() {
+            let _ = t.join();
+        }
+        self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
     }
 }
 
@@ -450,7 +463,7 @@ fn refused_with(server: &Server, user: &User, trust: &[&str], needle: &str) {
     let error = v["error"].as_str().unwrap_or_default().to_string();
     assert!(error.contains(needle), "expected '{needle}' in '{error}'");
     assert!(!c.exit_status().success());
-    let err = c.stderr.lock().map(|s| s.clone()).unwrap_or_default();
+    let err = c.final_stderr();
     assert!(err.contains(needle), "stderr: {err}");
 }
 
@@ -562,11 +575,7 @@ fn certificates_each_failure_has_its_own_message() {
         ],
     );
     assert!(!c.exit_status().success());
-    assert!(c
-        .stderr
-        .lock()
-        .expect("stderr")
-        .contains("not signed by the trusted CA"));
+    assert!(c.final_stderr().contains("not signed by the trusted CA"));
     drop(s);
 
     // Expired, not yet valid.

@@ -258,8 +258,10 @@ async fn session(
         server_key: ctx.server_key,
         daemon_port: Some(port),
         // A patient client: under load a login may take longer than 10 s.
+        // Its own deadline comes after the retry below (40 s), so that a
+        // stalled login is retried, not counted as a failure.
         limits: Limits {
-            handshake_timeout: securecom_core::Duration::from_secs(40),
+            handshake_timeout: securecom_core::Duration::from_secs(45),
             ..Limits::DEFAULT
         },
     };

@@ -50,7 +50,8 @@ pub enum Act {
     /// Forward these bytes instead (any number of frames, or garbage).
     Replace(Vec<u8>),
     /// Hold it back and forward it right after the next frame of this direction
-    /// (or after 3 s if none comes).
+    /// (or after [`HOLD_LIMIT`] if none comes: the tests that hold a frame
+    /// always make another follow, so this is only a safety net).
     Hold,
     /// Forward these bytes, then close both connections.
     Cut(Vec<u8>),
@@ -194,6 +195,11 @@ fn accept_loop(
     }
 }
 
+/// How long a held frame waits for the next one: as long as a test waits
+/// for an event, since the next frame may come from a chain of processes on
+/// a loaded machine.
+const HOLD_LIMIT: Duration = securecom_tests::WAIT;
+
 /// Moves one direction of one connection, frame by frame, through the tamper function.
 fn pump(conn: usize, dir: Dir, mut from: TcpStream, mut to: TcpStream, state: Arc<Mutex<State>>) {
     let _ = from.set_read_timeout(Some(Duration::from_millis(100)));
@@ -206,7 +212,7 @@ fn pump(conn: usize, dir: Dir, mut from: TcpStream, mut to: TcpStream, state: Ar
             Ok(n) => n,
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
                 if let Some((h, since)) = &held {
-                    if since.elapsed() > Duration::from_secs(3) {
+                    if since.elapsed() > HOLD_LIMIT {
                         let _ = to.write_all(h);
                         held = None;
                     }
