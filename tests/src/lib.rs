@@ -337,19 +337,34 @@ impl Client {
         key_file: &Path,
         daemon_listen: &str,
     ) -> Client {
+        Self::spawn_trusting(
+            server,
+            &["--server-key", server_key],
+            name,
+            key_file,
+            daemon_listen,
+        )
+    }
+
+    /// [`Client::spawn`] with any way of trusting the server: `trust` is
+    /// the client's arguments for it (`--server-key K`, or `--ca-key K` and
+    /// the certificate options).
+    pub fn spawn_trusting(
+        server: SocketAddr,
+        trust: &[&str],
+        name: &str,
+        key_file: &Path,
+        daemon_listen: &str,
+    ) -> Client {
         let mut child = Command::new(client_bin())
-            .args([
-                "chat",
-                "--script",
-                "--server",
-                &server.to_string(),
-                "--server-key",
-                server_key,
-            ])
+            .args(["chat", "--script", "--server", &server.to_string()])
+            .args(trust)
             .args(["--user", name, "--key"])
             .arg(key_file)
             .args(["--daemon-listen", daemon_listen])
             .env("RUST_LOG", "debug")
+            // The test keys have no passphrase: the caller's shell must not supply one.
+            .env_remove("SECURECOM_PASSPHRASE")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

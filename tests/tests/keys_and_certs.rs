@@ -4,16 +4,14 @@
 //! reason a client refuses a server certificate, safety numbers, and the
 //! known-peers warning that holds a chat until `/trust`.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Output, Stdio};
-use std::sync::mpsc::{channel, Receiver};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use securecom_tests::{
-    client_bin, open_chat, say, server_bin, server_with_users as setup, Client, Server, User,
-    Value, WAIT,
+    client_bin, open_chat, say, server_bin, server_with_users as setup, Client, Server, User, WAIT,
 };
 
 fn run(cmd: &mut Command) -> Output {
@@ -308,105 +306,6 @@ fn protected_server_key_for_unattended_starts() {
 
 // ------------------------------------------------------------------ certificates
 
-/// A scripted client with any extra arguments (CA mode).
-struct Raw {
-    child: Child,
-    _stdin: Option<ChildStdin>,
-    events: Receiver<Value>,
-    stderr: std::sync::Arc<std::sync::Mutex<String>>,
-    /// Copies stderr into `stderr` until the process exits.
-    stderr_copier: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Raw {
-    fn start(server: &Server, user: &User, trust: &[&str]) -> Raw {
-        let mut child = client()
-            .args(["chat", "--script", "--server", &server.addr.to_string()])
-            .args(trust)
-            .args(["--user", &user.name, "--key"])
-            .arg(&user.key_file)
-            .args(["--daemon-listen", "127.0.0.1:0"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start client");
-        let (tx, rx) = channel();
-        let stdout = child.stdout.take().expect("stdout");
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                    let _ = tx.send(v);
-                }
-            }
-        });
-        let err = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        let (err2, stderr) = (err.clone(), child.stderr.take().expect("stderr"));
-        let stderr_copier = std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Ok(mut e) = err2.lock() {
-                    e.push_str(&line);
-                    e.push('\n');
-                }
-            }
-        });
-        Raw {
-            _stdin: child.stdin.take(),
-            child,
-            events: rx,
-            stderr: err,
-            stderr_copier: Some(stderr_copier),
-        }
-    }
-
-    /// The next event named `name` (others skipped).
-    fn expect(&mut self, name: &str) -> Value {
-        let end = Instant::now() + WAIT;
-        let mut seen = Vec::new();
-        while let Some(left) = end.checked_duration_since(Instant::now()) {
-            match self.events.recv_timeout(left) {
-                Ok(v) if v["event"] == name => return v,
-                Ok(v) => seen.push(v),
-                Err(_) => break,
-            }
-        }
-        let _ = self.child.kill();
-        std::thread::sleep(Duration::from_millis(100));
-        panic!(
-            "no '{name}'; events {seen:?}; stderr:\n{}",
-            self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
-        );
-    }
-
-    fn exit_status(&mut self) -> std::process::ExitStatus {
-        let end = Instant::now() + WAIT;
-        while Instant::now() < end {
-            if let Ok(Some(s)) = self.child.try_wait() {
-                return s;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("client did not exit");
-    }
-
-    /// All of stderr, once the process has exited (its last line, the
-    /// reason, may still be in the pipe when the exit is seen).
-    fn final_stderr(&mut self) -> String {
-        self.exit_status();
-        if let Some(t) = self.stderr_copier.take() {
-            let _ = t.join();
-        }
-        self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
-    }
-}
-
-impl Drop for Raw {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 struct Ca {
     dir: PathBuf,
     public: String,
@@ -456,13 +355,24 @@ fn server_with_cert(root: &Path, scenario: &str, base: &Path, cert: Option<&Path
     }
 }
 
+/// `user`'s scripted client against `server`, trusting it as `trust` says.
+fn ca_client(server: &Server, user: &User, trust: &[&str]) -> Client {
+    Client::spawn_trusting(
+        server.addr,
+        trust,
+        &user.name,
+        &user.key_file,
+        "127.0.0.1:0",
+    )
+}
+
 #[track_caller]
 fn refused_with(server: &Server, user: &User, trust: &[&str], needle: &str) {
-    let mut c = Raw::start(server, user, trust);
+    let mut c = ca_client(server, user, trust);
     let v = c.expect("disconnected");
     let error = v["error"].as_str().unwrap_or_default().to_string();
     assert!(error.contains(needle), "expected '{needle}' in '{error}'");
-    assert!(!c.exit_status().success());
+    assert!(!c.wait().success());
     let err = c.final_stderr();
     assert!(err.contains(needle), "stderr: {err}");
 }
@@ -521,14 +431,14 @@ fn certificates_each_failure_has_its_own_message() {
 
     // Accepted: signed by the CA, right name, in its period, not revoked, our key.
     let s = server_with_cert(r, "good", &base, Some(&good));
-    let mut c = Raw::start(&s, &alice, &trust);
+    let mut c = ca_client(&s, &alice, &trust);
     let v = c.expect("server_certified");
     assert_eq!(v["name"], "127.0.0.1");
     assert_eq!(v["serial"], 1);
     c.expect("logged_in");
     drop(c);
     // Pinning that server's key keeps working as before.
-    let mut c = Raw::start(&s, &alice, &["--server-key", &server_key]);
+    let mut c = ca_client(&s, &alice, &["--server-key", &server_key]);
     c.expect("logged_in");
     drop(c);
 
@@ -564,7 +474,7 @@ fn certificates_each_failure_has_its_own_message() {
     // A revocation list from another CA is refused before connecting.
     let other_crl = certs.join("other-crl.pem");
     ok(other_ca.cmd().arg("crl").arg("--out").arg(&other_crl));
-    let mut c = Raw::start(
+    let mut c = ca_client(
         &s,
         &alice,
         &[
@@ -574,7 +484,7 @@ fn certificates_each_failure_has_its_own_message() {
             other_crl.to_str().expect("utf-8"),
         ],
     );
-    assert!(!c.exit_status().success());
+    assert!(!c.wait().success());
     assert!(c.final_stderr().contains("not signed by the trusted CA"));
     drop(s);
 
