@@ -646,13 +646,13 @@ impl FakeServer {
         // An authentic chat request, whether built as one (`LinkMsg`) or
         // found by the fuzzer as raw plaintext (`LinkPlain`): judged by the
         // decoder the daemon uses.
-        if let Ok(securecom_core::message::ServerToDaemon::ChatRequest {
-            chat_id,
-            from,
-            from_key,
-        }) = decode(plain)
-        {
-            if self.links[i].good_psk {
+        if self.links[i].good_psk {
+            if let Ok(securecom_core::message::ServerToDaemon::ChatRequest {
+                chat_id,
+                from,
+                from_key,
+            }) = decode(plain)
+            {
                 self.requests_sent
                     .push((chat_id, from.to_string(), from_key.0));
             }

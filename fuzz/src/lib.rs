@@ -101,7 +101,10 @@ pub mod targets {
         u: &mut Unstructured<'a>,
         mut f: impl FnMut(T),
     ) {
-        let trace = std::env::var_os("SECURECOM_FUZZ_TRACE").is_some();
+        // Read once per process, not once per input.
+        static TRACE: std::sync::LazyLock<bool> =
+            std::sync::LazyLock::new(|| std::env::var_os("SECURECOM_FUZZ_TRACE").is_some());
+        let trace = *TRACE;
         for _ in 0..MAX_OPS {
             let Ok(op) = T::arbitrary(u) else { break };
             if trace {
