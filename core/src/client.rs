@@ -623,6 +623,11 @@ impl Client {
             // leave it, which also tells the peer.
             return self.send(now, &ClientMsg::LeaveChat);
         }
+        if peer_key.is_low_order() {
+            // No one holds its private key, and every DH with it is all
+            // zeros: a chat keyed so would be open to whoever relays it.
+            return self.chat_failed(now, CryptoError::WeakKey.into());
+        }
         let chat = E2eChat::new(
             chat_id,
             &self.identity,

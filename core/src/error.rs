@@ -43,6 +43,10 @@ pub enum CryptoError {
     DecryptFailed,
     /// The peer's static key is not the expected one (pinned or registered).
     PeerKeyMismatch,
+    /// A public key (the peer's static or ephemeral, or one given to us) is
+    /// a low-order X25519 point: every DH with it is all zeros, a secret
+    /// known to anyone (see [`crate::PublicKey::is_low_order`]).
+    WeakKey,
     /// A handshake or transport call in the wrong phase or turn.
     WrongState,
     /// The message limit of the session was reached (see [`crate::Limits`]).

@@ -2,26 +2,104 @@
 
 use clatter::bytearray::{ByteArray, SensitiveByteArray};
 use clatter::crypto::hash::Blake2s;
-use clatter::traits::{Dh, Hash};
+use clatter::error::{DhError, DhResult};
+use clatter::traits::{CryptoComponent, Dh, Hash, Rng};
+use clatter::KeyPair;
 use rand_core::{CryptoRng, RngCore};
-use subtle::ConstantTimeEq;
+use subtle::{Choice, ConstantTimeEq};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-// The X25519 of the Noise engine: clatter's, or in fuzzing builds only
-// (`--cfg fuzzing`) the same function with its results memoized.
+use crate::error::CryptoError;
+
+// X25519: clatter's, or in fuzzing builds only (`--cfg fuzzing`) the same
+// function with its results memoized. The Noise engine uses it through
+// [`ContributoryX25519`].
 #[cfg(fuzzing)]
-pub(crate) use crate::fuzzing::MemoX25519 as X25519;
+use crate::fuzzing::MemoX25519 as RawX25519;
 #[cfg(not(fuzzing))]
-pub(crate) use clatter::crypto::dh::X25519;
+use clatter::crypto::dh::X25519 as RawX25519;
 
 /// Length of an X25519 key, public or private.
 pub const KEY_LEN: usize = 32;
+
+/// The u-coordinates of the points of small order (1, 2, 4 or 8) of
+/// Curve25519 and of its twist, little-endian, as libsodium lists them:
+/// 0, 1, the two points of order 8, p - 1, and p and p + 1 (the
+/// non-canonical encodings of 0 and 1; no other small-order point has one
+/// below 2^255). X25519 ignores the top bit, so each entry also stands for
+/// itself with bit 255 set: 14 encodings in all. With any (clamped) private
+/// key, X25519 of these, and only these, is all zeros.
+const LOW_ORDER: [[u8; KEY_LEN]; 7] = [
+    [0; KEY_LEN],
+    [
+        0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00,
+    ],
+    // 325606250916557431795983626356110631294008115727848805560023387167927233504
+    [
+        0xe0, 0xeb, 0x7a, 0x7c, 0x3b, 0x41, 0xb8, 0xae, 0x16, 0x56, 0xe3, 0xfa, 0xf1, 0x9f, 0xc4,
+        0x6a, 0xda, 0x09, 0x8d, 0xeb, 0x9c, 0x32, 0xb1, 0xfd, 0x86, 0x62, 0x05, 0x16, 0x5f, 0x49,
+        0xb8, 0x00,
+    ],
+    // 39382357235489614581723060781553021112529911719440698176882885853963445705823
+    [
+        0x5f, 0x9c, 0x95, 0xbc, 0xa3, 0x50, 0x8c, 0x24, 0xb1, 0xd0, 0xb1, 0x55, 0x9c, 0x83, 0xef,
+        0x5b, 0x04, 0x44, 0x5c, 0xc4, 0x58, 0x1c, 0x8e, 0x86, 0xd8, 0x22, 0x4e, 0xdd, 0xd0, 0x9f,
+        0x11, 0x57,
+    ],
+    // p - 1
+    [
+        0xec, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0x7f,
+    ],
+    // p = 2^255 - 19
+    [
+        0xed, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0x7f,
+    ],
+    // p + 1
+    [
+        0xee, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0x7f,
+    ],
+];
 
 /// An X25519 public key: the identity of a user or of the server.
 #[derive(Clone, Copy, serde::Serialize, serde::Deserialize)]
 pub struct PublicKey(pub [u8; KEY_LEN]);
 
 impl PublicKey {
+    /// The key, unless it is a low-order point ([`CryptoError::WeakKey`]):
+    /// how a key from a file, a command line or a configuration enters.
+    pub fn try_from_bytes(bytes: [u8; KEY_LEN]) -> Result<Self, CryptoError> {
+        let key = PublicKey(bytes);
+        if key.is_low_order() {
+            Err(CryptoError::WeakKey)
+        } else {
+            Ok(key)
+        }
+    }
+
+    /// True if the key is a point of small order (or encodes one), such as
+    /// all zeros: X25519 with it gives all zeros whatever the private key,
+    /// so a handshake with it proves nothing and hides nothing. Checked in
+    /// constant time against the 14 encodings of such points.
+    pub fn is_low_order(&self) -> bool {
+        let mut u = self.0;
+        // X25519 ignores the top bit (RFC 7748 section 5).
+        if let Some(last) = u.last_mut() {
+            *last &= 0x7f;
+        }
+        let low = LOW_ORDER
+            .iter()
+            .fold(Choice::from(0), |found, bad| found | u.ct_eq(bad));
+        low.into()
+    }
+
     /// The raw bytes.
     pub const fn as_bytes(&self) -> &[u8; KEY_LEN] {
         &self.0
@@ -123,7 +201,7 @@ impl StaticSecret {
 
     /// A key from its 32 stored bytes.
     pub fn from_bytes(secret: [u8; KEY_LEN]) -> Self {
-        let public = X25519::pubkey(&SensitiveByteArray::new(secret));
+        let public = RawX25519::pubkey(&SensitiveByteArray::new(secret));
         StaticSecret { secret, public }
     }
 
@@ -150,6 +228,42 @@ impl StaticSecret {
 impl core::fmt::Debug for StaticSecret {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str("StaticSecret(..)")
+    }
+}
+
+/// The X25519 of the Noise engine: X25519 refusing an all-zero result (RFC
+/// 7748 section 6.1), which only a low-order public key gives. The handshake
+/// checks the peer's keys itself (`noise.rs`, as [`CryptoError::WeakKey`]);
+/// this refusal is the last line behind it.
+#[derive(Clone)]
+pub(crate) struct ContributoryX25519;
+
+impl CryptoComponent for ContributoryX25519 {
+    fn name() -> &'static str {
+        RawX25519::name()
+    }
+}
+
+impl Dh for ContributoryX25519 {
+    type PrivateKey = <RawX25519 as Dh>::PrivateKey;
+    type PubKey = <RawX25519 as Dh>::PubKey;
+    type Output = <RawX25519 as Dh>::Output;
+
+    fn genkey_rng<R: Rng>(rng: &mut R) -> DhResult<KeyPair<Self::PubKey, Self::PrivateKey>> {
+        RawX25519::genkey_rng(rng)
+    }
+
+    fn pubkey(k: &Self::PrivateKey) -> Self::PubKey {
+        RawX25519::pubkey(k)
+    }
+
+    fn dh(k: &Self::PrivateKey, pk: &Self::PubKey) -> DhResult<Self::Output> {
+        let shared = RawX25519::dh(k, pk)?;
+        if bool::from(shared.as_slice().ct_eq(&[0u8; KEY_LEN])) {
+            // clatter's only DH error: the handshake then fails.
+            return Err(DhError::KeyGeneration);
+        }
+        Ok(shared)
     }
 }
 
@@ -221,6 +335,8 @@ impl core::fmt::Debug for SafetyNumber {
 
 #[cfg(test)]
 mod tests {
+    extern crate std;
+
     use super::*;
 
     #[test]
@@ -239,6 +355,97 @@ mod tests {
         assert_eq!(SafetyNumber::new(&a, &b), SafetyNumber::new(&b, &a));
         assert_ne!(SafetyNumber::new(&a, &b), SafetyNumber::new(&a, &c));
         assert!(SafetyNumber::new(&a, &b).0.iter().all(|d| *d < 10));
+    }
+
+    /// `n` (below 2^256) as 32 little-endian bytes, from its decimal digits.
+    fn le_from_decimal(n: &str) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        for d in n.bytes() {
+            let mut carry = u32::from(d - b'0');
+            for b in out.iter_mut() {
+                let v = u32::from(*b) * 10 + carry;
+                *b = v as u8;
+                carry = v >> 8;
+            }
+            assert_eq!(carry, 0);
+        }
+        out
+    }
+
+    /// Every encoding X25519 reads as a small-order point: the seven
+    /// u-coordinates of the literature, each also with bit 255 set.
+    fn small_order_encodings() -> impl Iterator<Item = [u8; 32]> {
+        const P: &str =
+            "57896044618658097711785492504343953926634992332820282019728792003956564819949";
+        let p = le_from_decimal(P);
+        let mut p_minus_1 = p;
+        p_minus_1[0] -= 1;
+        let mut p_plus_1 = p;
+        p_plus_1[0] += 1;
+        let canonical = [
+            le_from_decimal("0"),
+            le_from_decimal("1"),
+            le_from_decimal(
+                "325606250916557431795983626356110631294008115727848805560023387167927233504",
+            ),
+            le_from_decimal(
+                "39382357235489614581723060781553021112529911719440698176882885853963445705823",
+            ),
+            p_minus_1,
+            p,
+            p_plus_1,
+        ];
+        canonical.into_iter().flat_map(|k| {
+            let mut high = k;
+            high[31] |= 0x80;
+            [k, high]
+        })
+    }
+
+    #[test]
+    fn low_order_list_is_the_literature_s() {
+        let from_decimal: std::vec::Vec<[u8; 32]> = small_order_encodings().step_by(2).collect();
+        assert_eq!(from_decimal, LOW_ORDER.to_vec());
+    }
+
+    #[test]
+    fn every_small_order_encoding_is_refused() {
+        let secrets = [[1u8; 32], [0x42; 32], [0xff; 32], [0; 32]];
+        for k in small_order_encodings() {
+            let key = PublicKey(k);
+            assert!(key.is_low_order(), "{k:02x?}");
+            assert_eq!(PublicKey::try_from_bytes(k), Err(CryptoError::WeakKey));
+            // What makes them weak: X25519 with them is all zeros, whatever the secret.
+            for s in secrets {
+                let s = SensitiveByteArray::new(s);
+                assert_eq!(*RawX25519::dh(&s, &k).unwrap(), [0u8; 32]);
+                assert!(ContributoryX25519::dh(&s, &k).is_err());
+            }
+        }
+    }
+
+    #[test]
+    fn real_keys_and_near_misses_are_accepted() {
+        let secret = SensitiveByteArray::new([7u8; 32]);
+        let mut keys = std::vec::Vec::new();
+        for i in 0..=255u8 {
+            keys.push(StaticSecret::from_bytes([i; 32]).public_key().0);
+        }
+        // One bit away from a weak encoding (other than bit 255).
+        for k in small_order_encodings() {
+            for bit in 0..255 {
+                let mut near = k;
+                near[bit / 8] ^= 1 << (bit % 8);
+                keys.push(near);
+            }
+        }
+        for k in keys {
+            // A key is refused exactly when X25519 with it is all zeros.
+            let zero = *RawX25519::dh(&secret, &k).unwrap() == [0u8; 32];
+            assert_eq!(PublicKey(k).is_low_order(), zero, "{k:02x?}");
+            assert_eq!(PublicKey::try_from_bytes(k).is_ok(), !zero);
+            assert_eq!(ContributoryX25519::dh(&secret, &k).is_ok(), !zero);
+        }
     }
 
     fn hex(s: &str) -> [u8; 32] {

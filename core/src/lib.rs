@@ -73,6 +73,7 @@ pub mod keys;
 pub mod limits;
 pub mod message;
 pub mod noise;
+pub mod rate;
 pub mod server;
 pub mod time;
 
@@ -83,5 +84,6 @@ pub use hub::{Hub, SessionId};
 pub use keys::{Fingerprint, PublicKey, SafetyNumber, StaticSecret};
 pub use limits::*;
 pub use message::{ChatId, UserName};
+pub use rate::{Rate, TokenBucket};
 pub use server::{Registry, ServerConfig, ServerEvent, ServerSession};
 pub use time::{Duration, Instant};

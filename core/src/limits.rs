@@ -103,3 +103,66 @@ impl Default for Limits {
         Self::DEFAULT
     }
 }
+
+/// The server's per-session bounds on what a logged-in user may ask for
+/// (`docs/PROTOCOL.md` section 9). A command over its rate is answered
+/// `Error { SlowDown }` and not performed; a session that keeps going after
+/// its [`Self::strike_rate`] bucket of such answers is empty is closed with
+/// `Bye { RateLimited }`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct AbuseLimits {
+    /// `RequestChat`.
+    pub requests: crate::rate::Rate,
+    /// `LeaveChat`.
+    pub leaves: crate::rate::Rate,
+    /// `ListUsers`.
+    pub listings: crate::rate::Rate,
+    /// `AnnounceDaemon`.
+    pub announces: crate::rate::Rate,
+    /// `Ping`.
+    pub pings: crate::rate::Rate,
+    /// `SlowDown` answers a session may collect before it is dropped: a
+    /// bucket of its own (burst = strikes tolerated in a row).
+    pub strike_rate: crate::rate::Rate,
+    /// An unanswered chat request is withdrawn after this long (the
+    /// requester gets `ChatRefused { NoAnswer }`).
+    pub request_timeout: Duration,
+    /// After `Declined` or `NoAnswer` from a user, a new request to the same
+    /// user within this time is refused with `TooSoon`.
+    pub refuse_cooldown: Duration,
+}
+
+impl AbuseLimits {
+    /// Safe defaults: far above what a person does at a keyboard (and what
+    /// the reference client does on its own: a `Ping` every 25 s, one
+    /// `AnnounceDaemon` per login and per request-channel retry).
+    pub const DEFAULT: AbuseLimits = AbuseLimits {
+        requests: crate::rate::Rate::new(30, 10),
+        leaves: crate::rate::Rate::new(60, 20),
+        listings: crate::rate::Rate::new(30, 10),
+        announces: crate::rate::Rate::new(6, 3),
+        pings: crate::rate::Rate::new(60, 10),
+        strike_rate: crate::rate::Rate::new(6, 20),
+        request_timeout: Duration::from_secs(60),
+        refuse_cooldown: Duration::from_secs(30),
+    };
+
+    /// No rate limits (the timeouts keep their defaults): for benchmarks
+    /// and tests that drive the server at full speed.
+    pub const UNLIMITED: AbuseLimits = AbuseLimits {
+        requests: crate::rate::Rate::UNLIMITED,
+        leaves: crate::rate::Rate::UNLIMITED,
+        listings: crate::rate::Rate::UNLIMITED,
+        announces: crate::rate::Rate::UNLIMITED,
+        pings: crate::rate::Rate::UNLIMITED,
+        strike_rate: crate::rate::Rate::UNLIMITED,
+        ..Self::DEFAULT
+    };
+}
+
+impl Default for AbuseLimits {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}

@@ -134,6 +134,10 @@ pub enum RefuseReason {
     SelfRequest,
     /// 6. The requester left or went offline before the answer.
     Withdrawn,
+    /// 7. The user did not answer in time (the server's request timeout).
+    NoAnswer,
+    /// 8. The user refused (or did not answer) a moment ago: ask again later.
+    TooSoon,
 }
 
 /// Why the server closes a session.
@@ -152,6 +156,10 @@ pub enum CloseReason {
     Idle,
     /// 5. The same user logged in again elsewhere.
     Replaced,
+    /// 6. The user's key is no longer the registered one (removed or replaced).
+    Revoked,
+    /// 7. The client kept breaking a rate or resource limit after `SlowDown`.
+    RateLimited,
 }
 
 /// Error codes the server sends without closing.
@@ -164,6 +172,8 @@ pub enum ErrorCode {
     WrongChat,
     /// 2. A field was out of bounds.
     BadRequest,
+    /// 3. Too many commands of this kind: it was not performed; wait and retry.
+    SlowDown,
 }
 
 /// Server → client, standard channel.

@@ -25,7 +25,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::buf::Writer;
 use crate::error::CryptoError;
-use crate::keys::{PublicKey, StaticSecret, KEY_LEN};
+use crate::keys::{ContributoryX25519, PublicKey, StaticSecret, KEY_LEN};
 use crate::limits::{Limits, MAX_NOISE_MESSAGE, TAG_LEN};
 use crate::time::Instant;
 
@@ -155,7 +155,7 @@ impl RngCore for NoInternalRng {
 }
 impl CryptoRng for NoInternalRng {}
 
-type Engine = NqHandshakeCore<crate::keys::X25519, ChaChaPoly, Blake2s, NoInternalRng>;
+type Engine = NqHandshakeCore<ContributoryX25519, ChaChaPoly, Blake2s, NoInternalRng>;
 
 /// Checks the remote static key against an expectation once it is known.
 #[derive(Clone, Copy, Debug)]
@@ -192,7 +192,9 @@ pub struct HandshakeParams<'a> {
 }
 
 impl Handshake {
-    /// Starts a handshake with an ephemeral key drawn from `rng`.
+    /// Starts a handshake with an ephemeral key drawn from `rng`. A
+    /// low-order peer key given in advance (`remote_static`, or the key of
+    /// [`RemoteCheck::Exactly`]) is refused with [`CryptoError::WeakKey`].
     pub fn new<R: RngCore + CryptoRng>(
         p: HandshakeParams<'_>,
         rng: &mut R,
@@ -262,6 +264,19 @@ impl Handshake {
         if p.pattern == Pattern::KK && p.remote_static.is_none() {
             return Err(CryptoError::WrongState);
         }
+        // A low-order key known in advance (KK's peer key from the server, a
+        // pinned key) could only ever give all-zero DH results.
+        let pinned = match p.check {
+            RemoteCheck::Exactly(k) => Some(k),
+            RemoteCheck::Any => None,
+        };
+        if p.remote_static
+            .iter()
+            .chain(&pinned)
+            .any(PublicKey::is_low_order)
+        {
+            return Err(CryptoError::WeakKey);
+        }
         let mut engine = Engine::new(
             p.pattern.clatter(),
             p.prologue,
@@ -318,6 +333,8 @@ impl Handshake {
     }
 
     /// Reads the peer's next handshake message; the payload goes to `out`.
+    /// A low-order ephemeral or static key from the peer fails it with
+    /// [`CryptoError::WeakKey`] (and `out` is wiped of its payload).
     /// On error the handshake is dead and must be dropped.
     pub fn read_message(&mut self, message: &[u8], out: &mut [u8]) -> Result<usize, CryptoError> {
         if self.engine.is_finished() || self.engine.is_write_turn() {
@@ -336,10 +353,17 @@ impl Handshake {
         if out.len() < payload_len {
             return Err(CryptoError::BufferTooSmall);
         }
-        let n = self
-            .engine
-            .read_message(message, out)
-            .map_err(|_| CryptoError::HandshakeFailed)?;
+        let read = self.engine.read_message(message, out);
+        // Checked whatever the engine said: with a low-order key from the
+        // peer every DH result is all zeros, so its message authenticates for
+        // anyone (the engine refuses an all-zero DH, which is this same case).
+        if self.peer_sent_low_order_key() {
+            if let Some(payload) = read.as_ref().ok().and_then(|&n| out.get_mut(..n)) {
+                payload.zeroize();
+            }
+            return Err(CryptoError::WeakKey);
+        }
+        let n = read.map_err(|_| CryptoError::HandshakeFailed)?;
         if let (RemoteCheck::Exactly(want), Some(got)) = (self.check, self.remote_static()) {
             if want != got {
                 return Err(CryptoError::PeerKeyMismatch);
@@ -351,6 +375,13 @@ impl Handshake {
     /// The peer's static key, once received (or given in advance).
     pub fn remote_static(&self) -> Option<PublicKey> {
         self.engine.get_remote_static().map(PublicKey)
+    }
+
+    /// True if the peer's ephemeral or static key, as far as received, is a
+    /// low-order point.
+    fn peer_sent_low_order_key(&self) -> bool {
+        let weak = |k: Option<[u8; KEY_LEN]>| k.is_some_and(|k| PublicKey(k).is_low_order());
+        weak(self.engine.get_remote_ephemeral()) || weak(self.engine.get_remote_static())
     }
 
     /// Ends the handshake: the transport phase with `limits`, started at `now`.

@@ -30,13 +30,14 @@ use crate::channel::{received, Channel, Incoming, RequestChannel, Scratch, Stand
 use crate::error::{CryptoError, Error, ProtocolError, WireError};
 use crate::keys::{PublicKey, StaticSecret};
 use crate::limits::{
-    Limits, MAX_E2E_MESSAGE, MAX_NOISE_MESSAGE, MAX_USERS_PER_MESSAGE, PROTOCOL_VERSION,
+    AbuseLimits, Limits, MAX_E2E_MESSAGE, MAX_NOISE_MESSAGE, MAX_USERS_PER_MESSAGE, PROTOCOL_VERSION,
 };
 use crate::message::{
     decode, encode, user_name, Answer, ChatId, ClientHello, ClientMsg, CloseReason, DaemonToServer,
     ErrorCode, LoginError, RefuseReason, ServerHello, ServerMsg, ServerToDaemon, UserName,
 };
 use crate::noise::{Handshake, Psk, RemoteCheck};
+use crate::rate::TokenBucket;
 use crate::time::Instant;
 
 /// The registered users: name → long-term public key.
@@ -126,7 +127,40 @@ pub enum ServerEvent {
 pub struct ServerConfig {
     /// Session limits.
     pub limits: Limits,
+    /// Per-session command rates and chat-request timeouts.
+    pub abuse: AbuseLimits,
 }
+
+impl ServerConfig {
+    /// `limits` with the default [`AbuseLimits`].
+    pub const fn new(limits: Limits) -> Self {
+        ServerConfig {
+            limits,
+            abuse: AbuseLimits::DEFAULT,
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self::new(Limits::DEFAULT)
+    }
+}
+
+/// One token bucket per rate-limited command kind.
+#[derive(Default)]
+struct Buckets {
+    requests: TokenBucket,
+    leaves: TokenBucket,
+    listings: TokenBucket,
+    announces: TokenBucket,
+    pings: TokenBucket,
+    strikes: TokenBucket,
+}
+
+/// Users this session's user may not ask again before a time (they declined
+/// or did not answer).
+pub const REFUSED_MEMORY: usize = 8;
 
 enum Login {
     Handshake,
@@ -137,7 +171,12 @@ enum Login {
 #[derive(Clone)]
 enum ChatSlot {
     None,
-    Requesting { chat_id: ChatId, peer: UserName },
+    Requesting {
+        chat_id: ChatId,
+        peer: UserName,
+        /// When the request is withdrawn unanswered.
+        expires: Instant,
+    },
     Active { chat_id: ChatId, peer: UserName },
 }
 
@@ -155,12 +194,26 @@ struct Asked {
 /// reader is never left in a chat its session has ended.
 pub const CONTROL_RESERVE: usize = 160;
 
+/// The command kinds with a rate of their own.
+#[derive(Clone, Copy)]
+enum Command {
+    Request,
+    Leave,
+    List,
+    Announce,
+    Ping,
+}
+
 /// Capacity of a session's event queue.
 pub const SERVER_EVENT_CAPACITY: usize = 4;
 
 /// The server's state for one connected client.
 pub struct ServerSession {
     limits: Limits,
+    abuse: AbuseLimits,
+    buckets: Buckets,
+    /// Recently refused: `(user, until)`.
+    refused: heapless::Vec<(UserName, Instant), REFUSED_MEMORY>,
     std: StandardChannel,
     login: Login,
     /// Set at login and kept after the close, so that the events a closing
@@ -191,6 +244,9 @@ impl ServerSession {
         let hs = Handshake::standard(false, server_key, RemoteCheck::Any, rng)?;
         Ok(ServerSession {
             limits: config.limits,
+            abuse: config.abuse,
+            buckets: Buckets::default(),
+            refused: heapless::Vec::new(),
             std: Channel::new(hs, config.limits, now),
             login: Login::Handshake,
             identity: None,
@@ -300,10 +356,14 @@ impl ServerSession {
             .as_ref()
             .filter(|c| c.handshake().is_some())
             .and_then(RequestChannel::poll_timeout);
-        match (self.std.poll_timeout(), req) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let expires = match &self.chat {
+            ChatSlot::Requesting { expires, .. } if !self.is_closed() => Some(*expires),
+            _ => None,
+        };
+        [self.std.poll_timeout(), req, expires]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Checks deadlines: a late handshake, an idle client, an old session.
@@ -314,6 +374,29 @@ impl ServerSession {
         if let Some(req) = &self.request {
             if req.handshake().is_some() && req.check_timeout(now).is_err() {
                 self.request_channel_failed(now);
+            }
+        }
+        if let ChatSlot::Requesting {
+            chat_id,
+            peer,
+            expires,
+        } = &self.chat
+        {
+            if now >= *expires {
+                let (chat_id, peer) = (*chat_id, peer.clone());
+                self.chat = ChatSlot::None;
+                self.remember_refusal(now, &peer);
+                self.push_event(ServerEvent::Withdrawn {
+                    peer: peer.clone(),
+                    chat_id,
+                });
+                let _ = self.send_control(
+                    now,
+                    &ServerMsg::ChatRefused {
+                        user: &peer,
+                        reason: RefuseReason::NoAnswer,
+                    },
+                );
             }
         }
         match self.std.check_timeout(now) {
@@ -397,9 +480,73 @@ impl ServerSession {
         self.close_with(now, CloseReason::Replaced);
     }
 
+    /// The user's key is no longer the registered one: close with `Revoked`.
+    pub fn revoked(&mut self, now: Instant) {
+        self.close_with(now, CloseReason::Revoked);
+    }
+
+    /// The driver drops this client for breaking a resource bound (its
+    /// output backlog, its mailbox): close with `RateLimited`.
+    pub fn rate_limited(&mut self, now: Instant) {
+        self.close_with(now, CloseReason::RateLimited);
+    }
+
+    /// Takes a token of `kind`; false (after answering `SlowDown`, or
+    /// closing the session once its strikes are spent) if there is none.
+    fn allow(&mut self, now: Instant, kind: Command) -> Result<bool, Error> {
+        let (bucket, rate) = match kind {
+            Command::Request => (&mut self.buckets.requests, &self.abuse.requests),
+            Command::Leave => (&mut self.buckets.leaves, &self.abuse.leaves),
+            Command::List => (&mut self.buckets.listings, &self.abuse.listings),
+            Command::Announce => (&mut self.buckets.announces, &self.abuse.announces),
+            Command::Ping => (&mut self.buckets.pings, &self.abuse.pings),
+        };
+        if bucket.take(rate, now) {
+            return Ok(true);
+        }
+        if self.buckets.strikes.take(&self.abuse.strike_rate, now) {
+            self.send(
+                now,
+                &ServerMsg::Error {
+                    code: ErrorCode::SlowDown,
+                },
+            )?;
+        } else {
+            self.close_with(now, CloseReason::RateLimited);
+        }
+        Ok(false)
+    }
+
+    /// Remembers that `peer` refused (or ignored) a request just now.
+    fn remember_refusal(&mut self, now: Instant, peer: &UserName) {
+        let until = now.add(self.abuse.refuse_cooldown);
+        self.refused.retain(|(_, t)| *t > now);
+        if let Some(e) = self.refused.iter_mut().find(|(u, _)| u == peer) {
+            e.1 = until;
+            return;
+        }
+        if self.refused.is_full() {
+            // Forget the one that expires first.
+            if let Some(i) = self
+                .refused
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, (_, t))| *t)
+                .map(|(i, _)| i)
+            {
+                self.refused.swap_remove(i);
+            }
+        }
+        let _ = self.refused.push((peer.clone(), until));
+    }
+
+    fn recently_refused(&self, now: Instant, peer: &str) -> bool {
+        self.refused.iter().any(|(u, t)| u == peer && *t > now)
+    }
+
     fn leave_everything(&mut self) {
         match core::mem::replace(&mut self.chat, ChatSlot::None) {
-            ChatSlot::Requesting { chat_id, peer } => {
+            ChatSlot::Requesting { chat_id, peer, .. } => {
                 self.push_event(ServerEvent::Withdrawn { peer, chat_id })
             }
             ChatSlot::Active { chat_id, peer } => {
@@ -535,6 +682,19 @@ impl ServerSession {
         let Some(me) = self.user().cloned() else {
             return Err(ProtocolError::NotLoggedIn.into());
         };
+        let kind = match msg {
+            ClientMsg::AnnounceDaemon { .. } => Some(Command::Announce),
+            ClientMsg::ListUsers => Some(Command::List),
+            ClientMsg::RequestChat { .. } => Some(Command::Request),
+            ClientMsg::LeaveChat => Some(Command::Leave),
+            ClientMsg::Ping => Some(Command::Ping),
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            if !self.allow(now, kind)? {
+                return Ok(());
+            }
+        }
         match msg {
             ClientMsg::AnnounceDaemon { port, mut secret } => {
                 // The handshake hash keys the PSK: borrowed, not copied.
@@ -569,6 +729,14 @@ impl ServerSession {
                         &ServerMsg::ChatRefused {
                             user,
                             reason: RefuseReason::SelfRequest,
+                        },
+                    )?;
+                } else if self.recently_refused(now, user) {
+                    self.send(
+                        now,
+                        &ServerMsg::ChatRefused {
+                            user,
+                            reason: RefuseReason::TooSoon,
                         },
                     )?;
                 } else {
@@ -638,6 +806,7 @@ impl ServerSession {
         self.chat = ChatSlot::Requesting {
             chat_id,
             peer: user_name(peer)?,
+            expires: now.add(self.abuse.request_timeout),
         };
         self.send(
             now,
@@ -657,6 +826,11 @@ impl ServerSession {
     ) -> Result<(), Error> {
         if matches!(&self.chat, ChatSlot::Requesting { peer: p, .. } if p == peer) {
             self.chat = ChatSlot::None;
+        }
+        if matches!(reason, RefuseReason::Declined | RefuseReason::NoAnswer) {
+            if let Ok(name) = user_name(peer) {
+                self.remember_refusal(now, &name);
+            }
         }
         self.send_control(now, &ServerMsg::ChatRefused { user: peer, reason })
     }
@@ -730,7 +904,7 @@ impl ServerSession {
         peer_key: PublicKey,
         result: Result<(), RefuseReason>,
     ) -> bool {
-        let waiting = matches!(&self.chat, ChatSlot::Requesting { chat_id: id, peer: p } if *id == chat_id && p == peer);
+        let waiting = matches!(&self.chat, ChatSlot::Requesting { chat_id: id, peer: p, .. } if *id == chat_id && p == peer);
         if !waiting {
             return false;
         }

@@ -86,9 +86,7 @@ fn login(certificate: Option<&[u8]>, trust: CaTrust) -> Result<Client, Error> {
     };
     let mut client = Client::with_ca(config, trust, alice(), now, &mut rng).unwrap();
     let mut session = ServerSession::new(
-        &ServerConfig {
-            limits: Limits::DEFAULT,
-        },
+        &ServerConfig::new(Limits::DEFAULT),
         &server(),
         now,
         &mut rng,
@@ -241,9 +239,7 @@ fn pinned_mode_ignores_a_certificate() {
     };
     let mut client = Client::new(config, alice(), now, &mut rng).unwrap();
     let mut session = ServerSession::new(
-        &ServerConfig {
-            limits: Limits::DEFAULT,
-        },
+        &ServerConfig::new(Limits::DEFAULT),
         &server(),
         now,
         &mut rng,

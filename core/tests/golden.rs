@@ -326,6 +326,22 @@ fn server_msg() {
         }
     );
     golden!(
+        "0603626f6207",
+        ServerMsg<'_>,
+        ServerMsg::ChatRefused {
+            user: "bob",
+            reason: RefuseReason::NoAnswer
+        }
+    );
+    golden!(
+        "0603626f6208",
+        ServerMsg<'_>,
+        ServerMsg::ChatRefused {
+            user: "bob",
+            reason: RefuseReason::TooSoon
+        }
+    );
+    golden!(
         "070103010203",
         ServerMsg<'_>,
         ServerMsg::ChatHandshake {
@@ -362,6 +378,13 @@ fn server_msg() {
         ServerMsg<'_>,
         ServerMsg::Error {
             code: ErrorCode::BadRequest
+        }
+    );
+    golden!(
+        "0b03",
+        ServerMsg<'_>,
+        ServerMsg::Error {
+            code: ErrorCode::SlowDown
         }
     );
     golden!(
@@ -404,6 +427,20 @@ fn server_msg() {
         ServerMsg<'_>,
         ServerMsg::Bye {
             reason: CloseReason::Replaced
+        }
+    );
+    golden!(
+        "0c06",
+        ServerMsg<'_>,
+        ServerMsg::Bye {
+            reason: CloseReason::Revoked
+        }
+    );
+    golden!(
+        "0c07",
+        ServerMsg<'_>,
+        ServerMsg::Bye {
+            reason: CloseReason::RateLimited
         }
     );
 }
@@ -533,7 +570,9 @@ fn every_variant_has_a_golden_test(
         | RefuseReason::UnknownUser
         | RefuseReason::Unreachable
         | RefuseReason::SelfRequest
-        | RefuseReason::Withdrawn => {}
+        | RefuseReason::Withdrawn
+        | RefuseReason::NoAnswer
+        | RefuseReason::TooSoon => {}
     }
     match e.2 {
         CloseReason::LoggedOut
@@ -541,10 +580,12 @@ fn every_variant_has_a_golden_test(
         | CloseReason::SessionExpired
         | CloseReason::ProtocolViolation
         | CloseReason::Idle
-        | CloseReason::Replaced => {}
+        | CloseReason::Replaced
+        | CloseReason::Revoked
+        | CloseReason::RateLimited => {}
     }
     match e.3 {
-        ErrorCode::NotNow | ErrorCode::WrongChat | ErrorCode::BadRequest => {}
+        ErrorCode::NotNow | ErrorCode::WrongChat | ErrorCode::BadRequest | ErrorCode::SlowDown => {}
     }
     match e.4 {
         Answer::Accept | Answer::Decline | Answer::Busy => {}
@@ -1102,9 +1143,7 @@ fn client_and_server_send_the_pinned_login() {
     let mut client = Client::new(config, alice(), now, &mut client_rng).unwrap();
     let mut server_rng = Script(seq(SERVER_XX_E).to_vec());
     let mut session = ServerSession::new(
-        &ServerConfig {
-            limits: Limits::DEFAULT,
-        },
+        &ServerConfig::new(Limits::DEFAULT),
         &server(),
         now,
         &mut server_rng,

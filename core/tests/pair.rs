@@ -15,6 +15,7 @@ use securecom_core::noise::{
     Handshake, HandshakeParams, Pattern, Psk, RemoteCheck, REQUEST_PROLOGUE,
 };
 use securecom_core::{
+    AbuseLimits,
     ChatEnd, ClientEvent, CryptoError, Duration, Error, Hub, Limits, ProtocolError, SafetyNumber,
 };
 
@@ -357,7 +358,19 @@ fn request_declined() {
     }
     // Nothing pending: a second answer is refused.
     assert_eq!(w.answer(b, true), Err(proto(ProtocolError::Unexpected)));
+    // Asking again at once is refused by the server, without bothering bob.
+    w.request_chat(a, "bob").unwrap();
+    w.pump();
+    assert_eq!(
+        w.peers[a].take_events(),
+        vec![ClientEvent::ChatRefused {
+            user: name("bob"),
+            reason: RefuseReason::TooSoon
+        }]
+    );
+    assert!(w.peers[b].take_events().is_empty());
     // And they can still chat later.
+    w.advance_ms(AbuseLimits::DEFAULT.refuse_cooldown.as_millis() + 1);
     w.open_chat(a, b);
 }
 
@@ -1456,6 +1469,7 @@ fn leave_right_after_accept_leaves_no_half_open_chat() {
         );
     }
     // Both can chat afterwards.
+    w.advance_ms(AbuseLimits::DEFAULT.refuse_cooldown.as_millis() + 1);
     w.open_chat(a, b);
 }
 

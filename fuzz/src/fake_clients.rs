@@ -158,9 +158,7 @@ impl FakeClients {
             rng: rng(20),
             frng: rng(21),
             hub: Hub::new(
-                ServerConfig {
-                    limits: fixtures::limits(small_limits),
-                },
+                ServerConfig::new(fixtures::limits(small_limits)),
                 server_secret(),
             ),
             reg: Reg,

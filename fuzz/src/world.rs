@@ -159,9 +159,7 @@ impl World {
             now: Instant::from_millis(1_000),
             rng: rng(10),
             hub: Hub::new(
-                ServerConfig {
-                    limits: fixtures::limits(small_limits),
-                },
+                ServerConfig::new(fixtures::limits(small_limits)),
                 server_secret(),
             ),
             reg: Reg,

@@ -109,7 +109,7 @@ pub enum Event {
     },
     /// The server rejected a request; the session goes on.
     ServerError {
-        /// `not_now`, `wrong_chat` or `bad_request`.
+        /// `not_now`, `wrong_chat`, `bad_request` or `slow_down`.
         code: &'static str,
     },
     /// The server closed the session cleanly.
@@ -185,6 +185,8 @@ pub fn refuse_reason(r: RefuseReason) -> &'static str {
         RefuseReason::Unreachable => "unreachable",
         RefuseReason::SelfRequest => "self_request",
         RefuseReason::Withdrawn => "withdrawn",
+        RefuseReason::NoAnswer => "no_answer",
+        RefuseReason::TooSoon => "too_soon",
     }
 }
 
@@ -197,6 +199,8 @@ pub fn close_reason(r: CloseReason) -> &'static str {
         CloseReason::ProtocolViolation => "protocol_violation",
         CloseReason::Idle => "idle",
         CloseReason::Replaced => "replaced",
+        CloseReason::Revoked => "revoked",
+        CloseReason::RateLimited => "rate_limited",
     }
 }
 
@@ -206,6 +210,7 @@ pub fn error_code(c: ErrorCode) -> &'static str {
         ErrorCode::NotNow => "not_now",
         ErrorCode::WrongChat => "wrong_chat",
         ErrorCode::BadRequest => "bad_request",
+        ErrorCode::SlowDown => "slow_down",
     }
 }
 
@@ -241,6 +246,8 @@ fn human_refusal(reason: &str) -> &'static str {
         "unreachable" => "cannot be reached (their client's daemon is unreachable)",
         "self_request" => "you cannot chat with yourself",
         "withdrawn" => "the request was withdrawn",
+        "no_answer" => "did not answer in time",
+        "too_soon" => "refused a moment ago; ask again later",
         _ => "refused",
     }
 }
@@ -253,6 +260,8 @@ fn human_close(reason: &str) -> &'static str {
         "protocol_violation" => "protocol violation",
         "idle" => "idle too long",
         "replaced" => "you logged in again elsewhere",
+        "revoked" => "your key is no longer registered on this server",
+        "rate_limited" => "too many commands; the server dropped the session",
         _ => "closed",
     }
 }
@@ -337,6 +346,7 @@ impl Event {
                     "not_now" => "not allowed now",
                     "wrong_chat" => "not the current chat",
                     "bad_request" => "bad request",
+                    "slow_down" => "too many commands; wait a moment and try again",
                     other => other,
                 }
             ),
@@ -583,6 +593,8 @@ mod tests {
             (RefuseReason::Unreachable, "unreachable"),
             (RefuseReason::SelfRequest, "self_request"),
             (RefuseReason::Withdrawn, "withdrawn"),
+            (RefuseReason::NoAnswer, "no_answer"),
+            (RefuseReason::TooSoon, "too_soon"),
         ];
         for (r, s) in all {
             assert_eq!(refuse_reason(r), s);
@@ -594,6 +606,8 @@ mod tests {
             (CloseReason::ProtocolViolation, "protocol_violation"),
             (CloseReason::Idle, "idle"),
             (CloseReason::Replaced, "replaced"),
+            (CloseReason::Revoked, "revoked"),
+            (CloseReason::RateLimited, "rate_limited"),
         ];
         for (r, s) in all {
             assert_eq!(close_reason(r), s);

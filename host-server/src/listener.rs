@@ -1,27 +1,89 @@
-//! The accept loop: connection limits, per-source rate limits, signals and
-//! graceful shutdown.
+//! The accept loop: connection limits, per-source rate limits, the global
+//! cap on handshakes in progress, signals and graceful shutdown.
+//!
+//! What an unauthenticated connection may cost, and what bounds it:
+//!
+//! - per source (an IPv4 address, or an IPv6 prefix, by default the /64 one
+//!   customer network gets): a token bucket on new connections and a limit
+//!   on handshakes in progress ([`Source`], [`RateLimiter`], [`HandshakeGate`]);
+//! - in all: at most `--max-handshakes` handshakes in progress; when that is
+//!   full, the oldest one is shed (closed) to admit the new one, so a flood
+//!   of stalled handshakes cannot lock out a client that completes its own;
+//! - late allocation: a connection holds only its socket, a gate entry and a
+//!   small task until its first bytes arrive; the session (whose ephemeral
+//!   key is generated at its creation) and the mailbox come after, and a
+//!   connection that sends nothing within the handshake timeout is closed.
 
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, Notify, Semaphore};
 use tokio::task::JoinSet;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::session::{self, Shared};
 use crate::RunArgs;
 
-/// A token bucket per source address.
+/// What the per-source limits count against: an IPv4 address, or the IPv6
+/// prefix an address is in (one host or customer network typically owns a
+/// whole /64, so per-address limits would not limit it at all). An
+/// IPv4-mapped IPv6 address (`::ffff:a.b.c.d`, what a dual-stack listener
+/// reports for IPv4 clients) is the IPv4 address it maps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Source {
+    /// An IPv4 address.
+    V4(Ipv4Addr),
+    /// An IPv6 prefix: the address with the bits past the prefix cleared,
+    /// and the prefix length.
+    V6(Ipv6Addr, u8),
+}
+
+impl Source {
+    /// The source of a connection from `ip`, IPv6 addresses grouped by
+    /// their first `v6_prefix` bits (0 to 128).
+    pub fn of(ip: IpAddr, v6_prefix: u8) -> Source {
+        match ip {
+            IpAddr::V4(a) => Source::V4(a),
+            // Not `to_ipv4`, which would also take `::1` for 0.0.0.1.
+            IpAddr::V6(a) => match a.to_ipv4_mapped() {
+                Some(v4) => Source::V4(v4),
+                None => {
+                    let len = v6_prefix.min(128);
+                    let mask = u128::MAX
+                        .checked_shl(u32::from(128u8.saturating_sub(len)))
+                        .unwrap_or(0);
+                    Source::V6(Ipv6Addr::from(u128::from(a) & mask), len)
+                }
+            },
+        }
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::V4(a) => write!(f, "{a}"),
+            Source::V6(a, len) => write!(f, "{a}/{len}"),
+        }
+    }
+}
+
+/// Token buckets kept at most (about 5 MB); see [`RateLimiter::prune`].
+const MAX_BUCKETS: usize = 100_000;
+
+/// A token bucket per source.
 struct RateLimiter {
     rate: f64,
     burst: f64,
-    buckets: HashMap<IpAddr, (f64, Instant)>,
+    buckets: HashMap<Source, (f64, Instant)>,
+    max_buckets: usize,
 }
 
 impl RateLimiter {
@@ -30,18 +92,15 @@ impl RateLimiter {
             rate,
             burst: (rate * 2.0).max(1.0),
             buckets: HashMap::new(),
+            max_buckets: MAX_BUCKETS,
         }
     }
 
-    fn allow(&mut self, ip: IpAddr, now: Instant) -> bool {
-        if self.buckets.len() > 100_000 {
-            // Forget full buckets so that the map stays bounded under a flood of sources.
-            let (rate, burst) = (self.rate, self.burst);
-            self.buckets.retain(|_, (tokens, at)| {
-                *tokens + now.duration_since(*at).as_secs_f64() * rate < burst
-            });
+    fn allow(&mut self, src: Source, now: Instant) -> bool {
+        if self.buckets.len() >= self.max_buckets && !self.buckets.contains_key(&src) {
+            self.prune(now);
         }
-        let (tokens, at) = self.buckets.entry(ip).or_insert((self.burst, now));
+        let (tokens, at) = self.buckets.entry(src).or_insert((self.burst, now));
         *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.rate).min(self.burst);
         *at = now;
         if *tokens >= 1.0 {
@@ -51,47 +110,158 @@ impl RateLimiter {
             false
         }
     }
-}
 
-/// Counts handshakes in progress per source address.
-#[derive(Default)]
-pub struct HandshakeGate {
-    counts: std::sync::Mutex<HashMap<IpAddr, usize>>,
-}
-
-impl HandshakeGate {
-    fn enter(self: &Arc<Self>, ip: IpAddr, max: usize) -> Option<HandshakeTicket> {
-        let mut c = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        let n = c.entry(ip).or_insert(0);
-        if *n >= max {
-            return None;
+    /// Keeps the map bounded under a flood from many sources: forgets the
+    /// full buckets (which hold no information), then, if that is not
+    /// enough, the least recently used ones, down to three quarters of the
+    /// bound, so that this linear pass runs at most once per quarter of the
+    /// bound new sources. A forgotten source gets a full bucket again: the
+    /// global cap on handshakes still bounds what it can do with it.
+    fn prune(&mut self, now: Instant) {
+        let (rate, burst) = (self.rate, self.burst);
+        self.buckets.retain(|_, (tokens, at)| {
+            *tokens + now.duration_since(*at).as_secs_f64() * rate < burst
+        });
+        let keep = self.max_buckets.saturating_sub(self.max_buckets / 4);
+        let excess = self.buckets.len().saturating_sub(keep);
+        if excess == 0 {
+            return;
         }
-        // `*n < max`: cannot saturate.
-        *n = n.saturating_add(1);
-        Some(HandshakeTicket {
-            gate: self.clone(),
-            ip: Some(ip),
-        })
+        let mut used: Vec<Instant> = self.buckets.values().map(|(_, at)| *at).collect();
+        let (_, cut, _) = used.select_nth_unstable(excess.saturating_sub(1));
+        let cut = *cut;
+        self.buckets.retain(|_, (_, at)| *at > cut);
     }
 }
 
-/// Held while a handshake from one address is in progress.
+/// How a handshake in progress is told that it was shed.
+#[derive(Default)]
+struct ShedSignal {
+    shed: AtomicBool,
+    notify: Notify,
+}
+
+#[derive(Default)]
+struct GateState {
+    /// Handshakes in progress by admission number: the first is the oldest.
+    order: BTreeMap<u64, (Source, Arc<ShedSignal>)>,
+    /// Handshakes in progress per source.
+    counts: HashMap<Source, usize>,
+    next: u64,
+}
+
+impl GateState {
+    fn leave(&mut self, src: Source) {
+        if let Some(n) = self.counts.get_mut(&src) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.counts.remove(&src);
+            }
+        }
+    }
+}
+
+/// Handshakes in progress: at most `per_source` from one [`Source`] (more
+/// are refused) and `max_total` in all (the oldest is shed for a new one).
+/// A handshake is "in progress" from its connection's accept to its login
+/// or its end. Both maps hold only handshakes in progress: bounded by
+/// `max_total`.
+pub struct HandshakeGate {
+    state: Mutex<GateState>,
+    max_total: usize,
+    per_source: usize,
+}
+
+/// What [`HandshakeGate::enter`] did.
+pub enum Admission {
+    /// Admitted; the source of the oldest handshake if it was shed for this one.
+    Admitted(HandshakeTicket, Option<Source>),
+    /// Refused: this source has its `per_source` handshakes in progress.
+    Refused,
+}
+
+impl HandshakeGate {
+    /// A gate for `max_total` handshakes in all (at least 1), `per_source` from one source.
+    pub fn new(max_total: usize, per_source: usize) -> Self {
+        HandshakeGate {
+            state: Mutex::new(GateState::default()),
+            max_total: max_total.max(1),
+            per_source,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, GateState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Admits a handshake from `src`, shedding the oldest one if all
+    /// `max_total` are taken.
+    pub fn enter(self: &Arc<Self>, src: Source) -> Admission {
+        let mut s = self.lock();
+        if s.counts.get(&src).copied().unwrap_or(0) >= self.per_source {
+            return Admission::Refused;
+        }
+        let mut shed = None;
+        if s.order.len() >= self.max_total {
+            if let Some((_, (victim, signal))) = s.order.pop_first() {
+                s.leave(victim);
+                signal.shed.store(true, Ordering::Release);
+                // Stores a permit if its task is not waiting right now.
+                signal.notify.notify_one();
+                shed = Some(victim);
+            }
+        }
+        let n = s.counts.entry(src).or_insert(0);
+        *n = n.saturating_add(1);
+        let seq = s.next;
+        s.next = s.next.wrapping_add(1);
+        let signal = Arc::new(ShedSignal::default());
+        s.order.insert(seq, (src, signal.clone()));
+        Admission::Admitted(
+            HandshakeTicket {
+                gate: self.clone(),
+                entry: Some((seq, signal)),
+            },
+            shed,
+        )
+    }
+
+    /// Handshakes in progress, in all.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.lock().order.len()
+    }
+}
+
+/// Held while a handshake is in progress.
 pub struct HandshakeTicket {
     gate: Arc<HandshakeGate>,
-    ip: Option<IpAddr>,
+    /// Admission number and shed signal; `None` once released.
+    entry: Option<(u64, Arc<ShedSignal>)>,
 }
 
 impl HandshakeTicket {
-    /// The handshake is over (logged in or failed).
+    /// The handshake is over (logged in or failed): its slot is freed and
+    /// it can no longer be shed. Idempotent.
     pub fn release(&mut self) {
-        if let Some(ip) = self.ip.take() {
-            let mut c = self.gate.counts.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(n) = c.get_mut(&ip) {
-                *n = n.saturating_sub(1);
-                if *n == 0 {
-                    c.remove(&ip);
-                }
+        if let Some((seq, _)) = self.entry.take() {
+            let mut s = self.gate.lock();
+            // Absent if it was shed meanwhile: its slot is already free.
+            if let Some((src, _)) = s.order.remove(&seq) {
+                s.leave(src);
             }
+        }
+    }
+
+    /// Completes when this handshake is shed for a newer one; never once
+    /// released (a session that logged in is never shed, even if the shed
+    /// raced with its login).
+    pub async fn shed(&self) {
+        let Some((_, signal)) = &self.entry else {
+            return std::future::pending().await;
+        };
+        while !signal.shed.load(Ordering::Acquire) {
+            signal.notify.notified().await;
         }
     }
 }
@@ -99,6 +269,58 @@ impl HandshakeTicket {
 impl Drop for HandshakeTicket {
     fn drop(&mut self) {
         self.release();
+    }
+}
+
+/// Waits for a new connection's first bytes, holding nothing else: true
+/// when they are readable, false if the client closes, is shed, stays
+/// silent for `limit` or the server stops first.
+async fn first_bytes(
+    stream: &TcpStream,
+    peer: SocketAddr,
+    ticket: &HandshakeTicket,
+    stop: &mut watch::Receiver<bool>,
+    limit: Duration,
+) -> bool {
+    if *stop.borrow_and_update() {
+        return false;
+    }
+    let mut byte = [0u8; 1];
+    tokio::select! {
+        r = tokio::time::timeout(limit, stream.peek(&mut byte)) => match r {
+            // 0: closed before sending anything.
+            Ok(Ok(n)) => n > 0,
+            Ok(Err(_)) => false,
+            Err(_) => {
+                debug!(%peer, "nothing sent within the handshake timeout: closed");
+                false
+            }
+        },
+        _ = ticket.shed() => {
+            debug!(%peer, "shed before sending anything");
+            false
+        }
+        _ = stop.changed() => false,
+    }
+}
+
+/// Logs the handshakes shed, at most once a second (a flood sheds many).
+struct ShedLog {
+    count: u64,
+    last: Option<Instant>,
+}
+
+impl ShedLog {
+    fn shed(&mut self, victim: Source, cap: usize, now: Instant) {
+        self.count = self.count.saturating_add(1);
+        if self
+            .last
+            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
+        {
+            warn!(cap, shed = self.count, last = %victim, "handshakes in progress at their cap: shedding the oldest");
+            self.count = 0;
+            self.last = Some(now);
+        }
     }
 }
 
@@ -114,7 +336,15 @@ pub async fn serve(
     ready(addr);
     let (stop_tx, stop_rx) = watch::channel(false);
     let slots = Arc::new(Semaphore::new(args.max_connections));
-    let gate = Arc::new(HandshakeGate::default());
+    let gate = Arc::new(HandshakeGate::new(
+        args.max_handshakes,
+        args.handshakes_per_ip,
+    ));
+    let mut shed_log = ShedLog {
+        count: 0,
+        last: None,
+    };
+    let first_byte_timeout = Duration::from_secs(args.handshake_timeout);
     let mut limiter = RateLimiter::new(args.conn_rate_per_ip);
     let mut tasks = JoinSet::new();
     let next_id = AtomicU64::new(1);
@@ -133,28 +363,42 @@ pub async fn serve(
                         continue;
                     }
                 };
-                if !limiter.allow(peer.ip(), Instant::now()) {
-                    warn!(%peer, "connection rate limit: dropped");
+                let src = Source::of(peer.ip(), args.ipv6_source_prefix);
+                let now = Instant::now();
+                if !limiter.allow(src, now) {
+                    warn!(%peer, source = %src, "connection rate limit: dropped");
                     continue;
                 }
                 let Ok(permit) = slots.clone().try_acquire_owned() else {
                     warn!(%peer, "connection limit reached: dropped");
                     continue;
                 };
-                let Some(ticket) = gate.enter(peer.ip(), args.handshakes_per_ip) else {
-                    warn!(%peer, "too many handshakes from this address: dropped");
-                    continue;
+                let ticket = match gate.enter(src) {
+                    Admission::Admitted(ticket, shed) => {
+                        if let Some(victim) = shed {
+                            shed_log.shed(victim, gate.max_total, now);
+                        }
+                        ticket
+                    }
+                    Admission::Refused => {
+                        warn!(%peer, source = %src, "too many handshakes from this source: dropped");
+                        continue;
+                    }
                 };
                 let id = next_id.fetch_add(1, Ordering::Relaxed);
-                let (shared, stop) = (shared.clone(), stop_rx.clone());
+                let (shared, mut stop) = (shared.clone(), stop_rx.clone());
                 tasks.spawn(async move {
-                    session::run(shared, stream, peer, id, stop, ticket).await;
+                    // Late allocation: the session, its ephemeral key and its
+                    // mailbox only once the client has sent something.
+                    if first_bytes(&stream, peer, &ticket, &mut stop, first_byte_timeout).await {
+                        session::run(shared, stream, peer, id, stop, ticket).await;
+                    }
                     drop(permit);
                 });
             }
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             _ = sighup.recv() => match shared.registry.reload() {
-                Ok(()) => info!(users = shared.registry.snapshot().len(), "registry reloaded"),
+                Ok(_) => info!(users = shared.registry.snapshot().len(), "registry reloaded"),
                 Err(e) => warn!(error = %e, "registry not reloaded"),
             },
             _ = sigint.recv() => break,

@@ -41,7 +41,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use securecom_core::message::valid_user_name;
-use securecom_core::{Limits, ServerConfig, StaticSecret};
+use securecom_core::{AbuseLimits, Limits, ServerConfig, StaticSecret};
 use securecom_host::passphrase::Sources;
 use securecom_host::{parse_public_key, public_key_hex};
 
@@ -115,13 +115,27 @@ pub struct RunArgs {
     /// Most simultaneous connections.
     #[arg(long, default_value_t = 20_000)]
     pub max_connections: usize,
-    /// New connections per second allowed from one source address (burst: twice that).
+    /// New connections per second allowed from one source (burst: twice
+    /// that). A source is an IPv4 address or an IPv6 prefix (see
+    /// --ipv6-source-prefix).
     #[arg(long, default_value_t = 20.0)]
     pub conn_rate_per_ip: f64,
-    /// Handshakes in progress allowed from one source address.
+    /// Handshakes in progress allowed from one source (an IPv4 address or an
+    /// IPv6 prefix); more are dropped at accept.
     #[arg(long, default_value_t = 16)]
     pub handshakes_per_ip: usize,
-    /// Seconds a handshake may take.
+    /// Handshakes in progress allowed in all (connections not logged in yet,
+    /// silent ones included; at least 1). When all are taken, the oldest
+    /// is closed to admit the new one.
+    #[arg(long, default_value_t = 512)]
+    pub max_handshakes: usize,
+    /// Length of the IPv6 prefix that counts as one source for the
+    /// per-source limits (0 to 128; 64: one customer network). IPv4 and
+    /// IPv4-mapped IPv6 sources are single IPv4 addresses.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u8).range(0..=128))]
+    pub ipv6_source_prefix: u8,
+    /// Seconds a handshake may take; a new connection also has that long
+    /// to send its first bytes (nothing is allocated for it before).
     #[arg(long, default_value_t = 10)]
     pub handshake_timeout: u64,
     /// Seconds of silence after which a client is dropped.
@@ -146,6 +160,66 @@ pub struct RunArgs {
     /// Seconds allowed for a write to a client before it is dropped.
     #[arg(long, default_value_t = 10)]
     pub write_timeout: u64,
+    /// How often the registry file's content is checked for changes, in ms
+    /// (a revoked user's session is closed within this, plus a moment).
+    #[arg(long, default_value_t = 250)]
+    pub registry_poll_ms: u64,
+    /// Lowest daemon port the server dials (`AnnounceDaemon`).
+    #[arg(long, default_value_t = 1024)]
+    pub daemon_min_port: u16,
+    /// Dial daemons on loopback addresses. Default: only when the server
+    /// itself listens on loopback. The server must see clients' real
+    /// addresses: behind a reverse proxy or tunnel on its own host every
+    /// client would look local.
+    #[arg(long)]
+    pub allow_loopback_daemons: bool,
+    /// Output a session may have waiting for its client, in bytes, before the
+    /// server stops reading from it.
+    #[arg(long, default_value_t = 64 * 1024)]
+    pub output_soft_cap: usize,
+    /// Output waiting for a client beyond which it is dropped (`Bye { RateLimited }`).
+    #[arg(long, default_value_t = 1024 * 1024)]
+    pub output_hard_cap: usize,
+    /// `RequestChat` per session: PER_MINUTE:BURST (0: no limit).
+    #[arg(long, default_value = "30:10", value_parser = parse_rate)]
+    pub rate_requests: securecom_core::Rate,
+    /// `LeaveChat` per session: PER_MINUTE:BURST.
+    #[arg(long, default_value = "60:20", value_parser = parse_rate)]
+    pub rate_leaves: securecom_core::Rate,
+    /// `ListUsers` per session: PER_MINUTE:BURST.
+    #[arg(long, default_value = "30:10", value_parser = parse_rate)]
+    pub rate_listings: securecom_core::Rate,
+    /// `AnnounceDaemon` per session: PER_MINUTE:BURST.
+    #[arg(long, default_value = "6:3", value_parser = parse_rate)]
+    pub rate_announces: securecom_core::Rate,
+    /// `Ping` per session: PER_MINUTE:BURST.
+    #[arg(long, default_value = "60:10", value_parser = parse_rate)]
+    pub rate_pings: securecom_core::Rate,
+    /// `Error { SlowDown }` answers per session: PER_MINUTE:BURST; a session
+    /// that goes on past them is dropped with `Bye { RateLimited }`.
+    #[arg(long, default_value = "6:20", value_parser = parse_rate)]
+    pub rate_strikes: securecom_core::Rate,
+    /// Seconds an unanswered chat request waits before it is withdrawn.
+    #[arg(long, default_value_t = 60)]
+    pub request_timeout: u64,
+    /// Seconds during which a user who declined (or did not answer) cannot
+    /// be asked again by the same requester.
+    #[arg(long, default_value_t = 30)]
+    pub refuse_cooldown: u64,
+}
+
+fn parse_rate(s: &str) -> std::result::Result<securecom_core::Rate, String> {
+    let (per_minute, burst) = s.split_once(':').unwrap_or((s, "1"));
+    let per_minute: u32 = per_minute
+        .parse()
+        .map_err(|_| format!("'{s}': expected PER_MINUTE:BURST, e.g. 30:10"))?;
+    let burst: u32 = burst
+        .parse()
+        .map_err(|_| format!("'{s}': expected PER_MINUTE:BURST, e.g. 30:10"))?;
+    if per_minute > 60_000 {
+        return Err(format!("'{s}': at most 60000 a minute (0: no limit)"));
+    }
+    Ok(securecom_core::Rate::new(per_minute, burst.max(1)))
 }
 
 fn data_dir(cli: &Cli) -> Result<PathBuf> {
@@ -276,6 +350,9 @@ fn main() -> Result<()> {
             let key = parse_public_key(public_key)?;
             std::fs::create_dir_all(&dir)?;
             let mut users = registry::load(&users_path(&dir))?;
+            if let Some((other, _)) = users.iter().find(|(n, k)| **k == key && *n != name) {
+                bail!("'{other}' already has this key: one key, one user");
+            }
             if let Some(old) = users.insert(name.clone(), key) {
                 eprintln!(
                     "note: replacing the key of '{name}' (was {})",
@@ -329,7 +406,7 @@ fn run(dir: &Path, args: RunArgs, pass: &Sources) -> Result<()> {
     }
     let key = load_or_create_key(dir, false, pass)?;
     let certificate = load_certificate(dir, &args.certificate, &key)?;
-    let registry = registry::Registry::open(users_path(dir))?;
+    let registry = Arc::new(registry::Registry::open(users_path(dir))?);
     let limits = Limits {
         max_messages: args.max_messages,
         max_session_age: securecom_core::Duration::from_secs(
@@ -340,10 +417,29 @@ fn run(dir: &Path, args: RunArgs, pass: &Sources) -> Result<()> {
         handshake_timeout: securecom_core::Duration::from_secs(args.handshake_timeout),
         idle_timeout: securecom_core::Duration::from_secs(args.idle_timeout),
     };
+    let abuse = AbuseLimits {
+        requests: args.rate_requests,
+        leaves: args.rate_leaves,
+        listings: args.rate_listings,
+        announces: args.rate_announces,
+        pings: args.rate_pings,
+        strike_rate: args.rate_strikes,
+        request_timeout: securecom_core::Duration::from_secs(args.request_timeout),
+        refuse_cooldown: securecom_core::Duration::from_secs(args.refuse_cooldown),
+    };
+    if args.output_soft_cap < 2 * securecom_core::MAX_FRAME || args.output_hard_cap < args.output_soft_cap {
+        bail!("--output-soft-cap must be at least 2052 and --output-hard-cap at least the soft cap");
+    }
     let shared = Arc::new(session::Shared {
         key,
-        config: ServerConfig { limits },
-        registry,
+        config: ServerConfig { limits, abuse },
+        registry: registry.clone(),
+        dial_policy: session::DialPolicy {
+            min_port: args.daemon_min_port,
+            allow_loopback: args.allow_loopback_daemons || args.listen.ip().is_loopback(),
+        },
+        output_soft_cap: args.output_soft_cap,
+        output_hard_cap: args.output_hard_cap,
         presence: presence::Presence::default(),
         write_timeout: Duration::from_secs(args.write_timeout),
         dial_timeout: Duration::from_secs(5),
@@ -353,6 +449,8 @@ fn run(dir: &Path, args: RunArgs, pass: &Sources) -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    let poll = Duration::from_millis(args.registry_poll_ms.max(10));
+    rt.spawn(registry::watch_file(registry, poll));
     rt.block_on(listener::serve(shared, args, |addr| {
         println!("listening on {addr}");
         let _ = std::io::stdout().flush();

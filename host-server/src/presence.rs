@@ -7,8 +7,8 @@
 //! shared lock.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::RwLock;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
 use securecom_core::message::{ChatId, RefuseReason};
 use securecom_core::server::RelayKind;
@@ -54,9 +54,27 @@ pub enum Cmd {
     Replaced,
 }
 
-/// Capacity of a session's mailbox. A peer that falls this far behind loses
-/// relayed messages, which ends its chat (the E2E layer detects the gap).
+impl Cmd {
+    /// Ordinary traffic that may be refused when the mailbox is full: a
+    /// relayed message (the chat then ends) or a new request (the requester
+    /// hears `Busy`). Everything else must arrive.
+    fn is_ordinary(&self) -> bool {
+        matches!(self, Cmd::Relay { .. } | Cmd::DeliverRequest { .. })
+    }
+}
+
+/// Ordinary commands (relayed messages, new chat requests) a session's
+/// mailbox holds at most. A peer that falls this far behind loses relayed
+/// messages, which ends its chat; a request to it is answered `Busy`.
 pub const MAILBOX_CAPACITY: usize = 1024;
+
+/// Room kept in every mailbox for the commands that must arrive (`Replaced`,
+/// `PeerLeft`, answers, cancellations). Each of them answers something the
+/// receiving session itself did (a chat it is in, a request it made or
+/// received), so far fewer can be in flight; if the reserve is ever full the
+/// receiving session is hopelessly behind, and it is dropped rather than
+/// left with a lost message.
+pub const CONTROL_RESERVE: usize = 1024;
 
 /// A handle to a session task.
 #[derive(Clone, Debug)]
@@ -64,18 +82,103 @@ pub struct Mailbox {
     /// Unique id of the session (connection).
     pub session: u64,
     tx: mpsc::Sender<Cmd>,
+    /// Ordinary commands queued (not yet received).
+    ordinary: Arc<AtomicUsize>,
+    /// Set when a command that must arrive found no room.
+    overflowed: Arc<AtomicBool>,
+}
+
+/// The receiving end of a [`Mailbox`].
+pub struct Inbox {
+    rx: mpsc::Receiver<Cmd>,
+    ordinary: Arc<AtomicUsize>,
+    overflowed: Arc<AtomicBool>,
+}
+
+impl Inbox {
+    fn took(&self, cmd: Option<Cmd>) -> Option<Cmd> {
+        if cmd.as_ref().is_some_and(Cmd::is_ordinary) {
+            self.ordinary.fetch_sub(1, Ordering::AcqRel);
+        }
+        cmd
+    }
+
+    /// The next command.
+    pub async fn recv(&mut self) -> Option<Cmd> {
+        let cmd = self.rx.recv().await;
+        self.took(cmd)
+    }
+
+    /// The next command, if one is queued.
+    pub fn try_recv(&mut self) -> Option<Cmd> {
+        let cmd = self.rx.try_recv().ok();
+        self.took(cmd)
+    }
+
+    /// True if a command that must arrive was lost: drop this session.
+    pub fn overflowed(&self) -> bool {
+        self.overflowed.load(Ordering::Acquire)
+    }
+}
+
+/// Why a post failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PostError {
+    /// The session is gone.
+    Gone,
+    /// The session is too far behind (ordinary commands only).
+    Full,
 }
 
 impl Mailbox {
     /// A new mailbox and its receiving end.
-    pub fn new(session: u64) -> (Self, mpsc::Receiver<Cmd>) {
-        let (tx, rx) = mpsc::channel(MAILBOX_CAPACITY);
-        (Mailbox { session, tx }, rx)
+    pub fn new(session: u64) -> (Self, Inbox) {
+        let (tx, rx) = mpsc::channel(MAILBOX_CAPACITY.saturating_add(CONTROL_RESERVE));
+        let ordinary = Arc::new(AtomicUsize::new(0));
+        let overflowed = Arc::new(AtomicBool::new(false));
+        (
+            Mailbox {
+                session,
+                tx,
+                ordinary: ordinary.clone(),
+                overflowed: overflowed.clone(),
+            },
+            Inbox {
+                rx,
+                ordinary,
+                overflowed,
+            },
+        )
+    }
+
+    /// Posts without waiting.
+    pub fn try_post(&self, cmd: Cmd) -> Result<(), PostError> {
+        let ordinary = cmd.is_ordinary();
+        if ordinary && self.ordinary.fetch_add(1, Ordering::AcqRel) >= MAILBOX_CAPACITY {
+            self.ordinary.fetch_sub(1, Ordering::AcqRel);
+            return Err(PostError::Full);
+        }
+        match self.tx.try_send(cmd) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                if ordinary {
+                    self.ordinary.fetch_sub(1, Ordering::AcqRel);
+                }
+                match e {
+                    mpsc::error::TrySendError::Closed(_) => Err(PostError::Gone),
+                    mpsc::error::TrySendError::Full(_) if ordinary => Err(PostError::Full),
+                    mpsc::error::TrySendError::Full(_) => {
+                        self.overflowed.store(true, Ordering::Release);
+                        Err(PostError::Full)
+                    }
+                }
+            }
+        }
     }
 
     /// Posts without waiting; false if the session is gone or too far behind.
     pub fn post(&self, cmd: Cmd) -> bool {
-        self.tx.try_send(cmd).is_ok()
+        self.try_post(cmd).is_ok()
     }
 }
 
@@ -83,14 +186,25 @@ impl Mailbox {
 #[derive(Default)]
 pub struct Presence {
     online: RwLock<HashMap<UserName, (PublicKey, Mailbox)>>,
+    /// The sorted names, built on the first listing after a change.
+    names: Mutex<Option<Arc<[UserName]>>>,
     next_chat: AtomicU64,
 }
 
 impl Presence {
+    fn changed(&self) {
+        *self.names.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
     /// Registers `user`; returns the session it replaces, if any.
     pub fn login(&self, user: UserName, key: PublicKey, mailbox: Mailbox) -> Option<Mailbox> {
         let mut map = self.online.write().unwrap_or_else(|e| e.into_inner());
-        map.insert(user, (key, mailbox)).map(|(_, m)| m)
+        let old = map.insert(user, (key, mailbox)).map(|(_, m)| m);
+        // Never hold the map while taking the cache's lock (`names` takes
+        // them in the other order).
+        drop(map);
+        self.changed();
+        old
     }
 
     /// Removes `user` if `session` is still the one registered.
@@ -98,20 +212,31 @@ impl Presence {
         let mut map = self.online.write().unwrap_or_else(|e| e.into_inner());
         if map.get(user).is_some_and(|(_, m)| m.session == session) {
             map.remove(user);
+            drop(map);
+            self.changed();
         }
     }
 
     /// The mailbox of `user`, if online.
     pub fn find(&self, user: &str) -> Option<Mailbox> {
+        self.find_with_key(user).map(|(_, m)| m)
+    }
+
+    /// The key `user` logged in with and its mailbox, if online.
+    pub fn find_with_key(&self, user: &str) -> Option<(PublicKey, Mailbox)> {
         self.online
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(user)
-            .map(|(_, m)| m.clone())
+            .cloned()
     }
 
-    /// Sorted names of everyone online.
-    pub fn names(&self) -> Vec<UserName> {
+    /// Sorted names of everyone online: one shared copy until the next change.
+    pub fn names(&self) -> Arc<[UserName]> {
+        let mut cache = self.names.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(names) = &*cache {
+            return names.clone();
+        }
         let mut v: Vec<_> = self
             .online
             .read()
@@ -120,7 +245,9 @@ impl Presence {
             .cloned()
             .collect();
         v.sort();
-        v
+        let names: Arc<[UserName]> = v.into();
+        *cache = Some(names.clone());
+        names
     }
 
     /// How many are online.

@@ -5,15 +5,23 @@
 //! alice   8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a  laptop
 //! ```
 //!
-//! The running server re-reads the file when it changes (checked at each
-//! login) and on SIGHUP, so users can be added or removed without a restart.
+//! The running server re-reads the file when its content changes (a hash of
+//! the bytes, checked every `--registry-poll-ms` and on SIGHUP), so users can
+//! be added or removed without a restart. Every change is published to the
+//! session tasks ([`Registry::subscribe`]): a session whose key is no longer
+//! the registered key of its name is closed with `Bye { Revoked }` (see
+//! `session.rs`). A file where two names share one key is refused (the
+//! previous registry stays), as is a file that does not parse.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
 use anyhow::{bail, Context, Result};
+use blake2::{Blake2s256, Digest};
+use tokio::sync::watch;
 use securecom_core::message::valid_user_name;
 use securecom_core::PublicKey;
 use securecom_host::{parse_public_key, public_key_hex};
@@ -45,6 +53,7 @@ impl std::ops::DerefMut for Users {
 /// Parses the registry file's text. Bad lines are errors with their number.
 pub fn parse(text: &str) -> Result<Users> {
     let mut users = Users::new();
+    let mut owners: HashMap<[u8; 32], String> = HashMap::new();
     for (line, number) in text.lines().zip(1usize..) {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
@@ -58,6 +67,11 @@ pub fn parse(text: &str) -> Result<Users> {
             bail!("line {number}: invalid user name '{name}' (1-32 of a-z 0-9 _ . -)");
         }
         let key = parse_public_key(key).with_context(|| format!("line {number}"))?;
+        if let Some(other) = owners.insert(key.0, name.to_string()) {
+            if other != name {
+                bail!("line {number}: user '{name}' has the same key as '{other}' (one key, one user)");
+            }
+        }
         if users.insert(name.to_string(), key).is_some() {
             bail!("line {number}: user '{name}' appears twice");
         }
@@ -94,52 +108,120 @@ pub fn save(path: &Path, users: &Users) -> Result<()> {
 /// The live registry of a running server.
 pub struct Registry {
     path: PathBuf,
-    state: RwLock<(Arc<Users>, Option<SystemTime>)>,
+    /// The hash of the file's bytes as last read (`None`: no file).
+    hash: RwLock<Option<[u8; 32]>>,
+    /// The file's modification time and length as last read: a cheap hint
+    /// checked at each login, between the polls of the content.
+    stamp: RwLock<Option<(SystemTime, u64)>>,
+    users: watch::Sender<Arc<Users>>,
 }
 
 impl Registry {
     /// Loads `path`.
     pub fn open(path: PathBuf) -> Result<Self> {
-        let users = load(&path)?;
-        let mtime = mtime(&path);
+        let (bytes, hash) = read_hashed(&path)?;
+        let users = parse_bytes(&path, bytes.as_deref())?;
         Ok(Registry {
+            stamp: RwLock::new(stamp(&path)),
             path,
-            state: RwLock::new((Arc::new(users), mtime)),
+            hash: RwLock::new(hash),
+            users: watch::Sender::new(Arc::new(users)),
         })
     }
 
-    /// Re-reads the file if it changed since the last read. A file that does
-    /// not parse keeps the previous registry (and the error is returned).
+    /// Re-reads the file if its content changed since the last read; true if
+    /// the registry changed. A file that does not parse (or gives two names
+    /// one key) keeps the previous registry, and the error is returned; it is
+    /// retried when the content changes again.
     pub fn refresh(&self) -> Result<bool> {
-        let now = mtime(&self.path);
-        if self.state.read().map(|s| s.1 == now).unwrap_or(false) {
+        if let Ok(mut st) = self.stamp.write() {
+            *st = stamp(&self.path);
+        }
+        let (bytes, hash) = read_hashed(&self.path)?;
+        if self.hash.read().map(|h| *h == hash).unwrap_or(false) {
             return Ok(false);
         }
-        self.reload().map(|()| true)
-    }
-
-    /// Re-reads the file now.
-    pub fn reload(&self) -> Result<()> {
-        let mtime = mtime(&self.path);
-        let users = load(&self.path)?;
-        if let Ok(mut s) = self.state.write() {
-            *s = (Arc::new(users), mtime);
+        if let Ok(mut h) = self.hash.write() {
+            *h = hash;
         }
-        Ok(())
+        let users = parse_bytes(&self.path, bytes.as_deref())?;
+        Ok(self.users.send_if_modified(|current| {
+            if **current == users {
+                false
+            } else {
+                *current = Arc::new(users);
+                true
+            }
+        }))
     }
 
-    /// A snapshot of the users, re-reading the file first if it changed
-    /// (a bad edit keeps the previous registry and is logged).
+    /// Re-reads the file now (SIGHUP), even if its hash did not change.
+    pub fn reload(&self) -> Result<bool> {
+        if let Ok(mut h) = self.hash.write() {
+            *h = None;
+        }
+        self.refresh()
+    }
+
+    /// A snapshot of the users, re-read first if the file's modification
+    /// time or length changed since the last read (for logins: a user added
+    /// a moment ago can log in before the next poll).
     pub fn snapshot_fresh(&self) -> Arc<Users> {
-        if let Err(e) = self.refresh() {
-            tracing::warn!(error = %e, "registry file not reloaded");
+        let now = stamp(&self.path);
+        if self.stamp.read().map(|s| *s != now).unwrap_or(true) {
+            if let Err(e) = self.refresh() {
+                tracing::warn!(error = %e, "registry file not reloaded");
+            }
         }
         self.snapshot()
     }
 
     /// A snapshot of the users.
     pub fn snapshot(&self) -> Arc<Users> {
-        self.state.read().map(|s| s.0.clone()).unwrap_or_default()
+        self.users.borrow().clone()
+    }
+
+    /// Told of every change (the receiver sees the newest registry).
+    pub fn subscribe(&self) -> watch::Receiver<Arc<Users>> {
+        self.users.subscribe()
+    }
+}
+
+fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len()))
+}
+
+fn read_hashed(path: &Path) -> Result<(Option<Vec<u8>>, Option<[u8; 32]>)> {
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            let hash: [u8; 32] = Blake2s256::digest(&bytes).into();
+            Ok((Some(bytes), Some(hash)))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((None, None)),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+fn parse_bytes(path: &Path, bytes: Option<&[u8]>) -> Result<Users> {
+    let Some(bytes) = bytes else {
+        return Ok(Users::new());
+    };
+    let text = std::str::from_utf8(bytes).with_context(|| format!("{}: not UTF-8", path.display()))?;
+    parse(text).with_context(|| format!("{}", path.display()))
+}
+
+/// Polls the file every `every` and publishes changes (see the module docs).
+pub async fn watch_file(registry: Arc<Registry>, every: std::time::Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match registry.refresh() {
+            Ok(true) => tracing::info!(users = registry.snapshot().len(), "registry changed"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "registry file not reloaded"),
+        }
     }
 }
 
@@ -149,9 +231,6 @@ impl securecom_core::Registry for Users {
     }
 }
 
-fn mtime(path: &Path) -> Option<SystemTime> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok()
-}
 
 #[cfg(test)]
 mod tests {
@@ -166,5 +245,32 @@ mod tests {
         assert!(parse(&format!("Alice {key}")).is_err());
         assert!(parse("bob 1234").is_err());
         assert!(parse(&format!("bob {key}\nbob {key}")).is_err());
+        let two = parse(&format!("alice {key}\nbob {key}")).unwrap_err();
+        assert!(format!("{two:#}").contains("same key as 'alice'"), "{two:#}");
+    }
+
+    #[test]
+    fn reload_by_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users");
+        let a = "8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a";
+        let b = "de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f";
+        std::fs::write(&path, format!("alice {a}\n")).unwrap();
+        let reg = Registry::open(path.clone()).unwrap();
+        let mut rx = reg.subscribe();
+        assert!(!reg.refresh().unwrap());
+        // Same length, same mtime granularity: only the content differs.
+        std::fs::write(&path, format!("alice {b}\n")).unwrap();
+        assert!(reg.refresh().unwrap());
+        assert!(rx.has_changed().unwrap());
+        assert_eq!(
+            rx.borrow_and_update().get("alice").map(securecom_host::public_key_hex),
+            Some(b.to_string())
+        );
+        // A bad edit keeps the previous registry.
+        std::fs::write(&path, format!("alice {b}\nbob {b}\n")).unwrap();
+        assert!(reg.refresh().is_err());
+        assert!(reg.snapshot().contains_key("alice"));
+        assert!(!rx.has_changed().unwrap());
     }
 }

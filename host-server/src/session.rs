@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use securecom_core::message::RefuseReason;
+use securecom_core::message::{RefuseReason, UserName as Name};
 use securecom_core::server::{ServerEvent, ServerSession};
 use securecom_core::{
     PublicKey, Registry as _, ServerConfig, StaticSecret, UserName, MAX_FRAME,
@@ -24,12 +24,12 @@ use securecom_host::{now, os_rng, until, Rng};
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
 use crate::listener::HandshakeTicket;
-use crate::presence::{Cmd, Mailbox, Presence};
+use crate::presence::{Cmd, Inbox, Mailbox, PostError, Presence};
 use crate::registry::{Registry, Users};
 
 /// Everything the session tasks share.
@@ -39,7 +39,7 @@ pub struct Shared {
     /// Session limits.
     pub config: ServerConfig,
     /// Registered users.
-    pub registry: Registry,
+    pub registry: Arc<Registry>,
     /// Online users.
     pub presence: Presence,
     /// Time allowed for one write to a client before it is dropped.
@@ -50,6 +50,42 @@ pub struct Shared {
     pub certificate: Option<Vec<u8>>,
     /// Largest frame accepted from a client (header included).
     pub max_frame: usize,
+    /// Where the server may dial announced daemons.
+    pub dial_policy: DialPolicy,
+    /// Bytes of output a session may have waiting for its client before it
+    /// stops reading from it (and from its mailbox).
+    pub output_soft_cap: usize,
+    /// Bytes of output beyond which the session is dropped (`Bye { RateLimited }`).
+    pub output_hard_cap: usize,
+}
+
+/// Which announced daemons the server dials (`AnnounceDaemon` names a port
+/// at the client's own address: without a policy a user could make the
+/// server probe ports of a host it can see).
+#[derive(Clone, Copy, Debug)]
+pub struct DialPolicy {
+    /// Lowest port dialled (default 1024: never a system service's port).
+    pub min_port: u16,
+    /// Dial loopback addresses (default: only if the server itself listens
+    /// on loopback, where every client is local).
+    pub allow_loopback: bool,
+}
+
+impl DialPolicy {
+    /// True if `addr` may be dialled.
+    pub fn allows(&self, addr: &SocketAddr) -> bool {
+        let ip = match addr.ip() {
+            std::net::IpAddr::V6(v6) => v6
+                .to_ipv4_mapped()
+                .map_or(std::net::IpAddr::V6(v6), std::net::IpAddr::V4),
+            v4 => v4,
+        };
+        addr.port() >= self.min_port
+            && addr.port() != 0
+            && !ip.is_unspecified()
+            && !ip.is_multicast()
+            && (self.allow_loopback || !ip.is_loopback())
+    }
 }
 
 /// Bytes read per wake-up at most, so that one busy client cannot starve others.
@@ -74,6 +110,12 @@ struct Task {
     req_wr: Option<OwnedWriteHalf>,
     req_out: Vec<u8>,
     dial: Option<JoinHandle<std::io::Result<TcpStream>>>,
+    /// A listing being sent: the names and how many were sent.
+    listing: Option<(Arc<[Name]>, usize)>,
+    /// Another `ListUsers` arrived during the listing: one more follows it.
+    list_again: bool,
+    /// A wake-up used its whole read or mailbox budget: yield before the next.
+    busy: bool,
     /// The chat peer's mailbox, cached when the chat starts (hot path).
     peer_cache: Option<(UserName, Mailbox)>,
     me: Option<(UserName, PublicKey)>,
@@ -112,6 +154,7 @@ pub async fn run(
     };
     let (std_rd, std_wr) = stream.into_split();
     let (mailbox, mut inbox) = Mailbox::new(id);
+    let mut users = shared.registry.subscribe();
     let mut t = Task {
         id,
         peer,
@@ -125,6 +168,9 @@ pub async fn run(
         req_wr: None,
         req_out: Vec::new(),
         dial: None,
+        listing: None,
+        list_again: false,
+        busy: false,
         peer_cache: None,
         me: None,
         listed: false,
@@ -136,12 +182,23 @@ pub async fn run(
     }
     while !t.session.is_closed() {
         let deadline = t.session.poll_timeout();
+        // Backpressure: a client that does not read its output is not read
+        // from either (TCP then slows it down), and its mailbox fills up.
+        let room = t.std_out.len() < t.shared.output_soft_cap;
         tokio::select! {
-            r = std_rd.readable() => match r {
+            r = std_rd.readable(), if room => match r {
                 Ok(()) => t.read_standard(&std_rd),
                 Err(_) => t.session.disconnected(),
             },
-            Some(cmd) = inbox.recv() => t.on_cmds(cmd, &mut inbox),
+            Some(cmd) = inbox.recv(), if room => t.on_cmds(cmd, &mut inbox),
+            r = users.changed() => match r {
+                Ok(()) => {
+                    let users = users.borrow_and_update().clone();
+                    t.check_registration(&users);
+                }
+                // Cannot happen: `shared` holds the registry, and so its sender.
+                Err(_) => t.session.shutdown(now()),
+            },
             r = readable_opt(&t.req_rd) => match r {
                 Ok(()) => t.read_request(),
                 Err(_) => t.request_failed("request channel error"),
@@ -152,14 +209,40 @@ pub async fn run(
             }
             _ = sleep_opt(deadline) => t.session.handle_timeout(now()),
             _ = shutdown.changed() => t.session.shutdown(now()),
+            _ = handshake.shed() => t.session.disconnected(),
+        }
+        if inbox.overflowed() {
+            warn!(session = t.id, "mailbox overflow: dropping the session");
+            t.session.rate_limited(now());
         }
         t.pump();
+        // At once, before any await: a session that logged in (and is
+        // listed in presence) can no longer be shed.
+        if t.handshake_done {
+            handshake.release();
+        }
+        t.continue_listing();
+        if t.std_out.len() > t.shared.output_hard_cap {
+            warn!(session = t.id, bytes = t.std_out.len(), "output backlog over its cap: dropping the session");
+            t.std_out.clear();
+            t.session.rate_limited(now());
+            t.pump();
+        }
         if t.write_out().await.is_err() {
             t.session.disconnected();
             t.pump();
         }
-        if t.handshake_done {
-            handshake.release();
+        // Pages of a listing go out as the client reads them.
+        while t.listing.is_some() && !t.session.is_closed() {
+            t.continue_listing();
+            if t.write_out().await.is_err() {
+                t.session.disconnected();
+                t.pump();
+            }
+        }
+        // One task never holds a runtime thread for more than one budget.
+        if std::mem::take(&mut t.busy) {
+            tokio::task::yield_now().await;
         }
     }
     t.pump();
@@ -226,7 +309,11 @@ struct WriteFailed;
 impl Task {
     fn read_standard(&mut self, rd: &OwnedReadHalf) {
         let mut total = 0;
-        while total < READ_BUDGET && !self.session.is_closed() {
+        while !self.session.is_closed() {
+            if total >= READ_BUDGET || self.std_out.len() >= self.shared.output_soft_cap {
+                self.busy = true;
+                return;
+            }
             match try_read_with(rd, |bytes| self.feed_standard(bytes)) {
                 Read::Data(n) => total = total.saturating_add(n),
                 Read::Closed => {
@@ -329,16 +416,60 @@ impl Task {
         }
     }
 
-    fn on_cmds(&mut self, first: Cmd, inbox: &mut mpsc::Receiver<Cmd>) {
+    fn on_cmds(&mut self, first: Cmd, inbox: &mut Inbox) {
         self.on_cmd(first);
         self.pump();
         for _ in 0..CMD_BUDGET {
+            if self.std_out.len() >= self.shared.output_soft_cap {
+                break;
+            }
             match inbox.try_recv() {
-                Ok(cmd) => {
+                Some(cmd) => {
                     self.on_cmd(cmd);
                     self.pump();
                 }
-                Err(_) => break,
+                None => return,
+            }
+        }
+        self.busy = true;
+    }
+
+    /// True if `key` is the key registered for `user` now.
+    fn registered(&self, user: &str, key: &PublicKey) -> bool {
+        self.shared.registry.snapshot().lookup(user) == Some(*key)
+    }
+
+    /// The registry changed: a session whose key is no longer its user's is over.
+    fn check_registration(&mut self, users: &Users) {
+        let Some((me, key)) = &self.me else { return };
+        if users.lookup(me) != Some(*key) {
+            info!(session = self.id, user = %me, "key no longer registered: closing the session");
+            self.session.revoked(now());
+        }
+    }
+
+    /// Sends the next pages of a listing while the client's output has room.
+    fn continue_listing(&mut self) {
+        while let Some((names, sent)) = self.listing.take() {
+            if self.session.is_closed() {
+                return;
+            }
+            if self.std_out.len() >= self.shared.output_soft_cap
+                || self.session.output_room() < MAX_FRAME
+            {
+                self.listing = Some((names, sent));
+                return;
+            }
+            let page = names.get(sent..).unwrap_or_default();
+            let (chunk, rest) = page.split_at(page.len().min(MAX_USERS_PER_MESSAGE));
+            let refs: Vec<&str> = chunk.iter().map(|n| n.as_str()).collect();
+            let more = !rest.is_empty();
+            let ok = self.session.send_users(now(), &refs, more).is_ok();
+            self.collect_output();
+            if ok && more {
+                self.listing = Some((names.clone(), sent.saturating_add(chunk.len())));
+            } else if std::mem::take(&mut self.list_again) {
+                self.listing = Some((self.shared.presence.names(), 0));
             }
         }
     }
@@ -352,7 +483,12 @@ impl Task {
                 from_key,
                 reply,
             } => {
-                let result = self.session.deliver_request(t, chat_id, &from, from_key);
+                // A requester whose key was revoked a moment ago is not shown.
+                let result = if self.registered(&from, &from_key) {
+                    self.session.deliver_request(t, chat_id, &from, from_key)
+                } else {
+                    Err(RefuseReason::Offline)
+                };
                 if let Some((me, _)) = &self.me {
                     reply.post(Cmd::Delivered {
                         chat_id,
@@ -377,6 +513,11 @@ impl Task {
                 result,
                 reply,
             } => {
+                // Never start a chat with a key that is not registered now.
+                let result = match result {
+                    Ok(()) if !self.registered(&peer, &peer_key) => Err(RefuseReason::Offline),
+                    r => r,
+                };
                 let active = self
                     .session
                     .chat_answered(t, chat_id, &peer, peer_key, result);
@@ -481,6 +622,11 @@ impl Task {
                         d.abort();
                     }
                     let addr = SocketAddr::new(self.peer.ip(), port);
+                    if !self.shared.dial_policy.allows(&addr) {
+                        info!(session = self.id, %addr, "announced daemon not dialled (dial policy)");
+                        self.session.request_channel_failed(t);
+                        continue;
+                    }
                     let timeout = self.shared.dial_timeout;
                     debug!(session = self.id, %addr, "dialling daemon");
                     self.dial = Some(tokio::spawn(async move {
@@ -490,20 +636,12 @@ impl Task {
                     }));
                 }
                 ServerEvent::ListUsers => {
-                    let names = self.shared.presence.names();
-                    let mut chunks: Vec<&[UserName]> =
-                        names.chunks(MAX_USERS_PER_MESSAGE).collect();
-                    if chunks.is_empty() {
-                        chunks.push(&[]);
-                    }
-                    let mut chunks = chunks.into_iter().peekable();
-                    while let Some(chunk) = chunks.next() {
-                        let more = chunks.peek().is_some();
-                        let refs: Vec<&str> = chunk.iter().map(|n| n.as_str()).collect();
-                        if self.session.send_users(t, &refs, more).is_err() {
-                            break;
-                        }
-                        self.collect_output();
+                    // One listing at a time; a second request during it is
+                    // answered once, after it (the core rate-limits them).
+                    if self.listing.is_some() {
+                        self.list_again = true;
+                    } else {
+                        self.listing = Some((self.shared.presence.names(), 0));
                     }
                 }
                 ServerEvent::ChatRequest { to } => self.chat_request(t, to),
@@ -576,29 +714,34 @@ impl Task {
             return;
         };
         let users = self.shared.registry.snapshot();
-        let outcome = if users.lookup(&to).is_none() {
-            Err(RefuseReason::UnknownUser)
-        } else {
-            match self.shared.presence.find(&to) {
+        let outcome = match users.lookup(&to) {
+            None => Err(RefuseReason::UnknownUser),
+            Some(registered) => match self.shared.presence.find_with_key(&to) {
+                // Online with a key that is no longer registered: that session
+                // is being closed as revoked; never hand its key out.
+                Some((key, _)) if key != registered => Err(RefuseReason::Offline),
                 None => Err(RefuseReason::Offline),
-                Some(mb) => {
+                Some((_, mb)) => {
                     let chat_id = self.shared.presence.next_chat_id();
                     // Pending first, so that a `LeaveChat` that crosses the
                     // delivery withdraws the request (mailboxes keep order).
                     let _ = self.session.chat_pending(t, chat_id, &to);
-                    if mb.post(Cmd::DeliverRequest {
+                    match mb.try_post(Cmd::DeliverRequest {
                         chat_id,
                         from: me.clone(),
                         from_key: my_key,
                         reply: self.mailbox.clone(),
                     }) {
-                        info!(session = self.id, from = %me, %to, chat_id, "chat requested");
-                        Ok(())
-                    } else {
-                        Err(RefuseReason::Offline)
+                        Ok(()) => {
+                            info!(session = self.id, from = %me, %to, chat_id, "chat requested");
+                            Ok(())
+                        }
+                        // Too far behind to take a request: that user is busy.
+                        Err(PostError::Full) => Err(RefuseReason::Busy),
+                        Err(PostError::Gone) => Err(RefuseReason::Offline),
                     }
                 }
-            }
+            },
         };
         if let Err(reason) = outcome {
             let _ = self.session.chat_refused(t, &to, reason);

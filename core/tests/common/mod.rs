@@ -772,7 +772,7 @@ impl<const N: usize> World<Hub<N>> {
         let rng = rng_for(SEED, "server");
         let key = key_for("#server", 0);
         let pk = key.public_key();
-        let hub = Hub::new(ServerConfig { limits }, key);
+        let hub = Hub::new(ServerConfig::new(limits), key);
         World::with_server(hub, pk, rng, limits)
     }
 }
@@ -784,7 +784,7 @@ impl World<MitmServer> {
         let key = key_for("#server", 0);
         let pk = key.public_key();
         World::with_server(
-            MitmServer::new(ServerConfig { limits }, key),
+            MitmServer::new(ServerConfig::new(limits), key),
             pk,
             rng,
             limits,

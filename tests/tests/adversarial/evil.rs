@@ -151,9 +151,7 @@ impl EvilServer {
         let public = key.public_key();
         let inner = Arc::new(Mutex::new(Inner {
             key,
-            config: ServerConfig {
-                limits: Limits::DEFAULT,
-            },
+            config: ServerConfig::new(Limits::DEFAULT),
             users: Users(users.iter().map(|(n, k)| (n.to_string(), *k)).collect()),
             conns: HashMap::new(),
             online: HashMap::new(),
