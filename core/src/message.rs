@@ -136,7 +136,8 @@ pub enum RefuseReason {
     Withdrawn,
     /// 7. The user did not answer in time (the server's request timeout).
     NoAnswer,
-    /// 8. The user refused (or did not answer) a moment ago: ask again later.
+    /// 8. Asked too soon: this user refused (or did not answer) a moment
+    ///    ago, or you sent requests faster than the server's rate. Ask later.
     TooSoon,
 }
 

@@ -32,10 +32,9 @@ impl Rate {
 
     /// Milliseconds of credit one token costs.
     const fn cost_ms(&self) -> u64 {
-        if self.per_minute == 0 {
-            0
-        } else {
-            60_000 / self.per_minute as u64
+        match 60_000u64.checked_div(self.per_minute as u64) {
+            Some(ms) => ms,
+            None => 0,
         }
     }
 

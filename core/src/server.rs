@@ -491,9 +491,14 @@ impl ServerSession {
         self.close_with(now, CloseReason::RateLimited);
     }
 
-    /// Takes a token of `kind`; false (after answering `SlowDown`, or
+    /// Takes a token of `kind`; false (after answering `refusal`, or
     /// closing the session once its strikes are spent) if there is none.
-    fn allow(&mut self, now: Instant, kind: Command) -> Result<bool, Error> {
+    fn allow(
+        &mut self,
+        now: Instant,
+        kind: Command,
+        refusal: &ServerMsg<'_>,
+    ) -> Result<bool, Error> {
         let (bucket, rate) = match kind {
             Command::Request => (&mut self.buckets.requests, &self.abuse.requests),
             Command::Leave => (&mut self.buckets.leaves, &self.abuse.leaves),
@@ -505,12 +510,7 @@ impl ServerSession {
             return Ok(true);
         }
         if self.buckets.strikes.take(&self.abuse.strike_rate, now) {
-            self.send(
-                now,
-                &ServerMsg::Error {
-                    code: ErrorCode::SlowDown,
-                },
-            )?;
+            self.send(now, refusal)?;
         } else {
             self.close_with(now, CloseReason::RateLimited);
         }
@@ -691,7 +691,18 @@ impl ServerSession {
             _ => None,
         };
         if let Some(kind) = kind {
-            if !self.allow(now, kind)? {
+            // A refused request is answered as a request, so that the client
+            // knows which command was not performed.
+            let refusal = match msg {
+                ClientMsg::RequestChat { user } => ServerMsg::ChatRefused {
+                    user,
+                    reason: RefuseReason::TooSoon,
+                },
+                _ => ServerMsg::Error {
+                    code: ErrorCode::SlowDown,
+                },
+            };
+            if !self.allow(now, kind, &refusal)? {
                 return Ok(());
             }
         }

@@ -88,6 +88,12 @@ pub enum ConfigError {
         /// 1-based line number.
         line: u16,
     },
+    /// A public key that is a low-order X25519 point (such as all zeros):
+    /// no one holds its private key, so pinning it would authenticate anyone.
+    WeakKey {
+        /// 1-based line number.
+        line: u16,
+    },
     /// A required setting is absent.
     Missing(Setting),
 }
@@ -135,7 +141,12 @@ pub fn parse(text: &str) -> Result<DeviceConfig, ConfigError> {
                 key = Some(StaticSecret::from_bytes(bytes));
                 bytes.zeroize();
             }
-            "server_key" => server_key = Some(PublicKey(parse_hex32(value).ok_or(bad)?)),
+            "server_key" => {
+                let bytes = parse_hex32(value).ok_or(bad)?;
+                let key =
+                    PublicKey::try_from_bytes(bytes).map_err(|_| ConfigError::WeakKey { line })?;
+                server_key = Some(key);
+            }
             "daemon_port" => {
                 let port: u16 = value.parse().map_err(|_| bad)?;
                 if port == 0 {

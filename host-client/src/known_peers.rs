@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use securecom_core::message::valid_user_name;
 use securecom_core::PublicKey;
-use securecom_host::{parse_public_key, public_key_hex};
+use securecom_host::{parse_public_key, public_key_hex, KeyParseError};
 
 /// What the file says about a key offered for a user.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,7 +95,12 @@ impl KnownPeers {
     }
 
     /// Remembers `key` for `user` (replacing another) and saves the file.
+    /// A low-order key (which a malicious server could hand out, and which
+    /// no one holds) is refused: it is never written to the file.
     pub fn remember(&mut self, user: &str, key: PublicKey) -> Result<(), String> {
+        if key.is_low_order() {
+            return Err(KeyParseError::LowOrder.to_string());
+        }
         self.peers.insert(user.to_string(), key);
         self.save()
     }
@@ -148,5 +153,35 @@ mod tests {
         );
         std::fs::write(&path, "bob zz\n").unwrap();
         assert!(KnownPeers::load(&path).is_err());
+    }
+
+    #[test]
+    fn low_order_keys_are_neither_loaded_nor_remembered() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("alice.known_peers");
+        let good = PublicKey([1; 32]);
+        let mut k = KnownPeers::load(&path).unwrap();
+        k.remember("bob", good).unwrap();
+        let before = std::fs::read_to_string(&path).unwrap();
+        for weak in [[0u8; 32], {
+            let mut one = [0u8; 32];
+            one[0] = 1;
+            one
+        }] {
+            let e = k.remember("carol", PublicKey(weak)).unwrap_err();
+            assert_eq!(e, "not a valid X25519 public key (low-order point)");
+            let e = k.remember("bob", PublicKey(weak)).unwrap_err();
+            assert!(e.contains("low-order"), "{e}");
+        }
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), before);
+        assert_eq!(k.check("bob", &good), Check::Known);
+        assert_eq!(k.check("carol", &PublicKey([0; 32])), Check::New);
+
+        std::fs::write(&path, format!("{before}carol {}\n", "00".repeat(32))).unwrap();
+        let e = KnownPeers::load(&path).unwrap_err();
+        assert!(
+            e.ends_with(":3: not a valid X25519 public key (low-order point)"),
+            "{e}"
+        );
     }
 }

@@ -45,16 +45,50 @@ pub enum KeyParseError {
     /// Not 64 hex digits.
     #[error("a public key is 64 hex digits (32 bytes)")]
     BadHex,
+    /// A point of small order (such as all zeros): no one holds its private
+    /// key and every handshake with it is readable by anyone.
+    #[error("not a valid X25519 public key (low-order point)")]
+    LowOrder,
 }
 
-/// Parses a public key written as 64 hex digits.
+/// Parses a public key written as 64 hex digits, refusing a low-order point
+/// ([`PublicKey::is_low_order`]).
 pub fn parse_public_key(s: &str) -> Result<PublicKey, KeyParseError> {
     let bytes = hex::decode(s.trim()).map_err(|_| KeyParseError::BadHex)?;
     let arr: [u8; 32] = bytes.try_into().map_err(|_| KeyParseError::BadHex)?;
-    Ok(PublicKey(arr))
+    PublicKey::try_from_bytes(arr).map_err(|_| KeyParseError::LowOrder)
 }
 
 /// A public key as 64 hex digits.
 pub fn public_key_hex(key: &PublicKey) -> String {
     hex::encode(key.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn low_order_public_keys_are_refused() {
+        let real = "8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a";
+        assert_eq!(public_key_hex(&parse_public_key(real).unwrap()), real);
+        for weak in [
+            "0000000000000000000000000000000000000000000000000000000000000000",
+            "0100000000000000000000000000000000000000000000000000000000000000",
+            "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800",
+            "5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157",
+            "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+            "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+            "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+            "0000000000000000000000000000000000000000000000000000000000000080",
+        ] {
+            let e = parse_public_key(weak).unwrap_err();
+            assert!(matches!(e, KeyParseError::LowOrder), "{weak}");
+            assert_eq!(
+                e.to_string(),
+                "not a valid X25519 public key (low-order point)"
+            );
+        }
+        assert!(matches!(parse_public_key("00"), Err(KeyParseError::BadHex)));
+    }
 }

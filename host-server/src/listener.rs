@@ -422,3 +422,207 @@ pub async fn serve(
     info!("stopped");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn src(s: &str) -> Source {
+        Source::of(ip(s), 64)
+    }
+
+    /// True if `t` was shed (its `shed()` is ready now).
+    async fn is_shed(t: &HandshakeTicket) -> bool {
+        tokio::select! {
+            biased;
+            _ = t.shed() => true,
+            _ = std::future::ready(()) => false,
+        }
+    }
+
+    fn admit(gate: &Arc<HandshakeGate>, s: &str) -> (HandshakeTicket, Option<Source>) {
+        match gate.enter(src(s)) {
+            Admission::Admitted(t, shed) => (t, shed),
+            Admission::Refused => panic!("{s} refused"),
+        }
+    }
+
+    #[test]
+    fn ipv6_sources_are_keyed_by_their_prefix() {
+        // One /64: one source, whatever the interface identifier.
+        let a = src("2001:db8:1:2::1");
+        assert_eq!(a, src("2001:db8:1:2:ffff:ffff:ffff:fffe"));
+        assert_eq!(a, src("2001:db8:1:2:1234::9"));
+        assert_eq!(a, Source::V6(ip_v6("2001:db8:1:2::"), 64));
+        assert_eq!(a.to_string(), "2001:db8:1:2::/64");
+        // The next /64 is another source.
+        assert_ne!(a, src("2001:db8:1:3::1"));
+        // The prefix length is configurable.
+        let p48 = |s| Source::of(ip(s), 48);
+        assert_eq!(p48("2001:db8:1:2::1"), p48("2001:db8:1:ffff::1"));
+        assert_ne!(p48("2001:db8:1::1"), p48("2001:db8:2::1"));
+        let exact = |s| Source::of(ip(s), 128);
+        assert_ne!(exact("2001:db8::1"), exact("2001:db8::2"));
+        assert_eq!(exact("2001:db8::1").to_string(), "2001:db8::1/128");
+        // 0: all of IPv6 is one source; over 128 is taken as 128.
+        assert_eq!(Source::of(ip("::1"), 0), Source::of(ip("fd00::2"), 0));
+        assert_eq!(Source::of(ip("2001:db8::1"), 200), exact("2001:db8::1"));
+        // Loopback is IPv6, not the IPv4-compatible 0.0.0.1.
+        assert_eq!(src("::1"), Source::V6(ip_v6("::"), 64));
+    }
+
+    fn ip_v6(s: &str) -> Ipv6Addr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn ipv4_and_ipv4_mapped_sources_are_single_addresses() {
+        let a = src("192.0.2.1");
+        assert_eq!(a, Source::V4(Ipv4Addr::new(192, 0, 2, 1)));
+        assert_ne!(a, src("192.0.2.2"));
+        // What a dual-stack listener reports for an IPv4 client: the same
+        // source as the IPv4 address, and not one /64 for all of IPv4.
+        assert_eq!(src("::ffff:192.0.2.1"), a);
+        assert_ne!(src("::ffff:127.0.0.2"), src("::ffff:127.0.0.3"));
+        assert_eq!(Source::of(ip("::ffff:10.0.0.1"), 0), src("10.0.0.1"));
+        assert_eq!(a.to_string(), "192.0.2.1");
+    }
+
+    #[tokio::test]
+    async fn the_oldest_handshake_is_shed_first() {
+        let gate = Arc::new(HandshakeGate::new(3, 16));
+        let (a, s) = admit(&gate, "192.0.2.1");
+        assert_eq!(s, None);
+        let (b, _) = admit(&gate, "192.0.2.2");
+        let (mut c, _) = admit(&gate, "2001:db8::1");
+        assert_eq!(gate.len(), 3);
+        for t in [&a, &b, &c] {
+            assert!(!is_shed(t).await);
+        }
+        // Full: d sheds a (the oldest), then e sheds b.
+        let (d, s) = admit(&gate, "192.0.2.4");
+        assert_eq!(s, Some(src("192.0.2.1")));
+        assert!(is_shed(&a).await);
+        assert!(!is_shed(&b).await);
+        let (e, s) = admit(&gate, "192.0.2.5");
+        assert_eq!(s, Some(src("192.0.2.2")));
+        assert!(is_shed(&b).await);
+        assert_eq!(gate.len(), 3);
+        // A handshake that ends frees its slot: no shedding for the next one.
+        c.release();
+        let (f, s) = admit(&gate, "192.0.2.6");
+        assert_eq!(s, None);
+        // Then d (now the oldest), then e, then f.
+        let (_g, s) = admit(&gate, "192.0.2.7");
+        assert_eq!(s, Some(src("192.0.2.4")));
+        assert!(is_shed(&d).await && !is_shed(&e).await && !is_shed(&f).await);
+        let (_h, s) = admit(&gate, "192.0.2.8");
+        assert_eq!(s, Some(src("192.0.2.5")));
+        let (_i, s) = admit(&gate, "192.0.2.9");
+        assert_eq!(s, Some(src("192.0.2.6")));
+        assert!(is_shed(&f).await);
+        // Dropping the shed tickets changes nothing.
+        drop((a, b, d, e, f));
+        assert_eq!(gate.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_released_handshake_is_never_shed() {
+        let gate = Arc::new(HandshakeGate::new(1, 16));
+        // Logged in, then a new handshake: no one to shed.
+        let (mut a, _) = admit(&gate, "192.0.2.1");
+        a.release();
+        let (mut b, s) = admit(&gate, "192.0.2.2");
+        assert_eq!(s, None);
+        assert!(!is_shed(&a).await);
+        // The shed raced with the login: the login wins, the slot stays free.
+        let (_c, s) = admit(&gate, "192.0.2.3");
+        assert_eq!(s, Some(src("192.0.2.2")));
+        b.release();
+        assert!(!is_shed(&b).await);
+        assert_eq!(gate.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_waiting_handshake_is_woken_when_shed() {
+        let gate = Arc::new(HandshakeGate::new(1, 16));
+        let (a, _) = admit(&gate, "192.0.2.1");
+        let waiter = tokio::spawn(async move { a.shed().await });
+        tokio::task::yield_now().await;
+        let (_b, _) = admit(&gate, "192.0.2.2");
+        tokio::time::timeout(Duration::from_secs(10), waiter)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
+    #[test]
+    fn handshakes_per_source_count_the_whole_prefix() {
+        let gate = Arc::new(HandshakeGate::new(100, 2));
+        let (mut a, _) = admit(&gate, "2001:db8:0:7::1");
+        let (_b, _) = admit(&gate, "2001:db8:0:7::2");
+        // A third address in the same /64 is refused, not the next /64.
+        assert!(matches!(
+            gate.enter(src("2001:db8:0:7:abcd::3")),
+            Admission::Refused
+        ));
+        let (_c, _) = admit(&gate, "2001:db8:0:8::1");
+        a.release();
+        let (_d, _) = admit(&gate, "2001:db8:0:7::3");
+        // Shedding frees the shed handshake's per-source count too.
+        let gate = Arc::new(HandshakeGate::new(2, 2));
+        let (_a1, _) = admit(&gate, "192.0.2.1");
+        let (_a2, _) = admit(&gate, "192.0.2.1");
+        assert!(matches!(gate.enter(src("192.0.2.1")), Admission::Refused));
+        let (_b1, s) = admit(&gate, "192.0.2.2");
+        assert_eq!(s, Some(src("192.0.2.1")));
+        let (_a3, s) = admit(&gate, "192.0.2.1");
+        assert_eq!(s, Some(src("192.0.2.1")));
+        // a1 and a2 shed, a3 in progress: one from A, one from B.
+        assert_eq!(gate.lock().counts.get(&src("192.0.2.1")), Some(&1));
+        assert_eq!(gate.lock().counts.get(&src("192.0.2.2")), Some(&1));
+        assert_eq!(gate.len(), 2);
+    }
+
+    #[test]
+    fn the_rate_limit_counts_the_whole_prefix() {
+        let mut l = RateLimiter::new(1.0);
+        let now = Instant::now();
+        assert!(l.allow(src("2001:db8::1"), now));
+        assert!(l.allow(src("2001:db8::2"), now));
+        // Burst (2) used by the /64, whatever the address.
+        assert!(!l.allow(src("2001:db8::3:4:5"), now));
+        assert!(l.allow(src("2001:db8:0:1::1"), now));
+        assert!(l.allow(src("::ffff:192.0.2.1"), now));
+        assert!(l.allow(src("192.0.2.1"), now));
+        assert!(!l.allow(src("192.0.2.1"), now));
+        assert!(l.allow(src("2001:db8::9"), now + Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn the_buckets_stay_bounded() {
+        let mut l = RateLimiter::new(1.0);
+        l.max_buckets = 100;
+        let start = Instant::now();
+        // Many sources, each with a bucket that is not full (no forgetting
+        // full buckets): the least recently used go.
+        for i in 0..10_000u32 {
+            let now = start + Duration::from_micros(u64::from(i));
+            assert!(l.allow(Source::V4(Ipv4Addr::from(i)), now));
+            assert!(l.buckets.len() <= 100);
+        }
+        // The most recent ones are still limited.
+        let now = start + Duration::from_micros(10_000);
+        let last = Source::V4(Ipv4Addr::from(9_999u32));
+        assert!(l.allow(last, now));
+        assert!(!l.allow(last, now));
+        // Full buckets are forgotten first.
+        let later = now + Duration::from_secs(60);
+        assert!(l.allow(Source::V4(Ipv4Addr::from(20_000u32)), later));
+        assert!(l.buckets.len() <= 2);
+    }
+}

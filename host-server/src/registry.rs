@@ -192,7 +192,10 @@ fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
     Some((m.modified().ok()?, m.len()))
 }
 
-fn read_hashed(path: &Path) -> Result<(Option<Vec<u8>>, Option<[u8; 32]>)> {
+/// The file's bytes and their hash (both `None`: no file).
+type Hashed = (Option<Vec<u8>>, Option<[u8; 32]>);
+
+fn read_hashed(path: &Path) -> Result<Hashed> {
     match std::fs::read(path) {
         Ok(bytes) => {
             let hash: [u8; 32] = Blake2s256::digest(&bytes).into();

@@ -96,10 +96,11 @@ fn responder_cannot_speak_first() {
 
 #[test]
 fn refused_busy_offline_unknown_and_self() {
-    let (_d, server, u) = setup(&["alice", "bob", "carol", "dave"]);
+    let (_d, server, u) = setup(&["alice", "bob", "carol", "dave", "erin"]);
     let mut alice = Client::login(&server, &u[0]);
     let mut bob = Client::login(&server, &u[1]);
     let mut carol = Client::login(&server, &u[2]);
+    let mut erin = Client::login(&server, &u[4]);
     // Declined.
     alice.send("/chat bob");
     bob.expect("chat_request");
@@ -109,13 +110,17 @@ fn refused_busy_offline_unknown_and_self() {
         (v["user"].as_str(), v["reason"].as_str()),
         (Some("bob"), Some("declined"))
     );
-    // Busy: bob chats with carol, alice asks bob.
-    open_chat(&mut carol, &mut bob);
+    // Asking again at once: refused by the server, bob is not bothered.
     alice.send("/chat bob");
-    let v = alice.expect("chat_refused");
+    assert_eq!(alice.expect("chat_refused")["reason"], "too_soon");
+    bob.expect_none(Duration::from_millis(300), |v| v["event"] == "chat_request");
+    // Busy: bob chats with carol, erin asks bob.
+    open_chat(&mut carol, &mut bob);
+    erin.send("/chat bob");
+    let v = erin.expect("chat_refused");
     assert_eq!(v["reason"], "busy");
     bob.expect_where("refused busy", |v| {
-        v["event"] == "refused_busy" && v["from"] == "alice"
+        v["event"] == "refused_busy" && v["from"] == "erin"
     });
     say(&mut carol, &mut bob, "still here");
     // Offline (registered, not logged in), unknown, self.

@@ -1479,3 +1479,80 @@ impl<S: Server> World<S> {
             .count()
     }
 }
+
+// ------------------------------------------------------------------ abuse-bound helpers (core/tests/abuse.rs)
+
+impl<const N: usize> World<Hub<N>> {
+    /// A world around the real [`Hub`] whose sessions use `abuse`.
+    pub fn hub_with_abuse(limits: Limits, abuse: securecom_core::AbuseLimits) -> Self {
+        let rng = rng_for(SEED, "server");
+        let key = key_for("#server", 0);
+        let pk = key.public_key();
+        let config = ServerConfig {
+            abuse,
+            ..ServerConfig::new(limits)
+        };
+        World::with_server(Hub::new(config, key), pk, rng, limits)
+    }
+}
+
+impl MitmServer {
+    /// The driver learnt that the key of session `id` is no longer
+    /// registered: [`ServerSession::revoked`], then routes what it leaves.
+    pub fn revoke(&mut self, id: SessionId, now: Instant, reg: &Reg) {
+        if let Some(s) = self.sess(id) {
+            s.revoked(now);
+        }
+        self.route(now, reg);
+    }
+}
+
+impl World<MitmServer> {
+    /// A world around the man-in-the-middle router whose sessions use `abuse`.
+    pub fn mitm_with_abuse(limits: Limits, abuse: securecom_core::AbuseLimits) -> Self {
+        let rng = rng_for(SEED, "server");
+        let key = key_for("#server", 0);
+        let pk = key.public_key();
+        let config = ServerConfig {
+            abuse,
+            ..ServerConfig::new(limits)
+        };
+        World::with_server(MitmServer::new(config, key), pk, rng, limits)
+    }
+
+    /// Revokes client `i`'s session on the server (as the tokio server does
+    /// when the registry no longer holds its key), then pumps.
+    pub fn revoke(&mut self, i: usize) {
+        let sid = self.peers[i].sid;
+        self.server.revoke(sid, self.now, &self.reg);
+        self.flush_relays();
+        self.pump();
+    }
+}
+
+impl<S: Server> World<S> {
+    /// Registers, connects and logs in `name_` with its own client limits
+    /// (the server keeps the world's); asserts success.
+    pub fn login_with_limits(&mut self, name_: &str, limits: Limits) -> usize {
+        let i = self.connect(ClientSpec {
+            limits,
+            ..ClientSpec::new(name_)
+        });
+        self.pump();
+        let p = &mut self.peers[i];
+        assert_eq!(
+            p.take_events(),
+            vec![
+                ClientEvent::LoggedIn { user: name(name_) },
+                ClientEvent::DaemonStatus { reachable: true }
+            ],
+            "login of {name_}"
+        );
+        i
+    }
+
+    /// Frames client `i` sent on its standard channel so far.
+    pub fn frames_up(&self, i: usize) -> usize {
+        self.transcript.get(&Chan::StdUp(i)).map_or(0, Vec::len)
+    }
+}
