@@ -7,6 +7,9 @@ pub fn describe(e: &Error) -> String {
     match e {
         Error::Crypto(CryptoError::PeerKeyMismatch) => "server key mismatch".into(),
         Error::Crypto(CryptoError::HandshakeFailed) => "handshake failed".into(),
+        Error::Crypto(CryptoError::WeakKey) => {
+            "the peer's key is not a valid X25519 public key (low-order point)".into()
+        }
         Error::Crypto(CryptoError::DecryptFailed) => {
             "a message failed to authenticate (changed, replayed, reordered or dropped)".into()
         }

@@ -399,7 +399,7 @@ pub async fn serve(
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             _ = sighup.recv() => match shared.registry.reload() {
                 Ok(_) => info!(users = shared.registry.snapshot().len(), "registry reloaded"),
-                Err(e) => warn!(error = %e, "registry not reloaded"),
+                Err(e) => warn!(error = format!("{e:#}"), "registry not reloaded"),
             },
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,

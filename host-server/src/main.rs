@@ -29,6 +29,8 @@ mod ca;
 mod keys;
 mod listener;
 mod presence;
+#[cfg(test)]
+mod presence_model;
 mod registry;
 mod session;
 

@@ -170,7 +170,7 @@ impl Registry {
         let now = stamp(&self.path);
         if self.stamp.read().map(|s| *s != now).unwrap_or(true) {
             if let Err(e) = self.refresh() {
-                tracing::warn!(error = %e, "registry file not reloaded");
+                tracing::warn!(error = format!("{e:#}"), "registry file not reloaded");
             }
         }
         self.snapshot()
@@ -223,7 +223,7 @@ pub async fn watch_file(registry: Arc<Registry>, every: std::time::Duration) {
         match registry.refresh() {
             Ok(true) => tracing::info!(users = registry.snapshot().len(), "registry changed"),
             Ok(false) => {}
-            Err(e) => tracing::warn!(error = %e, "registry file not reloaded"),
+            Err(e) => tracing::warn!(error = format!("{e:#}"), "registry file not reloaded"),
         }
     }
 }

@@ -7,3 +7,14 @@
 mod handshakes;
 #[path = "abuse/keys.rs"]
 mod keys;
+// Revocation, listing, chat-request and daemon-announce abuse (helpers of
+// `tests/adversarial/`; the raw protocol speaker is in `abuse/announce.rs`).
+mod adversarial;
+#[path = "abuse/announce.rs"]
+mod announce;
+#[path = "abuse/listing.rs"]
+mod listing;
+#[path = "abuse/requests.rs"]
+mod requests;
+#[path = "abuse/revocation.rs"]
+mod revocation;

@@ -105,8 +105,25 @@ impl RawSession {
         name: &str,
         secret: &StaticSecret,
     ) -> Result<RawSession, String> {
-        let stream = connect_from(from, server, Duration::from_secs(5))
-            .map_err(|e| format!("connect: {e}"))?;
+        Self::login_with(server, from, server_key, name, secret, None)
+    }
+
+    /// [`RawSession::login`] with the socket's receive buffer set to
+    /// `rcvbuf` bytes before it connects (a client that means to read
+    /// nothing offers a small window, so that the server's output backs up).
+    pub fn login_with(
+        server: SocketAddr,
+        from: IpAddr,
+        server_key: PublicKey,
+        name: &str,
+        secret: &StaticSecret,
+        rcvbuf: Option<usize>,
+    ) -> Result<RawSession, String> {
+        let stream = match rcvbuf {
+            None => connect_from(from, server, Duration::from_secs(5)),
+            Some(size) => connect_small_window(from, server, size),
+        }
+        .map_err(|e| format!("connect: {e}"))?;
         let mut rng = os_rng();
         let hs = Handshake::standard(true, secret, RemoteCheck::Exactly(server_key), &mut rng)
             .map_err(|e| e.to_string())?;
@@ -319,6 +336,18 @@ impl RawSession {
 }
 
 // ------------------------------------------------------------------ helpers
+
+/// Connects from `from` with a receive buffer of `size` bytes.
+fn connect_small_window(from: IpAddr, to: SocketAddr, size: usize) -> std::io::Result<TcpStream> {
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+    s.set_recv_buffer_size(size)?;
+    s.bind(&SocketAddr::new(from, 0).into())?;
+    s.connect_timeout(&to.into(), Duration::from_secs(5))?;
+    let s: TcpStream = s.into();
+    s.set_nodelay(true)?;
+    Ok(s)
+}
 
 /// A listener on `ip` at the first port of `ports` that is free.
 fn bind_first(ip: IpAddr, ports: impl IntoIterator<Item = u16>) -> Option<TcpListener> {

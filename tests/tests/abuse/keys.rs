@@ -133,6 +133,8 @@ fn a_reload_with_a_low_order_key_keeps_the_previous_registry() {
     let server = Server::start_with(dir.path(), &["--registry-poll-ms", "50"]);
     let alice = User::registered(dir.path(), &server, "alice");
     let carol = User::new(dir.path(), "carol");
+    // Alice is in the running registry before the edits begin.
+    assert_eq!(Client::login(&server, &alice).users(), ["alice"]);
     let users = server.data.join("users");
     let before = std::fs::read_to_string(&users).expect("users file");
     let refusals = |s: &Server| s.log().matches("registry file not reloaded").count();

@@ -16,7 +16,7 @@ use securecom_tests::Value;
 use super::announce::{Got, RawSession};
 use crate::adversarial;
 use crate::adversarial::net::source_ip;
-use crate::adversarial::procs::{login_at, open_chat, say, RealServer, ScriptClient, TestUser};
+use crate::adversarial::procs::{login_at, open_chat, say, RealServer, TestUser};
 
 fn is(event: &'static str) -> impl Fn(&Value) -> bool {
     move |v| v["event"] == event
@@ -37,7 +37,7 @@ fn request_leave_flood_is_slowed_then_dropped() {
     let carol = TestUser::new(dir.path(), "carol");
     let victim = TestUser::new(dir.path(), "victim");
     let flooder = StaticSecret::generate(&mut os_rng());
-    let server = RealServer::start(
+    let mut server = RealServer::start(
         dir.path(),
         &[
             ("alice", alice.public),
@@ -128,7 +128,6 @@ fn request_leave_flood_is_slowed_then_dropped() {
     say(&mut c, &mut v, "did the spam stop?");
     say(&mut v, &mut c, "it did");
     say(&mut a, &mut b, "after the flood");
-    let mut server = server;
     server.assert_healthy();
 }
 
@@ -174,17 +173,8 @@ fn unanswered_request_expires_with_no_answer() {
     open_chat(&mut a, &mut c);
     say(&mut a, &mut c, "bob never answers");
     say(&mut c, &mut a, "I do");
-    // bob was not asked a second time, and is free to chat.
-    assert!(
-        !b.seen
-            .iter()
-            .skip_while(|e| e["event"] != "request_withdrawn")
-            .any(is("chat_request")),
-        "bob was asked again: {:?}",
-        b.seen
-    );
-    b.send("/users");
-    b.expect("users");
+    // bob was not asked a second time.
+    b.expect_none(Duration::from_millis(500), is("chat_request"));
 }
 
 /// carol declines alice: alice's new request to carol at once is refused
@@ -241,5 +231,4 @@ fn declined_then_too_soon_until_the_cooldown_ends() {
     c.expect("chat_ready");
     say(&mut a, &mut c, "third time lucky");
     say(&mut c, &mut a, "fine, let's talk");
-    let _: &ScriptClient = &b;
 }
