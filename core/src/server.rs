@@ -828,6 +828,23 @@ impl ServerSession {
         )
     }
 
+    /// Our request `chat_id` to `peer` was not delivered (the driver learnt
+    /// it later): refused, unless that request is no longer the current one
+    /// (it was withdrawn meanwhile, and maybe a newer one is pending).
+    pub fn request_not_delivered(
+        &mut self,
+        now: Instant,
+        chat_id: ChatId,
+        peer: &str,
+        reason: RefuseReason,
+    ) -> Result<(), Error> {
+        let current = matches!(&self.chat, ChatSlot::Requesting { chat_id: id, peer: p, .. } if *id == chat_id && p == peer);
+        if !current {
+            return Ok(());
+        }
+        self.chat_refused(now, peer, reason)
+    }
+
     /// Our request to `peer` cannot be delivered, or was refused.
     pub fn chat_refused(
         &mut self,
@@ -890,8 +907,11 @@ impl ServerSession {
         Ok(())
     }
 
-    /// The requester withdrew: tell the daemon.
+    /// The requester withdrew `chat_id`: tell the daemon. If this user had
+    /// already accepted it (the requester left before hearing the answer),
+    /// the chat is over: `PeerLeft`.
     pub fn cancel_request(&mut self, now: Instant, chat_id: ChatId) {
+        self.peer_left(now, chat_id);
         if let Some(asked) = self.asked.take_if(|a| a.chat_id == chat_id) {
             // A request still waiting for the channel never reached the daemon.
             if let Some(req) = self

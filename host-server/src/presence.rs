@@ -154,6 +154,9 @@ impl Mailbox {
     /// Posts without waiting.
     pub fn try_post(&self, cmd: Cmd) -> Result<(), PostError> {
         let ordinary = cmd.is_ordinary();
+        if self.tx.is_closed() {
+            return Err(PostError::Gone);
+        }
         if ordinary && self.ordinary.fetch_add(1, Ordering::AcqRel) >= MAILBOX_CAPACITY {
             self.ordinary.fetch_sub(1, Ordering::AcqRel);
             return Err(PostError::Full);

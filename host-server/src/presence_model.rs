@@ -679,13 +679,17 @@ fn names_are_fresh_after_concurrent_logins_and_logouts() {
         let stop = &stop;
         let reader = s.spawn(move || {
             let mut lists = 0u64;
-            while !stop.load(Ordering::Acquire) {
+            // At least one listing, however fast the writers are.
+            loop {
                 let names = p.names();
                 assert!(
                     names.windows(2).all(|w| w[0] < w[1]),
                     "sorted, no duplicates"
                 );
                 lists += 1;
+                if stop.load(Ordering::Acquire) {
+                    break;
+                }
             }
             lists
         });

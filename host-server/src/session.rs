@@ -503,7 +503,7 @@ impl Task {
                 result: Err(reason),
             } => {
                 debug!(session = self.id, chat_id, ?reason, "request not delivered");
-                let _ = self.session.chat_refused(t, &to, reason);
+                let _ = self.session.request_not_delivered(t, chat_id, &to, reason);
             }
             Cmd::Delivered { result: Ok(()), .. } => {}
             Cmd::Answered {

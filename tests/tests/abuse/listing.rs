@@ -15,7 +15,7 @@ use std::io::{ErrorKind, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use securecom_core::message::{ClientMsg, CloseReason, ErrorCode};
 use securecom_core::{PublicKey, StaticSecret};
@@ -175,7 +175,8 @@ impl Sampler {
     }
 }
 
-/// How the attacker's writing ended.
+/// How the attacker's writing ended (printed).
+#[allow(dead_code)]
 #[derive(Debug)]
 enum Writing {
     /// Every frame was written.
