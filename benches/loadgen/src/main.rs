@@ -6,7 +6,10 @@
 //! - `relay`: relayed chat messages per second and MB/s at 256 B of text
 //!   with K chats in parallel, next to the ChaCha20-Poly1305 bound;
 //! - `latency`: p50/p99 sender-to-receiver latency at a given rate;
-//! - `idle`: server RSS per idle logged-in session, N up to 10 000+.
+//! - `idle`: server RSS per idle logged-in session, N up to 10 000+;
+//! - `abuse`: legitimate users' login and message latency, without and with
+//!   each of the abuse cases of docs/PROTOCOL.md 9.1, and the server's
+//!   memory per attacking session (`abuse.rs`).
 //!
 //! It starts the server itself (a fresh data directory with generated users),
 //! raises its own file-descriptor limit (the server inherits it), and stops
@@ -14,7 +17,7 @@
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -27,7 +30,9 @@ use securecom_core::{
 use securecom_host::{now, os_rng, public_key_hex, Rng};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+
+mod abuse;
 
 struct Server {
     child: Child,
@@ -44,8 +49,25 @@ impl Drop for Server {
 }
 
 impl Server {
-    /// Starts a release server with `users` registered.
+    /// Starts a release server with `users` registered and the per-source
+    /// limits lifted (every client of the load generator is on 127.0.0.1).
     fn start(users: &[(String, PublicKey)]) -> Result<Server> {
+        Self::start_with(
+            users,
+            &[
+                "--conn-rate-per-ip",
+                "1000000",
+                "--handshakes-per-ip",
+                "1000000",
+                "--max-connections",
+                "100000",
+            ],
+        )
+    }
+
+    /// Starts a release server with `users` registered and `extra` options
+    /// of `run` (none: the server's defaults).
+    fn start_with(users: &[(String, PublicKey)], extra: &[&str]) -> Result<Server> {
         let dir = tempfile::tempdir()?;
         let data = dir.path().join("server");
         let bin = server_bin()?;
@@ -69,14 +91,7 @@ impl Server {
             .arg("--data-dir")
             .arg(&data)
             .args(["run", "--listen", "127.0.0.1:0", "--log", "warn"])
-            .args([
-                "--conn-rate-per-ip",
-                "1000000",
-                "--handshakes-per-ip",
-                "1000000",
-                "--max-connections",
-                "100000",
-            ])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()?;
@@ -95,18 +110,27 @@ impl Server {
         })
     }
 
-    fn rss_kib(&self) -> Result<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
-        let line = status
-            .lines()
-            .find(|l| l.starts_with("VmRSS:"))
-            .context("VmRSS")?;
-        Ok(line
-            .split_whitespace()
-            .nth(1)
-            .context("VmRSS value")?
-            .parse()?)
+    fn pid(&self) -> u32 {
+        self.child.id()
     }
+
+    fn rss_kib(&self) -> Result<u64> {
+        rss_kib(self.pid())
+    }
+}
+
+/// VmRSS of process `pid`, in KiB.
+fn rss_kib(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .context("VmRSS")?;
+    Ok(line
+        .split_whitespace()
+        .nth(1)
+        .context("VmRSS value")?
+        .parse()?)
 }
 
 fn server_bin() -> Result<PathBuf> {
@@ -133,6 +157,25 @@ struct Peer {
     events: VecDeque<ClientEvent>,
 }
 
+/// A TCP connection to `to`, from the address `from` if given (Linux routes
+/// all of 127.0.0.0/8 to `lo`, so each loopback address is a source of its
+/// own for the server's per-source limits).
+async fn connect_from(from: Option<IpAddr>, to: SocketAddr) -> std::io::Result<TcpStream> {
+    let stream = match from {
+        None => TcpStream::connect(to).await?,
+        Some(ip) => {
+            let s = match ip {
+                IpAddr::V4(_) => TcpSocket::new_v4()?,
+                IpAddr::V6(_) => TcpSocket::new_v6()?,
+            };
+            s.bind(SocketAddr::new(ip, 0))?;
+            s.connect(to).await?
+        }
+    };
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
 impl Peer {
     async fn connect(
         addr: SocketAddr,
@@ -141,8 +184,18 @@ impl Peer {
         key: &StaticSecret,
         daemon_port: Option<u16>,
     ) -> Result<Peer> {
-        let stream = TcpStream::connect(addr).await?;
-        stream.set_nodelay(true)?;
+        Self::connect_from(None, addr, server_key, name, key, daemon_port).await
+    }
+
+    async fn connect_from(
+        from: Option<IpAddr>,
+        addr: SocketAddr,
+        server_key: PublicKey,
+        name: &str,
+        key: &StaticSecret,
+        daemon_port: Option<u16>,
+    ) -> Result<Peer> {
+        let stream = connect_from(from, addr).await?;
         let (rd, wr) = stream.into_split();
         let mut rng = os_rng();
         let config = ClientConfig {
@@ -638,13 +691,14 @@ fn main() -> Result<()> {
                 .await
             }
             "idle" => idle(num("--n", 10_000)).await,
+            "abuse" => abuse::run(&args).await,
             "all" => {
                 logins(num("--n", 2000), num("--concurrency", 32)).await?;
                 let max = relay(num("--chats", 8), 4.0, 256).await?;
                 latency(num("--chats", 8), max / 2.0, 4.0, 256).await?;
                 idle(num("--n", 10_000)).await
             }
-            other => bail!("unknown task {other}: logins | relay | latency | idle | all"),
+            other => bail!("unknown task {other}: logins | relay | latency | idle | abuse | all"),
         }
     })
 }

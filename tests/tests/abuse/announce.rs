@@ -42,8 +42,8 @@ pub enum Got {
     LoginRefused,
     DaemonStatus(bool),
     Users { names: Vec<String>, more: bool },
-    ChatPending { user: String },
-    ChatStarted { peer: String },
+    ChatPending { user: String, chat_id: u32 },
+    ChatStarted { peer: String, chat_id: u32 },
     ChatRefused { user: String, reason: RefuseReason },
     Relayed,
     PeerLeft,
@@ -62,8 +62,14 @@ impl Got {
                 names: names.iter().map(|n| n.to_string()).collect(),
                 more,
             },
-            ServerMsg::ChatPending { user, .. } => Got::ChatPending { user: user.into() },
-            ServerMsg::ChatStarted { peer, .. } => Got::ChatStarted { peer: peer.into() },
+            ServerMsg::ChatPending { user, chat_id } => Got::ChatPending {
+                user: user.into(),
+                chat_id,
+            },
+            ServerMsg::ChatStarted { peer, chat_id, .. } => Got::ChatStarted {
+                peer: peer.into(),
+                chat_id,
+            },
             ServerMsg::ChatRefused { user, reason } => Got::ChatRefused {
                 user: user.into(),
                 reason,
@@ -269,10 +275,16 @@ impl RawSession {
                 return Ok(self.got.remove(i).expect("message"));
             }
             let Some(left) = end.checked_duration_since(Instant::now()) else {
-                return Err(format!("{}: no {what} within {limit:?}: {:?}", self.name, self.log));
+                return Err(format!(
+                    "{}: no {what} within {limit:?}: {:?}",
+                    self.name, self.log
+                ));
             };
             self.pump(left).map_err(|e| {
-                format!("{}: waiting for {what}: {e}; received: {:?}", self.name, self.log)
+                format!(
+                    "{}: waiting for {what}: {e}; received: {:?}",
+                    self.name, self.log
+                )
             })?;
         }
     }
@@ -303,19 +315,25 @@ impl RawSession {
         })
     }
 
+    /// How many over-the-rate refusals were received so far: `SlowDown`,
+    /// and `ChatRefused { TooSoon }` (what an over-rate `RequestChat` gets,
+    /// PROTOCOL.md 9.1; the same answer as the refusal cool-down's).
+    pub fn refusals(&self) -> usize {
+        self.log.iter().filter(|g| is_refusal(g)).count()
+    }
+
     /// Asserts the session ended the way an over-the-rate client's must:
-    /// `SlowDown` answers first, then `Bye { RateLimited }`, last, and the
-    /// connection closed.
+    /// refusals first (`SlowDown`, or `TooSoon` for requests), then
+    /// `Bye { RateLimited }`, last, and the connection closed.
     pub fn assert_slowed_then_dropped(&mut self, what: &str) {
         assert!(
             self.wait_closed(WAIT),
             "{what}: the server did not drop the flooder; received {:?}",
             self.log
         );
-        let slow = self.errors(ErrorCode::SlowDown);
         assert!(
-            slow >= 1,
-            "{what}: no SlowDown before the drop; received {:?}",
+            self.refusals() >= 1,
+            "{what}: no SlowDown (or TooSoon) before the drop; received {:?}",
             self.log
         );
         assert_eq!(
@@ -324,13 +342,21 @@ impl RawSession {
             "{what}: the flooder was not closed with Bye {{ RateLimited }}; received {:?}",
             self.log
         );
-        let first_slow = self
-            .log
-            .iter()
-            .position(|g| *g == Got::Error(ErrorCode::SlowDown));
+        let first = self.log.iter().position(is_refusal);
         let bye = self.log.iter().position(|g| matches!(g, Got::Bye(_)));
-        assert!(first_slow < bye, "{what}: Bye before any SlowDown");
+        assert!(first < bye, "{what}: Bye before any refusal");
     }
+}
+
+fn is_refusal(g: &Got) -> bool {
+    matches!(
+        g,
+        Got::Error(ErrorCode::SlowDown)
+            | Got::ChatRefused {
+                reason: RefuseReason::TooSoon,
+                ..
+            }
+    )
 }
 
 // ------------------------------------------------------------------ helpers
@@ -410,7 +436,7 @@ fn daemon_below_the_minimum_port_is_never_dialled() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (low_ip, high_ip) = (source_ip(41, 0), source_ip(41, 1));
     // Port 22 first (ssh's), else any other system port, if we may bind one.
-    let system: Option<TcpListener> = None;
+    let system = bind_first(low_ip, [22u16].into_iter().chain((600..1024).rev()));
     let (low, min_port, extra): (TcpListener, u16, Vec<&str>) = match system {
         Some(l) => (l, 1024, vec![]),
         None => (
@@ -683,5 +709,7 @@ fn announce_flood_is_slowed_then_dropped() {
     let mut again =
         RawSession::login(server.addr, from, server.key, "flooder", &flooder).expect("login again");
     again.send(&ClientMsg::Ping).expect("ping");
-    again.wait_for("pong", WAIT, |g| *g == Got::Pong).expect("pong");
+    again
+        .wait_for("pong", WAIT, |g| *g == Got::Pong)
+        .expect("pong");
 }

@@ -43,7 +43,11 @@ fn is(event: &'static str) -> impl Fn(&Value) -> bool {
 /// Waits for `c`'s `closed` event and checks its reason.
 fn expect_closed(c: &mut ScriptClient, reason: &str) {
     let v = c.expect("closed");
-    assert_eq!(v["reason"], reason, "{}: closed for another reason: {v}", c.name);
+    assert_eq!(
+        v["reason"], reason,
+        "{}: closed for another reason: {v}",
+        c.name
+    );
 }
 
 /// Waits for the end of `c`'s chat with `peer`, ended by the other side.
@@ -103,8 +107,13 @@ fn removed_user_is_closed_revoked_and_the_peer_told() {
 
     let out = admin_ok(&server.data, &["remove-user", "alice"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("removed alice"));
+    let removed = std::time::Instant::now();
 
     expect_closed(&mut a, "revoked");
+    println!(
+        "REVOCATION | alice's client closed revoked {:?} after remove-user",
+        removed.elapsed()
+    );
     expect_peer_left(&mut b, "alice");
     assert!(
         a.wait_exit(WAIT).is_some(),
@@ -192,7 +201,10 @@ fn replaced_key_closes_the_old_session_and_the_new_key_is_used() {
         new_fp.as_str(),
         "carol was shown a key for alice that is not the new one (old {old_fp})"
     );
-    assert_eq!(ra["fingerprint"], carol.public.fingerprint().to_string().as_str());
+    assert_eq!(
+        ra["fingerprint"],
+        carol.public.fingerprint().to_string().as_str()
+    );
     let honest = SafetyNumber::new(&carol.public, &new_alice.public).to_string();
     assert_eq!(rc["safety_number"], honest.as_str());
     assert_eq!(ra["safety_number"], honest.as_str());
@@ -251,7 +263,8 @@ fn registry_with_a_shared_key_is_refused_and_the_old_one_kept() {
     );
     std::fs::write(&users, text).expect("edit the registry");
     assert!(
-        eventually(WAIT, || server.log_count("registry file not reloaded") > refused_before),
+        eventually(WAIT, || server.log_count("registry file not reloaded")
+            > refused_before),
         "the server did not notice (or did not refuse) the edit; log:\n{}",
         server.tail()
     );
@@ -278,5 +291,50 @@ fn registry_with_a_shared_key_is_refused_and_the_old_one_kept() {
     d.send("/chat alice");
     let r = d.expect("chat_refused");
     assert_eq!(r["reason"], "busy", "{r}");
+    server.assert_healthy();
+}
+
+/// Revocation in the middle of a request, both ways: dave asks erin, who
+/// has not answered, and dave's key is removed: erin's client hears the
+/// request withdrawn. frank asks gina and gina's key is removed before she
+/// answers: frank is refused `offline`. Both revoked clients are closed
+/// `revoked`; erin and frank then chat.
+#[test]
+fn revoked_while_requesting_or_being_asked() {
+    let _serial = adversarial::serial();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let names = ["dave", "erin", "frank", "gina"];
+    let users: Vec<TestUser> = names.iter().map(|n| TestUser::new(dir.path(), n)).collect();
+    let reg: Vec<(&str, securecom_core::PublicKey)> =
+        users.iter().map(|u| (u.name.as_str(), u.public)).collect();
+    let mut server = RealServer::start(dir.path(), &reg, "debug", &[]);
+    let mut c: Vec<ScriptClient> = users
+        .iter()
+        .map(|u| login_at(server.addr, &server.key, u, "127.0.0.1:0"))
+        .collect();
+    let [dave, erin, frank, gina] = &mut c[..] else {
+        unreachable!()
+    };
+    dave.send("/chat erin");
+    dave.expect("chat_pending");
+    assert_eq!(erin.expect("chat_request")["from"], "dave");
+    frank.send("/chat gina");
+    frank.expect("chat_pending");
+    assert_eq!(gina.expect("chat_request")["from"], "frank");
+
+    admin_ok(&server.data, &["remove-user", "dave"]);
+    expect_closed(dave, "revoked");
+    let w = erin.expect("request_withdrawn");
+    assert_eq!(w["from"], "dave");
+
+    admin_ok(&server.data, &["remove-user", "gina"]);
+    expect_closed(gina, "revoked");
+    let r = frank.expect("chat_refused");
+    assert_eq!(r["user"], "gina");
+    assert_eq!(r["reason"], "offline", "{r}");
+
+    open_chat(erin, frank);
+    say(erin, frank, "both our requests were cut short");
+    say(frank, erin, "by revocations");
     server.assert_healthy();
 }
