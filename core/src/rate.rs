@@ -39,7 +39,11 @@ impl Rate {
     }
 
     const fn capacity_ms(&self) -> u64 {
-        let burst = if self.burst == 0 { 1 } else { self.burst as u64 };
+        let burst = if self.burst == 0 {
+            1
+        } else {
+            self.burst as u64
+        };
         self.cost_ms().saturating_mul(burst)
     }
 }

@@ -30,7 +30,8 @@ use crate::channel::{received, Channel, Incoming, RequestChannel, Scratch, Stand
 use crate::error::{CryptoError, Error, ProtocolError, WireError};
 use crate::keys::{PublicKey, StaticSecret};
 use crate::limits::{
-    AbuseLimits, Limits, MAX_E2E_MESSAGE, MAX_NOISE_MESSAGE, MAX_USERS_PER_MESSAGE, PROTOCOL_VERSION,
+    AbuseLimits, Limits, MAX_E2E_MESSAGE, MAX_NOISE_MESSAGE, MAX_USERS_PER_MESSAGE,
+    PROTOCOL_VERSION,
 };
 use crate::message::{
     decode, encode, user_name, Answer, ChatId, ClientHello, ClientMsg, CloseReason, DaemonToServer,
@@ -177,7 +178,10 @@ enum ChatSlot {
         /// When the request is withdrawn unanswered.
         expires: Instant,
     },
-    Active { chat_id: ChatId, peer: UserName },
+    Active {
+        chat_id: ChatId,
+        peer: UserName,
+    },
 }
 
 struct Asked {

@@ -15,8 +15,8 @@ use securecom_core::noise::{
     Handshake, HandshakeParams, Pattern, Psk, RemoteCheck, REQUEST_PROLOGUE,
 };
 use securecom_core::{
-    AbuseLimits,
-    ChatEnd, ClientEvent, CryptoError, Duration, Error, Hub, Limits, ProtocolError, SafetyNumber,
+    AbuseLimits, ChatEnd, ClientEvent, CryptoError, Duration, Error, Hub, Limits, ProtocolError,
+    SafetyNumber,
 };
 
 type W = World<Hub<8>>;

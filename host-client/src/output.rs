@@ -247,7 +247,9 @@ fn human_refusal(reason: &str) -> &'static str {
         "self_request" => "you cannot chat with yourself",
         "withdrawn" => "the request was withdrawn",
         "no_answer" => "did not answer in time",
-        "too_soon" => "asked too soon (refused a moment ago, or too many requests); ask again later",
+        "too_soon" => {
+            "asked too soon (refused a moment ago, or too many requests); ask again later"
+        }
         _ => "refused",
     }
 }

@@ -429,8 +429,12 @@ fn run(dir: &Path, args: RunArgs, pass: &Sources) -> Result<()> {
         request_timeout: securecom_core::Duration::from_secs(args.request_timeout),
         refuse_cooldown: securecom_core::Duration::from_secs(args.refuse_cooldown),
     };
-    if args.output_soft_cap < 2 * securecom_core::MAX_FRAME || args.output_hard_cap < args.output_soft_cap {
-        bail!("--output-soft-cap must be at least 2052 and --output-hard-cap at least the soft cap");
+    if args.output_soft_cap < 2 * securecom_core::MAX_FRAME
+        || args.output_hard_cap < args.output_soft_cap
+    {
+        bail!(
+            "--output-soft-cap must be at least 2052 and --output-hard-cap at least the soft cap"
+        );
     }
     let shared = Arc::new(session::Shared {
         key,

@@ -14,17 +14,17 @@
 //! previous registry stays), as is a file that does not parse.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
 use anyhow::{bail, Context, Result};
 use blake2::{Blake2s256, Digest};
-use tokio::sync::watch;
 use securecom_core::message::valid_user_name;
 use securecom_core::PublicKey;
 use securecom_host::{parse_public_key, public_key_hex};
+use tokio::sync::watch;
 
 /// Name → key, as read from the file.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -210,7 +210,8 @@ fn parse_bytes(path: &Path, bytes: Option<&[u8]>) -> Result<Users> {
     let Some(bytes) = bytes else {
         return Ok(Users::new());
     };
-    let text = std::str::from_utf8(bytes).with_context(|| format!("{}: not UTF-8", path.display()))?;
+    let text =
+        std::str::from_utf8(bytes).with_context(|| format!("{}: not UTF-8", path.display()))?;
     parse(text).with_context(|| format!("{}", path.display()))
 }
 
@@ -234,7 +235,6 @@ impl securecom_core::Registry for Users {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,7 +249,10 @@ mod tests {
         assert!(parse("bob 1234").is_err());
         assert!(parse(&format!("bob {key}\nbob {key}")).is_err());
         let two = parse(&format!("alice {key}\nbob {key}")).unwrap_err();
-        assert!(format!("{two:#}").contains("same key as 'alice'"), "{two:#}");
+        assert!(
+            format!("{two:#}").contains("same key as 'alice'"),
+            "{two:#}"
+        );
     }
 
     #[test]
@@ -267,7 +270,9 @@ mod tests {
         assert!(reg.refresh().unwrap());
         assert!(rx.has_changed().unwrap());
         assert_eq!(
-            rx.borrow_and_update().get("alice").map(securecom_host::public_key_hex),
+            rx.borrow_and_update()
+                .get("alice")
+                .map(securecom_host::public_key_hex),
             Some(b.to_string())
         );
         // A bad edit keeps the previous registry.

@@ -223,7 +223,11 @@ pub async fn run(
         }
         t.continue_listing();
         if t.std_out.len() > t.shared.output_hard_cap {
-            warn!(session = t.id, bytes = t.std_out.len(), "output backlog over its cap: dropping the session");
+            warn!(
+                session = t.id,
+                bytes = t.std_out.len(),
+                "output backlog over its cap: dropping the session"
+            );
             t.std_out.clear();
             t.session.rate_limited(now());
             t.pump();

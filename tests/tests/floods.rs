@@ -633,8 +633,7 @@ fn spammer(
             Err(_) if rate_limited(&p) => return (sent, busy, other, true),
             Err(e) => panic!("{name}: {e}"),
         }
-        p.events
-            .retain(|e| matches!(e, ClientEvent::Closed(_)));
+        p.events.retain(|e| matches!(e, ClientEvent::Closed(_)));
         std::thread::sleep(Duration::from_millis(40));
     }
     (sent, busy, other, false)
