@@ -329,6 +329,7 @@ struct Counters {
     too_soon: AtomicU64,
     busy: AtomicU64,
     pending: AtomicU64,
+    listings: AtomicU64,
     bye_rate_limited: AtomicU64,
     bye_other: AtomicU64,
     closed_without_bye: AtomicU64,
@@ -552,6 +553,9 @@ fn feed(ch: &mut StandardChannel, input: &[u8], c: &Counters) -> Result<Option<C
                 ServerMsg::ChatPending { .. } => {
                     c.pending.fetch_add(1, Relaxed);
                 }
+                ServerMsg::Users { .. } => {
+                    c.listings.fetch_add(1, Relaxed);
+                }
                 _ => {}
             }
         }
@@ -624,8 +628,27 @@ async fn list_users_attack(o: &Opts) -> Result<Row> {
                         let Raw { wr, out, .. } = &mut s;
                         let _ =
                             tokio::time::timeout(Duration::from_secs(2), wr.write_all(out)).await;
-                        // Never read; hold the connection, then log in again.
+                        // Never read; hold the connection for a second. Then,
+                        // only to report it, what the server had sent.
                         tokio::time::sleep(Duration::from_secs(1)).await;
+                        let Raw { ch, rd, buf, .. } = &mut s;
+                        let end = loop {
+                            let r = tokio::time::timeout(Duration::from_millis(50), rd.read(buf));
+                            match r.await {
+                                Ok(Ok(n)) if n > 0 => match feed(ch, &buf[..n], &c) {
+                                    Ok(None) => {}
+                                    Ok(Some(reason)) => break Some(reason),
+                                    Err(_) => break None,
+                                },
+                                _ => break None,
+                            }
+                        };
+                        match end {
+                            Some(CloseReason::RateLimited) => &c.bye_rate_limited,
+                            Some(_) => &c.bye_other,
+                            None => &c.closed_without_bye,
+                        }
+                        .fetch_add(1, Relaxed);
                     }
                 });
             }
@@ -644,9 +667,14 @@ async fn list_users_attack(o: &Opts) -> Result<Row> {
         attacking: get(&c.max_live),
         cpu,
         notes: vec![format!(
-            "(1) {} attacker sessions, {} ListUsers frames written; the server cannot be observed by a client that never reads, so it held each session unread for 1 s",
+            "(1) {} attacker sessions, {} ListUsers frames written, each session held unread for 1 s; read afterwards: {} Users messages, {} SlowDown, {} Bye{{RateLimited}}, {} other Bye, {} without Bye (still open or reset)",
             get(&c.sessions),
-            get(&c.frames)
+            get(&c.frames),
+            get(&c.listings),
+            get(&c.slow_down),
+            get(&c.bye_rate_limited),
+            get(&c.bye_other),
+            get(&c.closed_without_bye)
         )],
     })
 }
