@@ -223,18 +223,54 @@ pub fn chat_end(e: &ChatEnd) -> (&'static str, Option<String>) {
     }
 }
 
-/// Peer-controlled text shown on a terminal: control characters (escape
-/// sequences could rewrite the screen) are shown escaped.
+/// Peer-controlled text shown on a terminal. Shown escaped (as `\u{…}`):
+/// control characters (escape sequences could rewrite the screen), the
+/// bidirectional overrides, embeddings and isolates (U+202A–202E,
+/// U+2066–2069, which reorder what follows them), every other format
+/// character (Unicode category Cf: zero-width spaces and joiners, the word
+/// joiner, invisible operators, the BOM, soft hyphen, tag characters…), and
+/// the line and paragraph separators (U+2028, U+2029), so that a peer can
+/// neither hide nor reorder text nor fake a second line.
 pub fn sanitize(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         if c.is_control() {
             out.extend(c.escape_default());
+        } else if is_format_or_separator(c) {
+            out.extend(c.escape_unicode());
         } else {
             out.push(c);
         }
     }
     out
+}
+
+/// Unicode category Cf (format) as of Unicode 16, plus Zl and Zp.
+fn is_format_or_separator(c: char) -> bool {
+    matches!(
+        c as u32,
+        0x00AD
+            | 0x0600..=0x0605
+            | 0x061C
+            | 0x06DD
+            | 0x070F
+            | 0x0890..=0x0891
+            | 0x08E2
+            | 0x180E
+            | 0x200B..=0x200F
+            | 0x2028..=0x202E
+            | 0x2060..=0x2064
+            | 0x2066..=0x206F
+            | 0xFEFF
+            | 0xFFF9..=0xFFFB
+            | 0x110BD
+            | 0x110CD
+            | 0x13430..=0x1343F
+            | 0x1BCA0..=0x1BCA3
+            | 0x1D173..=0x1D17A
+            | 0xE0001
+            | 0xE0020..=0xE007F
+    )
 }
 
 fn human_refusal(reason: &str) -> &'static str {
@@ -583,6 +619,41 @@ mod tests {
             line.starts_with(r#"{"event":"chat_ended","peer":"bob","reason":"failed","detail":""#),
             "{line}"
         );
+    }
+
+    #[test]
+    fn spoofing_characters_are_shown_escaped() {
+        // Bidi override: "evil" would be shown reversed after it.
+        assert_eq!(sanitize("a\u{202E}live"), "a\\u{202e}live");
+        for c in [
+            '\u{202A}',
+            '\u{202B}',
+            '\u{202C}',
+            '\u{202D}',
+            '\u{202E}',
+            '\u{2066}',
+            '\u{2067}',
+            '\u{2068}',
+            '\u{2069}',
+            '\u{200B}',
+            '\u{200D}',
+            '\u{2060}',
+            '\u{FEFF}',
+            '\u{00AD}',
+            '\u{2028}',
+            '\u{2029}',
+            '\u{E0041}',
+            '\u{1b}',
+            '\n',
+        ] {
+            let shown = sanitize(&format!("x{c}y"));
+            assert!(!shown.contains(c), "{c:?} passed through: {shown}");
+            assert!(shown.starts_with('x') && shown.ends_with('y'));
+        }
+        // Ordinary text, other scripts and emoji are untouched.
+        for t in ["grüße", "שלום", "مرحبا", "日本語", "👍🏽", "a-b_c"] {
+            assert_eq!(sanitize(t), t);
+        }
     }
 
     #[test]

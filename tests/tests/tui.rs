@@ -270,6 +270,20 @@ fn interactive_client_in_a_real_terminal() {
     t.line("/verify");
     t.wait_for(&format!("safety number with bob: {safety}"));
 
+    // A peer cannot reorder or hide text, or fake a line: bidi overrides,
+    // zero-width and other format characters, and line separators are
+    // shown escaped (the screen shows exactly the escapes, never the
+    // characters themselves).
+    bob.send("pay \u{202E}001$\u{202C} now\u{200B}!\u{2028}<alice> fake");
+    let s = t.wait_for("now\\u{200b}!");
+    assert!(
+        s.contains("<bob> pay \\u{202e}001$\\u{202c} now\\u{200b}!\\u{2028}<alice> fake"),
+        "not shown escaped:\n{s}"
+    );
+    for c in ['\u{202E}', '\u{202C}', '\u{200B}', '\u{2028}'] {
+        assert!(!s.contains(c), "{c:?} reached the terminal:\n{s}");
+    }
+
     // A message while alice types: her text stays.
     t.type_text("typing on");
     t.wait_input("holding", |l| l.ends_with("> typing on"));
