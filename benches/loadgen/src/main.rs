@@ -38,6 +38,8 @@ struct Server {
     child: Child,
     addr: SocketAddr,
     key: PublicKey,
+    /// The server's log (stderr), when it goes to a file.
+    log: Option<PathBuf>,
     _dir: tempfile::TempDir,
 }
 
@@ -62,12 +64,18 @@ impl Server {
                 "--max-connections",
                 "100000",
             ],
+            false,
         )
     }
 
     /// Starts a release server with `users` registered and `extra` options
-    /// of `run` (none: the server's defaults).
-    fn start_with(users: &[(String, PublicKey)], extra: &[&str]) -> Result<Server> {
+    /// of `run` (none: the server's defaults); its log goes to a file in its
+    /// data directory if `log_to_file`, else to our stderr.
+    fn start_with(
+        users: &[(String, PublicKey)],
+        extra: &[&str],
+        log_to_file: bool,
+    ) -> Result<Server> {
         let dir = tempfile::tempdir()?;
         let data = dir.path().join("server");
         let bin = server_bin()?;
@@ -87,13 +95,20 @@ impl Server {
             reg.push_str(&format!("{name} {}\n", public_key_hex(k)));
         }
         std::fs::write(data.join("users"), reg)?;
+        let log = log_to_file.then(|| dir.path().join("server.log"));
+        let stderr = match &log {
+            Some(path) => Stdio::from(std::fs::File::create(path)?),
+            None => Stdio::inherit(),
+        };
         let mut child = Command::new(&bin)
             .arg("--data-dir")
             .arg(&data)
-            .args(["run", "--listen", "127.0.0.1:0", "--log", "warn"])
+            .args(["run", "--listen", "127.0.0.1:0", "--log"])
+            // The server's log filter; `warn` unless SECURECOM_LOADGEN_SERVER_LOG says otherwise.
+            .arg(std::env::var("SECURECOM_LOADGEN_SERVER_LOG").unwrap_or_else(|_| "warn".into()))
             .args(extra)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()?;
         let mut line = String::new();
         BufReader::new(child.stdout.take().context("stdout")?).read_line(&mut line)?;
@@ -106,8 +121,16 @@ impl Server {
             child,
             addr,
             key,
+            log,
             _dir: dir,
         })
+    }
+
+    /// What the server logged so far, if its log goes to a file.
+    fn log_text(&self) -> Option<String> {
+        self.log
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok())
     }
 
     fn pid(&self) -> u32 {
