@@ -85,5 +85,5 @@ pub use keys::{Fingerprint, PublicKey, SafetyNumber, StaticSecret};
 pub use limits::*;
 pub use message::{ChatId, UserName};
 pub use rate::{Rate, TokenBucket};
-pub use server::{Registry, ServerConfig, ServerEvent, ServerSession};
+pub use server::{RateState, Registry, ServerConfig, ServerEvent, ServerSession};
 pub use time::{Duration, Instant};

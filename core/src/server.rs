@@ -148,9 +148,13 @@ impl Default for ServerConfig {
     }
 }
 
-/// One token bucket per rate-limited command kind.
-#[derive(Default)]
-struct Buckets {
+/// The state of a session's rate limits: one token bucket per
+/// rate-limited command kind, and the strikes. A driver keeps it per user
+/// between sessions ([`ServerSession::rate_state`],
+/// [`ServerSession::restore_rate_state`]), so that logging in again does not
+/// refill the buckets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RateState {
     requests: TokenBucket,
     leaves: TokenBucket,
     listings: TokenBucket,
@@ -215,7 +219,7 @@ pub const SERVER_EVENT_CAPACITY: usize = 4;
 pub struct ServerSession {
     limits: Limits,
     abuse: AbuseLimits,
-    buckets: Buckets,
+    buckets: RateState,
     /// Recently refused: `(user, until)`.
     refused: heapless::Vec<(UserName, Instant), REFUSED_MEMORY>,
     std: StandardChannel,
@@ -249,7 +253,7 @@ impl ServerSession {
         Ok(ServerSession {
             limits: config.limits,
             abuse: config.abuse,
-            buckets: Buckets::default(),
+            buckets: RateState::default(),
             refused: heapless::Vec::new(),
             std: Channel::new(hs, config.limits, now),
             login: Login::Handshake,
@@ -482,6 +486,19 @@ impl ServerSession {
     /// The same user logged in again elsewhere: close this older session.
     pub fn replaced(&mut self, now: Instant) {
         self.close_with(now, CloseReason::Replaced);
+    }
+
+    /// The state of this session's rate limits (keep it per user when the
+    /// session ends).
+    pub fn rate_state(&self) -> RateState {
+        self.buckets
+    }
+
+    /// Continues the rate limits of this user's previous session (call at
+    /// [`ServerEvent::LoggedIn`]): a user cannot refill its buckets by
+    /// logging in again.
+    pub fn restore_rate_state(&mut self, state: RateState) {
+        self.buckets = state;
     }
 
     /// The user's key is no longer the registered one: close with `Revoked`.

@@ -324,6 +324,38 @@ impl ShedLog {
     }
 }
 
+/// Logs connections dropped at accept, at most once a second per reason: a
+/// flood drops thousands a second, and a log line each would cost more than
+/// the drop (and fill the disk).
+struct DropLog {
+    counts: [u64; 3],
+    last: [Option<Instant>; 3],
+}
+
+impl DropLog {
+    const WHY: [&'static str; 3] = [
+        "connection rate limit of a source: dropped",
+        "connection limit reached: dropped",
+        "too many handshakes from a source: dropped",
+    ];
+
+    fn dropped(&mut self, why: usize, src: Source, now: Instant) {
+        let (Some(count), Some(last), Some(text)) = (
+            self.counts.get_mut(why),
+            self.last.get_mut(why),
+            Self::WHY.get(why),
+        ) else {
+            return;
+        };
+        *count = count.saturating_add(1);
+        if last.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1)) {
+            warn!(dropped = *count, last = %src, "{text}");
+            *count = 0;
+            *last = Some(now);
+        }
+    }
+}
+
 /// Accepts clients until SIGINT/SIGTERM, then shuts down gracefully.
 pub async fn serve(
     shared: Arc<Shared>,
@@ -343,6 +375,10 @@ pub async fn serve(
     let mut shed_log = ShedLog {
         count: 0,
         last: None,
+    };
+    let mut drop_log = DropLog {
+        counts: [0; 3],
+        last: [None; 3],
     };
     let first_byte_timeout = Duration::from_secs(args.handshake_timeout);
     let mut limiter = RateLimiter::new(args.conn_rate_per_ip);
@@ -366,11 +402,11 @@ pub async fn serve(
                 let src = Source::of(peer.ip(), args.ipv6_source_prefix);
                 let now = Instant::now();
                 if !limiter.allow(src, now) {
-                    warn!(%peer, source = %src, "connection rate limit: dropped");
+                    drop_log.dropped(0, src, now);
                     continue;
                 }
                 let Ok(permit) = slots.clone().try_acquire_owned() else {
-                    warn!(%peer, "connection limit reached: dropped");
+                    drop_log.dropped(1, src, now);
                     continue;
                 };
                 let ticket = match gate.enter(src) {
@@ -381,7 +417,7 @@ pub async fn serve(
                         ticket
                     }
                     Admission::Refused => {
-                        warn!(%peer, source = %src, "too many handshakes from this source: dropped");
+                        drop_log.dropped(2, src, now);
                         continue;
                     }
                 };

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use securecom_core::message::{ChatId, RefuseReason};
 use securecom_core::server::RelayKind;
-use securecom_core::{PublicKey, UserName};
+use securecom_core::{PublicKey, RateState, UserName};
 use tokio::sync::mpsc;
 
 /// What one session task asks of another.
@@ -191,10 +191,41 @@ pub struct Presence {
     online: RwLock<HashMap<UserName, (PublicKey, Mailbox)>>,
     /// The sorted names, built on the first listing after a change.
     names: Mutex<Option<Arc<[UserName]>>>,
+    /// Rate-limit state of users' ended sessions, so that logging in again
+    /// does not refill a user's buckets (bounded by the registered names;
+    /// entries older than [`RATE_MEMORY`] are forgotten: their buckets would
+    /// be full again).
+    rates: Mutex<(RateMemory, u32)>,
     next_chat: AtomicU64,
 }
 
+/// Users' last rate-limit state and when their session ended.
+type RateMemory = HashMap<UserName, (RateState, std::time::Instant)>;
+
+/// How long the rate-limit state of an ended session is kept.
+pub const RATE_MEMORY: std::time::Duration = std::time::Duration::from_secs(600);
+
 impl Presence {
+    /// Keeps the rate-limit state of `user`'s session that ends now.
+    pub fn keep_rates(&self, user: &UserName, state: RateState) {
+        let mut r = self.rates.lock().unwrap_or_else(|e| e.into_inner());
+        let (map, inserts) = &mut *r;
+        let now = std::time::Instant::now();
+        map.insert(user.clone(), (state, now));
+        *inserts = inserts.wrapping_add(1);
+        if *inserts % 1024 == 0 {
+            map.retain(|_, (_, at)| now.duration_since(*at) < RATE_MEMORY);
+        }
+    }
+
+    /// The rate-limit state `user`'s last session ended with, if recent.
+    pub fn take_rates(&self, user: &str) -> Option<RateState> {
+        let mut r = self.rates.lock().unwrap_or_else(|e| e.into_inner());
+        r.0.remove(user)
+            .filter(|(_, at)| at.elapsed() < RATE_MEMORY)
+            .map(|(state, _)| state)
+    }
+
     fn changed(&self) {
         *self.names.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }

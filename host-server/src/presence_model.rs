@@ -734,3 +734,22 @@ fn chat_ids_are_never_zero_and_do_not_repeat_soon() {
         assert!(seen.insert(id));
     }
 }
+
+#[test]
+fn rate_state_outlives_the_session_of_its_user() {
+    use securecom_core::server::ServerSession;
+    use securecom_core::{Instant, ServerConfig, StaticSecret};
+    let p = Presence::default();
+    assert_eq!(p.take_rates("alice"), None);
+    // A session's state as it ends (any non-default state will do: the
+    // state of a fresh session is the default, "all buckets full").
+    let key = StaticSecret::from_bytes([7; 32]);
+    let mut rng = rng(1, 1);
+    let s = ServerSession::new(&ServerConfig::default(), &key, Instant::ZERO, &mut rng).unwrap();
+    let state = s.rate_state();
+    p.keep_rates(&user("alice"), state);
+    // The next login of alice continues it, once; other users are not affected.
+    assert_eq!(p.take_rates("bob"), None);
+    assert_eq!(p.take_rates("alice"), Some(state));
+    assert_eq!(p.take_rates("alice"), None);
+}

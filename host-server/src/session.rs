@@ -583,6 +583,9 @@ impl Task {
     /// Takes this session off the online list (once).
     fn unlist(&mut self) {
         if let (true, Some((user, _))) = (self.listed, &self.me) {
+            self.shared
+                .presence
+                .keep_rates(user, self.session.rate_state());
             self.shared.presence.logout(user, self.id);
             self.listed = false;
             info!(session = self.id, %user, "logged out");
@@ -601,6 +604,9 @@ impl Task {
             match event {
                 ServerEvent::LoggedIn { user, key } => {
                     self.handshake_done = true;
+                    if let Some(rates) = self.shared.presence.take_rates(&user) {
+                        self.session.restore_rate_state(rates);
+                    }
                     if let Some(old) =
                         self.shared
                             .presence
