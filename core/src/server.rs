@@ -497,8 +497,15 @@ impl ServerSession {
     /// Continues the rate limits of this user's previous session (call at
     /// [`ServerEvent::LoggedIn`]): a user cannot refill its buckets by
     /// logging in again.
+    ///
+    /// The `AnnounceDaemon` bucket is this session's own: every login
+    /// announces its daemon once, and a user whose connection keeps dropping
+    /// must still be reachable after each login.
     pub fn restore_rate_state(&mut self, state: RateState) {
-        self.buckets = state;
+        self.buckets = RateState {
+            announces: self.buckets.announces,
+            ..state
+        };
     }
 
     /// The user's key is no longer the registered one: close with `Revoked`.

@@ -46,7 +46,9 @@ fn net() -> Net {
         .collect();
     let reg: Vec<(&str, securecom_core::PublicKey)> =
         users.iter().map(|u| (u.name.as_str(), u.public)).collect();
-    let server = RealServer::start(dir.path(), &reg, "debug", &[]);
+    // The attacks ask the same user again after a refusal: no cool-down
+    // (it is tested in `abuse`).
+    let server = RealServer::start(dir.path(), &reg, "debug", &["--refuse-cooldown", "0"]);
     let mut it = users.into_iter();
     let (alice, bob, carol_u, dave_u) = (
         it.next().expect("alice"),

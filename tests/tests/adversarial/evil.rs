@@ -151,7 +151,15 @@ impl EvilServer {
         let public = key.public_key();
         let inner = Arc::new(Mutex::new(Inner {
             key,
-            config: ServerConfig::new(Limits::DEFAULT),
+            config: ServerConfig {
+                limits: Limits::DEFAULT,
+                // The attacks here ask the same user again after a refusal
+                // (the cool-down is tested in `abuse`).
+                abuse: securecom_core::AbuseLimits {
+                    refuse_cooldown: securecom_core::Duration::from_millis(0),
+                    ..securecom_core::AbuseLimits::DEFAULT
+                },
+            },
             users: Users(users.iter().map(|(n, k)| (n.to_string(), *k)).collect()),
             conns: HashMap::new(),
             online: HashMap::new(),
