@@ -538,7 +538,9 @@ impl ServerSession {
             return Ok(true);
         }
         if self.buckets.strikes.take(&self.abuse.strike_rate, now) {
-            self.send(now, refusal)?;
+            // Best effort: a flooder that does not read may find its queue
+            // full; the command is not performed either way.
+            let _ = self.send(now, refusal);
         } else {
             self.close_with(now, CloseReason::RateLimited);
         }

@@ -334,9 +334,9 @@ struct DropLog {
 
 impl DropLog {
     const WHY: [&'static str; 3] = [
-        "connection rate limit of a source: dropped",
+        "connection rate limit: dropped",
         "connection limit reached: dropped",
-        "too many handshakes from a source: dropped",
+        "too many handshakes from this source: dropped",
     ];
 
     fn dropped(&mut self, why: usize, src: Source, now: Instant) {
