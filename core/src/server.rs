@@ -521,12 +521,7 @@ impl ServerSession {
 
     /// Takes a token of `kind`; false (after answering `refusal`, or
     /// closing the session once its strikes are spent) if there is none.
-    fn allow(
-        &mut self,
-        now: Instant,
-        kind: Command,
-        refusal: &ServerMsg<'_>,
-    ) -> Result<bool, Error> {
+    fn allow(&mut self, now: Instant, kind: Command, refusal: &ServerMsg<'_>) -> bool {
         let (bucket, rate) = match kind {
             Command::Request => (&mut self.buckets.requests, &self.abuse.requests),
             Command::Leave => (&mut self.buckets.leaves, &self.abuse.leaves),
@@ -535,7 +530,7 @@ impl ServerSession {
             Command::Ping => (&mut self.buckets.pings, &self.abuse.pings),
         };
         if bucket.take(rate, now) {
-            return Ok(true);
+            return true;
         }
         if self.buckets.strikes.take(&self.abuse.strike_rate, now) {
             // Best effort: a flooder that does not read may find its queue
@@ -544,7 +539,7 @@ impl ServerSession {
         } else {
             self.close_with(now, CloseReason::RateLimited);
         }
-        Ok(false)
+        false
     }
 
     /// Remembers that `peer` refused (or ignored) a request just now.
@@ -732,7 +727,7 @@ impl ServerSession {
                     code: ErrorCode::SlowDown,
                 },
             };
-            if !self.allow(now, kind, &refusal)? {
+            if !self.allow(now, kind, &refusal) {
                 return Ok(());
             }
         }

@@ -304,54 +304,64 @@ async fn first_bytes(
     }
 }
 
-/// Logs the handshakes shed, at most once a second (a flood sheds many).
-struct ShedLog {
+/// Counts events of one kind and says when to log them: at most once a
+/// second, with how many happened since the last line (a flood sheds or
+/// drops thousands a second, and a log line each would cost more than the
+/// event, and fill the disk).
+#[derive(Default)]
+struct Throttled {
     count: u64,
     last: Option<Instant>,
 }
 
-impl ShedLog {
-    fn shed(&mut self, victim: Source, cap: usize, now: Instant) {
+impl Throttled {
+    /// One more event at `now`: `Some(count)` when a line is due.
+    fn hit(&mut self, now: Instant) -> Option<u64> {
         self.count = self.count.saturating_add(1);
         if self
             .last
-            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
+            .is_some_and(|t| now.duration_since(t) < Duration::from_secs(1))
         {
-            warn!(cap, shed = self.count, last = %victim, "handshakes in progress at their cap: shedding the oldest");
-            self.count = 0;
-            self.last = Some(now);
+            return None;
         }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.count))
     }
 }
 
-/// Logs connections dropped at accept, at most once a second per reason: a
-/// flood drops thousands a second, and a log line each would cost more than
-/// the drop (and fill the disk).
-struct DropLog {
-    counts: [u64; 3],
-    last: [Option<Instant>; 3],
+/// Why a connection was dropped at accept.
+#[derive(Clone, Copy)]
+enum Dropped {
+    Rate,
+    Connections,
+    Handshakes,
 }
 
-impl DropLog {
-    const WHY: [&'static str; 3] = [
-        "connection rate limit: dropped",
-        "connection limit reached: dropped",
-        "too many handshakes from this source: dropped",
-    ];
+/// The log lines of the accept loop, each throttled.
+#[derive(Default)]
+struct AcceptLog {
+    shed: Throttled,
+    dropped: [Throttled; 3],
+}
 
-    fn dropped(&mut self, why: usize, src: Source, now: Instant) {
-        let (Some(count), Some(last), Some(text)) = (
-            self.counts.get_mut(why),
-            self.last.get_mut(why),
-            Self::WHY.get(why),
-        ) else {
+impl AcceptLog {
+    fn shed(&mut self, victim: Source, cap: usize, now: Instant) {
+        if let Some(shed) = self.shed.hit(now) {
+            warn!(cap, shed, last = %victim, "handshakes in progress at their cap: shedding the oldest");
+        }
+    }
+
+    fn dropped(&mut self, why: Dropped, src: Source, now: Instant) {
+        let Some(counter) = self.dropped.get_mut(why as usize) else {
             return;
         };
-        *count = count.saturating_add(1);
-        if last.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1)) {
-            warn!(dropped = *count, last = %src, "{text}");
-            *count = 0;
-            *last = Some(now);
+        if let Some(dropped) = counter.hit(now) {
+            let text = match why {
+                Dropped::Rate => "connection rate limit: dropped",
+                Dropped::Connections => "connection limit reached: dropped",
+                Dropped::Handshakes => "too many handshakes from this source: dropped",
+            };
+            warn!(dropped, last = %src, "{text}");
         }
     }
 }
@@ -372,14 +382,7 @@ pub async fn serve(
         args.max_handshakes,
         args.handshakes_per_ip,
     ));
-    let mut shed_log = ShedLog {
-        count: 0,
-        last: None,
-    };
-    let mut drop_log = DropLog {
-        counts: [0; 3],
-        last: [None; 3],
-    };
+    let mut log = AcceptLog::default();
     let first_byte_timeout = Duration::from_secs(args.handshake_timeout);
     let mut limiter = RateLimiter::new(args.conn_rate_per_ip);
     let mut tasks = JoinSet::new();
@@ -402,22 +405,22 @@ pub async fn serve(
                 let src = Source::of(peer.ip(), args.ipv6_source_prefix);
                 let now = Instant::now();
                 if !limiter.allow(src, now) {
-                    drop_log.dropped(0, src, now);
+                    log.dropped(Dropped::Rate, src, now);
                     continue;
                 }
                 let Ok(permit) = slots.clone().try_acquire_owned() else {
-                    drop_log.dropped(1, src, now);
+                    log.dropped(Dropped::Connections, src, now);
                     continue;
                 };
                 let ticket = match gate.enter(src) {
                     Admission::Admitted(ticket, shed) => {
                         if let Some(victim) = shed {
-                            shed_log.shed(victim, gate.max_total, now);
+                            log.shed(victim, gate.max_total, now);
                         }
                         ticket
                     }
                     Admission::Refused => {
-                        drop_log.dropped(2, src, now);
+                        log.dropped(Dropped::Handshakes, src, now);
                         continue;
                     }
                 };

@@ -90,11 +90,7 @@ pub fn render(users: &Users) -> String {
 
 /// Reads the file (a missing file is an empty registry).
 pub fn load(path: &Path) -> Result<Users> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => parse(&text).with_context(|| format!("{}", path.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Users::new()),
-        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
-    }
+    parse_bytes(path, read_bytes(path)?.as_deref())
 }
 
 /// Writes the file atomically (write to a temporary file, then rename).
@@ -119,7 +115,8 @@ pub struct Registry {
 impl Registry {
     /// Loads `path`.
     pub fn open(path: PathBuf) -> Result<Self> {
-        let (bytes, hash) = read_hashed(&path)?;
+        let bytes = read_bytes(&path)?;
+        let hash = hash(bytes.as_deref());
         let users = parse_bytes(&path, bytes.as_deref())?;
         Ok(Registry {
             stamp: RwLock::new(stamp(&path)),
@@ -137,7 +134,8 @@ impl Registry {
         if let Ok(mut st) = self.stamp.write() {
             *st = stamp(&self.path);
         }
-        let (bytes, hash) = read_hashed(&self.path)?;
+        let bytes = read_bytes(&self.path)?;
+        let hash = hash(bytes.as_deref());
         if self.hash.read().map(|h| *h == hash).unwrap_or(false) {
             return Ok(false);
         }
@@ -192,18 +190,18 @@ fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
     Some((m.modified().ok()?, m.len()))
 }
 
-/// The file's bytes and their hash (both `None`: no file).
-type Hashed = (Option<Vec<u8>>, Option<[u8; 32]>);
-
-fn read_hashed(path: &Path) -> Result<Hashed> {
+/// The file's bytes (`None`: no file).
+fn read_bytes(path: &Path) -> Result<Option<Vec<u8>>> {
     match std::fs::read(path) {
-        Ok(bytes) => {
-            let hash: [u8; 32] = Blake2s256::digest(&bytes).into();
-            Ok((Some(bytes), Some(hash)))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((None, None)),
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
     }
+}
+
+/// The hash a reload compares (`None`: no file).
+fn hash(bytes: Option<&[u8]>) -> Option<[u8; 32]> {
+    bytes.map(|b| Blake2s256::digest(b).into())
 }
 
 fn parse_bytes(path: &Path, bytes: Option<&[u8]>) -> Result<Users> {

@@ -221,7 +221,6 @@ pub async fn run(
         if t.handshake_done {
             handshake.release();
         }
-        t.continue_listing();
         if t.std_out.len() > t.shared.output_hard_cap {
             warn!(
                 session = t.id,
