@@ -6,6 +6,16 @@
 //! text). Then the requester speaks first: the responder may send only after
 //! it has received one message. Any failure ends the chat; no text that did
 //! not authenticate is ever returned.
+//!
+//! # Ending honestly
+//! Every `Text` carries how many texts its sender had received (an
+//! acknowledgement), and the side that leaves sends a last message, `Close`,
+//! with how many texts it sent and received. Both travel inside the KK
+//! transport, so the relaying server can neither forge nor alter them, and it
+//! cannot drop a message without breaking the chat (the nonces are a strict
+//! sequence). What the server *can* do is stop relaying and claim the peer
+//! left (`PeerLeft`): then no `Close` came, and the last acknowledgement
+//! tells how many of our texts may not have arrived.
 
 use rand_core::{CryptoRng, RngCore};
 use zeroize::Zeroize;
@@ -28,8 +38,22 @@ enum E2ePhase {
         transport: Transport,
         may_send: bool,
     },
-    /// After a failure: nothing more goes in or out.
+    /// After a failure or a `Close` (either way): nothing more goes in or out.
     Dead,
+}
+
+/// What one E2E transport message from the peer was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Received {
+    /// A text (in the caller's buffer).
+    Text,
+    /// The peer closed the chat end to end; nothing more comes.
+    Closed {
+        /// How many of our last texts the peer's close says it never
+        /// received (0: every text arrived, both ways).
+        undelivered: u32,
+    },
 }
 
 /// One end of an end-to-end chat.
@@ -42,6 +66,12 @@ pub struct E2eChat {
     limits: Limits,
     started: Instant,
     phase: E2ePhase,
+    /// Texts we sent.
+    sent: u32,
+    /// Texts we received.
+    received: u32,
+    /// Of ours, how many the peer said it had received (its last `Text`).
+    acked: u32,
 }
 
 impl E2eChat {
@@ -87,6 +117,9 @@ impl E2eChat {
             limits,
             started: now,
             phase: E2ePhase::Handshake(hs),
+            sent: 0,
+            received: 0,
+            acked: 0,
         })
     }
 
@@ -192,18 +225,49 @@ impl E2eChat {
         if text.len() > MAX_CHAT_TEXT {
             return Err(WireError::OutOfBounds.into());
         }
-        let mut plain = [0u8; MAX_CHAT_TEXT + 8];
-        let n = encode(&ChatPayload::Text(text), &mut plain)?;
-        let r = match plain.get(..n) {
-            Some(body) => transport.encrypt(body, out),
-            None => Err(CryptoError::BufferTooSmall),
+        let sent = self.sent.checked_add(1).ok_or(CryptoError::MessageLimit)?;
+        let payload = ChatPayload::Text {
+            received: self.received,
+            text,
         };
-        plain.zeroize();
-        Ok(r?)
+        let n = seal(transport, &payload, out)?;
+        self.sent = sent;
+        Ok(n)
     }
 
-    /// Decrypts a message from the peer into `text`.
-    pub fn decrypt_text(&mut self, msg: &[u8], text: &mut ChatText) -> Result<(), Error> {
+    /// Texts we sent that the peer has not acknowledged (yet): if the chat
+    /// ends without the peer's `Close`, these may not have arrived.
+    pub fn unconfirmed(&self) -> u32 {
+        self.sent.saturating_sub(self.acked)
+    }
+
+    /// Texts sent and received so far.
+    pub fn counts(&self) -> (u32, u32) {
+        (self.sent, self.received)
+    }
+
+    /// Encrypts our `Close` (the chat's last message); the chat is over after
+    /// it. `Ok(None)` when the chat is not open (there is no one to tell end
+    /// to end: the server's `PeerLeft` is all the peer gets).
+    pub fn encrypt_close(&mut self, out: &mut [u8]) -> Result<Option<usize>, Error> {
+        let E2ePhase::Open { transport, .. } = &mut self.phase else {
+            return Ok(None);
+        };
+        let payload = ChatPayload::Close {
+            sent: self.sent,
+            received: self.received,
+        };
+        let r = seal(transport, &payload, out);
+        self.phase = E2ePhase::Dead;
+        r.map(Some)
+    }
+
+    /// Decrypts a message from the peer: a text (into `text`) or its close.
+    ///
+    /// Any error ends the chat (the caller must not use it again): a message
+    /// that does not authenticate, a text from the responder before the
+    /// requester spoke, or counts that cannot be true.
+    pub fn decrypt(&mut self, msg: &[u8], text: &mut ChatText) -> Result<Received, Error> {
         let E2ePhase::Open {
             transport,
             may_send,
@@ -212,19 +276,61 @@ impl E2eChat {
             return Err(ProtocolError::Unexpected.into());
         };
         let mut plain = [0u8; MAX_E2E_MESSAGE];
-        let n = transport.decrypt(msg, &mut plain)?;
-        let result = match plain.get(..n).map(decode::<ChatPayload>) {
-            Some(Ok(ChatPayload::Text(t))) => {
-                text.clear();
-                text.push_str(t)
-                    .map_err(|_| Error::Wire(WireError::OutOfBounds))
-            }
-            Some(Err(e)) => Err(e.into()),
-            None => Err(CryptoError::BufferTooSmall.into()),
+        let result = match transport.decrypt(msg, &mut plain) {
+            Ok(n) => match plain.get(..n).map(decode::<ChatPayload>) {
+                Some(Ok(ChatPayload::Text { received, text: t })) => {
+                    // Acknowledging more than we sent, or less than before, is a lie.
+                    if received > self.sent || received < self.acked {
+                        Err(ProtocolError::Unexpected.into())
+                    } else {
+                        self.acked = received;
+                        text.clear();
+                        text.push_str(t)
+                            .map_err(|_| Error::Wire(WireError::OutOfBounds))
+                            .and_then(|()| {
+                                self.received = self
+                                    .received
+                                    .checked_add(1)
+                                    .ok_or(CryptoError::MessageLimit)?;
+                                *may_send = true;
+                                Ok(Received::Text)
+                            })
+                    }
+                }
+                Some(Ok(ChatPayload::Close { sent, received })) => {
+                    // Our transport accepted it, so no text of the peer's
+                    // went missing: it must have sent exactly what we got.
+                    if sent != self.received || received > self.sent || received < self.acked {
+                        Err(ProtocolError::Unexpected.into())
+                    } else {
+                        Ok(Received::Closed {
+                            undelivered: self.sent.saturating_sub(received),
+                        })
+                    }
+                }
+                Some(Err(e)) => Err(e.into()),
+                None => Err(CryptoError::BufferTooSmall.into()),
+            },
+            Err(e) => Err(e.into()),
         };
         plain.zeroize();
-        result?;
-        *may_send = true;
-        Ok(())
+        if !matches!(result, Ok(Received::Text)) {
+            self.phase = E2ePhase::Dead;
+        }
+        result
     }
+}
+
+/// Encodes `payload` and encrypts it with `transport`; the plaintext is wiped.
+fn seal(transport: &mut Transport, payload: &ChatPayload<'_>, out: &mut [u8]) -> Result<usize, Error> {
+    let mut plain = [0u8; MAX_CHAT_TEXT + 8];
+    let r = match encode(payload, &mut plain) {
+        Ok(n) => match plain.get(..n) {
+            Some(body) => transport.encrypt(body, out).map_err(Error::from),
+            None => Err(CryptoError::BufferTooSmall.into()),
+        },
+        Err(e) => Err(e.into()),
+    };
+    plain.zeroize();
+    r
 }

@@ -32,7 +32,7 @@ use zeroize::Zeroize;
 use crate::cert;
 use crate::cert::CaTrust;
 use crate::channel::{received, Channel, Incoming, RequestChannel, Scratch, StandardChannel};
-use crate::chat::{ChatText, E2eChat};
+use crate::chat::{ChatText, E2eChat, Received};
 use crate::error::{CryptoError, Error, ProtocolError, WireError};
 use crate::keys::{PublicKey, SafetyNumber, StaticSecret};
 use crate::limits::{
@@ -65,9 +65,25 @@ pub struct ClientConfig {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum ChatEnd {
-    /// We left.
+    /// We left (an open chat got our end-to-end `Close` first).
     Left,
-    /// The peer left or went offline.
+    /// The peer closed the open chat end to end (its `Close` authenticated).
+    PeerClosed {
+        /// How many of our last texts the peer's close says it never
+        /// received (they crossed its leaving, or the server dropped them);
+        /// 0: every text arrived, both ways.
+        undelivered: u32,
+    },
+    /// The server ended the open chat (`PeerLeft`, or our session closed)
+    /// without the peer's end-to-end close: the peer's client went away
+    /// without closing, or the server stopped relaying.
+    EndedByServer {
+        /// How many of our last texts the peer never acknowledged: they may
+        /// not have arrived.
+        unconfirmed: u32,
+    },
+    /// The peer left (or went offline, or withdrew) before the chat opened:
+    /// no text was exchanged.
     PeerLeft,
     /// A message failed to authenticate or broke the protocol: the chat is over.
     Failed(Error),
@@ -184,6 +200,13 @@ enum Login {
 enum ChatState {
     Idle,
     Requesting {
+        user: UserName,
+        /// From `ChatPending`.
+        chat_id: Option<ChatId>,
+    },
+    /// We withdrew a request before its `ChatPending` came: `LeaveChat` goes
+    /// out with the chat id `ChatPending` brings (the user was told already).
+    Withdrawing {
         user: UserName,
     },
     Asked {
@@ -336,7 +359,8 @@ impl Client {
         matches!(self.login, Login::Closed)
     }
 
-    /// True while chatting, requesting or being asked: a new request gets "busy".
+    /// True while chatting, requesting (or withdrawing a request) or being
+    /// asked: a new request gets "busy".
     pub fn is_busy(&self) -> bool {
         !matches!(self.chat, ChatState::Idle)
     }
@@ -502,7 +526,7 @@ impl Client {
     ) -> Result<(), Error> {
         match (&self.login, msg) {
             (_, ServerMsg::Bye { reason }) => {
-                self.end_chat(ChatEnd::PeerLeft);
+                self.end_by_server();
                 self.push_event(ClientEvent::Closed(reason));
                 self.std.close();
                 self.login = Login::Closed;
@@ -550,23 +574,38 @@ impl Client {
                 }
                 self.push_event(ClientEvent::Users { names: owned, more });
             }
-            ServerMsg::ChatPending { chat_id, user } => {
-                if matches!(&self.chat, ChatState::Requesting { user: u } if u == user) {
+            ServerMsg::ChatPending { chat_id, user } => match &mut self.chat {
+                ChatState::Requesting {
+                    user: u,
+                    chat_id: id @ None,
+                } if u == user => {
+                    *id = Some(chat_id);
                     self.push_event(ClientEvent::ChatPending {
                         chat_id,
                         user: user_name(user)?,
                     });
                 }
-            }
-            ServerMsg::ChatRefused { user, reason } => {
-                if matches!(&self.chat, ChatState::Requesting { user: u } if u == user) {
+                ChatState::Withdrawing { user: u } if u == user => {
+                    self.chat = ChatState::Idle;
+                    self.send(now, &ClientMsg::LeaveChat { chat_id })?;
+                }
+                _ => {}
+            },
+            ServerMsg::ChatRefused {
+                chat_id,
+                user,
+                reason,
+            } => match &self.chat {
+                ChatState::Requesting { user: u, chat_id: id } if u == user && *id == chat_id => {
                     self.chat = ChatState::Idle;
                     self.push_event(ClientEvent::ChatRefused {
                         user: user_name(user)?,
                         reason,
                     });
                 }
-            }
+                ChatState::Withdrawing { user: u } if u == user => self.chat = ChatState::Idle,
+                _ => {}
+            },
             ServerMsg::ChatStarted {
                 chat_id,
                 peer,
@@ -578,15 +617,8 @@ impl Client {
             }
             ServerMsg::ChatData { chat_id, noise } => self.on_chat_data(now, chat_id, noise)?,
             ServerMsg::PeerLeft { chat_id } => {
-                let current = match &self.chat {
-                    ChatState::Chat(c) => Some(c.id()),
-                    ChatState::Accepted { chat_id, .. } | ChatState::Asked { chat_id, .. } => {
-                        Some(*chat_id)
-                    }
-                    _ => None,
-                };
-                if current == Some(chat_id) {
-                    self.end_chat(ChatEnd::PeerLeft);
+                if self.current_chat_id() == Some(chat_id) {
+                    self.end_by_server();
                 }
             }
             ServerMsg::Pong => {}
@@ -608,7 +640,9 @@ impl Client {
         rng: &mut R,
     ) -> Result<(), Error> {
         let expected = match &self.chat {
-            ChatState::Requesting { user } => initiator && user == peer,
+            ChatState::Requesting { user, chat_id: id } => {
+                initiator && user == peer && *id == Some(chat_id)
+            }
             ChatState::Accepted {
                 chat_id: id,
                 from,
@@ -619,9 +653,13 @@ impl Client {
         };
         if !expected {
             // A chat we withdrew from (our `LeaveChat` crossed the answer) or
-            // never asked for: the server has it as our current chat, so
-            // leave it, which also tells the peer.
-            return self.send(now, &ClientMsg::LeaveChat);
+            // never asked for: the server may have it as our current chat, so
+            // leave exactly that one, which also tells the peer. (Our own
+            // current chat, if any, is another id: it goes on.)
+            if matches!(&self.chat, ChatState::Withdrawing { user } if user == peer) {
+                self.chat = ChatState::Idle;
+            }
+            return self.send(now, &ClientMsg::LeaveChat { chat_id });
         }
         if peer_key.is_low_order() {
             // No one holds its private key, and every DH with it is all
@@ -709,31 +747,106 @@ impl Client {
             return Ok(());
         }
         let mut text = ChatText::new();
-        match chat.decrypt_text(noise, &mut text) {
-            Ok(()) => {
+        match chat.decrypt(noise, &mut text) {
+            Ok(Received::Text) => {
                 let from = chat.peer().clone();
                 self.push_event(ClientEvent::ChatMessage { from, text });
                 Ok(())
+            }
+            Ok(Received::Closed { undelivered }) => {
+                // The server ends the chat on the peer's `LeaveChat`; we leave
+                // too, so that a server that holds that back cannot keep us
+                // in a dead chat.
+                self.end_chat(ChatEnd::PeerClosed { undelivered });
+                self.send(now, &ClientMsg::LeaveChat { chat_id })
             }
             Err(e) => self.chat_failed(now, e),
         }
     }
 
+    /// The id of the chat or request the server knows us in, if we know it.
+    fn current_chat_id(&self) -> Option<ChatId> {
+        match &self.chat {
+            ChatState::Chat(c) => Some(c.id()),
+            ChatState::Accepted { chat_id, .. } | ChatState::Asked { chat_id, .. } => {
+                Some(*chat_id)
+            }
+            ChatState::Requesting { chat_id, .. } => *chat_id,
+            ChatState::Withdrawing { .. } | ChatState::Idle => None,
+        }
+    }
+
+    /// The server ended the chat (`PeerLeft`, `Bye`) without the peer's close.
+    fn end_by_server(&mut self) {
+        let reason = match &self.chat {
+            ChatState::Chat(c) if c.is_open() => ChatEnd::EndedByServer {
+                unconfirmed: c.unconfirmed(),
+            },
+            _ => ChatEnd::PeerLeft,
+        };
+        self.end_chat(reason);
+    }
+
     /// The E2E chat broke (tampering, replay, reorder, drop): end it, tell the
     /// server we left, and tell the user why. The session itself goes on.
     fn chat_failed(&mut self, now: Instant, e: Error) -> Result<(), Error> {
+        let chat_id = self.current_chat_id();
         self.end_chat(ChatEnd::Failed(e));
-        self.send(now, &ClientMsg::LeaveChat)
+        match chat_id {
+            Some(chat_id) => self.send(now, &ClientMsg::LeaveChat { chat_id }),
+            None => Ok(()),
+        }
     }
 
     fn end_chat(&mut self, reason: ChatEnd) {
         let peer = match core::mem::replace(&mut self.chat, ChatState::Idle) {
             ChatState::Chat(c) => c.peer().clone(),
             ChatState::Accepted { from, .. } | ChatState::Asked { from, .. } => from,
-            ChatState::Requesting { user } => user,
-            ChatState::Idle => return,
+            ChatState::Requesting { user, .. } => user,
+            // The user was told when it withdrew.
+            ChatState::Withdrawing { .. } | ChatState::Idle => return,
         };
         self.push_event(ClientEvent::ChatEnded { peer, reason });
+    }
+
+    /// Leaves whatever chat or request we are in, as the user's `/leave`
+    /// does: an open chat gets our end-to-end `Close`, then the server our
+    /// `LeaveChat` with its id (or, for a request whose id has not come
+    /// yet, once `ChatPending` brings it).
+    fn leave_current(&mut self, now: Instant) -> Result<(), Error> {
+        self.withdraw_unsent_accept();
+        if let ChatState::Requesting {
+            user,
+            chat_id: None,
+        } = &self.chat
+        {
+            let user = user.clone();
+            self.push_event(ClientEvent::ChatEnded {
+                peer: user.clone(),
+                reason: ChatEnd::Left,
+            });
+            self.chat = ChatState::Withdrawing { user };
+            return Ok(());
+        }
+        let Some(chat_id) = self.current_chat_id() else {
+            return Ok(());
+        };
+        if let ChatState::Chat(chat) = &mut self.chat {
+            let mut buf = [0u8; MAX_E2E_MESSAGE];
+            // Best effort: should it not fit the queue now, the peer learns of
+            // the end from the server only (and says so to its user).
+            if let Ok(Some(n)) = chat.encrypt_close(&mut buf) {
+                if let Some(noise) = buf.get(..n) {
+                    match self.send(now, &ClientMsg::ChatData { chat_id, noise }) {
+                        Ok(()) | Err(Error::Protocol(ProtocolError::QueueFull)) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        }
+        self.send(now, &ClientMsg::LeaveChat { chat_id })?;
+        self.end_chat(ChatEnd::Left);
+        Ok(())
     }
 
     fn announce_daemon<R: RngCore + CryptoRng>(
@@ -780,14 +893,21 @@ impl Client {
             return Err(ProtocolError::Busy.into());
         }
         self.send(now, &ClientMsg::RequestChat { user: &user })?;
-        self.chat = ChatState::Requesting { user };
+        self.chat = ChatState::Requesting {
+            user,
+            chat_id: None,
+        };
         Ok(())
     }
 
-    /// Answers the pending chat request; the answer leaves on the request channel.
-    pub fn answer_request(&mut self, accept: bool) -> Result<(), Error> {
+    /// Answers chat request `chat_id` (the one the user saw, from
+    /// [`ClientEvent::ChatRequest`]); the answer leaves on the request channel.
+    ///
+    /// `Err(WrongChat)` if that request is no longer the pending one (it was
+    /// withdrawn, and maybe another came): nothing is answered.
+    pub fn answer_request(&mut self, chat_id: ChatId, accept: bool) -> Result<(), Error> {
         let ChatState::Asked {
-            chat_id,
+            chat_id: pending,
             from,
             from_key,
             link,
@@ -795,7 +915,10 @@ impl Client {
         else {
             return Err(ProtocolError::Unexpected.into());
         };
-        let (chat_id, link) = (*chat_id, *link);
+        if *pending != chat_id {
+            return Err(ProtocolError::WrongChat.into());
+        }
+        let link = *link;
         if accept {
             self.chat = ChatState::Accepted {
                 chat_id,
@@ -835,15 +958,18 @@ impl Client {
     }
 
     /// Leaves the chat (or withdraws our request, or drops an accepted one).
+    ///
+    /// An open chat ends end to end: the peer gets our `Close` with how many
+    /// texts we sent and received (see [`ChatEnd::PeerClosed`]).
     pub fn leave_chat(&mut self, now: Instant) -> Result<(), Error> {
         self.require_login()?;
-        if matches!(self.chat, ChatState::Idle | ChatState::Asked { .. }) {
+        if matches!(
+            self.chat,
+            ChatState::Idle | ChatState::Asked { .. } | ChatState::Withdrawing { .. }
+        ) {
             return Err(ProtocolError::NoChat.into());
         }
-        self.withdraw_unsent_accept();
-        self.send(now, &ClientMsg::LeaveChat)?;
-        self.end_chat(ChatEnd::Left);
-        Ok(())
+        self.leave_current(now)
     }
 
     /// Leaving after `/accept` but before the answer left: send a decline instead.
@@ -861,9 +987,9 @@ impl Client {
     pub fn logout(&mut self, now: Instant) -> Result<(), Error> {
         self.require_login()?;
         if !matches!(self.chat, ChatState::Idle | ChatState::Asked { .. }) {
-            self.withdraw_unsent_accept();
-            self.send(now, &ClientMsg::LeaveChat)?;
-            self.end_chat(ChatEnd::Left);
+            // The server ends a request or chat at logout anyway; the chat's
+            // `Close` tells the peer that nothing was lost.
+            self.leave_current(now)?;
         }
         self.send(now, &ClientMsg::Logout)?;
         self.login = Login::LoggingOut;

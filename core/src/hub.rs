@@ -24,12 +24,17 @@ struct Slot {
     listing_from: Option<usize>,
 }
 
+/// Chat ids kept ready: more than one input can request.
+const FRESH_IDS: usize = 4;
+
 /// A fixed-capacity server core.
 pub struct Hub<const N: usize> {
     config: ServerConfig,
     key: StaticSecret,
     slots: [Option<Slot>; N],
-    next_chat: ChatId,
+    /// Fresh random chat ids, drawn from the caller's RNG with each input
+    /// (ids are unlinkable: a user learns nothing from the ones it sees).
+    fresh_ids: heapless::Vec<ChatId, FRESH_IDS>,
     dials: Deque<(SessionId, u16), N>,
 }
 
@@ -40,7 +45,7 @@ impl<const N: usize> Hub<N> {
             config,
             key,
             slots: [const { None }; N],
-            next_chat: 1,
+            fresh_ids: heapless::Vec::new(),
             dials: Deque::new(),
         }
     }
@@ -102,6 +107,12 @@ impl<const N: usize> Hub<N> {
     ) -> Result<usize, Error> {
         let s = self.session_mut(id).ok_or(ProtocolError::Closed)?;
         let r = s.handle_input(now, input, registry, rng);
+        while !self.fresh_ids.is_full() {
+            let id = rng.next_u32();
+            if id != 0 {
+                let _ = self.fresh_ids.push(id);
+            }
+        }
         self.route(now, registry);
         r
     }
@@ -296,9 +307,8 @@ impl<const N: usize> Hub<N> {
                 };
                 let outcome = if registry.lookup(&to).is_none() {
                     Err(RefuseReason::UnknownUser)
-                } else if let Some(target) = self.find(&to) {
-                    let chat_id = self.next_chat;
-                    self.next_chat = self.next_chat.wrapping_add(1).max(1);
+                } else if let (Some(target), Some(chat_id)) = (self.find(&to), self.fresh_ids.pop())
+                {
                     self.session_mut(target)
                         .map_or(Err(RefuseReason::Offline), |t| {
                             t.deliver_request(now, chat_id, &my_name, my_key)

@@ -94,9 +94,12 @@ pub enum ClientMsg<'a> {
         #[serde(borrow)]
         noise: &'a [u8],
     },
-    /// 5. I leave my current chat or withdraw my pending request (ignored if
-    ///    I have neither).
-    LeaveChat,
+    /// 5. I leave chat `chat_id`, or withdraw my pending request `chat_id`
+    ///    (ignored unless `chat_id` is my current chat or pending request).
+    LeaveChat {
+        /// The chat (as in `ChatPending` or `ChatStarted`).
+        chat_id: ChatId,
+    },
     /// 6. Keep-alive.
     Ping,
     /// 7. Log out; the server answers `Bye { LoggedOut }` and closes.
@@ -223,6 +226,9 @@ pub enum ServerMsg<'a> {
     },
     /// 6. The chat request was refused.
     ChatRefused {
+        /// The request's chat id if `ChatPending` announced one; `None` for a
+        /// request refused at once.
+        chat_id: Option<ChatId>,
         /// The user asked.
         user: &'a str,
         /// Why.
@@ -321,8 +327,22 @@ pub enum DaemonToServer {
 /// Plaintext of an E2E chat transport message (client ↔ client).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ChatPayload<'a> {
-    /// 0. A line of chat text, at most [`MAX_CHAT_TEXT`] bytes of UTF-8.
-    Text(&'a str),
+    /// 0. A line of chat text.
+    Text {
+        /// How many `Text`s from the other side the sender had received
+        /// when it sent this one (an acknowledgement).
+        received: u32,
+        /// At most [`MAX_CHAT_TEXT`] bytes of UTF-8.
+        text: &'a str,
+    },
+    /// 1. The sender leaves the chat: its last message. The counts let the
+    ///    other side tell whether every message arrived.
+    Close {
+        /// How many `Text`s the sender sent in this chat.
+        sent: u32,
+        /// How many `Text`s the sender received in this chat.
+        received: u32,
+    },
 }
 
 // ---------------------------------------------------------------- encode / decode
@@ -410,7 +430,9 @@ impl Bounded for DaemonToServer {
 impl Bounded for ChatPayload<'_> {
     fn check(&self) -> Result<(), WireError> {
         match self {
-            ChatPayload::Text(t) if t.len() > MAX_CHAT_TEXT => Err(WireError::OutOfBounds),
+            ChatPayload::Text { text, .. } if text.len() > MAX_CHAT_TEXT => {
+                Err(WireError::OutOfBounds)
+            }
             _ => Ok(()),
         }
     }

@@ -401,6 +401,7 @@ impl ServerSession {
                 let _ = self.send_control(
                     now,
                     &ServerMsg::ChatRefused {
+                        chat_id: Some(chat_id),
                         user: &peer,
                         reason: RefuseReason::NoAnswer,
                     },
@@ -711,7 +712,7 @@ impl ServerSession {
             ClientMsg::AnnounceDaemon { .. } => Some(Command::Announce),
             ClientMsg::ListUsers => Some(Command::List),
             ClientMsg::RequestChat { .. } => Some(Command::Request),
-            ClientMsg::LeaveChat => Some(Command::Leave),
+            ClientMsg::LeaveChat { .. } => Some(Command::Leave),
             ClientMsg::Ping => Some(Command::Ping),
             _ => None,
         };
@@ -720,6 +721,7 @@ impl ServerSession {
             // knows which command was not performed.
             let refusal = match msg {
                 ClientMsg::RequestChat { user } => ServerMsg::ChatRefused {
+                    chat_id: None,
                     user,
                     reason: RefuseReason::TooSoon,
                 },
@@ -763,6 +765,7 @@ impl ServerSession {
                     self.send(
                         now,
                         &ServerMsg::ChatRefused {
+                            chat_id: None,
                             user,
                             reason: RefuseReason::SelfRequest,
                         },
@@ -771,6 +774,7 @@ impl ServerSession {
                     self.send(
                         now,
                         &ServerMsg::ChatRefused {
+                            chat_id: None,
                             user,
                             reason: RefuseReason::TooSoon,
                         },
@@ -787,7 +791,19 @@ impl ServerSession {
             ClientMsg::ChatData { chat_id, noise } => {
                 self.relay_out(now, chat_id, RelayKind::Data, noise)?
             }
-            ClientMsg::LeaveChat => self.leave_everything_but_asked(),
+            ClientMsg::LeaveChat { chat_id } => {
+                // A leave that crossed our `PeerLeft` or `ChatRefused` (or
+                // names an older chat) must not end a newer one.
+                let current = match &self.chat {
+                    ChatSlot::Requesting { chat_id: id, .. } | ChatSlot::Active { chat_id: id, .. } => {
+                        *id == chat_id
+                    }
+                    ChatSlot::None => false,
+                };
+                if current {
+                    self.leave_everything_but_asked();
+                }
+            }
             ClientMsg::Ping => self.send(now, &ServerMsg::Pong)?,
             ClientMsg::Logout => self.close_with(now, CloseReason::LoggedOut),
         }
@@ -877,15 +893,26 @@ impl ServerSession {
         peer: &str,
         reason: RefuseReason,
     ) -> Result<(), Error> {
-        if matches!(&self.chat, ChatSlot::Requesting { peer: p, .. } if p == peer) {
-            self.chat = ChatSlot::None;
+        let mut chat_id = None;
+        if let ChatSlot::Requesting { chat_id: id, peer: p, .. } = &self.chat {
+            if p == peer {
+                chat_id = Some(*id);
+                self.chat = ChatSlot::None;
+            }
         }
         if matches!(reason, RefuseReason::Declined | RefuseReason::NoAnswer) {
             if let Ok(name) = user_name(peer) {
                 self.remember_refusal(now, &name);
             }
         }
-        self.send_control(now, &ServerMsg::ChatRefused { user: peer, reason })
+        self.send_control(
+            now,
+            &ServerMsg::ChatRefused {
+                chat_id,
+                user: peer,
+                reason,
+            },
+        )
     }
 
     /// A request from `from` for this user: forward it to the daemon.

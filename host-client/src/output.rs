@@ -101,11 +101,18 @@ pub enum Event {
     ChatEnded {
         /// The peer.
         peer: String,
-        /// `left`, `peer_left` or `failed`.
+        /// `left`, `peer_closed` (the peer's end-to-end close), `ended_by_server`
+        /// (no close from the peer), `peer_left` (before the chat opened) or
+        /// `failed`.
         reason: &'static str,
         /// Why it failed (only with `failed`).
         #[serde(skip_serializing_if = "Option::is_none")]
         detail: Option<String>,
+        /// With `peer_closed` and `ended_by_server`: how many of our last
+        /// messages did not reach the peer (`peer_closed`, exact) or were not
+        /// confirmed by it and may not have arrived (`ended_by_server`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        undelivered: Option<u32>,
     },
     /// The server rejected a request; the session goes on.
     ServerError {
@@ -214,12 +221,23 @@ pub fn error_code(c: ErrorCode) -> &'static str {
     }
 }
 
-/// The JSON reason (and detail) of a chat end.
-pub fn chat_end(e: &ChatEnd) -> (&'static str, Option<String>) {
+/// The JSON reason, detail and undelivered count of a chat end.
+pub fn chat_end(e: &ChatEnd) -> (&'static str, Option<String>, Option<u32>) {
     match e {
-        ChatEnd::Left => ("left", None),
-        ChatEnd::PeerLeft => ("peer_left", None),
-        ChatEnd::Failed(err) => ("failed", Some(crate::errors::describe(err))),
+        ChatEnd::Left => ("left", None, None),
+        ChatEnd::PeerClosed { undelivered } => ("peer_closed", None, Some(*undelivered)),
+        ChatEnd::EndedByServer { unconfirmed } => ("ended_by_server", None, Some(*unconfirmed)),
+        ChatEnd::PeerLeft => ("peer_left", None, None),
+        ChatEnd::Failed(err) => ("failed", Some(crate::errors::describe(err)), None),
+    }
+}
+
+/// "1 of your last messages" / "3 of your last messages".
+fn of_your_last(n: u32) -> String {
+    if n == 1 {
+        "1 of your last messages".into()
+    } else {
+        format!("{n} of your last messages")
     }
 }
 
@@ -370,9 +388,24 @@ impl Event {
                 peer,
                 reason,
                 detail,
-            } => match *reason {
-                "left" => format!("* you left the chat with {peer}"),
-                "peer_left" => format!("* {peer} left the chat"),
+                undelivered,
+            } => match (*reason, undelivered.unwrap_or(0)) {
+                ("left", _) => format!("* you left the chat with {peer}"),
+                ("peer_closed", 0) => format!("* chat ended by {peer}, all messages delivered"),
+                ("peer_closed", n) => format!(
+                    "* chat ended by {peer}: {} did not reach them",
+                    of_your_last(n)
+                ),
+                ("ended_by_server", 0) => format!(
+                    "* chat with {peer} ended by the server, not by {peer}: {peer} had \
+                     confirmed all your messages, but {peer}'s last messages may be missing"
+                ),
+                ("ended_by_server", n) => format!(
+                    "* chat with {peer} ended by the server, not by {peer}: {} may not have \
+                     arrived, and {peer}'s last messages may be missing",
+                    of_your_last(n)
+                ),
+                ("peer_left", _) => format!("* {peer} left before the chat opened"),
                 _ => format!(
                     "* chat with {peer} failed: {}",
                     detail.as_deref().unwrap_or("error")
@@ -598,22 +631,34 @@ mod tests {
 
     #[test]
     fn chat_ended_detail_only_when_failed() {
-        let (reason, detail) = chat_end(&ChatEnd::PeerLeft);
+        let (reason, detail, undelivered) = chat_end(&ChatEnd::PeerLeft);
         assert_eq!(
             json(Event::ChatEnded {
                 peer: "bob".into(),
                 reason,
-                detail
+                detail,
+                undelivered,
             }),
             r#"{"event":"chat_ended","peer":"bob","reason":"peer_left"}"#
         );
-        let (reason, detail) = chat_end(&ChatEnd::Failed(
+        let (reason, detail, undelivered) = chat_end(&ChatEnd::PeerClosed { undelivered: 0 });
+        assert_eq!(
+            json(Event::ChatEnded {
+                peer: "bob".into(),
+                reason,
+                detail,
+                undelivered,
+            }),
+            r#"{"event":"chat_ended","peer":"bob","reason":"peer_closed","undelivered":0}"#
+        );
+        let (reason, detail, undelivered) = chat_end(&ChatEnd::Failed(
             securecom_core::CryptoError::DecryptFailed.into(),
         ));
         let line = json(Event::ChatEnded {
             peer: "bob".into(),
             reason,
             detail,
+            undelivered,
         });
         assert!(
             line.starts_with(r#"{"event":"chat_ended","peer":"bob","reason":"failed","detail":""#),

@@ -471,8 +471,9 @@ struct Session {
     known: KnownPeers,
     /// Users whose changed key waits for `/trust`.
     pending_trust: HashMap<String, PublicKey>,
-    /// The request we are asked (who, their key).
-    asked: Option<(String, PublicKey)>,
+    /// The request we are asked (its chat id, who, their key): `/accept`
+    /// answers this one, the one the user saw, or none.
+    asked: Option<(securecom_core::ChatId, String, PublicKey)>,
     /// Whom we asked.
     requesting: Option<String>,
     /// The peer of the open chat.
@@ -648,7 +649,7 @@ impl Session {
             format!("chat: {p}")
         } else if let Some(r) = &self.requesting {
             format!("asking {r}...")
-        } else if let Some((a, _)) = &self.asked {
+        } else if let Some((_, a, _)) = &self.asked {
             format!("{a} asks: /accept or /refuse")
         } else {
             "no chat".into()
@@ -771,10 +772,14 @@ impl Session {
                 user: user.to_string(),
                 chat_id,
             },
-            ClientEvent::ChatRequest { from, from_key, .. } => {
+            ClientEvent::ChatRequest {
+                chat_id,
+                from,
+                from_key,
+            } => {
                 let fingerprint = from_key.fingerprint().to_string();
                 info!(%from, %fingerprint, "chat request");
-                self.asked = Some((from.to_string(), from_key));
+                self.asked = Some((chat_id, from.to_string(), from_key));
                 self.ui.emit(&Event::ChatRequest {
                     from: from.to_string(),
                     fingerprint,
@@ -836,7 +841,7 @@ impl Session {
                 ev
             }
             ClientEvent::ChatEnded { peer, reason } => {
-                let (reason, detail) = chat_end(&reason);
+                let (reason, detail, undelivered) = chat_end(&reason);
                 info!(%peer, reason, "chat ended");
                 self.chat_peer = None;
                 self.requesting = None;
@@ -853,6 +858,7 @@ impl Session {
                     peer: peer.to_string(),
                     reason,
                     detail,
+                    undelivered,
                 }
             }
             ClientEvent::ServerError(code) => Event::ServerError {
@@ -933,9 +939,12 @@ impl Session {
 
     fn on_command(&mut self, cmd: Command) -> Option<i32> {
         debug!(?cmd, "command");
-        let no_request = |e: &Error, _: &Client| {
-            matches!(e, Error::Protocol(ProtocolError::Unexpected))
-                .then(|| "no chat request to answer".to_string())
+        let no_request = |e: &Error, _: &Client| match e {
+            Error::Protocol(ProtocolError::Unexpected) => Some("no chat request to answer".to_string()),
+            Error::Protocol(ProtocolError::WrongChat) => {
+                Some("that request is gone (withdrawn or replaced): not answered".to_string())
+            }
+            _ => None,
         };
         match cmd {
             Command::Empty => {}
@@ -1000,7 +1009,7 @@ impl Session {
             Command::Accept | Command::Refuse => {
                 let accept = cmd == Command::Accept;
                 if accept {
-                    if let Some((from, _)) = &self.asked {
+                    if let Some((_, from, _)) = &self.asked {
                         if self.pending_trust.contains_key(from) {
                             let from = from.clone();
                             self.ui.emit(&Event::Error {
@@ -1013,11 +1022,19 @@ impl Session {
                         }
                     }
                 }
-                if let Err(code) = self.call(|c| c.answer_request(accept), no_request) {
+                // The request the user saw: a newer one (the shown one was
+                // withdrawn meanwhile) is not answered by this command.
+                let Some(chat_id) = self.asked.as_ref().map(|a| a.0) else {
+                    self.ui.emit(&Event::Error {
+                        message: "no chat request to answer".into(),
+                    });
+                    return None;
+                };
+                if let Err(code) = self.call(|c| c.answer_request(chat_id, accept), no_request) {
                     return code;
                 }
                 if !accept {
-                    if let Some((from, _)) = self.asked.take() {
+                    if let Some((_, from, _)) = self.asked.take() {
                         self.pending_trust.remove(&from);
                     }
                 }

@@ -7,7 +7,7 @@
 //! shared lock.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use securecom_core::message::{ChatId, RefuseReason};
@@ -196,7 +196,6 @@ pub struct Presence {
     /// entries older than [`RATE_MEMORY`] are forgotten: their buckets would
     /// be full again).
     rates: Mutex<(RateMemory, u32)>,
-    next_chat: AtomicU64,
 }
 
 /// Users' last rate-limit state and when their session ended.
@@ -289,11 +288,16 @@ impl Presence {
         self.online.read().unwrap_or_else(|e| e.into_inner()).len()
     }
 
-    /// A fresh chat id (never 0).
-    pub fn next_chat_id(&self) -> ChatId {
-        const IDS: u64 = ChatId::MAX as u64;
-        let n = self.next_chat.fetch_add(1, Ordering::Relaxed) % IDS;
-        // `n < ChatId::MAX`: the id is in 1..=ChatId::MAX, it cannot saturate.
-        (n as ChatId).saturating_add(1)
+}
+
+/// A fresh chat id: random and never 0, so that the ids a user sees say
+/// nothing about other users' chats (a counter would tell how many chats the
+/// server set up).
+pub fn fresh_chat_id<R: rand_core::RngCore>(rng: &mut R) -> ChatId {
+    loop {
+        let id = rng.next_u32();
+        if id != 0 {
+            return id;
+        }
     }
 }

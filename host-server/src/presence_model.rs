@@ -725,14 +725,39 @@ fn names_are_fresh_after_concurrent_logins_and_logouts() {
 }
 
 #[test]
-fn chat_ids_are_never_zero_and_do_not_repeat_soon() {
-    let p = Presence::default();
+fn chat_ids_are_random_never_zero_and_unlinkable() {
+    let mut rng = securecom_host::os_rng();
     let mut seen = BTreeSet::new();
-    for _ in 0..10_000 {
-        let id = p.next_chat_id();
+    let mut ids = Vec::new();
+    for _ in 0..1_000 {
+        let id = crate::presence::fresh_chat_id(&mut rng);
         assert_ne!(id, 0);
+        // 1 000 draws from 2^32 - 1 values collide with odds below 1e-4.
         assert!(seen.insert(id));
+        ids.push(id);
     }
+    // Not a counter: consecutive ids are not consecutive numbers.
+    let steps = ids.windows(2).filter(|w| w[1] == w[0].wrapping_add(1)).count();
+    assert_eq!(steps, 0, "chat ids look like a counter");
+    // A zero draw is skipped.
+    struct Zeros(u32);
+    impl rand_core::RngCore for Zeros {
+        fn next_u32(&mut self) -> u32 {
+            self.0 = self.0.saturating_sub(1);
+            if self.0 == 0 { 7 } else { 0 }
+        }
+        fn next_u64(&mut self) -> u64 {
+            u64::from(self.next_u32())
+        }
+        fn fill_bytes(&mut self, d: &mut [u8]) {
+            d.fill(0)
+        }
+        fn try_fill_bytes(&mut self, d: &mut [u8]) -> Result<(), rand_core::Error> {
+            d.fill(0);
+            Ok(())
+        }
+    }
+    assert_eq!(crate::presence::fresh_chat_id(&mut Zeros(3)), 7);
 }
 
 #[test]

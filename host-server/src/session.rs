@@ -731,7 +731,7 @@ impl Task {
                 Some((key, _)) if key != registered => Err(RefuseReason::Offline),
                 None => Err(RefuseReason::Offline),
                 Some((_, mb)) => {
-                    let chat_id = self.shared.presence.next_chat_id();
+                    let chat_id = crate::presence::fresh_chat_id(&mut self.rng);
                     // Pending first, so that a `LeaveChat` that crosses the
                     // delivery withdraws the request (mailboxes keep order).
                     let _ = self.session.chat_pending(t, chat_id, &to);

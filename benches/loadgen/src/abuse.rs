@@ -35,7 +35,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use rand_core::RngCore;
 use securecom_core::channel::{Incoming, Scratch, StandardChannel};
 use securecom_core::message::{
-    decode, encode, ClientHello, ClientMsg, CloseReason, ErrorCode, RefuseReason, ServerMsg,
+    decode, encode, ChatId, ClientHello, ClientMsg, CloseReason, ErrorCode, RefuseReason, ServerMsg,
 };
 use securecom_core::noise::{Handshake, RemoteCheck};
 use securecom_core::{
@@ -619,7 +619,14 @@ impl Raw {
 }
 
 /// Decrypts `input` (the server's frames); `Some(reason)` at `Bye`.
-fn feed(ch: &mut StandardChannel, input: &[u8], c: &Counters) -> Result<Option<CloseReason>> {
+/// Reads the server's answers; `pending` learns the id of each `ChatPending`
+/// (so that a flood can withdraw the request it names).
+fn feed(
+    ch: &mut StandardChannel,
+    input: &[u8],
+    c: &Counters,
+    pending: &mut ChatId,
+) -> Result<Option<CloseReason>> {
     let mut at = 0;
     while at < input.len() {
         let mut scratch: Scratch = [0; MAX_NOISE_MESSAGE];
@@ -643,7 +650,8 @@ fn feed(ch: &mut StandardChannel, input: &[u8], c: &Counters) -> Result<Option<C
                     };
                     k.fetch_add(1, Relaxed);
                 }
-                ServerMsg::ChatPending { .. } => {
+                ServerMsg::ChatPending { chat_id, .. } => {
+                    *pending = chat_id;
                     c.pending.fetch_add(1, Relaxed);
                 }
                 ServerMsg::Users { .. } => {
@@ -772,7 +780,7 @@ async fn list_users_attack(o: &Opts) -> Result<Row> {
                                 let r =
                                     tokio::time::timeout(Duration::from_millis(50), rd.read(buf));
                                 match r.await {
-                                    Ok(Ok(n)) if n > 0 => match feed(ch, &buf[..n], &c) {
+                                    Ok(Ok(n)) if n > 0 => match feed(ch, &buf[..n], &c, &mut 0) {
                                         Ok(None) => {}
                                         Ok(Some(reason)) => break Some(reason),
                                         Err(_) => break None,
@@ -870,9 +878,9 @@ async fn victim(
                     while let Some(e) = v.c.poll_event() {
                         let mut g = log.lock().map_err(|_| anyhow!("lock"))?;
                         match e {
-                            ClientEvent::ChatRequest { from, .. } if from.as_str() == third => {
+                            ClientEvent::ChatRequest { from, chat_id, .. } if from.as_str() == third => {
                                 g.third.get_or_insert_with(Instant::now);
-                                let _ = v.c.answer_request(false);
+                                let _ = v.c.answer_request(chat_id, false);
                             }
                             ClientEvent::ChatRequest { .. } => g.attacker_requests += 1,
                             ClientEvent::RequestWithdrawn { .. } => g.withdrawn += 1,
@@ -986,6 +994,8 @@ async fn flooder(
         };
         c.sessions.fetch_add(1, Relaxed);
         let mut off = 0;
+        // The last request the server announced: the flood withdraws it.
+        let mut pending: ChatId = 0;
         // False once a write failed (the server closed): then only its last
         // answers (the `Bye`) are read.
         let mut writing = true;
@@ -998,7 +1008,7 @@ async fn flooder(
                     ok &= match kind {
                         Flood::Requests => s
                             .queue(&ClientMsg::RequestChat { user: &target })
-                            .and_then(|_| s.queue(&ClientMsg::LeaveChat))
+                            .and_then(|_| s.queue(&ClientMsg::LeaveChat { chat_id: pending }))
                             .is_ok(),
                         Flood::Announces => {
                             let mut secret = [0u8; DAEMON_SECRET_LEN];
@@ -1034,7 +1044,7 @@ async fn flooder(
                         c.error(e);
                         break None;
                     }
-                    Ok(n) => match feed(ch, &buf[..n], &c) {
+                    Ok(n) => match feed(ch, &buf[..n], &c, &mut pending) {
                         Ok(Some(reason)) => break Some(reason),
                         Ok(None) => {}
                         Err(e) => {

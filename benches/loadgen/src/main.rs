@@ -470,8 +470,8 @@ async fn open_pair(
                     at += pb.c.handle_request_input(link, now(), &dbuf[at..n]).map_err(|e| anyhow!("{e}"))?;
                 }
                 while let Some(e) = pb.c.poll_event() {
-                    if let ClientEvent::ChatRequest { .. } = e {
-                        pb.c.answer_request(true).map_err(|e| anyhow!("{e}"))?;
+                    if let ClientEvent::ChatRequest { chat_id, .. } = e {
+                        pb.c.answer_request(chat_id, true).map_err(|e| anyhow!("{e}"))?;
                     }
                 }
                 let mut out = [0u8; 4096];
