@@ -6,8 +6,11 @@
 
 use crate::time::Duration;
 
-/// Protocol version; it is part of every Noise prologue and of the hello payloads.
-pub const PROTOCOL_VERSION: u8 = 1;
+/// Protocol version, in the hello payloads of the standard channel's handshake
+/// (a peer of another version gets `VersionMismatch`, see `docs/PROTOCOL.md`
+/// 4.5). Version 2 gave every chat-scoped message its chat id and added the
+/// end-to-end `Close`; version 1 peers cannot parse either.
+pub const PROTOCOL_VERSION: u8 = 2;
 
 /// Largest Noise message (the payload of one frame), in bytes.
 ///

@@ -491,7 +491,7 @@ fn revoked_session_closes_with_bye_revoked_and_the_peer_gets_peer_left() {
     assert_eq!(
         w.peers[a].take_events(),
         vec![
-            ended("bob", ChatEnd::PeerLeft),
+            ended("bob", ChatEnd::EndedByServer { unconfirmed: 0 }),
             ClientEvent::Closed(CloseReason::Revoked)
         ]
     );
@@ -500,7 +500,7 @@ fn revoked_session_closes_with_bye_revoked_and_the_peer_gets_peer_left() {
     assert!(w.peers[a].link.is_none(), "the daemon's link closed too");
     assert_eq!(
         w.peers[b].take_events(),
-        vec![ended("alice", ChatEnd::PeerLeft)]
+        vec![ended("alice", ChatEnd::EndedByServer { unconfirmed: 0 })]
     );
     assert!(w.session(b).unwrap().chat_peer().is_none());
     assert!(!w.peers[b].client.is_busy());

@@ -335,14 +335,14 @@ fn golden_certificate_and_revocation_list() {
     let mut hello = [0u8; 300];
     let m = encode(
         &ServerHello {
-            version: 1,
+            version: 2,
             certificate: Some(&c),
         },
         &mut hello,
     )
     .unwrap();
     assert_eq!(c.len(), 125);
-    assert_eq!(hex(&hello[..3]), "01017d");
+    assert_eq!(hex(&hello[..3]), "02017d");
     assert_eq!(&hello[3..m], &c[..]);
     assert_eq!(
         decode::<ServerHello>(&hello[..m]).unwrap().certificate,

@@ -26,6 +26,7 @@ use securecom_core::noise::{
 };
 use securecom_core::time::Instant;
 use securecom_core::{
+    PROTOCOL_VERSION,
     Client, ClientConfig, ClientEvent, Registry, ServerConfig, ServerEvent, ServerSession,
 };
 
@@ -127,18 +128,18 @@ const SERVER_PK: &str = "8f40c5adb68f25624ae5b214ea767a6ec94d829d3d7b5e1ad1ba6f3
 #[test]
 fn server_hello() {
     golden!(
-        "0100",
+        "0200",
         ServerHello<'_>,
         ServerHello {
-            version: 1,
+            version: 2,
             certificate: None
         }
     );
     golden!(
-        "010103c0ffee",
+        "020103c0ffee",
         ServerHello<'_>,
         ServerHello {
-            version: 1,
+            version: 2,
             certificate: Some(&[0xc0, 0xff, 0xee])
         }
     );
@@ -147,10 +148,10 @@ fn server_hello() {
 #[test]
 fn client_hello() {
     golden!(
-        "0105616c696365",
+        "0205616c696365",
         ClientHello<'_>,
         ClientHello {
-            version: 1,
+            version: 2,
             user: "alice"
         }
     );
@@ -190,7 +191,8 @@ fn client_msg() {
             noise: &[0xaa, 0xbb]
         }
     );
-    golden!("05", ClientMsg<'_>, ClientMsg::LeaveChat);
+    golden!("0501", ClientMsg<'_>, ClientMsg::LeaveChat { chat_id: 1 });
+    golden!("05ac02", ClientMsg<'_>, ClientMsg::LeaveChat { chat_id: 300 });
     golden!("06", ClientMsg<'_>, ClientMsg::Ping);
     golden!("07", ClientMsg<'_>, ClientMsg::Logout);
 }
@@ -270,73 +272,82 @@ fn server_msg() {
         }
     );
     golden!(
-        "0603626f6200",
+        "06010103626f6200",
         ServerMsg<'_>,
         ServerMsg::ChatRefused {
+            chat_id: Some(1),
             user: "bob",
             reason: RefuseReason::Declined
         }
     );
     golden!(
-        "0603626f6201",
+        "0601ac0203626f6201",
         ServerMsg<'_>,
         ServerMsg::ChatRefused {
+            chat_id: Some(300),
             user: "bob",
             reason: RefuseReason::Busy
         }
     );
     golden!(
-        "0603626f6202",
+        "060003626f6202",
         ServerMsg<'_>,
         ServerMsg::ChatRefused {
+            chat_id: None,
             user: "bob",
             reason: RefuseReason::Offline
         }
     );
     golden!(
-        "0603626f6203",
+        "060003626f6203",
         ServerMsg<'_>,
         ServerMsg::ChatRefused {
+            chat_id: None,
             user: "bob",
             reason: RefuseReason::UnknownUser
         }
     );
     golden!(
-        "0603626f6204",
+        "06010703626f6204",
         ServerMsg<'_>,
         ServerMsg::ChatRefused {
+            chat_id: Some(7),
             user: "bob",
             reason: RefuseReason::Unreachable
         }
     );
     golden!(
-        "0603626f6205",
+        "060003626f6205",
         ServerMsg<'_>,
         ServerMsg::ChatRefused {
+            chat_id: None,
             user: "bob",
             reason: RefuseReason::SelfRequest
         }
     );
     golden!(
-        "0603626f6206",
+        "060003626f6206",
         ServerMsg<'_>,
         ServerMsg::ChatRefused {
+            chat_id: None,
             user: "bob",
             reason: RefuseReason::Withdrawn
         }
     );
     golden!(
-        "0603626f6207",
+        "06010103626f6207",
         ServerMsg<'_>,
         ServerMsg::ChatRefused {
+            chat_id: Some(1),
             user: "bob",
             reason: RefuseReason::NoAnswer
         }
     );
     golden!(
-        "0603626f6208",
+        "060003626f6208",
         ServerMsg<'_>,
         ServerMsg::ChatRefused {
+            chat_id: None,
             user: "bob",
             reason: RefuseReason::TooSoon
         }
@@ -501,15 +512,44 @@ fn daemon_to_server() {
 #[test]
 fn chat_payload() {
     golden!(
-        "000568656c6c6f",
+        "00000568656c6c6f",
         ChatPayload<'_>,
-        ChatPayload::Text("hello")
+        ChatPayload::Text {
+            received: 0,
+            text: "hello"
+        }
     );
-    golden!("0000", ChatPayload<'_>, ChatPayload::Text(""));
     golden!(
-        "00076772c3bcc39f65",
+        "000300",
         ChatPayload<'_>,
-        ChatPayload::Text("grüße")
+        ChatPayload::Text {
+            received: 3,
+            text: ""
+        }
+    );
+    golden!(
+        "00ac02076772c3bcc39f65",
+        ChatPayload<'_>,
+        ChatPayload::Text {
+            received: 300,
+            text: "grüße"
+        }
+    );
+    golden!(
+        "010000",
+        ChatPayload<'_>,
+        ChatPayload::Close {
+            sent: 0,
+            received: 0
+        }
+    );
+    golden!(
+        "01ac0201",
+        ChatPayload<'_>,
+        ChatPayload::Close {
+            sent: 300,
+            received: 1
+        }
     );
 }
 
@@ -529,7 +569,7 @@ fn every_variant_has_a_golden_test(
         | ClientMsg::RequestChat { .. }
         | ClientMsg::ChatHandshake { .. }
         | ClientMsg::ChatData { .. }
-        | ClientMsg::LeaveChat
+        | ClientMsg::LeaveChat { .. }
         | ClientMsg::Ping
         | ClientMsg::Logout => {}
     }
@@ -558,7 +598,7 @@ fn every_variant_has_a_golden_test(
         DaemonToServer::Answer { .. } | DaemonToServer::Bye => {}
     }
     match p {
-        ChatPayload::Text(_) => {}
+        ChatPayload::Text { .. } | ChatPayload::Close { .. } => {}
     }
     match e.0 {
         LoginError::NotAuthorized | LoginError::VersionMismatch | LoginError::ServerFull => {}
@@ -721,6 +761,7 @@ struct Transcript {
     kk_hash: [u8; 32],
     text_alice: Vec<u8>,
     text_bob: Vec<u8>,
+    close_bob: Vec<u8>,
 }
 
 /// The reference transcript: alice logs in (XX) and announces her daemon; the
@@ -756,12 +797,12 @@ fn transcript() -> Transcript {
     );
     let m1 = hs_step(&mut c, &mut s, &[]);
     let hello = enc(&ServerHello {
-        version: 1,
+        version: PROTOCOL_VERSION,
         certificate: None,
     });
     let m2 = hs_step(&mut s, &mut c, &hello);
     let client_hello = enc(&ClientHello {
-        version: 1,
+        version: PROTOCOL_VERSION,
         user: "alice",
     });
     let m3 = hs_step(&mut c, &mut s, &client_hello);
@@ -867,8 +908,31 @@ fn transcript() -> Transcript {
     let mut at = ar.into_transport(&limits, now).unwrap();
     let kk_hash = *bt.handshake_hash();
     assert_eq!(&kk_hash, at.handshake_hash());
-    let text_bob = tr_step(&mut bt, &mut at, &enc(&ChatPayload::Text("hello alice")));
-    let text_alice = tr_step(&mut at, &mut bt, &enc(&ChatPayload::Text("hi bob")));
+    let text_bob = tr_step(
+        &mut bt,
+        &mut at,
+        &enc(&ChatPayload::Text {
+            received: 0,
+            text: "hello alice",
+        }),
+    );
+    let text_alice = tr_step(
+        &mut at,
+        &mut bt,
+        &enc(&ChatPayload::Text {
+            received: 1,
+            text: "hi bob",
+        }),
+    );
+    // Bob leaves: his close says he sent 1 text and received 1.
+    let close_bob = tr_step(
+        &mut bt,
+        &mut at,
+        &enc(&ChatPayload::Close {
+            sent: 1,
+            received: 1,
+        }),
+    );
 
     Transcript {
         xx: [m1, m2, m3],
@@ -884,6 +948,7 @@ fn transcript() -> Transcript {
         kk_hash,
         text_alice,
         text_bob,
+        close_bob,
     }
 }
 
@@ -937,6 +1002,7 @@ fn chat_transcript() {
     pin("KK handshake hash", &t.kk_hash, KK_HASH);
     pin("bob's first text", &t.text_bob, KK_TEXT_BOB);
     pin("alice's first text", &t.text_alice, KK_TEXT_ALICE);
+    pin("bob's close", &t.close_bob, KK_CLOSE_BOB);
     assert_eq!((t.kk[0].len(), t.kk[1].len()), (48, 48));
 }
 
@@ -974,7 +1040,7 @@ fn request_psk() {
     let n = si.write_message(&[], &mut wire).unwrap();
     assert!(dr.read_message(&wire[..n], &mut [0u8; 64]).is_err());
 }
-const REQUEST_PSK: &str = "b069c1ceeb7266c33f62b67384a811dff48a8ea7e2440f30383d7c6d83f4fe13";
+const REQUEST_PSK: &str = "1aa133ba085bb4c540c0856c0879bebc27240a07f18467164b3b8d8d301dc637";
 
 /// The pinned transcript is plain Noise: `snow`, an independent
 /// implementation, produces the same bytes from the same keys.
@@ -1027,11 +1093,11 @@ fn transcript_agrees_with_snow() {
     };
 
     let hello = enc(&ServerHello {
-        version: 1,
+        version: PROTOCOL_VERSION,
         certificate: None,
     });
     let client_hello = enc(&ClientHello {
-        version: 1,
+        version: PROTOCOL_VERSION,
         user: "alice",
     });
     let (xx, h) = run(
@@ -1250,28 +1316,29 @@ fn client_and_server_send_the_pinned_login() {
 const XX_MSG1: &str = "358072d6365880d1aeea329adf9121383851ed21a28e3b75e965d0d2cd166254";
 const XX_MSG2: &str = "79a631eede1bf9c98f12032cdeadd0e7a079398fc786b88cc846ec89af85a51a\
     6c06dfc4329138d8fcc5c62a8471cb0327cb57854edb89d9f8b71262de2412c4\
-    f16cea0ec650994ad2d7907897ea45cd3658b7ffcd9d863a99eff049ae818bbd\
-    6b16";
+    f16cea0ec650994ad2d7907897ea45cd3558fe310c3afc149f68a6d05e4f6ef4\
+    a6e2";
 const XX_MSG3: &str = "f7d456ceca57ae85729e44930f8dc33e052e9a9acf5679870075bd28cc344add\
-    f4c6a773f79b8b8fc890bc1e1c5c6645757eafa8c5819b5633430ab67f0ff451\
-    dfb3f3abc7acc7";
-const XX_HASH: &str = "f1957ba85296a9ab24732388dea6f4d971c4316497c7583e6df8c076ad264952";
+    d9aa190e54afea360c8246d7c44c3135767eafa8c5819b66cfec35051d793729\
+    19d0dac5fc299a";
+const XX_HASH: &str = "ac4fc1faafa3d691339eb3dd756eea2365c4b95772f70e998b7a3738e09e5b3a";
 const XX_LOGIN_OK: &str = "670bcd9c91c12f9b5ad284731cc1dbecb894bd352ce189";
 const XX_ANNOUNCE: &str = "2f7619a2907152c9527b46b94921d565bb923697f6aa925620eca721d364504b\
     723ec3c11914505a78073844b32f7015f1bc6d";
 const XX_DAEMON_STATUS: &str = "d2c35159df3de38e0d463bb4e89ea8a99496";
 const NN_MSG1: &str = "675dd574ed7789310b3d2e7681f3790b466c773b1521fecf36577958371ea52f\
-    1631ca17dfbbebf21e6908d1102f85aa";
+    c10a2d9be90e7908091f87fb890eb02f";
 const NN_MSG2: &str = "493e82fc74464a59268817623d2053c5eb8e2cc4a988b4fee179ec6b010d531d\
-    3995ba7e31bcd8f3050b21924fbc9125";
-const NN_HASH: &str = "d20e60e3ed09dfe5fc8c54975ea9f114e23081e52906bfcc9810cf97e376559f";
-const NN_CHAT_REQUEST: &str = "e421f862212b3d9c536078e2fc4d5a0eba4a5a332a9b1ac80728ab2e526f4ef1\
-    3dc1e3ab393bd7540501edd5f944218c946fca16327b";
-const NN_ANSWER: &str = "e255f21a98eedaa232131817f6bdc3de70a76d";
+    644c4b53144dc713a6dcfedc79474ec7";
+const NN_HASH: &str = "954d92e1fea3e3069c5c412d108cbc5b0ca0b34b40d93307cddbac88042c4e49";
+const NN_CHAT_REQUEST: &str = "8f04dd41d58dd5862ac98251af6ef0b1677bb77c17157ce8e9828d4e36571320\
+    8c22ada0a0599f83d948a8b33eb100dd409d2b211bc2";
+const NN_ANSWER: &str = "a3c0bbbb554e288c8aa1f6857cb33152b1f320";
 const KK_MSG1: &str = "dc2cca31e8e43bbd91dff7e475cca3347eb478107d5bd765aba4ae4a30c35d44\
     fa59583531520d509a6c3c0b5df75fcb";
 const KK_MSG2: &str = "605a725d2a4adfeeb1a29e17edd621c1b7593ee8cdbc44ac6c4ab6e2f805d23c\
     d4c8579d38db6f9a2782c6050c4a58b0";
 const KK_HASH: &str = "c2595affc4a33a979f0d6ed135ccee1b08b9282a8a6f1c86af5195848d870593";
-const KK_TEXT_BOB: &str = "7df1d18419b52c9c14433ec760ca087263728af4d5c6e594b1808bb206";
-const KK_TEXT_ALICE: &str = "8794949807cfbc1f36e3917c31653419a3df666cdce743c9";
+const KK_TEXT_BOB: &str = "7dfab28910b52fd3554e3bcd66af41637d76af519b3129a98847feba84e1";
+const KK_CLOSE_BOB: &str = "36585532025009b6b64f213bf61be6cb1cfb7c";
+const KK_TEXT_ALICE: &str = "8793fa994e8db11229cb02fb97d60b66668661def0d91cfd21";

@@ -508,7 +508,7 @@ fn leave_ends_chat_for_both_and_new_chats_work() {
     w.pump();
     assert_eq!(
         w.peers[b].take_events(),
-        vec![ended("alice", ChatEnd::PeerLeft)]
+        vec![ended("alice", ChatEnd::PeerClosed { undelivered: 0 })]
     );
     for i in [a, b] {
         assert!(!w.peers[i].client.is_busy());
@@ -645,7 +645,7 @@ fn logout_during_chat_ends_it_for_the_peer() {
     );
     assert_eq!(
         w.peers[b].take_events(),
-        vec![ended("alice", ChatEnd::PeerLeft)]
+        vec![ended("alice", ChatEnd::PeerClosed { undelivered: 0 })]
     );
     assert_eq!(w.server.online(), 1);
     assert!(!w.peers[b].client.is_busy());
@@ -664,7 +664,7 @@ fn disconnect_mid_chat_ends_it_for_the_peer() {
     w.pump();
     assert_eq!(
         w.peers[b].take_events(),
-        vec![ended("alice", ChatEnd::PeerLeft)]
+        vec![ended("alice", ChatEnd::EndedByServer { unconfirmed: 0 })]
     );
     assert_eq!(w.server.online(), 1);
     assert!(!w.peers[b].client.is_busy());
@@ -788,13 +788,13 @@ fn idle_client_is_closed() {
     assert_eq!(
         w.peers[a].take_events(),
         vec![
-            ended("bob", ChatEnd::PeerLeft),
+            ended("bob", ChatEnd::EndedByServer { unconfirmed: 0 }),
             ClientEvent::Closed(CloseReason::Idle)
         ]
     );
     assert_eq!(
         w.peers[b].take_events(),
-        vec![ended("alice", ChatEnd::PeerLeft)]
+        vec![ended("alice", ChatEnd::EndedByServer { unconfirmed: 0 })]
     );
     assert_eq!(w.server.online(), 1);
     assert!(w.peers[b].client.is_logged_in());
@@ -1057,7 +1057,8 @@ fn tampered_chat_data_ends_the_chat() {
     );
     assert_eq!(
         w.peers[a].take_events(),
-        vec![ended("bob", ChatEnd::PeerLeft)]
+        // Bob never acknowledged it: it may not have arrived (it did not).
+        vec![ended("bob", ChatEnd::EndedByServer { unconfirmed: 1 })]
     );
     for i in [a, b] {
         assert!(!w.peers[i].client.is_busy());
@@ -1130,7 +1131,7 @@ fn replayed_chat_data_ends_the_chat() {
     );
     assert_eq!(
         w.peers[a].take_events(),
-        vec![ended("bob", ChatEnd::PeerLeft)]
+        vec![ended("bob", ChatEnd::EndedByServer { unconfirmed: 1 })]
     );
 }
 
@@ -1174,7 +1175,7 @@ fn reordered_chat_data_ends_the_chat() {
     );
     assert_eq!(
         w.peers[a].take_events(),
-        vec![ended("bob", ChatEnd::PeerLeft)]
+        vec![ended("bob", ChatEnd::EndedByServer { unconfirmed: 2 })]
     );
     assert_no_messages(&w, b);
 }
@@ -1305,9 +1306,11 @@ fn slow_reader_is_told_when_the_server_ends_its_chat() {
         i += 1;
     }
     // The server ended the chat: bob's queue could take no more.
+    // Bob acknowledged none of them (he sent nothing): all may be lost.
+    let sent = u32::try_from(w.peers[a].sent_texts.len()).unwrap();
     assert_eq!(
         w.peers[a].chat_ends(),
-        [ChatEnd::PeerLeft],
+        [ChatEnd::EndedByServer { unconfirmed: sent }],
         "alice: {:?}",
         w.peers[a].events
     );
@@ -1321,7 +1324,7 @@ fn slow_reader_is_told_when_the_server_ends_its_chat() {
     assert_eq!(got[..], w.peers[a].sent_texts[..got.len()]);
     assert_eq!(
         w.peers[b].chat_ends(),
-        [ChatEnd::PeerLeft],
+        [ChatEnd::EndedByServer { unconfirmed: 0 }],
         "bob still thinks he is chatting after {} messages",
         got.len()
     );
@@ -1348,7 +1351,7 @@ fn tampered_standard_channel_frame_closes_the_session() {
     );
     assert_eq!(
         w.peers[b].take_events(),
-        vec![ended("alice", ChatEnd::PeerLeft)]
+        vec![ended("alice", ChatEnd::EndedByServer { unconfirmed: 0 })]
     );
     assert_eq!(w.server.online(), 1);
     assert_no_messages(&w, b);
@@ -1370,7 +1373,8 @@ fn chat_data_crossing_a_leave_gets_wrong_chat() {
     assert_eq!(
         w.peers[b].take_events(),
         vec![
-            ended("alice", ChatEnd::PeerLeft),
+            // Alice never read "reply": her close says so.
+            ended("alice", ChatEnd::PeerClosed { undelivered: 1 }),
             ClientEvent::ServerError(ErrorCode::WrongChat)
         ]
     );
@@ -1516,6 +1520,175 @@ fn leave_crossing_a_written_accept_leaves_no_half_open_chat() {
     w.open_chat(b, a);
 }
 
+// ====================================================================== ending honestly (issue 11)
+
+#[test]
+fn peer_close_counts_what_arrived_both_ways() {
+    let mut w = world();
+    let (a, b) = chatting(&mut w);
+    for t in ["one", "two"] {
+        w.send_text(a, t).unwrap();
+    }
+    w.pump();
+    w.send_text(b, "got both").unwrap();
+    w.pump();
+    w.peers[a].take_events();
+    w.peers[b].take_events();
+    // Bob's last two cross alice's leaving: her close says she got 1 of his 3.
+    w.send_text(b, "three").unwrap();
+    w.send_text(b, "four").unwrap();
+    w.leave(a).unwrap();
+    w.pump();
+    assert_eq!(w.peers[a].take_events(), vec![ended("bob", ChatEnd::Left)]);
+    // (His two texts reached the server after her LeaveChat: WrongChat.)
+    assert_eq!(
+        w.peers[b].take_events(),
+        vec![
+            ended("alice", ChatEnd::PeerClosed { undelivered: 2 }),
+            ClientEvent::ServerError(ErrorCode::WrongChat),
+            ClientEvent::ServerError(ErrorCode::WrongChat)
+        ]
+    );
+    assert!(!w.peers[b].client.is_busy());
+    assert!(w.session(b).unwrap().chat_peer().is_none());
+    assert!(w.session(a).unwrap().chat_peer().is_none());
+}
+
+#[test]
+fn a_server_that_truncates_a_chat_is_shown_as_such() {
+    // The relay drops alice's last two texts and bob's close, then tells
+    // alice that bob left. Alice cannot be told that all went well: bob
+    // acknowledged only her first two.
+    let (mut w, a, b) = mitm_chat();
+    w.send_text(a, "one").unwrap();
+    w.send_text(a, "two").unwrap();
+    w.pump();
+    w.send_text(b, "ok").unwrap();
+    w.pump();
+    w.peers[a].take_events();
+    w.peers[b].take_events();
+    w.set_tap(FnTap(move |chan, idx, f: Vec<u8>| {
+        // Alice's E2E frames 2 and 3 ("three", "four"); bob's frame 1 (his close).
+        let dropped = (chan == Chan::E2eData(a) && (idx == 2 || idx == 3))
+            || (chan == Chan::E2eData(b) && idx == 1);
+        if dropped {
+            vec![]
+        } else {
+            vec![f]
+        }
+    }));
+    w.send_text(a, "three").unwrap();
+    w.send_text(a, "four").unwrap();
+    w.pump();
+    assert_no_messages(&w, b);
+    w.leave(b).unwrap();
+    w.pump();
+    assert_eq!(
+        w.peers[a].take_events(),
+        vec![ended("bob", ChatEnd::EndedByServer { unconfirmed: 2 })]
+    );
+    // Bob's own view: alice had acknowledged his text ("ok" came before
+    // nothing of hers): he left, nothing is claimed for him.
+    assert_eq!(w.peers[b].take_events(), vec![ended("alice", ChatEnd::Left)]);
+}
+
+#[test]
+fn a_stray_chat_started_does_not_end_the_next_request() {
+    // Alice's LeaveChat for chat 1 crosses the server's ChatStarted for it;
+    // she answers the stray ChatStarted with LeaveChat{1}, which must not
+    // withdraw her request to carol that is pending by then.
+    let mut w = world();
+    let a = w.login("alice");
+    let b = w.login("bob");
+    let c = w.login("carol");
+    w.request_chat(a, "bob").unwrap();
+    w.pump();
+    w.peers[a].take_events();
+    w.peers[b].take_events();
+    w.answer(b, true).unwrap();
+    // Bob's Accept reaches the server before alice's next frames.
+    let now = w.now;
+    let p = &mut w.peers[b];
+    let mut link = p.link.take().unwrap();
+    let mut buf = [0u8; 4096];
+    let n = p.client.poll_request_transmit(&mut link, now, &mut buf);
+    p.link = Some(link);
+    w.deliver(Chan::ReqUp(b), buf[..n].to_vec());
+    w.leave(a).unwrap();
+    w.request_chat(a, "carol").unwrap();
+    w.pump();
+    assert!(
+        w.peers[c].last_request().is_some(),
+        "carol was asked: {:?}",
+        w.peers[c].events
+    );
+    assert_eq!(
+        w.session(a).unwrap().chat_peer(),
+        None,
+        "no chat with bob"
+    );
+    w.answer(c, true).unwrap();
+    w.pump();
+    assert!(
+        w.peers[a].chat_ready().is_some_and(
+            |e| matches!(e, ClientEvent::ChatReady { peer, .. } if peer == "carol")
+        ),
+        "alice: {:?}",
+        w.peers[a].events
+    );
+    assert!(!w.peers[b].client.is_busy());
+    w.send_text(a, "hi carol").unwrap();
+    w.pump();
+    assert_eq!(w.peers[c].received_texts(), ["hi carol"]);
+}
+
+#[test]
+fn an_answer_names_the_request_the_user_saw() {
+    let mut w = world();
+    let a = w.login("alice");
+    let b = w.login("bob");
+    let c = w.login("carol");
+    w.request_chat(a, "bob").unwrap();
+    w.pump();
+    let seen = w.peers[b].last_request().unwrap();
+    // Alice withdraws; carol asks; bob's /accept was for alice's request.
+    w.leave(a).unwrap();
+    w.pump();
+    w.request_chat(c, "bob").unwrap();
+    w.pump();
+    let current = w.peers[b].last_request().unwrap();
+    assert_ne!(seen, current);
+    assert_eq!(
+        w.answer_id(b, seen, true),
+        Err(proto(ProtocolError::WrongChat))
+    );
+    w.pump();
+    assert!(w.peers[c].chat_ready().is_none(), "nothing was answered");
+    assert!(w.peers[b].client.is_busy(), "carol's request is still asked");
+    w.answer_id(b, current, true).unwrap();
+    w.pump();
+    assert!(w.peers[c].chat_ready().is_some());
+}
+
+#[test]
+fn chat_ids_are_random_not_a_count() {
+    let mut w = world();
+    let a = w.login("alice");
+    let b = w.login("bob");
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        ids.push(w.open_chat(a, b));
+        w.leave(a).unwrap();
+        w.pump();
+    }
+    assert!(ids.iter().all(|&id| id != 0));
+    assert!(
+        ids.windows(2).all(|p| p[1] != p[0].wrapping_add(1)),
+        "consecutive: {ids:?}"
+    );
+    assert!(ids.iter().any(|&id| id > 1_000_000), "small ids: {ids:?}");
+}
+
 // ====================================================================== property tests
 
 mod props {
@@ -1583,7 +1756,7 @@ mod props {
         assert_eq!(b.received_texts(), a.sent_texts);
         assert_eq!(a.received_texts(), b.sent_texts);
         assert_eq!(a.chat_ends(), [ChatEnd::Left]);
-        assert_eq!(b.chat_ends(), [ChatEnd::PeerLeft]);
+        assert_eq!(b.chat_ends(), [ChatEnd::PeerClosed { undelivered: 0 }]);
         for p in &w.peers {
             assert!(p.client.is_logged_in() && !p.client.is_busy());
         }
@@ -1691,8 +1864,17 @@ mod props {
                 }
                 _ => false,
             };
+            // A copy of the chat's last message, the leaver's end-to-end
+            // `Close`, arrives after the chat ended: it is for no chat, and
+            // there is nothing left to break (the close itself was counted).
+            let after_close = matches!(m, Mutation::Duplicate)
+                && chan.is_e2e()
+                && index + 1 == clean[&chan].len()
+                && w.peers
+                    .iter()
+                    .any(|p| p.chat_ends() == [ChatEnd::PeerClosed { undelivered: 0 }]);
             prop_assert!(
-                rejected || lengthened,
+                rejected || lengthened || after_close,
                 "{:?} on {:?}#{} went unnoticed; events {:?} / {:?}",
                 m,
                 chan,

@@ -645,6 +645,8 @@ pub struct Peer {
     pub link: Option<RequestLink>,
     /// Every event the client reported, in order.
     pub events: Vec<ClientEvent>,
+    /// The last chat request shown to this user (what `/accept` answers).
+    pub shown_request: Option<ChatId>,
     /// Every error the client's `handle_*` calls returned.
     pub errors: Vec<(Chan, Error)>,
     /// The standard channel's TCP connection is up.
@@ -848,6 +850,7 @@ impl<S: Server> World<S> {
             sid,
             link: None,
             events: Vec::new(),
+            shown_request: None,
             errors: Vec::new(),
             std_open: true,
             drive_timeouts: true,
@@ -934,8 +937,15 @@ impl<S: Server> World<S> {
         r
     }
 
+    /// Answers the last request peer `i` was shown (as a UI does).
     pub fn answer(&mut self, i: usize, accept: bool) -> Result<(), Error> {
-        let r = self.peers[i].client.answer_request(accept);
+        let shown = self.peers[i].shown_request.unwrap_or(0);
+        self.answer_id(i, shown, accept)
+    }
+
+    /// Answers request `chat_id` (maybe not the current one).
+    pub fn answer_id(&mut self, i: usize, chat_id: ChatId, accept: bool) -> Result<(), Error> {
+        let r = self.peers[i].client.answer_request(chat_id, accept);
         self.drain_events(i);
         r
     }
@@ -983,6 +993,9 @@ impl<S: Server> World<S> {
     fn drain_events(&mut self, i: usize) {
         let p = &mut self.peers[i];
         while let Some(e) = p.client.poll_event() {
+            if let ClientEvent::ChatRequest { chat_id, .. } = &e {
+                p.shown_request = Some(*chat_id);
+            }
             p.events.push(e);
         }
     }
