@@ -73,8 +73,9 @@ fn chat_accepted_both_ways_requester_first_then_leave() {
     alice.expect_where("left", |v| {
         v["event"] == "chat_ended" && v["reason"] == "left"
     });
-    bob.expect_where("peer left", |v| {
-        v["event"] == "chat_ended" && v["reason"] == "peer_left"
+    // Alice's end-to-end close: every message arrived, both ways.
+    bob.expect_where("peer closed", |v| {
+        v["event"] == "chat_ended" && v["reason"] == "peer_closed" && v["undelivered"] == 0
     });
     // Both can chat again, the other way round.
     open_chat(&mut bob, &mut alice);
@@ -166,8 +167,8 @@ fn client_killed_mid_chat() {
     open_chat(&mut alice, &mut bob);
     say(&mut alice, &mut bob, "are you there?");
     bob.kill();
-    alice.expect_where("peer left", |v| {
-        v["event"] == "chat_ended" && v["reason"] == "peer_left"
+    alice.expect_where("ended by the server", |v| {
+        v["event"] == "chat_ended" && v["reason"] == "ended_by_server"
     });
     assert_eq!(alice.users(), ["alice"]);
     // Bob comes back and they chat again.
@@ -278,8 +279,8 @@ fn configured_max_frame_drops_the_client_alone() {
     // About 400 bytes of text makes a frame longer than 300: alice is dropped.
     alice.send(&"x".repeat(400));
     alice.expect("disconnected");
-    bob.expect_where("peer left", |v| {
-        v["event"] == "chat_ended" && v["reason"] == "peer_left"
+    bob.expect_where("ended by the server", |v| {
+        v["event"] == "chat_ended" && v["reason"] == "ended_by_server"
     });
     say(&mut carol, &mut dave, "we are not disturbed");
 }

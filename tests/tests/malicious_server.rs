@@ -21,7 +21,7 @@ use adversarial::procs::{
     honest_safety_number, is_chat_failed, login_at, open_chat, say, RealServer, ScriptClient,
     TestUser,
 };
-use securecom_core::chat::{ChatText, E2eChat};
+use securecom_core::chat::{ChatText, E2eChat, Received};
 use securecom_core::message::LoginError;
 use securecom_core::noise::{
     Handshake, HandshakeParams, Pattern, Psk, RemoteCheck, REQUEST_PROLOGUE,
@@ -96,7 +96,9 @@ fn chat_under_attack(
     let mut alice = login(&w.server, &w.alice);
     let mut bob = login(&w.server, &w.bob);
     open_chat(&mut alice, &mut bob);
-    let peer_left = |v: &Value| v["event"] == "chat_ended" && v["reason"] == "peer_left";
+    // Bob's client left after the failure without a close it could trust:
+    // alice hears it from the server.
+    let peer_left = |v: &Value| v["event"] == "chat_ended" && v["reason"] == "ended_by_server";
     for line in lines {
         alice.send(line);
         // "sent", or an error once the chat was ended by the attack.
@@ -164,9 +166,10 @@ fn curious_server_sees_only_ciphertext_and_lengths() {
     }
     // The same text twice gives unrelated ciphertexts (fresh nonce, other direction key).
     assert_ne!(data[0].1, data[1].1);
-    // Documented leak: the length. noise = 16 (tag) + 1 (variant) + varint(t) + t.
+    // Documented leak: the length. noise = 16 (tag) + 1 (variant) +
+    // varint(received) + varint(t) + t; here every count is below 128.
     for ((_, bytes), s) in data.iter().map(|d| (&d.0, &d.1)).zip(secrets) {
-        assert_eq!(bytes.len(), 16 + 1 + 1 + s.len());
+        assert_eq!(bytes.len(), 16 + 1 + 1 + 1 + s.len());
     }
 }
 
@@ -283,6 +286,51 @@ fn injected_handshake_into_an_open_chat_ends_it() {
         ..Policy::default()
     });
     chat_under_attack(&w, &["first", "second"], &["first"], true);
+}
+
+/// 11.3 (issue 11): a server that drops the end of a chat and then says the
+/// peer left cannot make it look complete. It passes alice's first text and
+/// bob's answer, drops alice's next two texts and her end-to-end close, and
+/// routes her `LeaveChat` honestly: bob is told that the server, not alice,
+/// ended the chat, and how many of his own messages alice never confirmed.
+#[test]
+fn truncated_chat_is_shown_as_ended_by_the_server() {
+    let w = world(on_alice_data(|i, b| {
+        if i == 0 {
+            vec![b.to_vec()]
+        } else {
+            vec![]
+        }
+    }));
+    let mut alice = login(&w.server, &w.alice);
+    let mut bob = login(&w.server, &w.bob);
+    open_chat(&mut alice, &mut bob);
+    say(&mut alice, &mut bob, "one");
+    say(&mut bob, &mut alice, "got one");
+    for line in ["two", "three"] {
+        alice.send(line);
+        alice.expect("sent");
+    }
+    alice.send("/leave");
+    alice.expect_where("left", |v| {
+        v["event"] == "chat_ended" && v["reason"] == "left"
+    });
+    let end = bob.expect_where("chat_ended", |v| v["event"] == "chat_ended");
+    assert_eq!(end["reason"], "ended_by_server", "bob: {end}");
+    // "got one" was acknowledged only by the dropped "two".
+    assert_eq!(end["undelivered"], 1, "bob: {end}");
+    assert_eq!(texts(&bob), ["one"]);
+    // The honest run, for contrast: alice's close arrives and says all is well.
+    let w = world(Policy::default());
+    let mut alice = login(&w.server, &w.alice);
+    let mut bob = login(&w.server, &w.bob);
+    open_chat(&mut alice, &mut bob);
+    say(&mut alice, &mut bob, "one");
+    say(&mut bob, &mut alice, "got one");
+    alice.send("/leave");
+    let end = bob.expect_where("chat_ended", |v| v["event"] == "chat_ended");
+    assert_eq!(end["reason"], "peer_closed", "bob: {end}");
+    assert_eq!(end["undelivered"], 0, "bob: {end}");
 }
 
 // ---------------------------------------------------------------- the key directory
@@ -428,11 +476,15 @@ fn full_key_substitution_is_shown_by_the_safety_numbers() {
                 };
                 let (src, dst) = (src.expect("chat"), dst.expect("chat"));
                 let mut text = ChatText::new();
-                src.decrypt_text(b, &mut text)
-                    .expect("the server reads the text");
-                read.lock().expect("lock").push(text.to_string());
-                let forged = text.replace("noon", "midnight");
-                let n = dst.encrypt_text(&forged, &mut buf).expect("re-encrypt");
+                let got = src.decrypt(b, &mut text).expect("the server reads the text");
+                let n = if got == Received::Text {
+                    read.lock().expect("lock").push(text.to_string());
+                    let forged = text.replace("noon", "midnight");
+                    dst.encrypt_text(&forged, &mut buf).expect("re-encrypt")
+                } else {
+                    // A close: passed on as one, so that nobody notices.
+                    dst.encrypt_close(&mut buf).expect("re-encrypt").expect("open")
+                };
                 out.push(Deliver::ToPeer(RelayKind::Data, buf[..n].to_vec()));
             }
         }
@@ -644,8 +696,8 @@ fn known_peers_flag_a_later_key_substitution() {
     open_chat(&mut alice, &mut bob);
     say(&mut alice, &mut bob, "an honest chat first");
     alice.send("/leave");
-    bob.expect_where("peer left", |v| {
-        v["event"] == "chat_ended" && v["reason"] == "peer_left"
+    bob.expect_where("peer closed", |v| {
+        v["event"] == "chat_ended" && v["reason"] == "peer_closed" && v["undelivered"] == 0
     });
     let mallory = StaticSecret::generate(&mut os_rng());
     let m = mallory.public_key();

@@ -667,8 +667,8 @@ fn stolen_client_key_takes_over_visibly_but_not_the_past() {
     .expect("the thief logs in with the stolen key");
     let closed = v.client.expect("closed");
     assert_eq!(closed["reason"], "replaced");
-    bob.expect_where("peer left", |e| {
-        e["event"] == "chat_ended" && e["reason"] == "peer_left"
+    bob.expect_where("ended by the server", |e| {
+        e["event"] == "chat_ended" && e["reason"] == "ended_by_server"
     });
     println!("takeover noticed after {:?}", t.elapsed());
     drop(thief);

@@ -469,8 +469,8 @@ impl Sess<'_> {
                 ClientEvent::LoggedIn { .. } => {
                     stats.logins.fetch_add(1, Ordering::Relaxed);
                 }
-                ClientEvent::ChatRequest { .. } => {
-                    let _ = self.client.answer_request(chance(rng, 70));
+                ClientEvent::ChatRequest { chat_id, .. } => {
+                    let _ = self.client.answer_request(chat_id, chance(rng, 70));
                 }
                 ClientEvent::ChatReady { peer, .. } => {
                     stats.chats.fetch_add(1, Ordering::Relaxed);

@@ -295,7 +295,7 @@ fn interactive_client_in_a_real_terminal() {
     // bob leaves.
     bob.send("/leave");
     bob.expect("chat_ended");
-    t.wait_for("bob left the chat");
+    t.wait_for("chat ended by bob, all messages delivered");
     t.wait_input("back to no chat", |l| l.contains("[no chat]"));
 
     // Clear errors.

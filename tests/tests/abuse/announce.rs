@@ -70,7 +70,7 @@ impl Got {
                 peer: peer.into(),
                 chat_id,
             },
-            ServerMsg::ChatRefused { user, reason } => Got::ChatRefused {
+            ServerMsg::ChatRefused { user, reason, .. } => Got::ChatRefused {
                 user: user.into(),
                 reason,
             },

@@ -73,7 +73,19 @@ fn request_leave_flood_is_slowed_then_dropped() {
         while pairs < 100_000 && !stop2.load(Ordering::SeqCst) {
             let r = raw
                 .send(&ClientMsg::RequestChat { user: "victim" })
-                .and_then(|()| raw.send(&ClientMsg::LeaveChat));
+                .and_then(|()| {
+                    // Withdraw the last request the server announced.
+                    let chat_id = raw
+                        .log
+                        .iter()
+                        .rev()
+                        .find_map(|g| match g {
+                            Got::ChatPending { chat_id, .. } => Some(*chat_id),
+                            _ => None,
+                        })
+                        .unwrap_or(0);
+                    raw.send(&ClientMsg::LeaveChat { chat_id })
+                });
             if r.is_err() {
                 break;
             }

@@ -50,11 +50,12 @@ fn expect_closed(c: &mut ScriptClient, reason: &str) {
     );
 }
 
-/// Waits for the end of `c`'s chat with `peer`, ended by the other side.
-fn expect_peer_left(c: &mut ScriptClient, peer: &str) {
+/// Waits for the end of `c`'s open chat with `peer`, ended by the server
+/// (the revoked client sent no end-to-end close: `c` is told so).
+fn expect_ended_by_server(c: &mut ScriptClient, peer: &str) {
     let v = c.expect("chat_ended");
     assert_eq!(v["peer"], peer, "{v}");
-    assert_eq!(v["reason"], "peer_left", "{v}");
+    assert_eq!(v["reason"], "ended_by_server", "{v}");
 }
 
 /// `user`'s key file used for the name `name`, expecting the login refused.
@@ -114,7 +115,7 @@ fn removed_user_is_closed_revoked_and_the_peer_told() {
         "REVOCATION | alice's client closed revoked {:?} after remove-user",
         removed.elapsed()
     );
-    expect_peer_left(&mut b, "alice");
+    expect_ended_by_server(&mut b, "alice");
     assert!(
         a.wait_exit(WAIT).is_some(),
         "alice's client did not exit after its session was revoked"
@@ -168,7 +169,7 @@ fn replaced_key_closes_the_old_session_and_the_new_key_is_used() {
         "add-user did not say it replaced a key"
     );
     expect_closed(&mut a, "revoked");
-    expect_peer_left(&mut b, "alice");
+    expect_ended_by_server(&mut b, "alice");
 
     // Before the new key logs in, alice is offline (never the old session).
     c.send("/chat alice");
