@@ -1006,6 +1006,43 @@ fn chat_transcript() {
     assert_eq!((t.kk[0].len(), t.kk[1].len()), (48, 48));
 }
 
+/// `docs/PROTOCOL.md` section 13 quotes every pinned transcript value (the
+/// document is what an independent implementation is written from).
+#[test]
+fn protocol_document_quotes_the_pinned_transcript() {
+    let doc: String = include_str!("../../docs/PROTOCOL.md")
+        .chars()
+        .filter(|c| c.is_ascii_hexdigit())
+        .collect();
+    for (name, value) in [
+        ("XX_MSG1", XX_MSG1),
+        ("XX_MSG2", XX_MSG2),
+        ("XX_MSG3", XX_MSG3),
+        ("XX_HASH", XX_HASH),
+        ("XX_LOGIN_OK", XX_LOGIN_OK),
+        ("XX_ANNOUNCE", XX_ANNOUNCE),
+        ("XX_DAEMON_STATUS", XX_DAEMON_STATUS),
+        ("REQUEST_PSK", REQUEST_PSK),
+        ("NN_MSG1", NN_MSG1),
+        ("NN_MSG2", NN_MSG2),
+        ("NN_HASH", NN_HASH),
+        ("NN_CHAT_REQUEST", NN_CHAT_REQUEST),
+        ("NN_ANSWER", NN_ANSWER),
+        ("KK_MSG1", KK_MSG1),
+        ("KK_MSG2", KK_MSG2),
+        ("KK_HASH", KK_HASH),
+        ("KK_TEXT_BOB", KK_TEXT_BOB),
+        ("KK_TEXT_ALICE", KK_TEXT_ALICE),
+        ("KK_CLOSE_BOB", KK_CLOSE_BOB),
+    ] {
+        let hex: String = value.chars().filter(|c| c.is_ascii_hexdigit()).collect();
+        assert!(
+            doc.contains(&hex),
+            "docs/PROTOCOL.md does not quote {name} = {hex}"
+        );
+    }
+}
+
 /// The request channel's PSK, pinned through the handshake it keys (the
 /// `Psk` type does not expose its bytes): `REQUEST_PSK` was computed
 /// independently as HMAC-BLAKE2s(key = XX_HASH, "secureCom/1/request-psk" ||
