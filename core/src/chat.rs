@@ -322,7 +322,11 @@ impl E2eChat {
 }
 
 /// Encodes `payload` and encrypts it with `transport`; the plaintext is wiped.
-fn seal(transport: &mut Transport, payload: &ChatPayload<'_>, out: &mut [u8]) -> Result<usize, Error> {
+fn seal(
+    transport: &mut Transport,
+    payload: &ChatPayload<'_>,
+    out: &mut [u8],
+) -> Result<usize, Error> {
     let mut plain = [0u8; MAX_CHAT_TEXT + 8];
     let r = match encode(payload, &mut plain) {
         Ok(n) => match plain.get(..n) {

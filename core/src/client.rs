@@ -596,7 +596,10 @@ impl Client {
                 user,
                 reason,
             } => match &self.chat {
-                ChatState::Requesting { user: u, chat_id: id } if u == user && *id == chat_id => {
+                ChatState::Requesting {
+                    user: u,
+                    chat_id: id,
+                } if u == user && *id == chat_id => {
                     self.chat = ChatState::Idle;
                     self.push_event(ClientEvent::ChatRefused {
                         user: user_name(user)?,

@@ -795,9 +795,8 @@ impl ServerSession {
                 // A leave that crossed our `PeerLeft` or `ChatRefused` (or
                 // names an older chat) must not end a newer one.
                 let current = match &self.chat {
-                    ChatSlot::Requesting { chat_id: id, .. } | ChatSlot::Active { chat_id: id, .. } => {
-                        *id == chat_id
-                    }
+                    ChatSlot::Requesting { chat_id: id, .. }
+                    | ChatSlot::Active { chat_id: id, .. } => *id == chat_id,
                     ChatSlot::None => false,
                 };
                 if current {
@@ -894,7 +893,12 @@ impl ServerSession {
         reason: RefuseReason,
     ) -> Result<(), Error> {
         let mut chat_id = None;
-        if let ChatSlot::Requesting { chat_id: id, peer: p, .. } = &self.chat {
+        if let ChatSlot::Requesting {
+            chat_id: id,
+            peer: p,
+            ..
+        } = &self.chat
+        {
             if p == peer {
                 chat_id = Some(*id);
                 self.chat = ChatSlot::None;

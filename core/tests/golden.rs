@@ -26,8 +26,8 @@ use securecom_core::noise::{
 };
 use securecom_core::time::Instant;
 use securecom_core::{
-    PROTOCOL_VERSION,
     Client, ClientConfig, ClientEvent, Registry, ServerConfig, ServerEvent, ServerSession,
+    PROTOCOL_VERSION,
 };
 
 // ------------------------------------------------------------------ helpers
@@ -192,7 +192,11 @@ fn client_msg() {
         }
     );
     golden!("0501", ClientMsg<'_>, ClientMsg::LeaveChat { chat_id: 1 });
-    golden!("05ac02", ClientMsg<'_>, ClientMsg::LeaveChat { chat_id: 300 });
+    golden!(
+        "05ac02",
+        ClientMsg<'_>,
+        ClientMsg::LeaveChat { chat_id: 300 }
+    );
     golden!("06", ClientMsg<'_>, ClientMsg::Ping);
     golden!("07", ClientMsg<'_>, ClientMsg::Logout);
 }

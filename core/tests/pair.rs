@@ -1589,7 +1589,10 @@ fn a_server_that_truncates_a_chat_is_shown_as_such() {
     );
     // Bob's own view: alice had acknowledged his text ("ok" came before
     // nothing of hers): he left, nothing is claimed for him.
-    assert_eq!(w.peers[b].take_events(), vec![ended("alice", ChatEnd::Left)]);
+    assert_eq!(
+        w.peers[b].take_events(),
+        vec![ended("alice", ChatEnd::Left)]
+    );
 }
 
 #[test]
@@ -1622,17 +1625,13 @@ fn a_stray_chat_started_does_not_end_the_next_request() {
         "carol was asked: {:?}",
         w.peers[c].events
     );
-    assert_eq!(
-        w.session(a).unwrap().chat_peer(),
-        None,
-        "no chat with bob"
-    );
+    assert_eq!(w.session(a).unwrap().chat_peer(), None, "no chat with bob");
     w.answer(c, true).unwrap();
     w.pump();
     assert!(
-        w.peers[a].chat_ready().is_some_and(
-            |e| matches!(e, ClientEvent::ChatReady { peer, .. } if peer == "carol")
-        ),
+        w.peers[a]
+            .chat_ready()
+            .is_some_and(|e| matches!(e, ClientEvent::ChatReady { peer, .. } if peer == "carol")),
         "alice: {:?}",
         w.peers[a].events
     );
@@ -1664,7 +1663,10 @@ fn an_answer_names_the_request_the_user_saw() {
     );
     w.pump();
     assert!(w.peers[c].chat_ready().is_none(), "nothing was answered");
-    assert!(w.peers[b].client.is_busy(), "carol's request is still asked");
+    assert!(
+        w.peers[b].client.is_busy(),
+        "carol's request is still asked"
+    );
     w.answer_id(b, current, true).unwrap();
     w.pump();
     assert!(w.peers[c].chat_ready().is_some());

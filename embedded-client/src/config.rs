@@ -10,10 +10,13 @@
 //! accept alice,bob        # or: accept all / accept none
 //! call bob                # optional
 //! chats 2                 # optional
+//! peer alice 4567…        # optional, repeatable: a known peer's public key
+//! admin alice             # optional: who may send `trust NAME` (must be a `peer`)
 //! ```
 //!
-//! [`parse`] is pure; [`load`] reads the file through semihosting (its path is
-//! the first semihosting argument, or `device.cfg` in QEMU's working directory).
+//! [`parse`] is pure (it seeds the known-peers table it is given); [`load`]
+//! reads the file through semihosting (its path is the first semihosting
+//! argument, or `device.cfg` in QEMU's working directory).
 
 use core::ffi::CStr;
 
@@ -22,8 +25,12 @@ use securecom_core::message::user_name;
 use securecom_core::{PublicKey, StaticSecret, UserName};
 use zeroize::Zeroize;
 
-/// Largest configuration file, in bytes.
-pub const CONFIG_MAX: usize = 1024;
+use crate::known_peers::{KnownPeers, SeedError};
+
+/// Largest configuration file, in bytes: room for the other settings and
+/// `peer` lines for the whole known-peers table (16 lines of at most 103
+/// bytes) in the usual case.
+pub const CONFIG_MAX: usize = 2048;
 
 /// Most names in an `accept` list.
 pub const MAX_ACCEPT: usize = 8;
@@ -67,6 +74,8 @@ pub struct DeviceConfig {
     pub call: Option<UserName>,
     /// After this many chats, log out and exit 0; `None`: run forever.
     pub chats: Option<u32>,
+    /// Who may send `trust NAME` in a chat (a configured `peer`).
+    pub admin: Option<UserName>,
 }
 
 /// What is wrong with the configuration.
@@ -96,6 +105,9 @@ pub enum ConfigError {
     },
     /// A required setting is absent.
     Missing(Setting),
+    /// `admin NAME` without a `peer NAME HEX` line: whoever may trust new
+    /// keys must itself be known by a configured key, not by first contact.
+    AdminNotPinned,
 }
 
 /// The required settings.
@@ -113,8 +125,8 @@ pub enum Setting {
     Accept,
 }
 
-/// Parses the configuration text.
-pub fn parse(text: &str) -> Result<DeviceConfig, ConfigError> {
+/// Parses the configuration text; its `peer` lines go into `peers`.
+pub fn parse(text: &str, peers: &mut KnownPeers) -> Result<DeviceConfig, ConfigError> {
     let mut user = None;
     let mut key = None;
     let mut server_key = None;
@@ -122,6 +134,7 @@ pub fn parse(text: &str) -> Result<DeviceConfig, ConfigError> {
     let mut accept = None;
     let mut call = None;
     let mut chats = None;
+    let mut admin = None;
 
     for (index, raw) in text.lines().enumerate() {
         let line = u16::try_from(index + 1).unwrap_or(u16::MAX);
@@ -170,6 +183,16 @@ pub fn parse(text: &str) -> Result<DeviceConfig, ConfigError> {
             }
             "call" => call = Some(user_name(value).map_err(|_| bad)?),
             "chats" => chats = Some(value.parse::<u32>().map_err(|_| bad)?),
+            "peer" => {
+                let (name, key) = value.split_once(char::is_whitespace).ok_or(bad)?;
+                let name = user_name(name).map_err(|_| bad)?;
+                let key = PublicKey(parse_hex32(key.trim()).ok_or(bad)?);
+                peers.seed(&name, key).map_err(|e| match e {
+                    SeedError::Weak => ConfigError::WeakKey { line },
+                    SeedError::Duplicate | SeedError::Full => bad,
+                })?;
+            }
+            "admin" => admin = Some(user_name(value).map_err(|_| bad)?),
             _ => return Err(ConfigError::UnknownSetting { line }),
         }
     }
@@ -182,6 +205,10 @@ pub fn parse(text: &str) -> Result<DeviceConfig, ConfigError> {
         accept: accept.ok_or(ConfigError::Missing(Setting::Accept))?,
         call,
         chats,
+        admin: match admin {
+            Some(a) if peers.get(&a).is_none() => return Err(ConfigError::AdminNotPinned),
+            a => a,
+        },
     })
 }
 
@@ -211,13 +238,16 @@ fn hex_digit(c: u8) -> Option<u8> {
 ///
 /// The path is the first semihosting argument after the program name, or
 /// `device.cfg` (relative to QEMU's working directory).
-pub fn load(buf: &mut [u8; CONFIG_MAX]) -> Result<DeviceConfig, ConfigError> {
+pub fn load(
+    buf: &mut [u8; CONFIG_MAX],
+    peers: &mut KnownPeers,
+) -> Result<DeviceConfig, ConfigError> {
     let mut path = [0u8; PATH_MAX];
     let path = config_path(&mut path)?;
     defmt::info!("config: reading {=str}", path.to_str().unwrap_or("?"));
     let result = read_file(path, buf).and_then(|n| {
         let text = core::str::from_utf8(&buf[..n]).map_err(|_| ConfigError::NotText)?;
-        parse(text)
+        parse(text, peers)
     });
     buf.zeroize();
     result

@@ -11,12 +11,19 @@
 //! link is therefore made when bytes arrive on UART1 while there is none (the
 //! server only dials after our login announced the daemon), and dropped when
 //! the server closes it (`Bye`) or it fails; the next bytes make a new one.
+//!
+//! Every chat partner's key goes through the [`KnownPeers`] table: a request
+//! is accepted only if the policy allows the user *and* the table admits the
+//! key (known, or learned at first contact); a chat the device asked for is
+//! left at once, before it says anything, if the key is not admitted.
 
 use embedded_io::Write;
 use rand_chacha::ChaCha20Rng;
+use securecom_core::chat::ChatText;
 use securecom_core::message::CloseReason;
 use securecom_core::{
-    Client, ClientEvent, Duration, Error, Instant, RequestLink, UserName, MAX_FRAME,
+    ChatEnd, Client, ClientEvent, Duration, Error, Instant, PublicKey, RequestLink, UserName,
+    MAX_FRAME,
 };
 
 use crate::clock::{Clock, Meter};
@@ -24,6 +31,7 @@ use crate::config::AcceptPolicy;
 use crate::exit::{exit, ExitCode};
 use crate::hw::pl011::Uart;
 use crate::hw::{repaint_stack, stack_high_water, stack_size};
+use crate::known_peers::{self, KnownPeers, Verdict, LINE_MAX};
 use crate::replies::{self, Then, Thermometer};
 
 /// Bytes taken from a UART's RX FIFO per core call.
@@ -40,6 +48,8 @@ pub struct Behaviour {
     pub call: Option<UserName>,
     /// Chats before logging out; `None`: forever.
     pub chats: Option<u32>,
+    /// Who may send `trust NAME` in a chat.
+    pub admin: Option<UserName>,
 }
 
 /// The hardware and storage the device runs on.
@@ -62,6 +72,19 @@ pub struct Parts {
     pub tx: &'static mut [u8; MAX_FRAME],
     /// The input buffer, in a static.
     pub rx: &'static mut [u8; RX_CHUNK],
+    /// The known peers (seeded from the configuration), in a static.
+    pub known: &'static mut KnownPeers,
+}
+
+/// Where the current chat is, as the device counts chats.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ChatPhase {
+    /// No chat open (maybe a request).
+    None,
+    /// Open: it counts when it ends.
+    Open,
+    /// Opened with a key the table does not admit: being left, not counted.
+    KeyRefused,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -82,9 +105,10 @@ pub struct Device {
     link: &'static mut Option<RequestLink>,
     tx: &'static mut [u8; MAX_FRAME],
     rx: &'static mut [u8; RX_CHUNK],
+    known: &'static mut KnownPeers,
     behaviour: Behaviour,
     thermometer: Thermometer,
-    in_chat: bool,
+    chat: ChatPhase,
     chats_done: u32,
     call_pending: bool,
     phase: Phase,
@@ -103,9 +127,10 @@ impl Device {
             link: parts.link,
             tx: parts.tx,
             rx: parts.rx,
+            known: parts.known,
             behaviour,
             thermometer: Thermometer::new(),
-            in_chat: false,
+            chat: ChatPhase::None,
             chats_done: 0,
             call_pending: false,
             phase: Phase::Running,
@@ -407,7 +432,11 @@ impl Device {
                 from,
                 from_key,
             } => {
-                let accept = self.phase == Phase::Running && self.behaviour.accept.allows(&from);
+                let allowed = self.phase == Phase::Running && self.behaviour.accept.allows(&from);
+                // Only a request the policy lets in gets to the table: a
+                // declined user's key is not learned.
+                let verdict = allowed.then(|| self.known.check(&from, &from_key));
+                let accept = verdict.is_some_and(|v| v.admits());
                 defmt::info!(
                     "chat {=u32}: request from {} ({}): {=str}",
                     chat_id,
@@ -415,7 +444,12 @@ impl Device {
                     from_key,
                     if accept { "accept" } else { "refuse" }
                 );
-                let result = self.client.answer_request(accept);
+                if let Some(v) = &verdict {
+                    show_verdict(&from, &from_key, v);
+                }
+                // The request the device saw: if it was withdrawn (and maybe
+                // another came meanwhile), the core answers nothing.
+                let result = self.client.answer_request(chat_id, accept);
                 self.command(result)?;
                 self.flush_request();
             }
@@ -435,7 +469,6 @@ impl Device {
                 initiator,
                 ..
             } => {
-                self.in_chat = true;
                 defmt::info!(
                     "chat {=u32} with {} ({}) open (E2E handshake: core time {=u64} ns)",
                     chat_id,
@@ -443,12 +476,47 @@ impl Device {
                     peer_key,
                     cost
                 );
+                // A request's key was checked when it came (and the core
+                // opens only with that key); a chat the device asked for
+                // shows the peer's key only now.
+                let verdict = self.known.check(&peer, &peer_key);
+                if !matches!(verdict, Verdict::Known(_)) {
+                    show_verdict(&peer, &peer_key, &verdict);
+                }
+                if !verdict.admits() {
+                    defmt::warn!(
+                        "chat {=u32} with {}: leaving at once, nothing sent or shown",
+                        chat_id,
+                        peer
+                    );
+                    self.chat = ChatPhase::KeyRefused;
+                    return self.leave_chat();
+                }
+                self.chat = ChatPhase::Open;
                 if initiator {
                     let hello = replies::greeting(self.client.user());
                     self.send_text(&hello)?;
                 }
             }
-            ClientEvent::ChatMessage { text, .. } => {
+            ClientEvent::ChatMessage { from, text } => {
+                if self.chat != ChatPhase::Open {
+                    // Not shown, not answered: the device is leaving.
+                    return Ok(());
+                }
+                let from_admin = self.behaviour.admin.as_ref() == Some(&from);
+                if let Some(name) = known_peers::trust_command(&text).filter(|_| from_admin) {
+                    let result = self.known.trust(name);
+                    let mut reply = ChatText::new();
+                    let _ = known_peers::write_trust_reply(&mut reply, name, &result);
+                    if result.is_ok() {
+                        // NAME is a known peer's name here, not free chat text.
+                        defmt::info!("admin {}: {=str}", from, reply.as_str());
+                    } else {
+                        // The name came in chat text: it is not logged.
+                        defmt::info!("admin {}: trust: no such changed key", from);
+                    }
+                    return self.send_text(&reply);
+                }
                 let response = replies::respond(
                     &text,
                     self.behaviour.call.as_deref(),
@@ -475,19 +543,35 @@ impl Device {
                 }
             }
             ClientEvent::ChatEnded { peer, reason } => {
-                if core::mem::take(&mut self.in_chat) {
-                    self.chats_done += 1;
-                    defmt::info!(
-                        "chat {=u32} with {} ended: {}",
-                        self.chats_done,
+                match core::mem::replace(&mut self.chat, ChatPhase::None) {
+                    ChatPhase::Open => {
+                        self.chats_done += 1;
+                        match replies::chat_end(&peer, &reason) {
+                            // What the core knows of how it ended, said plainly.
+                            Some(text) => {
+                                defmt::info!("chat {=u32}: {=str}", self.chats_done, text.as_str())
+                            }
+                            // Left, Failed: as before.
+                            None => defmt::info!(
+                                "chat {=u32} with {} ended: {}",
+                                self.chats_done,
+                                peer,
+                                reason
+                            ),
+                        }
+                        if self.behaviour.chats.is_some_and(|n| self.chats_done >= n) {
+                            self.start_logout()?;
+                        }
+                    }
+                    ChatPhase::KeyRefused => defmt::info!(
+                        "chat with {} closed: its key is not accepted ({})",
                         peer,
                         reason
-                    );
-                    if self.behaviour.chats.is_some_and(|n| self.chats_done >= n) {
-                        self.start_logout()?;
-                    }
-                } else {
-                    defmt::info!("chat with {} did not open: {}", peer, reason);
+                    ),
+                    ChatPhase::None => match (reason, replies::chat_end(&peer, &reason)) {
+                        (ChatEnd::PeerLeft, Some(text)) => defmt::info!("{=str}", text.as_str()),
+                        _ => defmt::info!("chat with {} did not open: {}", peer, reason),
+                    },
                 }
             }
             ClientEvent::ServerError(code) => defmt::warn!("server error: {}", code),
@@ -504,5 +588,18 @@ impl Device {
             }
         }
         Ok(())
+    }
+}
+
+/// Shows what the known-peers table said about `name`'s `key`: an admitted
+/// key as information, a refused one as a warning.
+fn show_verdict(name: &str, key: &PublicKey, verdict: &Verdict) {
+    let mut line = heapless::String::<LINE_MAX>::new();
+    // Cut short rather than not shown, should it ever not fit.
+    let _ = known_peers::write_verdict(&mut line, name, key, verdict);
+    if verdict.admits() {
+        defmt::info!("{=str}", line.as_str());
+    } else {
+        defmt::warn!("{=str}", line.as_str());
     }
 }

@@ -10,6 +10,7 @@
 //! | the millisecond clock and cost meter | [`clock`] |
 //! | `device.cfg`: identity and behaviour | [`config`] |
 //! | the RNG seed | [`entropy`] |
+//! | chat partners' keys: learned, configured, changed | [`known_peers`] |
 //! | what the device answers in a chat | [`replies`] |
 //! | the driver loop | [`device`] |
 //! | exit statuses, panics | [`exit`] |
@@ -26,6 +27,7 @@ pub mod device;
 pub mod entropy;
 pub mod exit;
 pub mod hw;
+pub mod known_peers;
 pub mod replies;
 
 // The global defmt logger: frames go to the host over semihosting.

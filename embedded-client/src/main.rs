@@ -13,6 +13,7 @@ use securecom_embedded_client::device::{Behaviour, Device, Parts, RX_CHUNK};
 use securecom_embedded_client::entropy;
 use securecom_embedded_client::exit::{exit, ExitCode};
 use securecom_embedded_client::hw::pl011::{Port, Uart};
+use securecom_embedded_client::known_peers::{KnownPeers, KNOWN_PEERS_MAX};
 
 // All storage is static: the linker's figures are the device's RAM budget.
 static CONFIG_TEXT: StaticCell<[u8; CONFIG_MAX]> = StaticCell::new();
@@ -21,6 +22,7 @@ static LINK: StaticCell<Option<RequestLink>> = StaticCell::new();
 static TX: StaticCell<[u8; MAX_FRAME]> = StaticCell::new();
 static RX: StaticCell<[u8; RX_CHUNK]> = StaticCell::new();
 static DEVICE: StaticCell<Device> = StaticCell::new();
+static KNOWN: StaticCell<KnownPeers> = StaticCell::new();
 
 #[entry]
 fn main() -> ! {
@@ -42,7 +44,8 @@ fn boot() -> &'static mut Device {
         CORE_HZ
     );
 
-    let config = match config::load(CONFIG_TEXT.init([0; CONFIG_MAX])) {
+    let known = KNOWN.init_with(KnownPeers::new);
+    let config = match config::load(CONFIG_TEXT.init([0; CONFIG_MAX]), known) {
         Ok(c) => c,
         Err(e) => {
             defmt::error!("config: {}", e);
@@ -50,10 +53,13 @@ fn boot() -> &'static mut Device {
         }
     };
     defmt::info!(
-        "config: user {}, daemon port {=u16}, chats {}",
+        "config: user {}, daemon port {=u16}, chats {}, known peers {=usize} of {=usize}, admin {}",
         config.user,
         config.daemon_port,
-        config.chats
+        config.chats,
+        known.len(),
+        KNOWN_PEERS_MAX,
+        config.admin
     );
 
     let mut rng = entropy::rng();
@@ -94,11 +100,13 @@ fn boot() -> &'static mut Device {
         link: LINK.init(None),
         tx: TX.init([0; MAX_FRAME]),
         rx: RX.init([0; RX_CHUNK]),
+        known,
     };
     let behaviour = Behaviour {
         accept: config.accept,
         call: config.call,
         chats: config.chats,
+        admin: config.admin,
     };
     DEVICE.init_with(|| Device::new(parts, behaviour))
 }

@@ -287,7 +287,6 @@ impl Presence {
     pub fn count(&self) -> usize {
         self.online.read().unwrap_or_else(|e| e.into_inner()).len()
     }
-
 }
 
 /// A fresh chat id: random and never 0, so that the ids a user sees say

@@ -737,14 +737,21 @@ fn chat_ids_are_random_never_zero_and_unlinkable() {
         ids.push(id);
     }
     // Not a counter: consecutive ids are not consecutive numbers.
-    let steps = ids.windows(2).filter(|w| w[1] == w[0].wrapping_add(1)).count();
+    let steps = ids
+        .windows(2)
+        .filter(|w| w[1] == w[0].wrapping_add(1))
+        .count();
     assert_eq!(steps, 0, "chat ids look like a counter");
     // A zero draw is skipped.
     struct Zeros(u32);
     impl rand_core::RngCore for Zeros {
         fn next_u32(&mut self) -> u32 {
             self.0 = self.0.saturating_sub(1);
-            if self.0 == 0 { 7 } else { 0 }
+            if self.0 == 0 {
+                7
+            } else {
+                0
+            }
         }
         fn next_u64(&mut self) -> u64 {
             u64::from(self.next_u32())

@@ -5,13 +5,25 @@
 //! the test fails, it is never skipped. Every wait has a deadline and QEMU is
 //! killed when the test ends, so a device that crashes or hangs fails the
 //! test in bounded time; its decoded log is printed then.
+//!
+//! The firmware's host-testable modules (plain `core` + `securecom-core`)
+//! are compiled here too, so that their unit tests run on the host: the
+//! known-peers table and the device's texts.
 
 #[path = "embedded/qemu.rs"]
 mod qemu;
 
+#[allow(dead_code)]
+#[path = "../../embedded-client/src/known_peers.rs"]
+mod known_peers;
+
+#[allow(dead_code)]
+#[path = "../../embedded-client/src/replies.rs"]
+mod replies;
+
 use std::time::{Duration, Instant};
 
-use qemu::{device_key, firmware, free_port, require_qemu, Qemu};
+use qemu::{device_key, fingerprint, firmware, free_port, require_qemu, Qemu};
 use securecom_tests::{Client, Server, User, Value};
 
 const DEVICE: &str = "sensor1";
@@ -50,7 +62,8 @@ fn ask(client: &mut Client, text: &str, check: impl Fn(&str) -> bool) -> String 
 /// `chat_refused` event. The device is listed online as soon as it logged in,
 /// but the server reaches its daemon a moment later (a slower device, a
 /// longer moment): until then requests are refused "unreachable", so those
-/// are retried for a while.
+/// are retried for a while; so is "too_soon" (the server's cool-down after
+/// the device declined this requester).
 fn request_chat(client: &mut Client) -> Value {
     let end = Instant::now() + Duration::from_secs(15);
     loop {
@@ -58,12 +71,25 @@ fn request_chat(client: &mut Client) -> Value {
         let v = client.expect_where("chat_ready or chat_refused", |v| {
             v["event"] == "chat_ready" || v["event"] == "chat_refused"
         });
-        if v["event"] == "chat_refused" && v["reason"] == "unreachable" && Instant::now() < end {
+        let retry = v["reason"] == "unreachable" || v["reason"] == "too_soon";
+        if v["event"] == "chat_refused" && retry && Instant::now() < end {
             std::thread::sleep(Duration::from_millis(100));
             continue;
         }
         return v;
     }
+}
+
+/// The device closed the chat with `client` end to end, every message delivered.
+fn device_closed(client: &mut Client) {
+    let v = client.expect_where("device left", |v| {
+        v["event"] == "chat_ended" && v["peer"] == DEVICE
+    });
+    assert_eq!(
+        (v["reason"].as_str(), v["undelivered"].as_u64()),
+        (Some("peer_closed"), Some(0)),
+        "{v}"
+    );
 }
 
 /// Polls `/users` until `online(names)` holds (or fails after `limit`);
@@ -102,8 +128,18 @@ struct Setup {
 
 impl Setup {
     fn new(hosts: &[&str], accept: &str, extra_config: &str) -> Setup {
+        Self::with_server_args(hosts, accept, extra_config, &[])
+    }
+
+    /// [`Setup::new`] with more `run` arguments for the server.
+    fn with_server_args(
+        hosts: &[&str],
+        accept: &str,
+        extra_config: &str,
+        server_args: &[&str],
+    ) -> Setup {
         let dir = tempfile::tempdir().expect("tempdir");
-        let server = Server::start(dir.path());
+        let server = Server::start_with(dir.path(), server_args);
         let users = hosts
             .iter()
             .map(|n| User::registered(dir.path(), &server, n))
@@ -207,10 +243,9 @@ fn device_logs_in_chats_refuses_busy_calls_and_logs_out() {
     );
 
     // 6. `call me`: the device leaves alice and asks bob for a chat itself.
+    // It leaves end to end: alice is told that every message arrived.
     ask(&mut alice_c, "call me", |r| r == "calling bob");
-    alice_c.expect_where("device left", |v| {
-        v["event"] == "chat_ended" && v["peer"] == DEVICE && v["reason"] == "peer_left"
-    });
+    device_closed(&mut alice_c);
     let req = bob_c.expect("chat_request");
     assert_eq!(req["from"], DEVICE, "{req}");
     bob_c.send("/accept");
@@ -234,9 +269,7 @@ fn device_logs_in_chats_refuses_busy_calls_and_logs_out() {
     // 7. `bye`: the device leaves; that was its second chat, so it logs out
     // and QEMU exits with status 0.
     bob_c.send("bye");
-    bob_c.expect_where("device left", |v| {
-        v["event"] == "chat_ended" && v["peer"] == DEVICE && v["reason"] == "peer_left"
-    });
+    device_closed(&mut bob_c);
     let status = device.wait(Duration::from_secs(30));
     assert!(status.success(), "the device exited with {status}");
     wait_users(&mut alice_c, None, Duration::from_secs(10), |n| {
@@ -259,6 +292,174 @@ fn device_logs_in_chats_refuses_busy_calls_and_logs_out() {
         !contains(setup.secret_hex.as_bytes()),
         "the private key in the device's log"
     );
+}
+
+/// How long the device may take to show something after the host saw its cause.
+const SHOWN: Duration = Duration::from_secs(15);
+
+#[test]
+fn device_tells_how_each_chat_ended() {
+    require_qemu();
+    let setup = Setup::new(&["alice", "bob"], "all", "chats 2\n");
+    let (server, [alice, bob]) = (&setup.server, &setup.users[..]) else {
+        unreachable!()
+    };
+    let mut device = setup.boot(&[]);
+    let mut alice_c = Client::login(server, alice);
+    wait_users(
+        &mut alice_c,
+        Some(&mut device),
+        Duration::from_secs(30),
+        |n| n.iter().any(|u| u == DEVICE),
+    );
+
+    // 1. Alice leaves: her client closes the chat end to end, and the
+    // device says that every message arrived.
+    let ready = request_chat(&mut alice_c);
+    assert_eq!(ready["event"], "chat_ready", "{ready}");
+    ask(&mut alice_c, "temp?", is_temperature);
+    alice_c.send("/leave");
+    alice_c.expect_where("left", |v| {
+        v["event"] == "chat_ended" && v["reason"] == "left"
+    });
+    device.wait_log("chat 1: chat ended by alice, all messages delivered", SHOWN);
+
+    // 2. Bob's client dies after the device's reply, which bob never
+    // acknowledged: the server ends the chat (no close from bob), and the
+    // device says so, with the one reply it cannot know arrived.
+    let mut bob_c = Client::login(server, bob);
+    let ready = request_chat(&mut bob_c);
+    assert_eq!(ready["event"], "chat_ready", "{ready}");
+    ask(&mut bob_c, "temp?", is_temperature);
+    bob_c.kill();
+    let log = device.wait_log("chat 2: chat with bob ended by the server", SHOWN);
+    assert!(
+        log.contains(
+            "chat 2: chat with bob ended by the server: 1 of your last messages may not have \
+             arrived, and bob's last messages may be missing"
+        ),
+        "{log}"
+    );
+    assert!(!log.contains("chat ended by bob"), "{log}");
+
+    // Two chats: the device logs out.
+    let status = device.wait(Duration::from_secs(30));
+    assert!(status.success(), "the device exited with {status}");
+}
+
+#[test]
+fn device_refuses_a_changed_peer_key_until_the_admin_trusts_it() {
+    require_qemu();
+    // Alice is the admin, pinned by the configuration; bob is learned at
+    // first contact, and called on `call me`. Four chats, then the device
+    // logs out. The server's cool-down after a decline is cut to 1 s (bob is
+    // declined once).
+    let setup = Setup::with_server_args(
+        &["alice", "bob"],
+        "all",
+        "call bob\nchats 4\n",
+        &["--refuse-cooldown", "1"],
+    );
+    let (server, [alice, bob]) = (&setup.server, &setup.users[..]) else {
+        unreachable!()
+    };
+    let mut text = std::fs::read_to_string(&setup.config).expect("read device.cfg");
+    text.push_str(&format!("peer alice {}\nadmin alice\n", alice.public));
+    std::fs::write(&setup.config, text).expect("write device.cfg");
+    let mut device = setup.boot(&[]);
+
+    // 1. First contact with bob: learned, shown with its fingerprint.
+    let old_fp = fingerprint(&bob.public);
+    let mut bob_c = Client::login(server, bob);
+    wait_users(
+        &mut bob_c,
+        Some(&mut device),
+        Duration::from_secs(30),
+        |n| n.iter().any(|u| u == DEVICE),
+    );
+    let ready = request_chat(&mut bob_c);
+    assert_eq!(ready["event"], "chat_ready", "{ready}");
+    device.wait_log(
+        &format!("first contact with bob: key fingerprint {old_fp} learned"),
+        SHOWN,
+    );
+    ask(&mut bob_c, "temp?", is_temperature);
+    bob_c.send("bye");
+    device_closed(&mut bob_c);
+
+    // 2. Bob's key changes (the server registers another one: a new device
+    // of bob's, or a server in the middle). The old session is revoked.
+    let new_dir = setup.dir.path().join("bob-new");
+    std::fs::create_dir(&new_dir).expect("mkdir");
+    let new_bob = User::new(&new_dir, "bob");
+    let new_fp = fingerprint(&new_bob.public);
+    server.add_user("bob", &new_bob.public);
+    bob_c.expect_where("revoked", |v| {
+        v["event"] == "closed" && v["reason"] == "revoked"
+    });
+
+    // 3. The new key is not accepted silently: refused, with a loud warning
+    // showing both fingerprints.
+    let mut new_bob_c = Client::login(server, &new_bob);
+    let v = request_chat(&mut new_bob_c);
+    assert_eq!(
+        (v["event"].as_str(), v["reason"].as_str()),
+        (Some("chat_refused"), Some("declined")),
+        "{v}"
+    );
+    let warning = "!!! WARNING: bob's KEY HAS CHANGED !!!";
+    let log = device.wait_log(warning, SHOWN);
+    assert!(log.contains(&format!("remembered key: {old_fp}")), "{log}");
+    assert!(log.contains(&format!("key offered now: {new_fp}")), "{log}");
+
+    // 4. Nor when the device asks bob itself (`call me` from alice): the
+    // chat opens with the changed key, and the device leaves it at once,
+    // saying nothing in it.
+    let mut alice_c = Client::login(server, alice);
+    let ready = request_chat(&mut alice_c);
+    assert_eq!(ready["event"], "chat_ready", "{ready}");
+    device.wait_log(
+        &format!(
+            "alice's key {} is known (from the configuration)",
+            fingerprint(&alice.public)
+        ),
+        SHOWN,
+    );
+    ask(&mut alice_c, "call me", |r| r == "calling bob");
+    device_closed(&mut alice_c);
+    let req = new_bob_c.expect("chat_request");
+    assert_eq!(req["from"], DEVICE, "{req}");
+    new_bob_c.send("/accept");
+    new_bob_c.expect("chat_ready");
+    device_closed(&mut new_bob_c);
+    assert!(
+        !new_bob_c.seen.iter().any(|v| v["event"] == "message"),
+        "the device spoke in a chat with a changed key: {:?}",
+        new_bob_c.seen
+    );
+    let log = device.wait_log("leaving at once, nothing sent or shown", SHOWN);
+    assert_eq!(log.matches(warning).count(), 2, "{log}");
+
+    // 5. Only the admin can trust it: alice (her configured key) says so.
+    let ready = request_chat(&mut alice_c);
+    assert_eq!(ready["event"], "chat_ready", "{ready}");
+    ask(&mut alice_c, "trust bob", |r| {
+        r.starts_with(&format!("trusted bob's new key {new_fp}"))
+    });
+    ask(&mut alice_c, "trust bob", |r| {
+        r == "no changed key of bob to trust"
+    });
+    alice_c.send("bye");
+    device_closed(&mut alice_c);
+
+    // 6. Now the new key is accepted.
+    let ready = request_chat(&mut new_bob_c);
+    assert_eq!(ready["event"], "chat_ready", "{ready}");
+    ask(&mut new_bob_c, "temp?", is_temperature);
+    new_bob_c.send("bye");
+    device_closed(&mut new_bob_c);
+    let status = device.wait(Duration::from_secs(30));
+    assert!(status.success(), "the device exited with {status}");
 }
 
 #[test]
@@ -297,16 +498,37 @@ fn device_with_a_bad_config_exits_with_status_2() {
     // QEMU's UART0 dials this at start; nothing is ever said on it.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let config = dir.path().join("device.cfg");
-    for bad in [
-        "user sensor1\n",                        // most settings missing
-        "user Sensor1\nkey 00\n",                // bad values
-        "user sensor1\nfavourite_colour blue\n", // unknown setting
-    ] {
-        std::fs::write(&config, bad).expect("write device.cfg");
+    // Complete but for the lines added to it below.
+    let good = format!(
+        "user sensor1\nkey {}\nserver_key {}\ndaemon_port 4242\naccept all\n",
+        "11".repeat(32),
+        "22".repeat(32)
+    );
+    let peer = format!("peer alice {}\n", "33".repeat(32));
+    let cases = [
+        ("user sensor1\n".to_string(), None),    // most settings missing
+        ("user Sensor1\nkey 00\n".into(), None), // bad values
+        ("user sensor1\nfavourite_colour blue\n".into(), None), // unknown setting
+        // An admin known only by first contact could trust any key.
+        (format!("{good}admin alice\n"), Some("AdminNotPinned")),
+        // A pinned low-order key would let anyone be alice.
+        (
+            format!("{good}peer alice {}\n", "00".repeat(32)),
+            Some("WeakKey"),
+        ),
+        // One key per name.
+        (format!("{good}{peer}{peer}"), Some("BadValue")),
+    ];
+    for (bad, shown) in cases {
+        std::fs::write(&config, &bad).expect("write device.cfg");
         let port = listener.local_addr().expect("addr").port();
         let mut device = Qemu::boot(&firmware(), dir.path(), port, free_port(), &config, &[]);
         let status = device.wait(Duration::from_secs(30));
         assert_eq!(status.code(), Some(2), "{bad:?}: {status}");
+        if let Some(shown) = shown {
+            let log = device.wait_log(shown, Duration::ZERO);
+            assert!(log.contains("config: "), "{log}");
+        }
     }
 }
 

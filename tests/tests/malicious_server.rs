@@ -476,14 +476,18 @@ fn full_key_substitution_is_shown_by_the_safety_numbers() {
                 };
                 let (src, dst) = (src.expect("chat"), dst.expect("chat"));
                 let mut text = ChatText::new();
-                let got = src.decrypt(b, &mut text).expect("the server reads the text");
+                let got = src
+                    .decrypt(b, &mut text)
+                    .expect("the server reads the text");
                 let n = if got == Received::Text {
                     read.lock().expect("lock").push(text.to_string());
                     let forged = text.replace("noon", "midnight");
                     dst.encrypt_text(&forged, &mut buf).expect("re-encrypt")
                 } else {
                     // A close: passed on as one, so that nobody notices.
-                    dst.encrypt_close(&mut buf).expect("re-encrypt").expect("open")
+                    dst.encrypt_close(&mut buf)
+                        .expect("re-encrypt")
+                        .expect("open")
                 };
                 out.push(Deliver::ToPeer(RelayKind::Data, buf[..n].to_vec()));
             }

@@ -86,6 +86,17 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The fingerprint (`xxxx:xxxx:…`) of a public key given in hex, as the
+/// device and the host client show it.
+pub fn fingerprint(public_hex: &str) -> String {
+    let bytes: Vec<u8> = (0..public_hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&public_hex[i..i + 2], 16).expect("hex key"))
+        .collect();
+    let key: [u8; 32] = bytes.try_into().expect("32-byte key");
+    securecom_core::PublicKey(key).fingerprint().to_string()
+}
+
 /// The firmware running in QEMU.
 pub struct Qemu {
     child: Option<Child>,
@@ -191,6 +202,35 @@ impl Qemu {
         out.status
             .success()
             .then(|| String::from_utf8_lossy(&out.stdout).into())
+    }
+
+    /// Waits at most `limit` for the decoded log to contain `needle`; returns
+    /// the log. Needs `defmt-print` (`.ci/setup` installs it): without it
+    /// the test fails, never skips. Fails early if QEMU stops.
+    pub fn wait_log(&mut self, needle: &str, limit: Duration) -> String {
+        let end = Instant::now() + limit;
+        loop {
+            let log = self.try_decoded_log().unwrap_or_else(|| {
+                panic!("defmt-print is needed to read the device's log: cargo install defmt-print")
+            });
+            if log.contains(needle) {
+                return log;
+            }
+            assert!(
+                Instant::now() < end,
+                "the device did not show {needle:?} within {limit:?}"
+            );
+            if !self.is_running() {
+                // A last look: QEMU may have written it just before exiting.
+                let log = self.try_decoded_log().unwrap_or_default();
+                assert!(
+                    log.contains(needle),
+                    "the device stopped before showing {needle:?}"
+                );
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// The device's log, decoded with `defmt-print` when it is installed.
