@@ -61,6 +61,10 @@ pub struct ClientConfig {
     pub limits: Limits,
 }
 
+/// Output room a leave needs: the frame of an end-to-end `Close` (2 + 16 +
+/// `ChatData` of at most 1 + 5 + 1 + 16 + 11) and of `LeaveChat` (2 + 16 + 6).
+const LEAVE_ROOM: usize = 2 * (2 + 16 + 34);
+
 /// Why a chat ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -408,6 +412,13 @@ impl Client {
         if let Err(e) = self.std.check_timeout(now) {
             return self.fail(e.into());
         }
+        // The chat's deadline first: a keep-alive that does not fit a full
+        // queue must not put it off.
+        let late = matches!(&self.chat, ChatState::Chat(c) if c.handshake_deadline().is_some_and(|d| now >= d));
+        if late {
+            // The peer's KK message never came: end the chat, keep the session.
+            self.chat_failed(now, ProtocolError::HandshakeTimeout.into())?;
+        }
         if matches!(self.login, Login::LoggedIn)
             && now
                 >= self
@@ -416,11 +427,6 @@ impl Client {
                     .add(self.config.limits.keepalive_interval())
         {
             self.send(now, &ClientMsg::Ping)?;
-        }
-        let late = matches!(&self.chat, ChatState::Chat(c) if c.handshake_deadline().is_some_and(|d| now >= d));
-        if late {
-            // The peer's KK message never came: end the chat, keep the session.
-            self.chat_failed(now, ProtocolError::HandshakeTimeout.into())?;
         }
         Ok(())
     }
@@ -834,17 +840,18 @@ impl Client {
         let Some(chat_id) = self.current_chat_id() else {
             return Ok(());
         };
+        // Both frames (the close and `LeaveChat`) must fit, or neither is
+        // sent and nothing changes: `QueueFull`, try again when the server
+        // has read. (An encrypted close that was not sent would end the chat
+        // for us while the server and the peer still have it.)
+        if self.std.output_room() < LEAVE_ROOM {
+            return Err(ProtocolError::QueueFull.into());
+        }
         if let ChatState::Chat(chat) = &mut self.chat {
             let mut buf = [0u8; MAX_E2E_MESSAGE];
-            // Best effort: should it not fit the queue now, the peer learns of
-            // the end from the server only (and says so to its user).
-            if let Ok(Some(n)) = chat.encrypt_close(&mut buf) {
-                if let Some(noise) = buf.get(..n) {
-                    match self.send(now, &ClientMsg::ChatData { chat_id, noise }) {
-                        Ok(()) | Err(Error::Protocol(ProtocolError::QueueFull)) => {}
-                        Err(e) => return Err(e),
-                    }
-                }
+            if let Some(n) = chat.encrypt_close(&mut buf)? {
+                let noise = buf.get(..n).ok_or(CryptoError::BufferTooSmall)?;
+                self.send(now, &ClientMsg::ChatData { chat_id, noise })?;
             }
         }
         self.send(now, &ClientMsg::LeaveChat { chat_id })?;

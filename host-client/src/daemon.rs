@@ -6,12 +6,16 @@
 //! main task bumps the `answers` watch; every link task then polls its
 //! output, and the core hands the answer to the link that delivered the
 //! request. A link that errors is closed; nothing else is affected.
+//!
+//! Like the reader of the standard channel, a link feeds the core one frame
+//! at a time and first waits for room in the main task's queue
+//! ([`Outputs::room`]): while the main task is behind, the link's socket is
+//! not read.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use securecom_core::{Client, RequestLink};
-use securecom_host::{now, until};
+use securecom_core::RequestLink;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
@@ -67,7 +71,7 @@ async fn serve_link(
     let link = {
         let mut core = shared.lock();
         let core = &mut *core;
-        core.client.new_request_link(now(), &mut core.rng)
+        core.client.new_request_link(shared.now(), &mut core.rng)
     };
     let mut link = match link {
         Ok(l) => l,
@@ -87,7 +91,7 @@ async fn serve_link(
             r = stream.read(&mut buf) => match r {
                 Ok(0) => break Ok(()),
                 Ok(n) => {
-                    let fed = feed(&shared, &out, &mut link, &buf[..n]);
+                    let fed = feed(&shared, &out, &mut link, buf.get(..n).unwrap_or_default()).await;
                     if let Err(e) = flush(&mut stream, &shared, &mut link).await {
                         break Err(e);
                     }
@@ -108,9 +112,9 @@ async fn serve_link(
                     break Err(e);
                 }
             }
-            () = sleep_until(handshake_deadline), if handshake_deadline.is_some() => {
+            () = shared.clock().sleep_until(handshake_deadline), if handshake_deadline.is_some() => {
                 handshake_deadline = None;
-                let r = shared.lock().client.handle_request_timeout(&mut link, now());
+                let r = shared.lock().client.handle_request_timeout(&mut link, shared.now());
                 if let Err(e) = r {
                     break Err(e.to_string());
                 }
@@ -135,7 +139,7 @@ async fn serve_link(
                       the chat request is void"
                 .into(),
         }));
-        let r = core.client.leave_chat(now());
+        let r = core.client.leave_chat(shared.now());
         out.drain(&mut core.client);
         if let Err(e) = r {
             debug!("daemon: could not drop the accepted request: {e}");
@@ -145,28 +149,23 @@ async fn serve_link(
     out.drain(&mut core.client);
 }
 
-async fn sleep_until(deadline: Option<securecom_core::Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep(until(d)).await,
-        None => std::future::pending().await,
-    }
-}
-
-/// Feeds bytes to the link, a frame at a time; drains events after each.
-fn feed(
+/// Feeds bytes to the link, a frame at a time, each once the main task has
+/// room for its events; drains events after each.
+async fn feed(
     shared: &Shared,
     out: &Outputs,
     link: &mut RequestLink,
     mut input: &[u8],
 ) -> Result<(), String> {
-    let mut core = shared.lock();
-    let client: &mut Client = &mut core.client;
     while !input.is_empty() {
-        let r = client.handle_request_input(link, now(), input);
-        out.drain(client);
+        let room = out.room().await;
+        let mut core = shared.lock();
+        let r = core.client.handle_request_input(link, shared.now(), input);
+        out.drain_input(&mut core.client, room);
+        drop(core);
         match r {
             Ok(0) => break,
-            Ok(used) => input = &input[used.min(input.len())..],
+            Ok(used) => input = input.get(used..).unwrap_or_default(),
             Err(e) => return Err(e.to_string()),
         }
         if link.is_closed() {
@@ -187,7 +186,9 @@ async fn flush(
         let mut bytes = Vec::new();
         let mut chunk = [0u8; 2048];
         loop {
-            let n = core.client.poll_request_transmit(link, now(), &mut chunk);
+            let n = core
+                .client
+                .poll_request_transmit(link, shared.now(), &mut chunk);
             if n == 0 {
                 break;
             }

@@ -40,6 +40,11 @@ pub enum Event {
     Users {
         /// Their names.
         names: Vec<String>,
+        /// The server sent more names than the client keeps
+        /// (`session::MAX_LISTED_USERS`): these are the first, the rest was
+        /// ignored. Only present when true.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        truncated: bool,
     },
     /// Our chat request was forwarded.
     ChatPending {
@@ -352,8 +357,19 @@ impl Event {
             Event::Daemon { reachable: false } => "* warning: the server cannot reach our daemon; \
                  others cannot ask us for a chat (check --daemon-listen, firewall or NAT)"
                 .to_string(),
-            Event::Users { names } if names.is_empty() => "* nobody is online".to_string(),
-            Event::Users { names } => format!("* online: {}", names.join(", ")),
+            Event::Users { names, .. } if names.is_empty() => "* nobody is online".to_string(),
+            Event::Users {
+                names,
+                truncated: false,
+            } => format!("* online: {}", names.join(", ")),
+            Event::Users {
+                names,
+                truncated: true,
+            } => format!(
+                "* online: {}\n* the list was cut at {} names (the server sent more; the rest is ignored)",
+                names.join(", "),
+                names.len()
+            ),
             Event::ChatPending { user, .. } => {
                 format!("* asked {user} for a chat; waiting for the answer (/leave withdraws)")
             }
@@ -467,12 +483,32 @@ pub struct Ui {
     /// JSON lines (`--script`) instead of readable text.
     pub script: bool,
     term: Option<rustyline_async::SharedWriter>,
+    /// Tests: the lines, instead of stdout.
+    #[cfg(test)]
+    sink: Option<tokio::sync::mpsc::UnboundedSender<String>>,
 }
 
 impl Ui {
     /// Output to stdout.
     pub fn new(script: bool) -> Self {
-        Ui { script, term: None }
+        Ui {
+            script,
+            term: None,
+            #[cfg(test)]
+            sink: None,
+        }
+    }
+
+    /// Tests: output to a channel, one line per message.
+    #[cfg(test)]
+    pub fn capture(script: bool) -> (Self, tokio::sync::mpsc::UnboundedReceiver<String>) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let ui = Ui {
+            script,
+            term: None,
+            sink: Some(tx),
+        };
+        (ui, rx)
     }
 
     /// Output above the line editor's prompt.
@@ -480,6 +516,8 @@ impl Ui {
         Ui {
             script: self.script,
             term: Some(w),
+            #[cfg(test)]
+            sink: self.sink.clone(),
         }
     }
 
@@ -503,6 +541,11 @@ impl Ui {
     }
 
     fn print(&self, line: &str) {
+        #[cfg(test)]
+        if let Some(sink) = &self.sink {
+            let _ = sink.send(line.to_string());
+            return;
+        }
         if let Some(w) = &self.term {
             let mut w = w.clone();
             // Shown by the line editor, which keeps the input line intact below.
@@ -550,9 +593,17 @@ mod tests {
         );
         assert_eq!(
             json(Event::Users {
-                names: vec!["alice".into(), "bob".into()]
+                names: vec!["alice".into(), "bob".into()],
+                truncated: false,
             }),
             r#"{"event":"users","names":["alice","bob"]}"#
+        );
+        assert_eq!(
+            json(Event::Users {
+                names: vec!["alice".into()],
+                truncated: true,
+            }),
+            r#"{"event":"users","names":["alice"],"truncated":true}"#
         );
         assert_eq!(
             json(Event::ChatPending {

@@ -2,16 +2,41 @@
 //!
 //! Tasks:
 //! - **main** (this module's [`Session::run`]): user commands from stdin,
-//!   printing events, the keep-alive timer, the exit decision;
+//!   printing events, the exit decision;
 //! - **reader**: standard-channel bytes → [`Client::handle_input`];
 //! - **writer**: bytes the core queued → the server socket, in order;
+//! - **timer**: [`Client::poll_timeout`] / [`Client::handle_timeout`] (the
+//!   keep-alive, the channel's deadlines, the end-to-end handshake deadline);
 //! - **daemon** (see [`crate::daemon`]): request-channel connections.
 //!
 //! They share one [`Client`] behind a mutex ([`Shared`]) that is held only
 //! for core calls, never across an `.await`. After every core call the caller
-//! drains [`Client::poll_transmit`] to the writer and [`Client::poll_event`] to
-//! the main task ([`Outputs::drain`]), under the same lock, so bytes and
-//! events keep the order the core produced them in.
+//! hands the events the core produced to the main task, in the order the
+//! core produced them, and wakes the writer and the timer ([`Outputs::drain`]):
+//! any core call may have queued bytes or moved the earliest deadline (a
+//! `ChatStarted` starts the 10 s end-to-end handshake deadline, earlier than
+//! the 25 s keep-alive), so the timer re-reads `poll_timeout` after each.
+//!
+//! # Bounds
+//! Every buffer of the driver is bounded, and says what happens at the bound:
+//! - **events for the main task**: at most [`UI_QUEUE`] events from the
+//!   network wait for the main task. The reader and the daemon links take
+//!   room for one frame's events ([`Outputs::room`]) before feeding the core
+//!   each frame; while the main task (the terminal) is behind they wait, so
+//!   they stop reading their sockets and TCP slows the sender down, not our
+//!   memory. (Events of the main task's own commands and of the timer never
+//!   wait: there are few per command or deadline.)
+//! - **bytes for the server**: there is no queue of our own. The writer takes
+//!   at most [`WRITE_CHUNK`] bytes at a time from the core's fixed output
+//!   queue and writes them; while the server does not read, the bytes stay in
+//!   the core's queue, and once it is full `send_text` fails with `QueueFull`
+//!   ("the server is not reading: message not sent").
+//! - **messages held** while a peer's changed key waits for `/trust`: at most
+//!   [`MAX_HELD_MESSAGES`]; one more ends the chat (as `/leave` does) and the
+//!   held messages are discarded.
+//! - **names of one `/users` listing**: at most [`MAX_LISTED_USERS`]; at the
+//!   bound the names gathered are shown with `truncated` and the rest of that
+//!   listing (up to its last page) is ignored.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::IsTerminal;
@@ -20,16 +45,18 @@ use std::time::Duration;
 
 use rustyline_async::{Readline, ReadlineEvent};
 use securecom_core::cert::{CaTrust, RevokedSerials};
-use securecom_core::message::user_name;
-use securecom_core::{Client, ClientConfig, ClientEvent, Error, Limits, ProtocolError, PublicKey};
+use securecom_core::client::EVENT_CAPACITY;
+use securecom_core::message::{user_name, UserName};
+use securecom_core::{
+    Client, ClientConfig, ClientEvent, Error, Instant, Limits, ProtocolError, PublicKey, MAX_FRAME,
+};
 use securecom_host::certfile::{format_time, unix_now};
-use securecom_host::{now, os_rng, until, Rng};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use securecom_host::{os_rng, Rng};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, info, warn};
 
 use crate::cli::{ChatSettings, ServerTrust};
@@ -59,6 +86,70 @@ const LOGOUT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often the interactive mode refreshes the online list in its prompt.
 const USERS_REFRESH: Duration = Duration::from_secs(20);
 
+/// Most events from the network waiting for the main task (see the module
+/// docs, "Bounds"). At the bound the reader and the daemon links stop
+/// reading their sockets until the main task has caught up.
+pub const UI_QUEUE: usize = 64;
+const _: () = assert!(UI_QUEUE >= EVENT_CAPACITY);
+
+/// Most bytes the writer takes from the core's output queue at a time: one
+/// frame. The rest stays in the core's fixed queue while the server does not
+/// read, and `send_text` then fails with `QueueFull`.
+pub const WRITE_CHUNK: usize = MAX_FRAME;
+
+/// Most chat messages held while the peer's changed key waits for `/trust`.
+/// One more ends the chat (as `/leave` does) and discards them: a peer (or a
+/// server) cannot make us keep an unbounded backlog nobody reads.
+pub const MAX_HELD_MESSAGES: usize = 64;
+
+/// Most user names one `/users` listing gathers from its pages (a server
+/// could send `more: true` pages without end). At the bound the names
+/// gathered are shown, marked as cut, and the rest of that listing is ignored.
+pub const MAX_LISTED_USERS: usize = 10_000;
+
+/// How soon the timer tries again when a deadline's work did not fit the
+/// core's output queue (the server is not reading).
+const TIMER_RETRY: Duration = Duration::from_secs(1);
+
+/// The driver's clock for the core: milliseconds since the session started,
+/// read from tokio's clock (the same as the system's monotonic clock, except
+/// in tests, which may pause it).
+#[derive(Clone, Copy)]
+pub struct Clock {
+    start: tokio::time::Instant,
+}
+
+impl Clock {
+    /// A clock starting now.
+    pub fn new() -> Self {
+        Clock {
+            start: tokio::time::Instant::now(),
+        }
+    }
+
+    /// Now, for the core.
+    pub fn now(&self) -> Instant {
+        let ms = self.start.elapsed().as_millis();
+        Instant::from_millis(u64::try_from(ms).unwrap_or(u64::MAX))
+    }
+
+    /// The tokio instant of a core deadline.
+    pub fn instant(&self, at: Instant) -> tokio::time::Instant {
+        let far = self.start + Duration::from_secs(100 * 365 * 24 * 3600);
+        self.start
+            .checked_add(Duration::from_millis(at.as_millis()))
+            .map_or(far, |t| t.min(far))
+    }
+
+    /// Sleeps until the core deadline `at` (for ever if there is none).
+    pub async fn sleep_until(self, at: Option<Instant>) {
+        match at {
+            Some(at) => tokio::time::sleep_until(self.instant(at)).await,
+            None => std::future::pending().await,
+        }
+    }
+}
+
 /// The client and its RNG, shared by all tasks.
 pub struct Core {
     /// The protocol state.
@@ -69,12 +160,33 @@ pub struct Core {
 
 /// The shared [`Core`]; lock it only around core calls.
 #[derive(Clone)]
-pub struct Shared(Arc<Mutex<Core>>);
+pub struct Shared {
+    core: Arc<Mutex<Core>>,
+    clock: Clock,
+}
 
 impl Shared {
+    /// Shares `core`, whose times come from `clock`.
+    pub fn new(core: Core, clock: Clock) -> Self {
+        Shared {
+            core: Arc::new(Mutex::new(core)),
+            clock,
+        }
+    }
+
     /// Locks the core (a panic in another task does not make it unusable).
     pub fn lock(&self) -> MutexGuard<'_, Core> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+        self.core.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Now, for the core.
+    pub fn now(&self) -> Instant {
+        self.clock.now()
+    }
+
+    /// The session's clock.
+    pub fn clock(&self) -> Clock {
+        self.clock
     }
 }
 
@@ -90,35 +202,104 @@ pub enum UiMsg {
     Local(Event),
 }
 
+/// One message for the main task, with its share of the queue's room (if it
+/// came from the network): the room is given back once the main task has
+/// handled it.
+pub struct Queued {
+    msg: UiMsg,
+    room: Option<OwnedSemaphorePermit>,
+}
+
+/// Room in the main task's queue for the events of one core input
+/// ([`EVENT_CAPACITY`]), taken with [`Outputs::room`].
+pub struct Room(OwnedSemaphorePermit);
+
 /// Where drained core output goes.
 #[derive(Clone)]
 pub struct Outputs {
-    to_server: UnboundedSender<Vec<u8>>,
-    to_ui: UnboundedSender<UiMsg>,
+    to_ui: UnboundedSender<Queued>,
+    /// [`UI_QUEUE`] permits: one per network event waiting for the main task.
+    ui_room: Arc<Semaphore>,
+    wake: Arc<Wake>,
+}
+
+/// Who waits for core calls.
+struct Wake {
+    /// The writer: bytes may be queued.
+    writer: Notify,
+    /// The timer: the earliest deadline may have moved.
+    timer: Notify,
 }
 
 impl Outputs {
-    /// Moves all queued standard-channel bytes to the writer and all events to
-    /// the main task. Call with the lock held, after every core call.
+    /// Outputs and the main task's end of its queue.
+    pub fn new() -> (Self, UnboundedReceiver<Queued>) {
+        let (to_ui, ui_rx) = unbounded_channel();
+        let out = Outputs {
+            to_ui,
+            ui_room: Arc::new(Semaphore::new(UI_QUEUE)),
+            wake: Arc::new(Wake {
+                writer: Notify::new(),
+                timer: Notify::new(),
+            }),
+        };
+        (out, ui_rx)
+    }
+
+    /// Waits until the main task's queue has room for the events of one
+    /// more core input. The reader and the daemon links call it before each
+    /// frame they feed to the core (without the lock held): while the main
+    /// task is behind they wait here and so stop reading their sockets.
+    pub async fn room(&self) -> Room {
+        let permits = u32::try_from(EVENT_CAPACITY).unwrap_or(u32::MAX);
+        match self.ui_room.clone().acquire_many_owned(permits).await {
+            Ok(p) => Room(p),
+            // The semaphore is never closed.
+            Err(_) => std::future::pending().await,
+        }
+    }
+
+    /// Hands all queued events to the main task and wakes the writer (bytes
+    /// may be queued) and the timer (a deadline may have moved). Call with
+    /// the lock held, after every core call.
     pub fn drain(&self, client: &mut Client) {
-        let mut chunk = [0u8; 2048];
-        loop {
-            let n = client.poll_transmit(&mut chunk);
-            if n == 0 {
-                break;
-            }
-            // If the writer is gone the main task learns it from the writer's message.
-            let _ = self.to_server.send(chunk[..n].to_vec());
-        }
+        self.drain_with(client, None);
+    }
+
+    /// [`Self::drain`] after a core input from the network, whose events use
+    /// the `room` taken for them (what they do not use is given back).
+    pub fn drain_input(&self, client: &mut Client, room: Room) {
+        self.drain_with(client, Some(room.0));
+    }
+
+    fn drain_with(&self, client: &mut Client, mut room: Option<OwnedSemaphorePermit>) {
         while let Some(ev) = client.poll_event() {
-            let _ = self.to_ui.send(UiMsg::Core(Box::new(ev)));
+            let room = room.as_mut().and_then(|r| r.split(1));
+            let _ = self.to_ui.send(Queued {
+                msg: UiMsg::Core(Box::new(ev)),
+                room,
+            });
         }
+        self.wake.writer.notify_one();
+        self.wake.timer.notify_one();
     }
 
     /// Sends a message to the main task.
     pub fn tell(&self, msg: UiMsg) {
-        let _ = self.to_ui.send(msg);
+        let _ = self.to_ui.send(Queued { msg, room: None });
     }
+}
+
+/// Starts the reader, the writer and the timer of the standard channel
+/// `rd` / `wr`, whose client is in `shared`.
+pub fn spawn_connection<R, W>(rd: R, wr: W, shared: &Shared, out: &Outputs)
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    tokio::spawn(writer(wr, shared.clone(), out.clone()));
+    tokio::spawn(reader(rd, shared.clone(), out.clone()));
+    tokio::spawn(timer(shared.clone(), out.clone()));
 }
 
 /// Runs `chat` to the end; returns the exit status.
@@ -218,26 +399,22 @@ pub async fn chat(settings: ChatSettings, ui: Ui) -> i32 {
         daemon_port: Some(daemon_addr.port()),
         limits: Limits::DEFAULT,
     };
+    let clock = Clock::new();
     let mut rng = os_rng();
     let started = match ca {
-        Some(ca) => Client::with_ca(config, ca, identity, now(), &mut rng),
-        None => Client::new(config, identity, now(), &mut rng),
+        Some(ca) => Client::with_ca(config, ca, identity, clock.now(), &mut rng),
+        None => Client::new(config, identity, clock.now(), &mut rng),
     };
     let client = match started {
         Ok(c) => c,
         Err(e) => return setup_error(&format!("cannot start the handshake: {e}")),
     };
-    let shared = Shared(Arc::new(Mutex::new(Core { client, rng })));
-
-    let (to_server, server_rx) = unbounded_channel();
-    let (to_ui, ui_rx) = unbounded_channel();
-    let out = Outputs { to_server, to_ui };
+    let shared = Shared::new(Core { client, rng }, clock);
+    let (out, ui_rx) = Outputs::new();
     let (answers_tx, answers_rx) = watch::channel(0u64);
 
     let (rd, wr) = stream.into_split();
-    tokio::spawn(writer(wr, server_rx, out.clone()));
-    out.drain(&mut shared.lock().client);
-    tokio::spawn(reader(rd, shared.clone(), out.clone()));
+    spawn_connection(rd, wr, &shared, &out);
     tokio::spawn(crate::daemon::run(
         listener,
         shared.clone(),
@@ -266,32 +443,20 @@ pub async fn chat(settings: ChatSettings, ui: Ui) -> i32 {
     } else {
         spawn_stdin()
     };
-    let mut session = Session {
+    let ca_name = match &settings.trust {
+        ServerTrust::Ca { server_name, .. } => Some(server_name.clone()),
+        ServerTrust::Pinned(_) => None,
+    };
+    let mut session = Session::new(
         ui,
         shared,
         out,
-        answers: answers_tx,
-        logged_in: false,
-        quitting: None,
-        users: Vec::new(),
-        me: settings.user.clone(),
+        answers_tx,
+        settings.user.clone(),
         known,
-        pending_trust: HashMap::new(),
-        asked: None,
-        requesting: None,
-        chat_peer: None,
-        held: None,
-        held_messages: Vec::new(),
-        online: Vec::new(),
-        silent_users: false,
-        tty: readline.is_some(),
-        deferred: Vec::new(),
-        pending_lines: VecDeque::new(),
-        ca_name: match &settings.trust {
-            ServerTrust::Ca { server_name, .. } => Some(server_name.clone()),
-            ServerTrust::Pinned(_) => None,
-        },
-    };
+        readline.is_some(),
+        ca_name,
+    );
     let mut readline = readline;
     let code = session.run(ui_rx, stdin, &mut readline).await;
     if let Some(mut rl) = readline.take() {
@@ -356,8 +521,10 @@ fn unreachable(ui: Ui, server: &str, why: &str) -> i32 {
     EXIT_UNREACHABLE
 }
 
-/// Reads the server's bytes and feeds the core, one frame per call.
-async fn reader(mut rd: OwnedReadHalf, shared: Shared, out: Outputs) {
+/// Reads the server's bytes and feeds the core, one frame per call. Before
+/// each frame it waits for room in the main task's queue, so while the main
+/// task is behind the socket is not read.
+async fn reader<R: AsyncRead + Unpin>(mut rd: R, shared: Shared, out: Outputs) {
     let mut buf = vec![0u8; 4096];
     loop {
         let n = match rd.read(&mut buf).await {
@@ -373,15 +540,16 @@ async fn reader(mut rd: OwnedReadHalf, shared: Shared, out: Outputs) {
                 return;
             }
         };
-        let mut core = shared.lock();
-        let core = &mut *core;
-        let mut input = &buf[..n];
+        let mut input = buf.get(..n).unwrap_or_default();
         while !input.is_empty() {
-            let r = core.client.handle_input(now(), input, &mut core.rng);
-            out.drain(&mut core.client);
+            let room = out.room().await;
+            let mut core = shared.lock();
+            let core = &mut *core;
+            let r = core.client.handle_input(shared.now(), input, &mut core.rng);
+            out.drain_input(&mut core.client, room);
             match r {
                 Ok(0) => break,
-                Ok(used) => input = &input[used.min(input.len())..],
+                Ok(used) => input = input.get(used..).unwrap_or_default(),
                 Err(e) => {
                     out.tell(UiMsg::Failed(e));
                     return;
@@ -396,12 +564,65 @@ async fn reader(mut rd: OwnedReadHalf, shared: Shared, out: Outputs) {
     }
 }
 
-/// Writes queued bytes to the server, in order.
-async fn writer(mut wr: OwnedWriteHalf, mut rx: UnboundedReceiver<Vec<u8>>, out: Outputs) {
-    while let Some(bytes) = rx.recv().await {
-        if let Err(e) = wr.write_all(&bytes).await {
+/// Writes the bytes the core queued to the server, in order, at most
+/// [`WRITE_CHUNK`] at a time: while a write waits (the server does not
+/// read), the rest stays in the core's fixed output queue.
+async fn writer<W: AsyncWrite + Unpin>(mut wr: W, shared: Shared, out: Outputs) {
+    let mut chunk = vec![0u8; WRITE_CHUNK];
+    loop {
+        let n = shared.lock().client.poll_transmit(&mut chunk);
+        if n == 0 {
+            // A wake-up that came since the poll above is kept for this wait.
+            out.wake.writer.notified().await;
+            continue;
+        }
+        let bytes = chunk.get(..n).unwrap_or_default();
+        if let Err(e) = wr.write_all(bytes).await {
             out.tell(UiMsg::ConnectionLost(format!("write to the server: {e}")));
             return;
+        }
+    }
+}
+
+/// Calls [`Client::handle_timeout`] at [`Client::poll_timeout`], which it
+/// reads again after every core call of any task (they wake it through
+/// [`Outputs::drain`]): an earlier deadline, such as the end-to-end
+/// handshake's after `ChatStarted`, is never slept past.
+async fn timer(shared: Shared, out: Outputs) {
+    let clock = shared.clock();
+    loop {
+        let deadline = {
+            let core = shared.lock();
+            if core.client.is_closed() {
+                return;
+            }
+            core.client.poll_timeout()
+        };
+        tokio::select! {
+            () = clock.sleep_until(deadline) => {}
+            // A core call since the poll above (the wake-up is kept if it came
+            // before this wait): read the deadline again.
+            () = out.wake.timer.notified() => continue,
+        }
+        let (r, closed) = {
+            let mut core = shared.lock();
+            let r = core.client.handle_timeout(shared.now());
+            out.drain(&mut core.client);
+            (r, core.client.is_closed())
+        };
+        match r {
+            Ok(()) => {}
+            Err(e) if closed => {
+                out.tell(UiMsg::Failed(e));
+                return;
+            }
+            Err(e) => {
+                // E.g. the keep-alive did not fit the output queue: the server
+                // is not reading. The session goes on; try again shortly (the
+                // deadline has passed, so waiting for it would spin).
+                debug!("timer: {e}; trying again");
+                tokio::time::sleep(TIMER_RETRY).await;
+            }
         }
     }
 }
@@ -439,13 +660,6 @@ fn spawn_stdin() -> UnboundedReceiver<Result<String, String>> {
     rx
 }
 
-async fn sleep_until_core(deadline: Option<securecom_core::Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep(until(d)).await,
-        None => std::future::pending().await,
-    }
-}
-
 async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
@@ -463,8 +677,11 @@ struct Session {
     logged_in: bool,
     /// Set by `/quit`: when to give up waiting for `Bye`.
     quitting: Option<tokio::time::Instant>,
-    /// `Users` pages collected so far.
+    /// `Users` pages collected so far (at most [`MAX_LISTED_USERS`] names).
     users: Vec<String>,
+    /// The listing in progress was cut at [`MAX_LISTED_USERS`]: its further
+    /// pages, up to its last (`more: false`), are ignored.
+    users_cut: bool,
     /// Our user name.
     me: String,
     /// The known-peers file.
@@ -480,8 +697,12 @@ struct Session {
     chat_peer: Option<String>,
     /// The open chat is on hold: the peer's key changed and is not trusted yet.
     held: Option<String>,
-    /// Messages received while on hold, shown after `/trust`.
+    /// Messages received while on hold, shown after `/trust` (at most
+    /// [`MAX_HELD_MESSAGES`]).
     held_messages: Vec<Event>,
+    /// The held chat had too many messages and is being ended: the peer's
+    /// messages still on their way are dropped.
+    held_overflow: bool,
     /// Who is online (for the prompt).
     online: Vec<String>,
     /// The `/users` in flight is the prompt's refresh: do not print it.
@@ -497,9 +718,47 @@ struct Session {
 }
 
 impl Session {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        ui: Ui,
+        shared: Shared,
+        out: Outputs,
+        answers: watch::Sender<u64>,
+        me: String,
+        known: KnownPeers,
+        tty: bool,
+        ca_name: Option<String>,
+    ) -> Self {
+        Session {
+            ui,
+            shared,
+            out,
+            answers,
+            logged_in: false,
+            quitting: None,
+            users: Vec::new(),
+            users_cut: false,
+            me,
+            known,
+            pending_trust: HashMap::new(),
+            asked: None,
+            requesting: None,
+            chat_peer: None,
+            held: None,
+            held_messages: Vec::new(),
+            held_overflow: false,
+            online: Vec::new(),
+            silent_users: false,
+            tty,
+            deferred: Vec::new(),
+            pending_lines: VecDeque::new(),
+            ca_name,
+        }
+    }
+
     async fn run(
         &mut self,
-        mut ui_rx: UnboundedReceiver<UiMsg>,
+        mut ui_rx: UnboundedReceiver<Queued>,
         mut stdin: UnboundedReceiver<Result<String, String>>,
         rl: &mut Option<Readline>,
     ) -> i32 {
@@ -524,17 +783,19 @@ impl Session {
                     continue;
                 }
             }
-            let deadline = self.shared.lock().client.poll_timeout();
             // The line editor is always polled (it also shows the output);
             // plain stdin only once logged in (earlier lines wait there).
             let poll_input =
                 stdin_open && (self.tty || (self.logged_in && self.quitting.is_none()));
             tokio::select! {
                 biased;
-                msg = ui_rx.recv() => {
+                queued = ui_rx.recv() => {
                     // `self.out` holds a sender, so the channel never closes.
-                    let Some(msg) = msg else { return EXIT_LOST };
-                    if let Some(code) = self.on_ui(msg) {
+                    let Some(Queued { msg, room }) = queued else { return EXIT_LOST };
+                    let code = self.on_ui(msg);
+                    // Handled: its room in the queue is free again.
+                    drop(room);
+                    if let Some(code) = code {
                         return code;
                     }
                 }
@@ -548,17 +809,6 @@ impl Session {
                         return code;
                     }
                 }
-                () = sleep_until_core(deadline) => {
-                    let r = {
-                        let mut core = self.shared.lock();
-                        let r = core.client.handle_timeout(now());
-                        self.out.drain(&mut core.client);
-                        r
-                    };
-                    if let Err(e) = r {
-                        return self.lost(&describe(&e));
-                    }
-                }
                 () = sleep_until_opt(self.quitting), if self.quitting.is_some() => {
                     return self.lost("the server did not confirm the logout");
                 }
@@ -566,7 +816,7 @@ impl Session {
                     if !self.silent_users {
                         let r = {
                             let mut core = self.shared.lock();
-                            let r = core.client.list_users(now());
+                            let r = core.client.list_users(self.shared.now());
                             self.out.drain(&mut core.client);
                             r
                         };
@@ -735,7 +985,7 @@ impl Session {
                     // Fill the prompt's online list.
                     let r = {
                         let mut core = self.shared.lock();
-                        let r = core.client.list_users(now());
+                        let r = core.client.list_users(self.shared.now());
                         self.out.drain(&mut core.client);
                         r
                     };
@@ -756,17 +1006,13 @@ impl Session {
                 Event::Daemon { reachable }
             }
             ClientEvent::Users { names, more } => {
-                self.users.extend(names.iter().map(|n| n.to_string()));
-                if more {
-                    return None;
-                }
-                let names = std::mem::take(&mut self.users);
+                let (names, truncated) = self.on_users_page(&names, more)?;
                 self.online = names.clone();
                 self.online.sort();
                 if std::mem::take(&mut self.silent_users) {
                     return None;
                 }
-                Event::Users { names }
+                Event::Users { names, truncated }
             }
             ClientEvent::ChatPending { chat_id, user } => Event::ChatPending {
                 user: user.to_string(),
@@ -823,6 +1069,8 @@ impl Session {
                     safety_number: safety_number.to_string(),
                     initiator,
                 });
+                self.held_overflow = false;
+                self.held_messages.clear();
                 if !self.check_known(&peer, &peer_key) {
                     self.held = Some(peer.to_string());
                 }
@@ -835,8 +1083,7 @@ impl Session {
                 };
                 if self.held.as_deref() == Some(from.as_str()) {
                     // Not shown before the user trusts the new key.
-                    self.held_messages.push(ev);
-                    return None;
+                    return self.hold(ev, from.as_str());
                 }
                 ev
             }
@@ -847,6 +1094,7 @@ impl Session {
                 self.requesting = None;
                 self.asked = None;
                 self.pending_trust.remove(peer.as_str());
+                self.held_overflow = false;
                 if self.held.take().is_some() && !self.held_messages.is_empty() {
                     self.ui.note(&format!(
                         "* {} message(s) from {peer} held while the key was not trusted are discarded",
@@ -877,6 +1125,68 @@ impl Session {
         };
         self.ui.emit(&event);
         None
+    }
+
+    /// Gathers one `Users` page; returns the whole list (and whether it was
+    /// cut at [`MAX_LISTED_USERS`]) after its last page, `None` before.
+    ///
+    /// At the bound the names gathered so far are the list (marked cut) and
+    /// the listing's further pages, up to its last, are ignored: a server
+    /// sending `more: true` without end cannot grow our memory.
+    fn on_users_page(&mut self, names: &[UserName], more: bool) -> Option<(Vec<String>, bool)> {
+        if self.users_cut {
+            // The rest of a listing already shown cut.
+            if !more {
+                self.users_cut = false;
+            }
+            return None;
+        }
+        let room = MAX_LISTED_USERS.saturating_sub(self.users.len());
+        let cut = names.len() > room || (more && names.len() == room);
+        self.users
+            .extend(names.iter().take(room).map(|n| n.to_string()));
+        if cut {
+            warn!(
+                names = self.users.len(),
+                "the server's user list is longer than we keep; cut"
+            );
+            self.users_cut = more;
+        } else if more {
+            return None;
+        }
+        Some((std::mem::take(&mut self.users), cut))
+    }
+
+    /// Holds a message of the chat on hold (the peer's changed key is not
+    /// trusted yet). One more than [`MAX_HELD_MESSAGES`] ends the chat, as
+    /// `/leave` would, and discards them all.
+    fn hold(&mut self, ev: Event, from: &str) -> Option<i32> {
+        if self.held_overflow {
+            // The chat is being ended; this one crossed our leaving.
+            return None;
+        }
+        if self.held_messages.len() < MAX_HELD_MESSAGES {
+            self.held_messages.push(ev);
+            return None;
+        }
+        warn!(peer = %from, "too many messages held while the key was not trusted; leaving");
+        self.held_overflow = true;
+        self.held_messages.clear();
+        self.ui.emit(&Event::Error {
+            message: format!(
+                "too many messages from {from} held while the key was not trusted: chat ended \
+                 ({} messages not shown are discarded)",
+                MAX_HELD_MESSAGES + 1
+            ),
+        });
+        match self.call(|c, now| c.leave_chat(now), |_, _| None) {
+            Ok(()) => None,
+            // The session is over (the error was shown).
+            Err(Some(code)) => Some(code),
+            // Not left (e.g. the server is not reading): the error was shown;
+            // the peer's messages are still dropped until the chat ends.
+            Err(None) => None,
+        }
     }
 
     /// The server name the certificate was checked for (CA mode).
@@ -914,12 +1224,12 @@ impl Session {
     /// the session ends the program; any other is reported and the session goes on.
     fn call<T>(
         &mut self,
-        f: impl FnOnce(&mut Client) -> Result<T, Error>,
+        f: impl FnOnce(&mut Client, Instant) -> Result<T, Error>,
         explain: impl FnOnce(&Error, &Client) -> Option<String>,
     ) -> Result<T, Option<i32>> {
         let (r, closed, message) = {
             let mut core = self.shared.lock();
-            let r = f(&mut core.client);
+            let r = f(&mut core.client, self.shared.now());
             self.out.drain(&mut core.client);
             let message = match &r {
                 Err(e) => explain(e, &core.client).unwrap_or_else(|| command_error(e)),
@@ -940,7 +1250,9 @@ impl Session {
     fn on_command(&mut self, cmd: Command) -> Option<i32> {
         debug!(?cmd, "command");
         let no_request = |e: &Error, _: &Client| match e {
-            Error::Protocol(ProtocolError::Unexpected) => Some("no chat request to answer".to_string()),
+            Error::Protocol(ProtocolError::Unexpected) => {
+                Some("no chat request to answer".to_string())
+            }
             Error::Protocol(ProtocolError::WrongChat) => {
                 Some("that request is gone (withdrawn or replaced): not answered".to_string())
             }
@@ -950,12 +1262,12 @@ impl Session {
             Command::Empty => {}
             Command::Help => self.ui.note(HELP),
             Command::Users => {
-                if let Err(code) = self.call(|c| c.list_users(now()), |_, _| None) {
+                if let Err(code) = self.call(|c, now| c.list_users(now), |_, _| None) {
                     return code;
                 }
             }
             Command::Chat(name) => {
-                if let Err(code) = self.call(|c| c.request_chat(now(), &name), |_, _| None) {
+                if let Err(code) = self.call(|c, now| c.request_chat(now, &name), |_, _| None) {
                     return code;
                 }
                 self.requesting = Some(name);
@@ -1030,7 +1342,7 @@ impl Session {
                     });
                     return None;
                 };
-                if let Err(code) = self.call(|c| c.answer_request(chat_id, accept), no_request) {
+                if let Err(code) = self.call(|c, _| c.answer_request(chat_id, accept), no_request) {
                     return code;
                 }
                 if !accept {
@@ -1054,12 +1366,12 @@ impl Session {
                             .to_string()
                     })
                 };
-                if let Err(code) = self.call(|c| c.leave_chat(now()), explain) {
+                if let Err(code) = self.call(|c, now| c.leave_chat(now), explain) {
                     return code;
                 }
             }
             Command::Quit => {
-                if let Err(code) = self.call(|c| c.logout(now()), |_, _| None) {
+                if let Err(code) = self.call(|c, now| c.logout(now), |_, _| None) {
                     return code;
                 }
                 self.ui.note("* logging out...");
@@ -1078,6 +1390,11 @@ impl Session {
                     return None;
                 }
                 let explain = |e: &Error, c: &Client| match (e, c.chat()) {
+                    // The core's output queue is full: the writer could not
+                    // hand it to the socket (see the module docs, "Bounds").
+                    (Error::Protocol(ProtocolError::QueueFull), _) => {
+                        Some("the server is not reading: message not sent".to_string())
+                    }
                     (Error::Protocol(ProtocolError::NoChat), Some(chat)) if !chat.is_open() => {
                         Some(format!("the chat with {} is not ready yet", chat.peer()))
                     }
@@ -1088,9 +1405,9 @@ impl Session {
                     _ => None,
                 };
                 let sent = self.call(
-                    |c| {
+                    |c, now| {
                         let peer = c.chat().map(|chat| chat.peer().to_string());
-                        c.send_text(now(), &text).map(|()| peer)
+                        c.send_text(now, &text).map(|()| peer)
                     },
                     explain,
                 );
@@ -1113,3 +1430,6 @@ async fn recv_signal(s: &mut Option<tokio::signal::unix::Signal>) -> Option<()> 
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+mod tests;
