@@ -619,3 +619,152 @@ pub fn say(from: &mut Client, to: &mut Client, text: &str) {
     assert_eq!(m["from"], from.name.as_str());
     assert_eq!(m["text"], text);
 }
+
+// ---------------------------------------------------------------------------
+// Programs started through a launcher (e.g. `ip netns exec NS`): the NAT
+// tests (tests/tests/nat.rs) run the server and the clients in network
+// namespaces. These build the same command lines as `run_server` and
+// `Client::spawn_trusting` above, but leave the spawning to a `Command`
+// the caller made, so that any wrapper (or extra flags) can come first.
+// ---------------------------------------------------------------------------
+
+/// The arguments after the server program for `securecom-server run` in
+/// `data`, as [`run_server`] gives them: `--data-dir DATA run --listen
+/// LISTEN --log LEVEL EXTRA...`.
+pub fn server_run_args(
+    data: &Path,
+    listen: &str,
+    level: &str,
+    extra: &[impl AsRef<std::ffi::OsStr>],
+) -> Vec<std::ffi::OsString> {
+    let mut args: Vec<std::ffi::OsString> = vec!["--data-dir".into(), data.into()];
+    for a in ["run", "--listen", listen, "--log", level] {
+        args.push(a.into());
+    }
+    args.extend(extra.iter().map(|a| a.as_ref().to_os_string()));
+    args
+}
+
+/// Spawns `cmd` (a command that runs `securecom-server run ...`, directly or
+/// through a launcher), its stderr appended to `log`, and waits (up to
+/// [`WAIT`]) for the line that says where it listens, as [`run_server`] does.
+pub fn spawn_server_command(mut cmd: Command, log: &Path) -> (Child, SocketAddr) {
+    let log_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("log file");
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log_file)
+        .spawn()
+        .unwrap_or_else(|e| panic!("start the server ({cmd:?}): {e}"));
+    let stdout = child.stdout.take().expect("server stdout");
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = match rx.recv_timeout(WAIT) {
+        Ok(line) if !line.is_empty() => line,
+        _ => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "the server ({cmd:?}) did not say where it listens; its log:\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+    };
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("not a listening line: {line:?}"))
+        .parse()
+        .expect("address");
+    (child, addr)
+}
+
+/// The arguments after the client program for a scripted client, as
+/// [`Client::spawn_trusting`] gives them: `chat --script --server SERVER
+/// TRUST... --user NAME --key KEY_FILE --daemon-listen DAEMON_LISTEN`.
+pub fn client_chat_args(
+    server: SocketAddr,
+    trust: &[&str],
+    name: &str,
+    key_file: &Path,
+    daemon_listen: &str,
+) -> Vec<std::ffi::OsString> {
+    let mut args: Vec<std::ffi::OsString> = Vec::new();
+    for a in ["chat", "--script", "--server", &server.to_string()] {
+        args.push(a.into());
+    }
+    args.extend(trust.iter().map(std::ffi::OsString::from));
+    for a in ["--user", name, "--key"] {
+        args.push(a.into());
+    }
+    args.push(key_file.into());
+    for a in ["--daemon-listen", daemon_listen] {
+        args.push(a.into());
+    }
+    args
+}
+
+impl Client {
+    /// Starts a scripted client from `cmd`: a command that runs
+    /// `securecom-client` with [`client_chat_args`] (and any extra flags),
+    /// directly or through a launcher such as `ip netns exec NS`. As in
+    /// [`Client::spawn_trusting`], `RUST_LOG` is `debug` and
+    /// `SECURECOM_PASSPHRASE` is removed, unless `cmd` sets them itself.
+    pub fn from_command(name: &str, mut cmd: Command) -> Client {
+        let envs: Vec<std::ffi::OsString> = cmd.get_envs().map(|(k, _)| k.to_owned()).collect();
+        if !envs.iter().any(|k| k == "RUST_LOG") {
+            cmd.env("RUST_LOG", "debug");
+        }
+        if !envs.iter().any(|k| k == "SECURECOM_PASSPHRASE") {
+            cmd.env_remove("SECURECOM_PASSPHRASE");
+        }
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start client {name} ({cmd:?}): {e}"));
+        let stdout = child.stdout.take().expect("stdout");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                match serde_json::from_str::<Value>(&line) {
+                    Ok(v) => {
+                        if tx.send(v).is_err() {
+                            break;
+                        }
+                    }
+                    Err(_) => panic!("client printed a line that is not JSON: {line}"),
+                }
+            }
+        });
+        let err = std::sync::Arc::new(Mutex::new(String::new()));
+        let err2 = err.clone();
+        let stderr_copier = std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Ok(mut e) = err2.lock() {
+                    e.push_str(&line);
+                    e.push('\n');
+                }
+            }
+        });
+        Client {
+            name: name.to_string(),
+            stdin: child.stdin.take(),
+            child,
+            events: rx,
+            seen: Vec::new(),
+            stderr: err,
+            stderr_copier: Some(stderr_copier),
+        }
+    }
+}
