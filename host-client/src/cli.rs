@@ -133,6 +133,11 @@ pub struct ChatArgs {
     /// Default: 0.0.0.0:4242.
     #[arg(long, env = "SECURECOM_DAEMON_LISTEN", value_name = "ADDR")]
     pub daemon_listen: Option<String>,
+    /// Who may connect to the daemon: `server` (default: only the address of
+    /// the server we connected to), `any`, or a comma-separated list of
+    /// addresses (e.g. a multi-homed server's).
+    #[arg(long, env = "SECURECOM_DAEMON_ALLOW", value_name = "server|any|IP,...")]
+    pub daemon_allow: Option<String>,
     /// Script mode: one JSON object per line on stdout per event.
     #[arg(long)]
     pub script: bool,
@@ -152,6 +157,8 @@ pub struct ConfigFile {
     pub user: Option<String>,
     /// Daemon listen address.
     pub daemon_listen: Option<String>,
+    /// Who may connect to the daemon (`server`, `any` or addresses).
+    pub daemon_allow: Option<String>,
     /// CA public key (instead of server_key).
     pub ca_key: Option<String>,
     /// Revocation-list file (relative to the config file's directory).
@@ -220,8 +227,38 @@ pub struct ChatSettings {
     pub user: String,
     /// Where the daemon listens.
     pub daemon_listen: String,
+    /// Who may connect to the daemon.
+    pub daemon_allow: DaemonAllow,
     /// JSON lines on stdout.
     pub script: bool,
+}
+
+/// Who may connect to the daemon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DaemonAllow {
+    /// The address of the server we connected to (the default).
+    Server,
+    /// Anyone.
+    Any,
+    /// These addresses.
+    Only(Vec<std::net::IpAddr>),
+}
+
+/// Parses `--daemon-allow`.
+pub fn parse_daemon_allow(s: &str) -> Result<DaemonAllow, String> {
+    match s.trim() {
+        "server" => Ok(DaemonAllow::Server),
+        "any" => Ok(DaemonAllow::Any),
+        list => list
+            .split(',')
+            .map(|a| {
+                a.trim().parse().map_err(|_| {
+                    format!("--daemon-allow: '{a}' is not an IP address (or server, any)")
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(DaemonAllow::Only),
+    }
 }
 
 /// The default daemon listen address.
@@ -310,6 +347,10 @@ pub fn resolve_chat(args: ChatArgs, file: ConfigFile) -> Result<ChatSettings, St
         .daemon_listen
         .or(file.daemon_listen)
         .unwrap_or_else(default_daemon_listen);
+    let daemon_allow = match args.daemon_allow.or(file.daemon_allow) {
+        Some(a) => parse_daemon_allow(&a)?,
+        None => DaemonAllow::Server,
+    };
     let known_peers = args
         .known_peers
         .or(file.known_peers)
@@ -322,6 +363,7 @@ pub fn resolve_chat(args: ChatArgs, file: ConfigFile) -> Result<ChatSettings, St
         key,
         user,
         daemon_listen,
+        daemon_allow,
         script: args.script,
     })
 }

@@ -12,31 +12,116 @@
 //! ([`Outputs::room`]): while the main task is behind, the link's socket is
 //! not read.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use securecom_core::RequestLink;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, Notify};
 use tracing::{debug, info, warn};
 
 use crate::output::Event;
 use crate::session::{Outputs, Shared, UiMsg};
 
 /// Most request-channel connections at once. The server keeps one; a few
-/// more cover reconnects. Connections that do not finish their handshake are
-/// dropped after the handshake timeout.
-const MAX_LINKS: usize = 8;
+/// more cover reconnects. When all are taken, the oldest connection that has
+/// not authenticated yet is closed to make room: a stranger holding
+/// connections open cannot keep the server out (only the server can
+/// authenticate, so at most one or two links are ever authenticated).
+pub const MAX_LINKS: usize = 8;
+
+/// The server sends NNpsk0 message 1 as soon as it has connected: a
+/// connection that has not delivered it (50 bytes) within this time is closed.
+pub const HELLO_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Who may open request-channel connections.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Allow {
+    /// Anyone (the NNpsk0 handshake still admits only the server).
+    Any,
+    /// Only these addresses (by default the server's).
+    Only(Vec<IpAddr>),
+}
+
+impl Allow {
+    /// Whether a connection from `ip` is accepted.
+    pub fn permits(&self, ip: IpAddr) -> bool {
+        match self {
+            Allow::Any => true,
+            Allow::Only(ips) => ips.iter().any(|a| canonical(*a) == canonical(ip)),
+        }
+    }
+}
+
+/// An IPv4 address seen through an IPv6 socket (`::ffff:a.b.c.d`) is that IPv4 address.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// One live connection.
+struct Slot {
+    id: u64,
+    since: Instant,
+    authenticated: Arc<AtomicBool>,
+    evict: Arc<Notify>,
+}
+
+/// The live connections, at most [`MAX_LINKS`].
+#[derive(Default)]
+struct Slots {
+    links: Mutex<Vec<Slot>>,
+    next: AtomicU64,
+}
+
+impl Slots {
+    /// Takes a slot for a new connection (evicting the oldest unauthenticated
+    /// one when full); `None` if every slot holds an authenticated link.
+    fn admit(&self, peer: SocketAddr) -> Option<(u64, Arc<AtomicBool>, Arc<Notify>)> {
+        let mut links = self.links.lock().unwrap_or_else(|e| e.into_inner());
+        if links.len() >= MAX_LINKS {
+            let oldest = links
+                .iter()
+                .enumerate()
+                .filter(|(_, l)| !l.authenticated.load(Ordering::Relaxed))
+                .min_by_key(|(_, l)| l.since)
+                .map(|(i, _)| i)?;
+            let old = links.swap_remove(oldest);
+            info!(%peer, "daemon: all request-channel slots taken; closing the oldest unauthenticated connection");
+            old.evict.notify_one();
+        }
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let slot = Slot {
+            id,
+            since: Instant::now(),
+            authenticated: Arc::new(AtomicBool::new(false)),
+            evict: Arc::new(Notify::new()),
+        };
+        let handles = (id, slot.authenticated.clone(), slot.evict.clone());
+        links.push(slot);
+        Some(handles)
+    }
+
+    fn release(&self, id: u64) {
+        let mut links = self.links.lock().unwrap_or_else(|e| e.into_inner());
+        links.retain(|l| l.id != id);
+    }
+}
 
 /// Accepts connections until the process exits.
 pub async fn run(
     listener: TcpListener,
+    allow: Allow,
     shared: Shared,
     out: Outputs,
     answers: watch::Receiver<u64>,
 ) {
-    let slots = Arc::new(Semaphore::new(MAX_LINKS));
+    let slots = Arc::new(Slots::default());
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(c) => c,
@@ -47,14 +132,19 @@ pub async fn run(
                 continue;
             }
         };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            warn!(%peer, "daemon: too many request-channel connections; dropping one");
+        if !allow.permits(peer.ip()) {
+            debug!(%peer, "daemon: connection from an address that is not the server's: closed");
+            continue;
+        }
+        let Some((id, authenticated, evict)) = slots.admit(peer) else {
+            warn!(%peer, "daemon: every request-channel slot holds an authenticated link; dropping the new one");
             continue;
         };
-        let (shared, out, answers) = (shared.clone(), out.clone(), answers.clone());
+        let (shared, out, answers, slots) =
+            (shared.clone(), out.clone(), answers.clone(), slots.clone());
         tokio::spawn(async move {
-            serve_link(stream, peer, shared, out, answers).await;
-            drop(permit);
+            serve_link(stream, peer, shared, out, answers, &authenticated, &evict).await;
+            slots.release(id);
         });
     }
 }
@@ -66,7 +156,10 @@ async fn serve_link(
     shared: Shared,
     out: Outputs,
     mut answers: watch::Receiver<u64>,
+    authenticated: &AtomicBool,
+    evict: &Notify,
 ) {
+    let accepted = tokio::time::Instant::now();
     let _ = stream.set_nodelay(true);
     let link = {
         let mut core = shared.lock();
@@ -86,11 +179,14 @@ async fn serve_link(
     let mut handshake_deadline = link.poll_timeout();
     answers.mark_unchanged();
     let mut buf = vec![0u8; 4096];
+    // NNpsk0 message 1 is one frame of 2 + 48 bytes.
+    let mut read_total = 0usize;
     let result: Result<(), String> = loop {
         tokio::select! {
             r = stream.read(&mut buf) => match r {
                 Ok(0) => break Ok(()),
                 Ok(n) => {
+                    read_total = read_total.saturating_add(n);
                     let fed = feed(&shared, &out, &mut link, buf.get(..n).unwrap_or_default()).await;
                     if let Err(e) = flush(&mut stream, &shared, &mut link).await {
                         break Err(e);
@@ -98,12 +194,19 @@ async fn serve_link(
                     if let Err(e) = fed {
                         break Err(e);
                     }
+                    if link.is_authenticated() {
+                        authenticated.store(true, Ordering::Relaxed);
+                    }
                     if link.is_closed() {
                         break Ok(());
                     }
                 }
                 Err(e) => break Err(format!("read: {e}")),
             },
+            () = evict.notified() => break Err("evicted to make room".into()),
+            () = tokio::time::sleep_until(accepted + HELLO_TIMEOUT), if read_total < 50 => {
+                break Err("no NNpsk0 message 1 in time".into());
+            }
             changed = answers.changed() => {
                 if changed.is_err() {
                     break Ok(());

@@ -59,8 +59,9 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, info, warn};
 
-use crate::cli::{ChatSettings, ServerTrust};
+use crate::cli::{ChatSettings, DaemonAllow, ServerTrust};
 use crate::command::{self, Command, HELP};
+use crate::daemon::Allow;
 use crate::errors::{command_error, describe};
 use crate::known_peers::{Check, KnownPeers};
 use crate::output::{chat_end, close_reason, error_code, login_error, refuse_reason, Event, Ui};
@@ -388,6 +389,15 @@ pub async fn chat(settings: ChatSettings, ui: Ui) -> i32 {
         };
     let _ = stream.set_nodelay(true);
     info!(server = %settings.server, "connected");
+    // The daemon admits the server only (by default): the address we reached it at.
+    let allow = match &settings.daemon_allow {
+        DaemonAllow::Any => Allow::Any,
+        DaemonAllow::Only(ips) => Allow::Only(ips.clone()),
+        DaemonAllow::Server => match stream.peer_addr() {
+            Ok(a) => Allow::Only(vec![a.ip()]),
+            Err(e) => return setup_error(&format!("server address: {e}")),
+        },
+    };
 
     let config = ClientConfig {
         user,
@@ -417,6 +427,7 @@ pub async fn chat(settings: ChatSettings, ui: Ui) -> i32 {
     spawn_connection(rd, wr, &shared, &out);
     tokio::spawn(crate::daemon::run(
         listener,
+        allow,
         shared.clone(),
         out.clone(),
         answers_rx,
