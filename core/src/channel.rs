@@ -318,7 +318,7 @@ impl<const R: usize, const Q: usize> Channel<R, Q> {
             Some(body) => self.tx.push_with(reserve, |out| Ok(t.encrypt(body, out)?)),
             None => Err(CryptoError::BufferTooSmall.into()),
         };
-        plain.zeroize();
+        plain.as_mut_slice().zeroize();
         if let Err(Error::Crypto(CryptoError::MessageLimit)) = result {
             return self.fail(ProtocolError::SessionExpired);
         }

@@ -313,7 +313,7 @@ impl E2eChat {
             },
             Err(e) => Err(e.into()),
         };
-        plain.zeroize();
+        plain.as_mut_slice().zeroize();
         if !matches!(result, Ok(Received::Text)) {
             self.phase = E2ePhase::Dead;
         }
@@ -335,6 +335,6 @@ fn seal(
         },
         Err(e) => Err(e.into()),
     };
-    plain.zeroize();
+    plain.as_mut_slice().zeroize();
     r
 }

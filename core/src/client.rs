@@ -471,7 +471,9 @@ impl Client {
             Err(e) => return self.fail(e),
         };
         let result = match incoming {
-            Incoming::Nothing => Ok(()),
+            // No whole frame yet: nothing was written to `scratch` (still the
+            // zeros above), so there is nothing to wipe.
+            Incoming::Nothing => return Ok(used),
             Incoming::Handshake { len, .. } => {
                 received(&scratch, len).and_then(|p| self.on_server_hello(now, p))
             }
@@ -479,7 +481,9 @@ impl Client {
                 .and_then(|p| Ok(decode::<ServerMsg>(p)?))
                 .and_then(|msg| self.on_message(now, msg, rng)),
         };
-        scratch.zeroize();
+        // As a slice: zeroize's bulk wipe (a memset it keeps), not the
+        // array impl's one volatile store per byte.
+        scratch.as_mut_slice().zeroize();
         match result {
             Ok(()) => Ok(used),
             Err(e) => self.fail(e),

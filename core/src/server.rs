@@ -621,7 +621,8 @@ impl ServerSession {
             }
         };
         let result = match incoming {
-            Incoming::Nothing => Ok(()),
+            // No whole frame yet: nothing was written to `scratch`.
+            Incoming::Nothing => return Ok(used),
             Incoming::Handshake { len, finished } => {
                 received(&scratch, len).and_then(|p| self.on_handshake(now, p, finished, registry))
             }
@@ -629,8 +630,9 @@ impl ServerSession {
                 .and_then(|p| Ok(decode::<ClientMsg>(p)?))
                 .and_then(|msg| self.on_message(now, msg)),
         };
-        // The plaintext may hold the daemon secret (`AnnounceDaemon`).
-        scratch.zeroize();
+        // The plaintext may hold the daemon secret (`AnnounceDaemon`). As a
+        // slice: zeroize's bulk wipe, not the array impl's byte-by-byte loop.
+        scratch.as_mut_slice().zeroize();
         match result {
             Ok(()) => Ok(used),
             Err(e) => {
