@@ -74,6 +74,16 @@ impl Enc for bool {
     }
 }
 
+/// `Option<T>` as `arbitrary` reads it: a `bool`, then the value if `true`.
+impl<T: Enc> Enc for Option<T> {
+    fn enc(&self, w: &mut W) {
+        match self {
+            None => w.bool(false),
+            Some(v) => w.bool(true).put(v),
+        };
+    }
+}
+
 /// A byte string: a `u16` length (mod 2048), then the bytes.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Bytes(pub Vec<u8>);
@@ -274,6 +284,7 @@ pub enum ArbServerMsg {
         initiator: bool,
     },
     ChatRefused {
+        chat_id: Option<Cid>,
         user: Name,
         reason: u8,
     },
@@ -332,7 +343,12 @@ impl ArbServerMsg {
                 peer_key: peer_key.0,
                 initiator: *initiator,
             },
-            Self::ChatRefused { user, reason } => ServerMsg::ChatRefused {
+            Self::ChatRefused {
+                chat_id,
+                user,
+                reason,
+            } => ServerMsg::ChatRefused {
+                chat_id: chat_id.map(|c| c.0),
                 user: &user.0,
                 reason: refuse_reason(*reason),
             },
@@ -376,7 +392,11 @@ impl Enc for ArbServerMsg {
                 .put(peer)
                 .put(peer_key)
                 .bool(*initiator),
-            Self::ChatRefused { user, reason } => w.variant(6, N).put(user).u8(*reason),
+            Self::ChatRefused {
+                chat_id,
+                user,
+                reason,
+            } => w.variant(6, N).put(chat_id).put(user).u8(*reason),
             Self::ChatHandshake { chat_id, noise } => w.variant(7, N).put(chat_id).put(noise),
             Self::ChatData { chat_id, noise } => w.variant(8, N).put(chat_id).put(noise),
             Self::PeerLeft { chat_id } => w.variant(9, N).put(chat_id),
@@ -403,7 +423,7 @@ pub enum ArbClientMsg {
     RequestChat { user: Name },
     ChatHandshake { chat_id: Cid, noise: Bytes },
     ChatData { chat_id: Cid, noise: Bytes },
-    LeaveChat,
+    LeaveChat { chat_id: Cid },
     Ping,
     Logout,
 }
@@ -426,10 +446,24 @@ impl ArbClientMsg {
                 chat_id: chat_id.0,
                 noise: &noise.0,
             },
-            Self::LeaveChat => ClientMsg::LeaveChat,
+            Self::LeaveChat { chat_id } => ClientMsg::LeaveChat { chat_id: chat_id.0 },
             Self::Ping => ClientMsg::Ping,
             Self::Logout => ClientMsg::Logout,
         }
+    }
+}
+
+impl ArbClientMsg {
+    /// The same message with its chat id (if any) passed through `f`.
+    pub fn map_id(&self, f: impl Fn(Cid) -> Cid) -> Self {
+        let mut m = self.clone();
+        match &mut m {
+            Self::ChatHandshake { chat_id, .. }
+            | Self::ChatData { chat_id, .. }
+            | Self::LeaveChat { chat_id } => *chat_id = f(*chat_id),
+            _ => {}
+        }
+        m
     }
 }
 
@@ -442,7 +476,7 @@ impl Enc for ArbClientMsg {
             Self::RequestChat { user } => w.variant(2, N).put(user),
             Self::ChatHandshake { chat_id, noise } => w.variant(3, N).put(chat_id).put(noise),
             Self::ChatData { chat_id, noise } => w.variant(4, N).put(chat_id).put(noise),
-            Self::LeaveChat => w.variant(5, N),
+            Self::LeaveChat { chat_id } => w.variant(5, N).put(chat_id),
             Self::Ping => w.variant(6, N),
             Self::Logout => w.variant(7, N),
         };
@@ -520,6 +554,19 @@ impl ArbDaemonToServer {
     }
 }
 
+impl ArbDaemonToServer {
+    /// The same message with its chat id (if any) passed through `f`.
+    pub fn map_id(&self, f: impl Fn(Cid) -> Cid) -> Self {
+        match self {
+            Self::Answer { chat_id, answer } => Self::Answer {
+                chat_id: f(*chat_id),
+                answer: *answer,
+            },
+            Self::Bye => Self::Bye,
+        }
+    }
+}
+
 impl Enc for ArbDaemonToServer {
     fn enc(&self, w: &mut W) {
         const N: u32 = 2;
@@ -546,7 +593,40 @@ pub enum AnyMsg {
     Server(ArbServerMsg),
     ToDaemon(ArbServerToDaemon),
     FromDaemon(ArbDaemonToServer),
-    Chat(Text),
+    Chat(ArbChatPayload),
+}
+
+/// An owned [`ChatPayload`].
+#[derive(Arbitrary, Clone, Debug, PartialEq, Eq)]
+pub enum ArbChatPayload {
+    Text { received: u32, text: Text },
+    Close { sent: u32, received: u32 },
+}
+
+impl ArbChatPayload {
+    /// The payload.
+    pub fn msg(&self) -> ChatPayload<'_> {
+        match self {
+            Self::Text { received, text } => ChatPayload::Text {
+                received: *received,
+                text: &text.0,
+            },
+            Self::Close { sent, received } => ChatPayload::Close {
+                sent: *sent,
+                received: *received,
+            },
+        }
+    }
+}
+
+impl Enc for ArbChatPayload {
+    fn enc(&self, w: &mut W) {
+        const N: u32 = 2;
+        match self {
+            Self::Text { received, text } => w.variant(0, N).u32(*received).put(text),
+            Self::Close { sent, received } => w.variant(1, N).u32(*sent).u32(*received),
+        };
+    }
 }
 
 /// What [`AnyMsg`] borrows as.
@@ -587,7 +667,7 @@ impl AnyMsg {
             Self::Server(m) => AnyRef::Server(m.msg()),
             Self::ToDaemon(m) => AnyRef::ToDaemon(m.msg()),
             Self::FromDaemon(m) => AnyRef::FromDaemon(m.msg()),
-            Self::Chat(t) => AnyRef::Chat(ChatPayload::Text(&t.0)),
+            Self::Chat(p) => AnyRef::Chat(p.msg()),
         }
     }
 }
@@ -597,15 +677,23 @@ impl AnyMsg {
 pub enum Cmd {
     ListUsers,
     RequestChat(Name),
+    /// Answer the request the last `ChatRequest` event showed (by its id).
     Answer(bool),
     SendText(Text),
     LeaveChat,
     Logout,
+    /// Answer by a stale id: that of the `back`-th request shown before the
+    /// last one (mod how many were kept), or an id never shown if there is
+    /// none. It must fail unless that id is the pending request's again.
+    AnswerStale {
+        accept: bool,
+        back: u8,
+    },
 }
 
 impl Enc for Cmd {
     fn enc(&self, w: &mut W) {
-        const N: u32 = 6;
+        const N: u32 = 7;
         match self {
             Cmd::ListUsers => w.variant(0, N),
             Cmd::RequestChat(n) => w.variant(1, N).put(n),
@@ -613,6 +701,40 @@ impl Enc for Cmd {
             Cmd::SendText(t) => w.variant(3, N).put(t),
             Cmd::LeaveChat => w.variant(4, N),
             Cmd::Logout => w.variant(5, N),
+            Cmd::AnswerStale { accept, back } => w.variant(6, N).bool(*accept).u8(*back),
         };
+    }
+}
+
+/// The ids of the chat requests a user was shown, oldest first (the last
+/// few), for [`Cmd::Answer`] and [`Cmd::AnswerStale`].
+#[derive(Clone, Debug, Default)]
+pub struct Shown(Vec<u32>);
+
+impl Shown {
+    /// How many ids are kept.
+    pub const KEEP: usize = 4;
+
+    /// A `ChatRequest` event showed `id`.
+    pub fn push(&mut self, id: u32) {
+        if self.0.len() == Self::KEEP {
+            self.0.remove(0);
+        }
+        self.0.push(id);
+    }
+
+    /// The id of the last request shown.
+    pub fn last(&self) -> Option<u32> {
+        self.0.last().copied()
+    }
+
+    /// The id [`Cmd::AnswerStale`] answers by: the `back`-th id before the
+    /// last (mod the older ones kept), else one never shown.
+    pub fn stale(&self, back: u8) -> u32 {
+        match self.0.len() {
+            0 => 0,
+            1 => self.0[0].wrapping_add(1),
+            n => self.0[n - 2 - usize::from(back) % (n - 1)],
+        }
     }
 }

@@ -18,6 +18,14 @@
 //! - a relayed `ChatHandshake`/`ChatData` is exactly what the peer of that
 //!   chat sent for this user, each at most once;
 //! - `handle_*` consume at least one byte of non-empty input, never more;
+//!
+//! The hub draws chat ids at random, so the chat id of a message a fake
+//! sends ([`Cid`]) is read as a reference where it is small: 1 to 7 name
+//! the ids the hub last gave that user (1 the latest, in `ChatPending`,
+//! `ChatStarted`, `ChatRefused`, a relay, `PeerLeft`, or its daemon's
+//! `ChatRequest` or `Cancel`), the chat the hub has it in counting as the
+//! latest even before the fake read it (a fake that reads late still
+//! names it); any other value is sent as it is.
 //! - the hub invariants of [`crate::check_hub`] after every operation.
 
 use securecom_core::channel::Scratch;
@@ -35,7 +43,7 @@ use securecom_core::{
     MAX_REQUEST_FRAME, MAX_REQUEST_NOISE_MESSAGE, PROTOCOL_VERSION,
 };
 
-use crate::arb::{ArbClientMsg, ArbDaemonToServer, Bytes, Enc, Name, W};
+use crate::arb::{ArbClientMsg, ArbDaemonToServer, Bytes, Cid, Enc, Name, W};
 use crate::fixtures::{self, rng, server_secret, user_key, user_secret, Reg, Rng, NAMES};
 
 /// Hub capacity (one less than the fake users, so that it fills up).
@@ -122,6 +130,36 @@ struct Fake {
     psk: Option<Psk>,
     daemon: Option<Daemon>,
     stall: bool,
+    /// The last chat ids the hub gave this user, oldest first.
+    ids: Vec<u32>,
+}
+
+impl Fake {
+    /// How many chat ids are kept.
+    const IDS: usize = 4;
+
+    fn saw_id(&mut self, id: u32) {
+        self.ids.retain(|i| *i != id);
+        if self.ids.len() == Self::IDS {
+            self.ids.remove(0);
+        }
+        self.ids.push(id);
+    }
+}
+
+/// A fuzzer's chat id, resolved (see the module's doc) among the `ids` a
+/// fake was given and the chat `current` the hub has it in.
+fn resolve(ids: &[u32], current: Option<u32>, c: Cid) -> Cid {
+    let mut known: Vec<u32> = ids
+        .iter()
+        .copied()
+        .filter(|i| Some(*i) != current)
+        .collect();
+    known.extend(current);
+    match (c.0, known.len()) {
+        (1..=7, n) if n > 0 => Cid(known[n - 1 - (c.0 as usize - 1) % n]),
+        _ => c,
+    }
 }
 
 /// A sent relay: (sender, intended receiver, chat id, kind, bytes).
@@ -253,6 +291,7 @@ impl FakeClients {
             psk: None,
             daemon: None,
             stall: false,
+            ids: Vec::new(),
         });
         self.feed_hub(who, &frame_of(&m[..n]));
     }
@@ -334,6 +373,17 @@ impl FakeClients {
             }
             _ => {}
         }
+    }
+
+    /// A message's chat id from `who`, resolved (see the module's doc).
+    fn resolver(&self, who: usize) -> impl Fn(Cid) -> Cid + '_ {
+        let f = self.fakes[who].as_ref();
+        let ids = f.map_or(&[][..], |f| &f.ids[..]);
+        let current = f
+            .and_then(|f| self.hub.session(f.sid))
+            .and_then(|s| s.chat_peer())
+            .map(|(_, id)| id);
+        move |c| resolve(ids, current, c)
     }
 
     fn send_daemon_plain(&mut self, who: usize, plain: &[u8]) {
@@ -418,6 +468,19 @@ impl FakeClients {
             .decrypt(frame, &mut scratch)
             .expect("hub frames decrypt in order");
         let msg: ServerMsg = decode(&scratch[..n]).expect("hub messages decode");
+        match msg {
+            ServerMsg::ChatPending { chat_id, .. }
+            | ServerMsg::ChatStarted { chat_id, .. }
+            | ServerMsg::PeerLeft { chat_id }
+            | ServerMsg::ChatRefused {
+                chat_id: Some(chat_id),
+                ..
+            } => f.saw_id(chat_id),
+            ServerMsg::ChatHandshake { chat_id, .. } | ServerMsg::ChatData { chat_id, .. } => {
+                f.saw_id(chat_id)
+            }
+            _ => {}
+        }
         match msg {
             ServerMsg::LoginOk { user } => {
                 assert!(
@@ -527,6 +590,13 @@ impl FakeClients {
                         if let ServerToDaemon::ChatRequest { from, from_key, .. } = msg {
                             assert!(self.reg.lookup(from) == Some(from_key), "ChatRequest: key");
                         }
+                        if let ServerToDaemon::ChatRequest { chat_id, .. }
+                        | ServerToDaemon::Cancel { chat_id } = msg
+                        {
+                            if let Some(f) = self.fakes[who].as_mut() {
+                                f.saw_id(chat_id);
+                            }
+                        }
                     }
                 }
             }
@@ -562,6 +632,7 @@ impl FakeClients {
             }
             ServerOp::Msg { who, msg } => {
                 let who = w(who);
+                let msg = msg.map_id(self.resolver(who));
                 let m = msg.msg();
                 let mut buf = [0u8; 2 * MAX_FRAME];
                 let Ok(p) = postcard::to_slice(&m, &mut buf) else {
@@ -613,6 +684,7 @@ impl FakeClients {
                 }
             }
             ServerOp::DaemonMsg { who, msg } => {
+                let msg = msg.map_id(self.resolver(w(who)));
                 let mut buf = [0u8; 64];
                 if let Ok(p) = postcard::to_slice(&msg.msg(), &mut buf) {
                     let p = p.to_vec();

@@ -18,11 +18,18 @@
 //! - the daemon sends `Accept` for a chat only if the user accepted it;
 //! - `ChatReady` only with bob (his name and key, the chat's id and the same
 //!   safety number), and every `ChatMessage` is a text bob sent; every text
-//!   bob decrypts is one alice sent.
+//!   bob decrypts is one alice sent;
+//! - the user's answer to a request succeeds only for the id the last
+//!   `ChatRequest` event showed;
+//! - every `LeaveChat` names a chat id the server or a daemon link gave the
+//!   client;
+//! - the ends' `Close`s count right: alice's tells bob how many of his texts
+//!   she never showed, and bob's `Close` ends alice's chat with
+//!   `PeerClosed` and how many of hers he never received.
 
 use securecom_core::channel::Scratch;
-use securecom_core::chat::{ChatText, E2eChat};
-use securecom_core::client::EVENT_CAPACITY;
+use securecom_core::chat::{ChatText, E2eChat, Received};
+use securecom_core::client::{ChatEnd, EVENT_CAPACITY};
 use securecom_core::frame::{encode_frame, Feed, FrameDecoder};
 use securecom_core::message::{
     decode, encode, Answer, ClientMsg, DaemonToServer, ServerHello, ServerMsg,
@@ -36,7 +43,7 @@ use securecom_core::{
     MAX_NOISE_MESSAGE, MAX_PLAINTEXT, MAX_REQUEST_FRAME, PROTOCOL_VERSION,
 };
 
-use crate::arb::{ArbServerMsg, ArbServerToDaemon, Bytes, Cid, Cmd, Enc, Text, W};
+use crate::arb::{ArbServerMsg, ArbServerToDaemon, Bytes, Cid, Cmd, Enc, Shown, Text, W};
 use crate::fixtures::{self, server_secret, user_key, user_secret, Rng};
 
 const ALICE: usize = 0;
@@ -87,11 +94,14 @@ pub enum ClientOp {
     Cmd(Cmd),
     /// Time passes; every deadline is checked.
     Advance(u16),
+    /// Bob leaves: his end-to-end `Close` (when his chat is open), then the
+    /// server's `PeerLeft`.
+    BobClose,
 }
 
 impl Enc for ClientOp {
     fn enc(&self, w: &mut W) {
-        const N: u32 = 18;
+        const N: u32 = 19;
         match self {
             Self::Pump => w.variant(0, N),
             Self::Login => w.variant(1, N),
@@ -121,6 +131,7 @@ impl Enc for ClientOp {
             Self::BobText(t) => w.variant(15, N).put(t),
             Self::Cmd(c) => w.variant(16, N).put(c),
             Self::Advance(n) => w.variant(17, N).u16(*n),
+            Self::BobClose => w.variant(18, N),
         };
     }
 }
@@ -201,12 +212,20 @@ pub struct FakeServer {
     bob: Option<Bob>,
     /// Texts bob sent that alice has not received yet.
     bob_sent: Vec<String>,
+    /// `ChatMessage` events since bob's chat started.
+    bob_delivered: u32,
+    /// While bob's `Close` is delivered: the `undelivered` alice's
+    /// `PeerClosed` must show (her chat with bob is open).
+    closing: Option<u32>,
+    /// Chat ids given to the client (in any server message or authentic
+    /// chat request), the ones its `LeaveChat` may name.
+    given_ids: Vec<u32>,
     /// Texts alice sent that bob has not received yet.
     alice_sent: Vec<String>,
     /// `ChatRequest`s sent on good links: (chat id, from, key bytes).
     requests_sent: Vec<(u32, String, [u8; 32])>,
-    /// The chat id of the last `ChatRequest` event.
-    last_request: Option<u32>,
+    /// The chat ids of the last `ChatRequest` events.
+    shown: Shown,
     /// Chats the user accepted whose `Accept` has not been read from a
     /// link yet: each acceptance justifies one `Accept` on the wire (one the
     /// daemon queued before the user left or logged out included).
@@ -281,9 +300,12 @@ impl FakeServer {
             links: Vec::new(),
             bob: None,
             bob_sent: Vec::new(),
+            bob_delivered: 0,
+            closing: None,
+            given_ids: Vec::new(),
             alice_sent: Vec::new(),
             requests_sent: Vec::new(),
-            last_request: None,
+            shown: Shown::default(),
             accepts: Vec::new(),
             limits,
             setup,
@@ -355,7 +377,7 @@ impl FakeServer {
                         .any(|r| r.0 == chat_id && r.1 == from.as_str() && r.2 == from_key.0),
                     "ChatRequest event without an authentic request"
                 );
-                self.last_request = Some(chat_id);
+                self.shown.push(chat_id);
             }
             ClientEvent::RefusedBusy { from } => assert!(
                 self.requests_sent.iter().any(|r| r.1 == from.as_str()),
@@ -386,7 +408,22 @@ impl FakeServer {
                     .position(|t| t.as_str() == text.as_str())
                     .expect("alice got a text bob never sent");
                 self.bob_sent.remove(i);
+                self.bob_delivered += 1;
                 self.stats.texts += 1;
+            }
+            ClientEvent::ChatEnded {
+                peer,
+                reason: ChatEnd::PeerClosed { undelivered },
+            } => {
+                assert_eq!(peer.as_str(), "bob", "closed by someone but bob");
+                let want = self
+                    .closing
+                    .take()
+                    .expect("PeerClosed without bob's Close in an open chat");
+                assert_eq!(
+                    undelivered, want,
+                    "PeerClosed: undelivered is not what bob's Close counts"
+                );
             }
             _ => {}
         }
@@ -415,6 +452,24 @@ impl FakeServer {
         let Some(tr) = self.tr.as_mut() else { return };
         if plain.len() > MAX_PLAINTEXT {
             return;
+        }
+        // Judged by the decoder the client uses, however the plaintext was made.
+        let id = match decode::<ServerMsg>(plain) {
+            Ok(
+                ServerMsg::ChatPending { chat_id, .. }
+                | ServerMsg::ChatStarted { chat_id, .. }
+                | ServerMsg::ChatHandshake { chat_id, .. }
+                | ServerMsg::ChatData { chat_id, .. }
+                | ServerMsg::PeerLeft { chat_id },
+            )
+            | Ok(ServerMsg::ChatRefused {
+                chat_id: Some(chat_id),
+                ..
+            }) => Some(chat_id),
+            _ => None,
+        };
+        if let Some(id) = id.filter(|id| !self.given_ids.contains(id)) {
+            self.given_ids.push(id);
         }
         let mut ct = [0u8; MAX_NOISE_MESSAGE];
         let n = tr.encrypt(plain, &mut ct).expect("fake server encrypts");
@@ -539,8 +594,8 @@ impl FakeServer {
             ClientMsg::ChatData { chat_id, noise } => {
                 if let Some(bob) = self.bob.as_mut().filter(|b| b.id == chat_id) {
                     let mut text = ChatText::new();
-                    match bob.chat.decrypt_text(noise, &mut text) {
-                        Ok(()) => {
+                    match bob.chat.decrypt(noise, &mut text) {
+                        Ok(Received::Text) => {
                             let i = self
                                 .alice_sent
                                 .iter()
@@ -549,11 +604,33 @@ impl FakeServer {
                             self.alice_sent.remove(i);
                             self.stats.texts += 1;
                         }
+                        Ok(Received::Closed { undelivered }) => {
+                            // Alice's close authenticated: she showed every
+                            // text of bob's she received in this chat.
+                            let (sent, _) = bob.chat.counts();
+                            let unshown = sent
+                                .checked_sub(self.bob_delivered)
+                                .expect("alice showed more texts than bob sent");
+                            assert_eq!(
+                                undelivered, unshown,
+                                "alice's Close: undelivered is not what bob sent and she did not show"
+                            );
+                            self.bob = None;
+                        }
                         Err(_) => self.bob = None,
                     }
                 }
             }
-            ClientMsg::LeaveChat => self.bob = None,
+            ClientMsg::LeaveChat { chat_id } => {
+                assert!(
+                    self.given_ids.contains(&chat_id),
+                    "LeaveChat names chat {chat_id}, which the client was never given"
+                );
+                // As the server does: only the chat (or request) it names.
+                if self.bob.as_ref().is_some_and(|b| b.id == chat_id) {
+                    self.bob = None;
+                }
+            }
             _ => {}
         }
     }
@@ -655,6 +732,9 @@ impl FakeServer {
             {
                 self.requests_sent
                     .push((chat_id, from.to_string(), from_key.0));
+                if !self.given_ids.contains(&chat_id) {
+                    self.given_ids.push(chat_id);
+                }
             }
         }
         let mut f = [0u8; MAX_REQUEST_FRAME];
@@ -875,6 +955,7 @@ impl FakeServer {
                     chat,
                     id: chat_id.0,
                 });
+                self.bob_delivered = 0;
                 self.send_msg(&ServerMsg::ChatStarted {
                     chat_id: chat_id.0,
                     peer: "bob",
@@ -896,6 +977,35 @@ impl FakeServer {
                     });
                 }
             }
+            ClientOp::BobClose => {
+                let Some(bob) = self.bob.as_mut() else { return };
+                let id = bob.id;
+                let (_, received) = bob.chat.counts();
+                // Alice's chat with bob, open: what her `PeerClosed` must say.
+                let want = self
+                    .client
+                    .chat()
+                    .filter(|c| c.id() == id && c.is_open())
+                    .map(|c| {
+                        c.counts()
+                            .0
+                            .checked_sub(received)
+                            .expect("bob received more texts than alice sent")
+                    });
+                let mut buf = [0u8; MAX_NOISE_MESSAGE];
+                let close = bob.chat.encrypt_close(&mut buf);
+                self.bob = None;
+                if let Ok(Some(n)) = close {
+                    self.closing = want;
+                    let noise = buf[..n].to_vec();
+                    self.send_msg(&ServerMsg::ChatData {
+                        chat_id: id,
+                        noise: &noise,
+                    });
+                    self.closing = None;
+                }
+                self.send_msg(&ServerMsg::PeerLeft { chat_id: id });
+            }
             ClientOp::Cmd(c) => self.cmd(c),
             ClientOp::Advance(n) => {
                 self.now = self.now.add(fixtures::step(*n));
@@ -915,16 +1025,8 @@ impl FakeServer {
         let r: Result<(), Error> = match c {
             Cmd::ListUsers => self.client.list_users(now),
             Cmd::RequestChat(n) => self.client.request_chat(now, &n.0),
-            Cmd::Answer(a) => {
-                let r = self.client.answer_request(*a);
-                if r.is_ok() {
-                    let id = self.last_request.expect("answered a request never made");
-                    if *a {
-                        self.accepts.push(id);
-                    }
-                }
-                r
-            }
+            Cmd::Answer(a) => self.answer(self.shown.last().unwrap_or(0), *a),
+            Cmd::AnswerStale { accept, back } => self.answer(self.shown.stale(*back), *accept),
             Cmd::SendText(t) => {
                 let r = self.client.send_text(now, &t.0);
                 if r.is_ok() {
@@ -937,6 +1039,21 @@ impl FakeServer {
         };
         let _ = r;
         self.events();
+    }
+
+    fn answer(&mut self, id: u32, accept: bool) -> Result<(), Error> {
+        let r = self.client.answer_request(id, accept);
+        if r.is_ok() {
+            assert_eq!(
+                Some(id),
+                self.shown.last(),
+                "answered chat {id}, not the request last shown"
+            );
+            if accept {
+                self.accepts.push(id);
+            }
+        }
+        r
     }
 }
 

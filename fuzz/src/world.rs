@@ -13,8 +13,14 @@
 //! - `LoggedIn` names the client's user; a `ChatRequest` carries the
 //!   requester's registered key; `ChatReady` carries the peer's registered
 //!   key, and both ends of a chat show the same safety number;
-//! - every `ChatMessage` is a text its sender sent to this receiver, each
-//!   delivered at most once;
+//! - every `ChatMessage` is a text its sender sent to this receiver in this
+//!   chat, each delivered at most once;
+//! - the user's answer to a request succeeds only for the id of the request
+//!   it was last shown (answers go by the id of the `ChatRequest` event;
+//!   stale ids are tried too);
+//! - a chat the peer closed end to end (`PeerClosed`) counts as undelivered
+//!   exactly the texts of ours in it the peer never showed; one the server
+//!   ended (`EndedByServer`) counts at least those as unconfirmed;
 //! - the hub has at most one open, logged-in session per user, and chats are
 //!   symmetric: if a session is in chat `id` with `p`, `p`'s open session is
 //!   in chat `id` with it;
@@ -25,13 +31,13 @@
 
 use std::collections::VecDeque;
 
-use securecom_core::client::EVENT_CAPACITY;
+use securecom_core::client::{ChatEnd, EVENT_CAPACITY};
 use securecom_core::{
     ChatId, Client, ClientConfig, ClientEvent, Hub, Instant, Registry, RequestLink, SafetyNumber,
     ServerConfig, SessionId,
 };
 
-use crate::arb::{Bytes, Cmd, Enc, W};
+use crate::arb::{Bytes, Cmd, Enc, Shown, W};
 use crate::fixtures::{
     self, name_index, rng, server_secret, user_key, user_secret, Reg, Rng, NAMES,
 };
@@ -135,8 +141,10 @@ pub struct World {
     /// Sessions of connections replaced by a new login (the world forgot
     /// their clients): freed once the hub closed them.
     orphans: Vec<SessionId>,
-    /// Texts sent and not yet received: (from, to, text).
-    sent: Vec<(usize, usize, String)>,
+    /// Texts sent and not yet received: (from, to, chat id, text).
+    sent: Vec<(usize, usize, ChatId, String)>,
+    /// The chat requests each user's client showed (by id).
+    shown: [Shown; USERS],
     /// Open chats as each end announced them: (user, chat id, peer, safety number).
     ready: Vec<(usize, ChatId, usize, SafetyNumber)>,
     /// A frame was flipped, dropped, duplicated or injected: clients and
@@ -167,6 +175,7 @@ impl World {
             conns: [const { None }; USERS],
             orphans: Vec::new(),
             sent: Vec::new(),
+            shown: Default::default(),
             ready: Vec::new(),
             lossy: false,
             stats: crate::Stats::default(),
@@ -229,6 +238,7 @@ impl World {
             limits: fixtures::limits(self.small),
         };
         let client = Client::new(config, user_secret(u), self.now, &mut self.rng).expect("client");
+        self.shown[u] = Shown::default();
         self.conns[u] = Some(Conn {
             client,
             sid,
@@ -265,11 +275,16 @@ impl World {
                 self.stats.logins += 1;
             }
             ClientEvent::DaemonStatus { reachable: true } => self.stats.daemons += 1,
-            ClientEvent::ChatRequest { from, from_key, .. } => {
+            ClientEvent::ChatRequest {
+                chat_id,
+                from,
+                from_key,
+            } => {
                 assert!(
                     self.reg.lookup(&from) == Some(from_key),
                     "ChatRequest with a key that is not the requester's"
                 );
+                self.shown[u].push(chat_id);
             }
             ClientEvent::ChatReady {
                 chat_id,
@@ -294,16 +309,52 @@ impl World {
             }
             ClientEvent::ChatMessage { from, text } => {
                 let f = name_index(&from).expect("sender is a known user");
+                // The chat it came in: the last one this user's client opened.
+                let (_, id, _) = self.open_chat(u).expect("a text outside any chat");
                 let i = self
                     .sent
                     .iter()
-                    .position(|s| s.0 == f && s.1 == u && s.2.as_str() == text.as_str())
-                    .expect("a text its sender never sent (or delivered twice)");
+                    .position(|s| {
+                        s.0 == f && s.1 == u && s.2 == id && s.3.as_str() == text.as_str()
+                    })
+                    .expect("a text its sender never sent in this chat (or delivered twice)");
                 self.sent.remove(i);
                 self.stats.texts += 1;
             }
+            ClientEvent::ChatEnded {
+                peer,
+                reason: reason @ (ChatEnd::PeerClosed { .. } | ChatEnd::EndedByServer { .. }),
+            } => {
+                let (_, id, p) = self.open_chat(u).expect("an open chat ended, none opened");
+                assert_eq!(Some(p), name_index(&peer), "ended: the chat's peer");
+                // Ours in that chat that the peer has not shown (yet).
+                let unshown = self
+                    .sent
+                    .iter()
+                    .filter(|s| s.0 == u && s.1 == p && s.2 == id)
+                    .count() as u32;
+                match reason {
+                    ChatEnd::PeerClosed { undelivered } => assert_eq!(
+                        undelivered, unshown,
+                        "PeerClosed: undelivered is not the texts the peer never showed"
+                    ),
+                    ChatEnd::EndedByServer { unconfirmed } => assert!(
+                        unconfirmed >= unshown,
+                        "EndedByServer: {unconfirmed} unconfirmed, but {unshown} never shown"
+                    ),
+                    _ => unreachable!(),
+                }
+            }
             _ => {}
         }
+    }
+
+    /// The chat `u`'s client opened last: (user, chat id, peer).
+    fn open_chat(&self, u: usize) -> Option<(usize, ChatId, usize)> {
+        self.ready
+            .iter()
+            .find(|r| r.0 == u)
+            .map(|r| (r.0, r.1, r.2))
     }
 
     fn check_hub(&self) {
@@ -640,14 +691,28 @@ impl World {
             Cmd::RequestChat(n) => {
                 let _ = client.request_chat(now, &n.0);
             }
-            Cmd::Answer(a) => {
-                let _ = client.answer_request(*a);
+            Cmd::Answer(_) | Cmd::AnswerStale { .. } => {
+                let (id, accept) = match cmd {
+                    Cmd::AnswerStale { accept, back } => (self.shown[u].stale(*back), *accept),
+                    Cmd::Answer(a) => (self.shown[u].last().unwrap_or(0), *a),
+                    _ => unreachable!(),
+                };
+                if client.answer_request(id, accept).is_ok() {
+                    assert_eq!(
+                        Some(id),
+                        self.shown[u].last(),
+                        "{} answered chat {id}, not the request last shown",
+                        NAMES[u]
+                    );
+                }
             }
             Cmd::SendText(t) => {
-                let peer = client.chat().and_then(|ch| name_index(ch.peer()));
+                let chat = client
+                    .chat()
+                    .and_then(|ch| Some((name_index(ch.peer())?, ch.id())));
                 if client.send_text(now, &t.0).is_ok() {
-                    let p = peer.expect("sent a text without a chat");
-                    self.sent.push((u, p, t.0.clone()));
+                    let (p, id) = chat.expect("sent a text without a chat");
+                    self.sent.push((u, p, id, t.0.clone()));
                 }
             }
             Cmd::LeaveChat => {

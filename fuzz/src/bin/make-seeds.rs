@@ -183,7 +183,42 @@ fn main() {
                 answer: securecom_core::message::Answer::Accept,
             }),
         ),
-        ("chat-text", msg_bytes(&ChatPayload::Text("hello, bob"))),
+        (
+            "leave-chat",
+            msg_bytes(&ClientMsg::LeaveChat {
+                chat_id: 0x9e37_79b9,
+            }),
+        ),
+        (
+            "chat-refused-id",
+            msg_bytes(&ServerMsg::ChatRefused {
+                chat_id: Some(0x7f4a_7c15),
+                user: "bob",
+                reason: securecom_core::message::RefuseReason::Declined,
+            }),
+        ),
+        (
+            "chat-refused-no-id",
+            msg_bytes(&ServerMsg::ChatRefused {
+                chat_id: None,
+                user: "bob",
+                reason: securecom_core::message::RefuseReason::TooSoon,
+            }),
+        ),
+        (
+            "chat-text",
+            msg_bytes(&ChatPayload::Text {
+                received: 2,
+                text: "hello, bob",
+            }),
+        ),
+        (
+            "chat-close",
+            msg_bytes(&ChatPayload::Close {
+                sent: 3,
+                received: 200,
+            }),
+        ),
     ];
     for (n, b) in &seeds {
         write("messages", n, b);
@@ -241,6 +276,11 @@ fn main() {
             link: 0,
             msg: chat_request(5, "bob"),
         },
+        // By an id the user was never shown: refused, nothing answered.
+        C::Cmd(Cmd::AnswerStale {
+            accept: true,
+            back: 0,
+        }),
         C::Cmd(Cmd::Answer(true)),
         C::LinkPoll { link: 0 },
         C::BobStart {
@@ -294,6 +334,68 @@ fn main() {
         s.logins == 1 && s.chats == 1 && s.texts == 2
     });
     write("client", "fake-initiator", &seed);
+    // Bob closes end to end (alice's `PeerClosed` counts her texts he never
+    // got: none, the fake server delivers every send at once); then a
+    // refusal without an id, one naming another chat (ignored) and one
+    // naming the request; then a request withdrawn before its `ChatPending`
+    // (the client's `LeaveChat` goes out with the id that brings).
+    let bob_close = vec![
+        C::Login,
+        C::Cmd(Cmd::RequestChat(name("bob"))),
+        C::Pump,
+        C::Msg(ArbServerMsg::ChatPending {
+            chat_id: Cid(3),
+            user: name("bob"),
+        }),
+        C::BobStart {
+            chat_id: Cid(3),
+            alice_initiator: true,
+        },
+        C::Pump,
+        C::Cmd(Cmd::SendText(text("one"))),
+        C::Pump,
+        C::BobText(text("two")),
+        C::Cmd(Cmd::SendText(text("three"))),
+        C::Pump,
+        C::BobClose,
+        C::Pump,
+        C::Cmd(Cmd::RequestChat(name("bob"))),
+        C::Pump,
+        C::Msg(ArbServerMsg::ChatRefused {
+            chat_id: None,
+            user: name("bob"),
+            reason: 1,
+        }),
+        C::Cmd(Cmd::RequestChat(name("bob"))),
+        C::Pump,
+        C::Msg(ArbServerMsg::ChatPending {
+            chat_id: Cid(4),
+            user: name("bob"),
+        }),
+        C::Msg(ArbServerMsg::ChatRefused {
+            chat_id: Some(Cid(3)),
+            user: name("bob"),
+            reason: 0,
+        }),
+        C::Msg(ArbServerMsg::ChatRefused {
+            chat_id: Some(Cid(4)),
+            user: name("bob"),
+            reason: 0,
+        }),
+        C::Cmd(Cmd::RequestChat(name("bob"))),
+        C::Cmd(Cmd::LeaveChat),
+        C::Pump,
+        C::Msg(ArbServerMsg::ChatPending {
+            chat_id: Cid(5),
+            user: name("bob"),
+        }),
+        C::Pump,
+    ];
+    let seed = op_seed(0, &bob_close);
+    check("client/fake-bob-close", targets::client(&seed), |s| {
+        s.logins == 1 && s.chats == 1 && s.texts == 3
+    });
+    write("client", "fake-bob-close", &seed);
     let refused = vec![
         C::Hello(Bytes(vec![PROTOCOL_VERSION, 0])),
         C::Pump,
@@ -341,6 +443,13 @@ fn main() {
     let chat = vec![
         cmd(0, Cmd::RequestChat(name("bob"))),
         N::Pump,
+        cmd(
+            1,
+            Cmd::AnswerStale {
+                accept: false,
+                back: 0,
+            },
+        ),
         cmd(1, Cmd::Answer(true)),
         N::Pump,
         cmd(0, Cmd::SendText(text("hi bob"))),
@@ -374,6 +483,38 @@ fn main() {
     });
     write("client", "network-chat", &seed);
     write("server_session", "network-chat", &seed);
+    // An honest end: alice leaves while bob's last text is on its way (it
+    // reaches her after she left): bob's `PeerClosed` counts it undelivered.
+    let close = vec![
+        cmd(0, Cmd::RequestChat(name("bob"))),
+        N::Pump,
+        cmd(1, Cmd::Answer(true)),
+        N::Pump,
+        cmd(0, Cmd::SendText(text("hi bob"))),
+        N::Pump,
+        cmd(1, Cmd::SendText(text("hi alice"))),
+        N::Pump,
+        cmd(1, Cmd::SendText(text("crossing"))),
+        cmd(0, Cmd::LeaveChat),
+        N::Pump,
+        // Then the server ends the next chat (bob's connection drops) with
+        // alice's reply unread: her `EndedByServer` counts it unconfirmed.
+        cmd(1, Cmd::RequestChat(name("alice"))),
+        N::Pump,
+        cmd(0, Cmd::Answer(true)),
+        N::Pump,
+        cmd(1, Cmd::SendText(text("again"))),
+        N::Pump,
+        cmd(0, Cmd::SendText(text("reply"))),
+        N::Disconnect { who: 1 },
+        N::Pump,
+    ];
+    let seed = op_seed(1, &close);
+    check("client/network-close", targets::client(&seed), |s| {
+        s.logins == 2 && s.chats == 4 && s.texts == 3
+    });
+    write("client", "network-close", &seed);
+    write("server_session", "network-close", &seed);
     let replace = vec![
         N::Stall { who: 1, chan: 1 },
         cmd(0, Cmd::RequestChat(name("bob"))),
@@ -460,10 +601,18 @@ fn main() {
             user: name("alice"),
         },
         S::Advance(500),
+        // Another chat's id (ignored), then this chat's (Cid(1): the id the
+        // hub last gave alice).
         S::Msg {
             who: 0,
-            msg: ArbClientMsg::LeaveChat,
+            msg: ArbClientMsg::LeaveChat { chat_id: Cid(0) },
         },
+        relay(1, 1, true, 5),
+        S::Msg {
+            who: 0,
+            msg: ArbClientMsg::LeaveChat { chat_id: Cid(1) },
+        },
+        relay(1, 1, true, 6),
         S::Msg {
             who: 1,
             msg: ArbClientMsg::Logout,
@@ -473,7 +622,7 @@ fn main() {
     check(
         "server_session/fake-chat",
         targets::server_session(&seed),
-        |s| s.logins == 2 && s.daemons == 2 && s.chats == 2 && s.texts == 2,
+        |s| s.logins == 2 && s.daemons == 2 && s.chats == 2 && s.texts == 3,
     );
     write("server_session", "fake-chat", &seed);
     let raw = vec![
@@ -560,18 +709,20 @@ fn main() {
 }
 
 /// Directed inputs for bugs found while writing the harness (they crash the
-/// target until the core is fixed; see docs/SECURITY.md, "Fuzzing"). They
-/// are written, not run.
+/// target until the core is fixed; see docs/SECURITY.md, "Fuzzing"), and
+/// the fuzzer's reproducers of harness bugs, rewritten as operations (the
+/// wire format of the operations changed since). They are written, not run.
 fn regressions() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("regressions")
-        .join("server_session");
-    fs::create_dir_all(&dir).expect("regressions dir");
-    let put = |name: &str, bytes: &[u8]| {
+    let put_in = |target: &str, name: &str, bytes: &[u8]| {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("regressions")
+            .join(target);
+        fs::create_dir_all(&dir).expect("regressions dir");
         let path = dir.join(name);
         fs::write(&path, bytes).expect("write");
         println!("{:>5} bytes  {}", bytes.len(), path.display());
     };
+    let put = |name: &str, bytes: &[u8]| put_in("server_session", name, bytes);
     use WorldOp as N;
     let cmd = |who: u8, c: Cmd| N::Cmd { who, cmd: c };
     // 1. The requester's output queue is nearly full (alice reads nothing;
@@ -627,4 +778,121 @@ fn regressions() {
         N::Pump,
     ]);
     put("peer-left-lost-queue-full", &op_seed(1, &ops));
+
+    // 4. (found by the `server_session` deep run, a harness bug) A fake
+    //    client that stalled before reading its `LoginOk` relays in the chat
+    //    the hub has it in: the relay must be judged under the name the hub
+    //    knows it by.
+    use ServerOp as S;
+    let ops = vec![
+        S::Connect { who: 255 },
+        S::Stall { who: 0 },
+        S::Login { who: 0 },
+        S::Login { who: 1 },
+        S::Msg {
+            who: 1,
+            msg: ArbClientMsg::AnnounceDaemon { port: 2, secret: 2 },
+        },
+        S::Dial { ok: true },
+        S::Msg {
+            who: 0,
+            msg: ArbClientMsg::RequestChat { user: name("bob") },
+        },
+        S::DaemonMsg {
+            who: 1,
+            msg: ArbDaemonToServer::Answer {
+                chat_id: Cid(1),
+                answer: 0,
+            },
+        },
+        S::Msg {
+            who: 0,
+            msg: ArbClientMsg::ChatHandshake {
+                chat_id: Cid(1),
+                noise: Bytes(vec![224]),
+            },
+        },
+    ];
+    put("harness-relay-before-reading-loginok", &op_seed(0, &ops));
+
+    // 5. (found by the `client` deep run, a harness bug) The user accepted
+    //    chat 5, then left before the fake server read the daemon's
+    //    `Accept`: that `Accept` is justified by the acceptance.
+    use ClientOp as C;
+    let request = |id: u32, key: usize| C::LinkMsg {
+        link: 0,
+        msg: ArbServerToDaemon::ChatRequest {
+            chat_id: Cid(id),
+            from: name("bob"),
+            from_key: Key(user_key(key)),
+        },
+    };
+    let ready = C::LinkMsg {
+        link: 0,
+        msg: ArbServerToDaemon::Ready,
+    };
+    let start = |id: u32, alice_initiator: bool| C::BobStart {
+        chat_id: Cid(id),
+        alice_initiator,
+    };
+    let mut ops = vec![C::Login, C::LinkOpen { good_psk: true }];
+    ops.extend((0..15).map(|_| C::Pump));
+    ops.extend([
+        C::LinkHandshake { link: 0 },
+        ready.clone(),
+        request(5, 1),
+        C::Cmd(Cmd::Answer(true)),
+        C::Pump,
+        C::Pump,
+        C::Pump,
+        C::Advance(2313),
+    ]);
+    ops.extend((0..7).map(|_| C::Pump));
+    ops.extend([
+        start(1, false),
+        ready.clone(),
+        request(5, 1),
+        C::Cmd(Cmd::Answer(true)),
+        start(5, true),
+        start(5, false),
+        C::Pump,
+        C::BobText(text("hi aliVU")),
+        C::LinkPoll { link: 170 },
+        C::Pump,
+        start(5, false),
+        C::Pump,
+        C::BobText(text("hi al\0\0\0")),
+    ]);
+    ops.extend((0..10).map(|_| C::Pump));
+    ops.extend([
+        C::LinkHandshake { link: 0 },
+        ready,
+        request(5, 1),
+        C::Cmd(Cmd::Answer(true)),
+        start(2, false),
+        start(5, false),
+        C::Pump,
+        C::BobText(text("hi alice")),
+        C::LinkMsg {
+            link: 6,
+            msg: ArbServerToDaemon::ChatRequest {
+                chat_id: Cid(2),
+                from: name("bob"),
+                from_key: Key(user_key(3)),
+            },
+        },
+        C::Pump,
+        C::Cmd(Cmd::LeaveChat),
+        C::LinkPoll { link: 181 },
+        C::LinkPoll { link: 181 },
+        C::LinkPoll { link: 181 },
+        C::LinkPoll { link: 181 },
+        C::Cmd(Cmd::ListUsers),
+        C::Pump,
+    ]);
+    put_in(
+        "client",
+        "harness-accept-queued-before-leave",
+        &op_seed(0, &ops),
+    );
 }
