@@ -1049,6 +1049,7 @@ fn protocol_document_quotes_the_pinned_transcript() {
         ("KK_TEXT_BOB", KK_TEXT_BOB),
         ("KK_TEXT_ALICE", KK_TEXT_ALICE),
         ("KK_CLOSE_BOB", KK_CLOSE_BOB),
+        ("REQUEST_TICKET", REQUEST_TICKET),
     ] {
         let hex: String = value.chars().filter(|c| c.is_ascii_hexdigit()).collect();
         assert!(
