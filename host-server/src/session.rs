@@ -220,6 +220,8 @@ pub async fn run(
     // The first frame's length tells a standard channel (XX message 1, 32
     // bytes) from a client-dialled request channel (a 33-byte hello).
     let mut stream = stream;
+    // The handshake's deadline counts from here, the header read included.
+    let started = now();
     let mut header = [0u8; 2];
     let limit = Duration::from_secs(shared.config.limits.handshake_timeout.as_millis() / 1000);
     match tokio::time::timeout(limit, stream.read_exact(&mut header)).await {
@@ -232,7 +234,7 @@ pub async fn run(
         return;
     }
     let mut rng = os_rng();
-    let session = match ServerSession::new(&shared.config, &shared.key, now(), &mut rng) {
+    let session = match ServerSession::new(&shared.config, &shared.key, started, &mut rng) {
         Ok(mut s) => {
             s.set_max_frame(shared.max_frame);
             if let Some(c) = &shared.certificate {
