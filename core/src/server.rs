@@ -879,7 +879,10 @@ impl ServerSession {
     }
 
     /// A new announce: the PSK from `secret`, the old channel closed.
-    fn new_request_channel(&mut self, secret: &[u8; crate::DAEMON_SECRET_LEN]) -> Result<(), Error> {
+    fn new_request_channel(
+        &mut self,
+        secret: &[u8; crate::DAEMON_SECRET_LEN],
+    ) -> Result<(), Error> {
         // The handshake hash keys the PSK: borrowed, not copied.
         let hash = self
             .std

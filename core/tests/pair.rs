@@ -2027,7 +2027,9 @@ mod behind_nat {
         let eb = w.peers[b].take_events();
         // The server's dial failed; bob dialled himself at once.
         assert_eq!(reachable(&eb), [false, true], "bob: {eb:?}");
-        assert!(eb.iter().any(|e| matches!(e, ClientEvent::ConnectRequestChannel(_))));
+        assert!(eb
+            .iter()
+            .any(|e| matches!(e, ClientEvent::ConnectRequestChannel(_))));
         assert_eq!(w.peers[b].dial_backs, 1);
         assert!(w.peers[b].client.dials_request_channel());
         assert!(w.session(b).unwrap().daemon_reachable());
@@ -2148,10 +2150,7 @@ mod behind_nat {
         broken.set(false);
         w.advance_ms(61_000);
         assert!(w.session(b).unwrap().daemon_reachable());
-        assert_eq!(
-            reachable(&w.peers[b].take_events()).last(),
-            Some(&true)
-        );
+        assert_eq!(reachable(&w.peers[b].take_events()).last(), Some(&true));
         w.open_chat(a, b);
     }
 }

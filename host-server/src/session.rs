@@ -16,21 +16,21 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use securecom_core::message::{RefuseReason, UserName as Name};
+use securecom_core::noise::{RequestTicket, REQUEST_HELLO_LEN};
 use securecom_core::server::{ServerEvent, ServerSession};
 use securecom_core::{
     PublicKey, Registry as _, ServerConfig, StaticSecret, UserName, MAX_FRAME,
     MAX_USERS_PER_MESSAGE,
 };
 use securecom_host::{now, os_rng, until, Rng};
-use securecom_core::noise::{RequestTicket, REQUEST_HELLO_LEN};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::oneshot;
-use zeroize::Zeroize;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
+use tokio::sync::oneshot;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
+use zeroize::Zeroize;
 
 use crate::listener::HandshakeTicket;
 use crate::presence::{Cmd, Inbox, Mailbox, PostError, Presence};
@@ -72,7 +72,9 @@ pub struct Shared {
 pub struct Tickets(Mutex<HashMap<[u8; 32], (u64, oneshot::Sender<TcpStream>)>>);
 
 impl Tickets {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], (u64, oneshot::Sender<TcpStream>)>> {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], (u64, oneshot::Sender<TcpStream>)>> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
