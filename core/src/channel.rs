@@ -376,6 +376,11 @@ impl<const R: usize, const Q: usize> Channel<R, Q> {
         self.last_tx
     }
 
+    /// When a frame last arrived (for idle checks).
+    pub fn last_rx(&self) -> Instant {
+        self.last_rx
+    }
+
     /// The limits of this channel.
     pub fn limits(&self) -> &Limits {
         &self.limits

@@ -26,7 +26,7 @@
 
 use heapless::Deque;
 use rand_core::{CryptoRng, RngCore};
-use zeroize::Zeroize;
+use zeroize::{Zeroize, ZeroizeOnDrop};
 
 #[cfg(feature = "certificates")]
 use crate::cert;
@@ -37,14 +37,14 @@ use crate::error::{CryptoError, Error, ProtocolError, WireError};
 use crate::keys::{PublicKey, SafetyNumber, StaticSecret};
 use crate::limits::{
     Limits, DAEMON_SECRET_LEN, MAX_E2E_MESSAGE, MAX_NOISE_MESSAGE, MAX_USERS_PER_MESSAGE,
-    PROTOCOL_VERSION,
+    PROTOCOL_VERSION, REQUEST_LINK_IDLE,
 };
 use crate::message::{
     decode, encode, user_name, Answer, ChatId, ClientHello, ClientMsg, CloseReason, DaemonToServer,
     ErrorCode, LoginError, RefuseReason, ServerHello, ServerMsg, ServerToDaemon, UserName,
 };
-use crate::noise::{Handshake, Psk, RemoteCheck};
-use crate::time::Instant;
+use crate::noise::{Handshake, Psk, RemoteCheck, RequestTicket, REQUEST_HELLO_FRAME};
+use crate::time::{Duration, Instant};
 
 /// How a client finds and checks its server, and who it is.
 #[derive(Clone, Debug)]
@@ -105,9 +105,63 @@ pub struct CertifiedServer {
     pub not_after: u64,
 }
 
+/// How the request channel's connection is opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum RequestMode {
+    /// Announce the listening daemon; if the server cannot reach it, open
+    /// the connection ourselves (the default: it works behind NAT).
+    #[default]
+    Auto,
+    /// Only be dialled (the original design).
+    Listen,
+    /// Only dial: never announce a listening port.
+    Dial,
+}
+
+/// What a client that dials its request channel writes first on the new
+/// connection to the server (a frame with its ticket, see
+/// [`crate::noise::RequestTicket`]); after it the connection is a request
+/// link like an accepted one ([`Client::new_request_link`]).
+#[derive(Clone, PartialEq, Eq)]
+pub struct RequestHello(pub [u8; REQUEST_HELLO_FRAME]);
+
+impl core::fmt::Debug for RequestHello {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("RequestHello(..)")
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for RequestHello {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "RequestHello(..)")
+    }
+}
+
+/// First delay before announcing again after the request channel failed
+/// (doubling up to [`MAX_REANNOUNCE_BACKOFF`]). With the login's announce,
+/// the first tries fit the server's default announce rate (6 a minute,
+/// burst 3).
+pub const REANNOUNCE_BACKOFF: Duration = Duration::from_secs(2);
+/// An announce that got no `DaemonStatus` within this time (the server
+/// refused it as over its rate, or the answer was lost) is made again.
+pub const ANNOUNCE_WATCHDOG: Duration = Duration::from_secs(30);
+/// Longest delay between announces while the request channel keeps failing.
+pub const MAX_REANNOUNCE_BACKOFF: Duration = Duration::from_secs(60);
+
+/// A one-time secret drawn ahead, wiped on drop.
+#[derive(Zeroize, ZeroizeOnDrop)]
+struct Secret([u8; DAEMON_SECRET_LEN]);
+
 /// What the client has to tell its user.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ClientEvent {
+    /// Open a TCP connection to the server for the request channel, write
+    /// these bytes first, then run it as a request link
+    /// ([`Client::new_request_link`], [`Client::handle_request_input`]).
+    /// An earlier such connection is void.
+    ConnectRequestChannel(RequestHello),
     /// Login succeeded.
     LoggedIn {
         /// The name we are logged in as.
@@ -246,6 +300,19 @@ pub struct Client {
     psk: Option<Psk>,
     next_link: u32,
     pending_answer: Option<(u32, ChatId, Answer)>,
+    request_mode: RequestMode,
+    /// We open the request channel ourselves (`Dial`, or `Auto` after the
+    /// server could not reach the daemon).
+    dialling: bool,
+    /// The link that last authenticated: losing it means announcing again.
+    current_link: Option<u32>,
+    /// When to announce again (after a failure), and the delay after that.
+    reannounce_at: Option<Instant>,
+    backoff: Duration,
+    /// The secret of the next announce, drawn while an RNG was at hand.
+    spare: Option<Secret>,
+    /// The request channel failed: an announce is scheduled.
+    retrying: bool,
 }
 
 /// One request-channel connection (server → our daemon).
@@ -273,8 +340,14 @@ impl RequestLink {
     /// within the handshake timeout; after that it has no deadline (the
     /// server keeps it open without traffic).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        (!self.authenticated && !self.channel.is_closed())
-            .then(|| self.created.add(self.proof_timeout))
+        if self.channel.is_closed() {
+            None
+        } else if self.authenticated {
+            // The server keeps the channel alive (`Ping`): silence means it is gone.
+            Some(self.channel.last_rx().add(REQUEST_LINK_IDLE))
+        } else {
+            Some(self.created.add(self.proof_timeout))
+        }
     }
 }
 
@@ -333,6 +406,13 @@ impl Client {
             psk: None,
             next_link: 0,
             pending_answer: None,
+            request_mode: RequestMode::Auto,
+            dialling: false,
+            current_link: None,
+            reannounce_at: None,
+            backoff: REANNOUNCE_BACKOFF,
+            spare: None,
+            retrying: false,
         })
     }
 
@@ -404,7 +484,11 @@ impl Client {
             ChatState::Chat(c) => c.handshake_deadline(),
             _ => None,
         };
-        [channel, keepalive, chat].into_iter().flatten().min()
+        let reannounce = self.reannounce_at.filter(|_| self.is_logged_in());
+        [channel, keepalive, chat, reannounce]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Sends a keep-alive when due; errors (fatal) when a deadline passed.
@@ -428,7 +512,7 @@ impl Client {
         {
             self.send(now, &ClientMsg::Ping)?;
         }
-        Ok(())
+        self.reannounce_if_due(now)
     }
 
     fn push_event(&mut self, e: ClientEvent) {
@@ -484,10 +568,19 @@ impl Client {
         // As a slice: zeroize's bulk wipe (a memset it keeps), not the
         // array impl's one volatile store per byte.
         scratch.as_mut_slice().zeroize();
-        match result {
-            Ok(()) => Ok(used),
-            Err(e) => self.fail(e),
+        if let Err(e) = result {
+            return self.fail(e);
         }
+        // A secret for the next announce, when one is coming: after a
+        // failure, or when the watchdog is due.
+        let due = self.reannounce_at.is_some_and(|t| now >= t);
+        if self.spare.is_none() && (self.retrying || due) {
+            let mut secret = Secret([0; DAEMON_SECRET_LEN]);
+            rng.fill_bytes(&mut secret.0);
+            self.spare = Some(secret);
+        }
+        self.reannounce_if_due(now)?;
+        Ok(used)
     }
 
     fn on_server_hello(&mut self, now: Instant, payload: &[u8]) -> Result<(), Error> {
@@ -550,8 +643,13 @@ impl Client {
                 self.push_event(ClientEvent::LoggedIn {
                     user: self.config.user.clone(),
                 });
-                if let Some(port) = self.config.daemon_port {
-                    self.announce_daemon(now, port, rng)?;
+                // Without a listening daemon there is no request channel,
+                // unless we dial it.
+                self.dialling = matches!(self.request_mode, RequestMode::Dial);
+                if self.config.daemon_port.is_some() || self.dialling {
+                    let mut secret = Secret([0; DAEMON_SECRET_LEN]);
+                    rng.fill_bytes(&mut secret.0);
+                    self.announce(now, &secret)?;
                 }
                 Ok(())
             }
@@ -574,7 +672,13 @@ impl Client {
     ) -> Result<(), Error> {
         match msg {
             ServerMsg::DaemonStatus { reachable } => {
-                self.push_event(ClientEvent::DaemonStatus { reachable })
+                self.push_event(ClientEvent::DaemonStatus { reachable });
+                if reachable {
+                    self.backoff = REANNOUNCE_BACKOFF;
+                    self.reannounce_at = None;
+                } else {
+                    self.schedule_reannounce(now);
+                }
             }
             ServerMsg::Users { names, more } => {
                 let mut owned = heapless::Vec::new();
@@ -863,24 +967,100 @@ impl Client {
         Ok(())
     }
 
-    fn announce_daemon<R: RngCore + CryptoRng>(
-        &mut self,
-        now: Instant,
-        port: u16,
-        rng: &mut R,
-    ) -> Result<(), Error> {
+    /// Announces the request channel with `secret`: our listening port, or
+    /// that we dial (then the driver is asked to connect).
+    fn announce(&mut self, now: Instant, secret: &Secret) -> Result<(), Error> {
         // The handshake hash keys the PSK: borrowed, not copied.
         let hash = self
             .std
             .transport()
             .ok_or(CryptoError::WrongState)?
             .handshake_hash();
-        let mut secret = [0u8; DAEMON_SECRET_LEN];
-        rng.fill_bytes(&mut secret);
-        self.psk = Some(Psk::for_request_channel(hash, &secret));
-        let r = self.send(now, &ClientMsg::AnnounceDaemon { port, secret });
-        secret.zeroize();
-        r
+        let psk = Psk::for_request_channel(hash, &secret.0);
+        let ticket = RequestTicket::new(hash, &secret.0);
+        let (msg, hello) = match (self.dialling, self.config.daemon_port) {
+            (false, Some(port)) => (
+                ClientMsg::AnnounceDaemon {
+                    port,
+                    secret: secret.0,
+                },
+                None,
+            ),
+            _ => (
+                ClientMsg::DialRequestChannel { secret: secret.0 },
+                Some(RequestHello(ticket.hello())),
+            ),
+        };
+        let r = self.send(now, &msg);
+        // `msg` holds a copy of the secret: wipe it.
+        if let ClientMsg::AnnounceDaemon { mut secret, .. }
+        | ClientMsg::DialRequestChannel { mut secret } = msg
+        {
+            secret.zeroize();
+        }
+        r?;
+        self.psk = Some(psk);
+        self.current_link = None;
+        // Until its `DaemonStatus` comes.
+        self.reannounce_at = Some(now.add(ANNOUNCE_WATCHDOG));
+        self.retrying = false;
+        if let Some(hello) = hello {
+            self.push_event(ClientEvent::ConnectRequestChannel(hello));
+        }
+        Ok(())
+    }
+
+    /// The request channel failed: announce again after the backoff (at
+    /// once when `Auto` first falls back to dialling).
+    fn schedule_reannounce(&mut self, now: Instant) {
+        if !self.is_logged_in() || (self.config.daemon_port.is_none() && !self.dialling) {
+            return;
+        }
+        self.retrying = true;
+        if !self.dialling && matches!(self.request_mode, RequestMode::Auto) {
+            // The server cannot dial us (NAT, firewall, jam): dial it.
+            self.dialling = true;
+            self.reannounce_at = Some(now);
+            return;
+        }
+        self.reannounce_at = Some(now.add(self.backoff));
+        self.backoff = Duration::from_millis(
+            self.backoff
+                .as_millis()
+                .saturating_mul(2)
+                .min(MAX_REANNOUNCE_BACKOFF.as_millis()),
+        );
+    }
+
+    /// Announces again if it is time (and a secret is at hand).
+    fn reannounce_if_due(&mut self, now: Instant) -> Result<(), Error> {
+        if self.reannounce_at.is_none_or(|t| now < t) || !self.is_logged_in() {
+            return Ok(());
+        }
+        let Some(secret) = self.spare.take() else {
+            // Drawn at the next input.
+            return Ok(());
+        };
+        match self.announce(now, &secret) {
+            // The server is not reading: try again later.
+            Err(Error::Protocol(ProtocolError::QueueFull)) => {
+                self.spare = Some(secret);
+                self.reannounce_at = Some(now.add(REANNOUNCE_BACKOFF));
+                Ok(())
+            }
+            r => r,
+        }
+    }
+
+    /// Sets how the request channel is opened (before the login completes;
+    /// the default is [`RequestMode::Auto`]).
+    pub fn set_request_mode(&mut self, mode: RequestMode) {
+        self.request_mode = mode;
+    }
+
+    /// How the request channel is opened now: true if we dial it.
+    pub fn dials_request_channel(&self) -> bool {
+        self.dialling
     }
 
     // ------------------------------------------------------------ user commands
@@ -1116,7 +1296,8 @@ impl Client {
                     }
                 }
             }
-            ServerToDaemon::Ready => {}
+            ServerToDaemon::Ready => self.current_link = Some(link.id),
+            ServerToDaemon::Ping => link.channel.send(now, &DaemonToServer::Pong)?,
             ServerToDaemon::Bye => link.channel.close(),
         }
         Ok(())
@@ -1162,7 +1343,11 @@ impl Client {
         match link.poll_timeout() {
             Some(deadline) if now >= deadline => {
                 link.channel.close();
-                Err(ProtocolError::HandshakeTimeout.into())
+                Err(if link.authenticated {
+                    ProtocolError::IdleTimeout.into()
+                } else {
+                    ProtocolError::HandshakeTimeout.into()
+                })
             }
             _ => Ok(()),
         }
@@ -1186,6 +1371,13 @@ impl Client {
         }
         if matches!(self.pending_answer, Some((id, ..)) if id == link.id) {
             self.pending_answer = None;
+        }
+        if self.current_link == Some(link.id) {
+            // Our request channel is gone (the server may not know yet):
+            // announce again, as soon as the backoff allows.
+            self.current_link = None;
+            let since = link.channel.last_rx();
+            self.schedule_reannounce(since);
         }
     }
 }

@@ -12,6 +12,7 @@ use crate::error::{Error, ProtocolError};
 use crate::keys::StaticSecret;
 use crate::limits::{MAX_FRAME, MAX_USERS_PER_MESSAGE};
 use crate::message::{ChatId, RefuseReason, UserName};
+use crate::noise::RequestTicket;
 use crate::server::{Registry, RelayBytes, ServerConfig, ServerEvent, ServerSession};
 use crate::time::Instant;
 
@@ -22,6 +23,8 @@ struct Slot {
     session: ServerSession,
     /// Next slot index to list for a pending `ListUsers`.
     listing_from: Option<usize>,
+    /// The ticket of the client-dialled request channel this session awaits.
+    ticket: Option<RequestTicket>,
 }
 
 /// Chat ids kept ready: more than one input can request.
@@ -66,6 +69,7 @@ impl<const N: usize> Hub<N> {
         *free = Some(Slot {
             session,
             listing_from: None,
+            ticket: None,
         });
         Ok(id)
     }
@@ -127,6 +131,34 @@ impl<const N: usize> Hub<N> {
     pub fn poll_request_transmit(&mut self, id: SessionId, out: &mut [u8]) -> usize {
         self.session_mut(id)
             .map_or(0, |s| s.poll_request_transmit(out))
+    }
+
+    /// A connection opened by a client for its request channel presented
+    /// `ticket` (the payload of its first frame, see
+    /// [`RequestTicket::from_hello_payload`]): the session that awaits it
+    /// starts its handshake on that connection; feed it as a dialled one.
+    /// `None`: no session awaits that ticket (close the connection). A
+    /// ticket is good for one connection.
+    pub fn request_channel_by_ticket<R: RngCore + CryptoRng>(
+        &mut self,
+        ticket: &RequestTicket,
+        now: Instant,
+        rng: &mut R,
+    ) -> Option<SessionId> {
+        let id = self.slots.iter().position(|s| {
+            s.as_ref()
+                .and_then(|s| s.ticket.as_ref())
+                .is_some_and(|t| t == ticket)
+        })?;
+        let slot = self.slots.get_mut(id)?.as_mut()?;
+        slot.ticket = None;
+        match slot.session.request_channel_connected(now, rng) {
+            Ok(()) => Some(id),
+            Err(_) => {
+                slot.session.request_channel_failed(now);
+                None
+            }
+        }
     }
 
     /// Next daemon the driver must dial: `(session, port)`.
@@ -292,7 +324,15 @@ impl<const N: usize> Hub<N> {
             }
             ServerEvent::LoginFailed | ServerEvent::Closed => {}
             ServerEvent::DialDaemon { port } => {
+                if let Some(slot) = self.slots.get_mut(id).and_then(Option::as_mut) {
+                    slot.ticket = None;
+                }
                 let _ = self.dials.push_back((id, port));
+            }
+            ServerEvent::AwaitRequestChannel { ticket } => {
+                if let Some(slot) = self.slots.get_mut(id).and_then(Option::as_mut) {
+                    slot.ticket = Some(ticket);
+                }
             }
             ServerEvent::ListUsers => {
                 if let Some(slot) = self.slots.get_mut(id).and_then(Option::as_mut) {

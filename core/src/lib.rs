@@ -78,7 +78,10 @@ pub mod server;
 pub mod time;
 
 pub use cert::{CaPublicKey, CaTrust, CertError};
-pub use client::{CertifiedServer, ChatEnd, Client, ClientConfig, ClientEvent, RequestLink};
+pub use client::{
+    CertifiedServer, ChatEnd, Client, ClientConfig, ClientEvent, RequestHello, RequestLink,
+    RequestMode,
+};
 pub use error::{CryptoError, Error, FrameError, ProtocolError, WireError};
 pub use hub::{Hub, SessionId};
 pub use keys::{Fingerprint, PublicKey, SafetyNumber, StaticSecret};

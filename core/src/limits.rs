@@ -12,6 +12,11 @@ use crate::time::Duration;
 /// end-to-end `Close`; version 1 peers cannot parse either.
 pub const PROTOCOL_VERSION: u8 = 2;
 
+/// A daemon closes an authenticated request-channel link that has been silent
+/// this long (the server sends a keep-alive at least every 25 s; see
+/// `server::MAX_REQUEST_KEEPALIVE`), and its client announces again.
+pub const REQUEST_LINK_IDLE: Duration = Duration::from_secs(90);
+
 /// Largest Noise message (the payload of one frame), in bytes.
 ///
 /// Far below Noise's own limit of 65535 so that a device keeps one receive and

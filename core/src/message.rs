@@ -104,6 +104,14 @@ pub enum ClientMsg<'a> {
     Ping,
     /// 7. Log out; the server answers `Bye { LoggedOut }` and closes.
     Logout,
+    /// 8. I cannot be dialled: I will open the request channel's connection
+    ///    to you myself, and present the ticket derived from `secret`
+    ///    (`noise::RequestTicket`); derive the PSK from `secret` as for
+    ///    `AnnounceDaemon`. Replaces any earlier announce.
+    DialRequestChannel {
+        /// Fresh one-time secret.
+        secret: [u8; DAEMON_SECRET_LEN],
+    },
 }
 
 /// Why the server refused a login. Unknown user and wrong key are one reason,
@@ -294,6 +302,9 @@ pub enum ServerToDaemon<'a> {
     ///    peer holds this session's PSK (key confirmation), so the daemon can
     ///    drop connections that never prove it.
     Ready,
+    /// 4. Keep-alive (it keeps NAT and firewall mappings open); the daemon
+    ///    answers `Pong`.
+    Ping,
 }
 
 /// The daemon's answer to a chat request.
@@ -320,6 +331,8 @@ pub enum DaemonToServer {
     },
     /// 1. Clean close.
     Bye,
+    /// 2. Answer to `ServerToDaemon::Ping`.
+    Pong,
 }
 
 // ---------------------------------------------------------------- end-to-end chat

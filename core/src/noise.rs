@@ -79,6 +79,8 @@ pub const REQUEST_PROLOGUE: &[u8] = b"secureCom/1/request";
 pub const CHAT_PROLOGUE_PREFIX: &[u8] = b"secureCom/1/chat";
 /// Label of the request channel's PSK derivation.
 pub const REQUEST_PSK_LABEL: &[u8] = b"secureCom/1/request-psk";
+/// Label of the ticket of a client-dialled request channel.
+pub const REQUEST_TICKET_LABEL: &[u8] = b"secureCom/1/request-ticket";
 /// Longest chat prologue.
 pub const MAX_CHAT_PROLOGUE: usize =
     CHAT_PROLOGUE_PREFIX.len() + 4 + 2 * (KEY_LEN + 1 + crate::limits::MAX_USER_NAME);
@@ -131,6 +133,97 @@ impl Psk {
         Psk(bytes)
     }
 }
+
+/// What a client that dials its own request channel sends first on that
+/// connection, so that the server can hand it to the right session:
+/// `HMAC-BLAKE2s(key = standard handshake hash, "secureCom/1/request-ticket" || secret)`
+/// for the `secret` of the `DialRequestChannel` it sent. It looks random to
+/// anyone without the standard channel's keys (a PRF output under a key only
+/// the two ends know), it is independent of the PSK (another label), and it
+/// names one announce of one login: the server forgets it once used, at the
+/// next announce and when the session ends.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub struct RequestTicket(pub(crate) [u8; 32]);
+
+impl RequestTicket {
+    /// The ticket for `secret` in the session with handshake hash `standard_hash`.
+    pub fn new(standard_hash: &[u8; HASH_LEN], secret: &[u8; 32]) -> RequestTicket {
+        let out = Blake2s::hmac_many(standard_hash, &[REQUEST_TICKET_LABEL, secret]);
+        let mut t = RequestTicket([0u8; 32]);
+        t.0 = *out;
+        t
+    }
+
+    /// Its bytes (to look it up, or to send it).
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// A ticket from its bytes (as the server reads it from a connection).
+    pub fn from_bytes(bytes: [u8; 32]) -> RequestTicket {
+        RequestTicket(bytes)
+    }
+
+    /// Constant-time comparison.
+    pub fn ct_eq(&self, other: &[u8; 32]) -> bool {
+        let mut d = 0u8;
+        for (a, b) in self.0.iter().zip(other) {
+            d |= a ^ b;
+        }
+        d == 0
+    }
+
+    /// The bytes a client writes first on its request-channel connection:
+    /// a frame (2-byte length 33) holding [`REQUEST_HELLO_KIND`] and the ticket.
+    pub fn hello(&self) -> [u8; REQUEST_HELLO_FRAME] {
+        let mut f = [0u8; REQUEST_HELLO_FRAME];
+        // REQUEST_HELLO_LEN (33) fits a u16.
+        let header = (REQUEST_HELLO_LEN as u16).to_be_bytes();
+        let bytes = header
+            .iter()
+            .chain(core::iter::once(&REQUEST_HELLO_KIND))
+            .chain(self.0.iter());
+        for (dst, src) in f.iter_mut().zip(bytes) {
+            *dst = *src;
+        }
+        f
+    }
+
+    /// Parses the payload of a frame of length [`REQUEST_HELLO_LEN`]
+    /// (`None` if it is not a request hello).
+    pub fn from_hello_payload(payload: &[u8]) -> Option<RequestTicket> {
+        match payload {
+            [REQUEST_HELLO_KIND, rest @ ..] => {
+                let bytes: [u8; 32] = rest.try_into().ok()?;
+                Some(RequestTicket(bytes))
+            }
+            _ => None,
+        }
+    }
+}
+
+impl PartialEq for RequestTicket {
+    fn eq(&self, other: &Self) -> bool {
+        self.ct_eq(&other.0)
+    }
+}
+
+impl Eq for RequestTicket {}
+
+impl core::fmt::Debug for RequestTicket {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("RequestTicket(..)")
+    }
+}
+
+/// Payload length of a request hello frame: a kind byte and the ticket. XX
+/// message 1 (the first frame of a standard channel) is always 32 bytes, so
+/// the first frame's length tells the two kinds of connection apart.
+pub const REQUEST_HELLO_LEN: usize = 33;
+/// A request hello frame on the wire: the 2-byte length and the payload.
+pub const REQUEST_HELLO_FRAME: usize = 2 + REQUEST_HELLO_LEN;
+/// First payload byte of a request hello.
+pub const REQUEST_HELLO_KIND: u8 = 0x01;
 
 /// clatter draws ephemerals from `RNG::default()` when none is given; we always
 /// give one (from the caller's RNG), so this type is never asked for a byte.

@@ -37,9 +37,9 @@ use crate::message::{
     decode, encode, user_name, Answer, ChatId, ClientHello, ClientMsg, CloseReason, DaemonToServer,
     ErrorCode, LoginError, RefuseReason, ServerHello, ServerMsg, ServerToDaemon, UserName,
 };
-use crate::noise::{Handshake, Psk, RemoteCheck};
+use crate::noise::{Handshake, Psk, RemoteCheck, RequestTicket};
 use crate::rate::TokenBucket;
-use crate::time::Instant;
+use crate::time::{Duration, Instant};
 
 /// The registered users: name → long-term public key.
 pub trait Registry {
@@ -72,6 +72,16 @@ pub enum ServerEvent {
     },
     /// A login was refused (for logs and rate limits; the session is closed).
     LoginFailed,
+    /// The client will open its request channel's connection itself and
+    /// present this ticket first (a [`RequestTicket::hello`] frame): hand
+    /// that connection to this session ([`ServerSession::request_channel_connected`])
+    /// and forget the ticket. Until then the old ticket of this session, if
+    /// any, is void. No connection within `handshake_timeout`: the session
+    /// reports the channel failed by itself.
+    AwaitRequestChannel {
+        /// What the connection must present.
+        ticket: RequestTicket,
+    },
     /// Dial the client's daemon at its address and this port.
     DialDaemon {
         /// The announced port.
@@ -130,14 +140,30 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// Per-session command rates and chat-request timeouts.
     pub abuse: AbuseLimits,
+    /// The request channel's keep-alive: a `Ping` after this long without
+    /// sending on it, and the channel counts as broken after
+    /// [`REQUEST_IDLE_FACTOR`] times this long without hearing from the
+    /// daemon. At most [`MAX_REQUEST_KEEPALIVE`] (daemons close a silent link
+    /// after [`crate::limits::REQUEST_LINK_IDLE`]).
+    pub request_keepalive: Duration,
 }
 
+/// The default request-channel keep-alive: 25 s, below the idle timeouts of
+/// common NATs and firewalls (the standard channel's keep-alive, and
+/// WireGuard's suggestion, for the same reason).
+pub const DEFAULT_REQUEST_KEEPALIVE: Duration = Duration::from_secs(25);
+/// The longest request-channel keep-alive a server may use.
+pub const MAX_REQUEST_KEEPALIVE: Duration = Duration::from_secs(25);
+/// A request channel silent for this many keep-alive intervals is broken.
+pub const REQUEST_IDLE_FACTOR: u64 = 3;
+
 impl ServerConfig {
-    /// `limits` with the default [`AbuseLimits`].
+    /// `limits` with the default [`AbuseLimits`] and keep-alive.
     pub const fn new(limits: Limits) -> Self {
         ServerConfig {
             limits,
             abuse: AbuseLimits::DEFAULT,
+            request_keepalive: DEFAULT_REQUEST_KEEPALIVE,
         }
     }
 }
@@ -234,6 +260,9 @@ pub struct ServerSession {
     /// The daemon was announced and its channel is being opened: requests
     /// wait for it instead of being refused as unreachable.
     request_opening: bool,
+    /// A client-dialled request channel is awaited until then.
+    request_awaited_until: Option<Instant>,
+    request_keepalive: Duration,
     events: Deque<ServerEvent, SERVER_EVENT_CAPACITY>,
     /// The E2E message of the last `Relay` event (one per input frame).
     relay: RelayBytes,
@@ -263,6 +292,15 @@ impl ServerSession {
             request: None,
             request_psk: None,
             request_opening: false,
+            request_awaited_until: None,
+            request_keepalive: if config.request_keepalive.as_millis()
+                > MAX_REQUEST_KEEPALIVE.as_millis()
+                || config.request_keepalive.as_millis() == 0
+            {
+                MAX_REQUEST_KEEPALIVE
+            } else {
+                config.request_keepalive
+            },
             events: Deque::new(),
             relay: RelayBytes::new(),
             certificate: heapless::Vec::new(),
@@ -359,16 +397,26 @@ impl ServerSession {
 
     /// When to call [`Self::handle_timeout`].
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let req = self
-            .request
-            .as_ref()
-            .filter(|c| c.handshake().is_some())
-            .and_then(RequestChannel::poll_timeout);
+        let req = self.request.as_ref().and_then(|c| {
+            if c.handshake().is_some() {
+                c.poll_timeout()
+            } else if c.is_transport() {
+                // The next keep-alive, or the silence that breaks the channel.
+                Some(
+                    c.last_tx()
+                        .add(self.request_keepalive)
+                        .min(c.last_rx().add(self.request_idle())),
+                )
+            } else {
+                None
+            }
+        });
         let expires = match &self.chat {
             ChatSlot::Requesting { expires, .. } if !self.is_closed() => Some(*expires),
             _ => None,
         };
-        [self.std.poll_timeout(), req, expires]
+        let awaited = self.request_awaited_until.filter(|_| !self.is_closed());
+        [self.std.poll_timeout(), req, expires, awaited]
             .into_iter()
             .flatten()
             .min()
@@ -379,9 +427,26 @@ impl ServerSession {
         if self.is_closed() {
             return;
         }
-        if let Some(req) = &self.request {
-            if req.handshake().is_some() && req.check_timeout(now).is_err() {
-                self.request_channel_failed(now);
+        if self.request_awaited_until.is_some_and(|t| now >= t) {
+            // The client never connected with its ticket.
+            self.request_channel_failed(now);
+        }
+        let (idle, keepalive) = (self.request_idle(), self.request_keepalive);
+        if let Some(req) = &mut self.request {
+            if req.handshake().is_some() {
+                if req.check_timeout(now).is_err() {
+                    self.request_channel_failed(now);
+                }
+            } else if req.is_transport() {
+                if now >= req.last_rx().add(idle) {
+                    // No `Pong` (nor anything) for three keep-alives: the
+                    // connection is gone (a NAT forgot it, a cable came out).
+                    self.request_channel_failed(now);
+                } else if now >= req.last_tx().add(keepalive)
+                    && req.send(now, &ServerToDaemon::Ping).is_err()
+                {
+                    self.request_channel_failed(now);
+                }
             }
         }
         if let ChatSlot::Requesting {
@@ -711,7 +776,9 @@ impl ServerSession {
             return Err(ProtocolError::NotLoggedIn.into());
         };
         let kind = match msg {
-            ClientMsg::AnnounceDaemon { .. } => Some(Command::Announce),
+            ClientMsg::AnnounceDaemon { .. } | ClientMsg::DialRequestChannel { .. } => {
+                Some(Command::Announce)
+            }
             ClientMsg::ListUsers => Some(Command::List),
             ClientMsg::RequestChat { .. } => Some(Command::Request),
             ClientMsg::LeaveChat { .. } => Some(Command::Leave),
@@ -737,22 +804,22 @@ impl ServerSession {
         }
         match msg {
             ClientMsg::AnnounceDaemon { port, mut secret } => {
-                // The handshake hash keys the PSK: borrowed, not copied.
-                let hash = self
+                let r = self.new_request_channel(&secret);
+                secret.zeroize();
+                r?;
+                self.push_event(ServerEvent::DialDaemon { port });
+            }
+            ClientMsg::DialRequestChannel { mut secret } => {
+                let r = self.new_request_channel(&secret);
+                let ticket = self
                     .std
                     .transport()
-                    .ok_or(CryptoError::WrongState)?
-                    .handshake_hash();
-                self.request_psk = Some(Psk::for_request_channel(hash, &secret));
+                    .map(|t| RequestTicket::new(t.handshake_hash(), &secret));
                 secret.zeroize();
-                self.request_opening = true;
-                if let Some(old) = &mut self.request {
-                    old.close();
-                }
-                self.request = None;
-                // A request delivered over the old channel can no longer be answered.
-                self.fail_asked(RefuseReason::Unreachable);
-                self.push_event(ServerEvent::DialDaemon { port });
+                r?;
+                let ticket = ticket.ok_or(CryptoError::WrongState)?;
+                self.request_awaited_until = Some(now.add(self.limits.handshake_timeout));
+                self.push_event(ServerEvent::AwaitRequestChannel { ticket });
             }
             ClientMsg::ListUsers => self.push_event(ServerEvent::ListUsers),
             ClientMsg::RequestChat { user } => {
@@ -809,6 +876,37 @@ impl ServerSession {
             ClientMsg::Logout => self.close_with(now, CloseReason::LoggedOut),
         }
         Ok(())
+    }
+
+    /// A new announce: the PSK from `secret`, the old channel closed.
+    fn new_request_channel(
+        &mut self,
+        secret: &[u8; crate::DAEMON_SECRET_LEN],
+    ) -> Result<(), Error> {
+        // The handshake hash keys the PSK: borrowed, not copied.
+        let hash = self
+            .std
+            .transport()
+            .ok_or(CryptoError::WrongState)?
+            .handshake_hash();
+        self.request_psk = Some(Psk::for_request_channel(hash, secret));
+        self.request_opening = true;
+        self.request_awaited_until = None;
+        if let Some(old) = &mut self.request {
+            old.close();
+        }
+        self.request = None;
+        // A request delivered over the old channel can no longer be answered.
+        self.fail_asked(RefuseReason::Unreachable);
+        Ok(())
+    }
+
+    fn request_idle(&self) -> Duration {
+        Duration::from_millis(
+            self.request_keepalive
+                .as_millis()
+                .saturating_mul(REQUEST_IDLE_FACTOR),
+        )
     }
 
     fn leave_everything_but_asked(&mut self) {
@@ -1075,6 +1173,7 @@ impl ServerSession {
             .as_ref()
             .ok_or(ProtocolError::NotLoggedIn)?;
         let hs = Handshake::request_channel(true, psk, rng)?;
+        self.request_awaited_until = None;
         let mut ch = Channel::new(hs, self.limits, now);
         ch.send_handshake(now, &[])?;
         self.request = Some(ch);
@@ -1089,6 +1188,7 @@ impl ServerSession {
         }
         self.request = None;
         self.request_opening = false;
+        self.request_awaited_until = None;
         self.fail_asked(RefuseReason::Unreachable);
         if self.user().is_some() {
             let _ = self.send(now, &ServerMsg::DaemonStatus { reachable: false });
@@ -1172,6 +1272,8 @@ impl ServerSession {
                 });
             }
             DaemonToServer::Bye => self.request_channel_failed(now),
+            // Only its arrival matters (the channel's last receive time).
+            DaemonToServer::Pong => {}
         }
         Ok(())
     }

@@ -199,6 +199,13 @@ fn client_msg() {
     );
     golden!("06", ClientMsg<'_>, ClientMsg::Ping);
     golden!("07", ClientMsg<'_>, ClientMsg::Logout);
+    golden!(
+        "08e0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff",
+        ClientMsg<'_>,
+        ClientMsg::DialRequestChannel {
+            secret: seq(DAEMON_SECRET)
+        }
+    );
 }
 
 // ------------------------------------------------------------------ standard channel: server -> client
@@ -480,6 +487,7 @@ fn server_to_daemon() {
     );
     golden!("02", ServerToDaemon<'_>, ServerToDaemon::Bye);
     golden!("03", ServerToDaemon<'_>, ServerToDaemon::Ready);
+    golden!("04", ServerToDaemon<'_>, ServerToDaemon::Ping);
 }
 
 #[test]
@@ -509,6 +517,7 @@ fn daemon_to_server() {
         }
     );
     golden!("01", DaemonToServer, DaemonToServer::Bye);
+    golden!("02", DaemonToServer, DaemonToServer::Pong);
 }
 
 // ------------------------------------------------------------------ end-to-end chat
@@ -575,7 +584,8 @@ fn every_variant_has_a_golden_test(
         | ClientMsg::ChatData { .. }
         | ClientMsg::LeaveChat { .. }
         | ClientMsg::Ping
-        | ClientMsg::Logout => {}
+        | ClientMsg::Logout
+        | ClientMsg::DialRequestChannel { .. } => {}
     }
     match s {
         ServerMsg::LoginOk { .. }
@@ -596,10 +606,11 @@ fn every_variant_has_a_golden_test(
         ServerToDaemon::ChatRequest { .. }
         | ServerToDaemon::Cancel { .. }
         | ServerToDaemon::Bye
-        | ServerToDaemon::Ready => {}
+        | ServerToDaemon::Ready
+        | ServerToDaemon::Ping => {}
     }
     match a {
-        DaemonToServer::Answer { .. } | DaemonToServer::Bye => {}
+        DaemonToServer::Answer { .. } | DaemonToServer::Bye | DaemonToServer::Pong => {}
     }
     match p {
         ChatPayload::Text { .. } | ChatPayload::Close { .. } => {}
@@ -1038,6 +1049,7 @@ fn protocol_document_quotes_the_pinned_transcript() {
         ("KK_TEXT_BOB", KK_TEXT_BOB),
         ("KK_TEXT_ALICE", KK_TEXT_ALICE),
         ("KK_CLOSE_BOB", KK_CLOSE_BOB),
+        ("REQUEST_TICKET", REQUEST_TICKET),
     ] {
         let hex: String = value.chars().filter(|c| c.is_ascii_hexdigit()).collect();
         assert!(
@@ -1046,6 +1058,30 @@ fn protocol_document_quotes_the_pinned_transcript() {
         );
     }
 }
+
+/// The ticket of a client-dialled request channel (`DialRequestChannel`
+/// with the transcript's secret), computed independently as
+/// HMAC-BLAKE2s(key = XX_HASH, "secureCom/1/request-ticket" || secret), and
+/// the hello frame that carries it.
+#[test]
+fn request_ticket_and_hello() {
+    use securecom_core::noise::RequestTicket;
+    let t = RequestTicket::new(&unhex32(XX_HASH), &seq(DAEMON_SECRET));
+    pin("request ticket", t.as_bytes(), REQUEST_TICKET);
+    let hello = t.hello();
+    pin(
+        "request hello frame",
+        &hello,
+        &format!("0021 01 {REQUEST_TICKET}"),
+    );
+    let back = RequestTicket::from_hello_payload(&hello[2..]).expect("a hello");
+    assert!(back == t);
+    // A standard channel's first frame (XX message 1, 32 bytes) is never one.
+    assert!(RequestTicket::from_hello_payload(&[0x01; 32]).is_none());
+    assert!(RequestTicket::from_hello_payload(&[0x02; 33]).is_none());
+}
+
+const REQUEST_TICKET: &str = "8621979a802b563725f040209a3c59ff110a928a07a1aa165f3062e3a9cfe4fe";
 
 /// The request channel's PSK, pinned through the handshake it keys (the
 /// `Psk` type does not expose its bytes): `REQUEST_PSK` was computed

@@ -78,9 +78,13 @@ fn login_ok() {
     assert!(s.daemon_reachable());
     let link = w.peers[a].link.as_ref().expect("daemon link");
     assert!(!link.is_closed());
-    // The server's `Ready` proved it holds this login's PSK; no deadline left.
+    // The server's `Ready` proved it holds this login's PSK; the link's only
+    // deadline left is its idle one (the server's keep-alives push it on).
     assert!(link.is_authenticated());
-    assert_eq!(link.poll_timeout(), None);
+    assert_eq!(
+        link.poll_timeout(),
+        Some(w.now.add(securecom_core::REQUEST_LINK_IDLE))
+    );
     assert_eq!(w.transcript[&Chan::ReqDown(a)].len(), 2, "msg1, Ready");
     assert_eq!(w.transcript[&Chan::ReqUp(a)].len(), 1, "msg2");
     assert!(w.peers[a].client.is_logged_in());
@@ -1985,5 +1989,168 @@ mod props {
             }
         }
         assert!(runs >= 24, "{runs} runs");
+    }
+}
+
+// ====================================================================== request channel behind NAT (issue 12)
+
+mod behind_nat {
+    use super::*;
+    use securecom_core::noise::RequestTicket;
+    use securecom_core::server::{DEFAULT_REQUEST_KEEPALIVE, REQUEST_IDLE_FACTOR};
+    use securecom_core::RequestMode;
+
+    fn connect(w: &mut W, name_: &str, mode: RequestMode, undialable: bool) -> usize {
+        let i = w.connect(ClientSpec {
+            request_mode: mode,
+            undialable,
+            ..ClientSpec::new(name_)
+        });
+        w.pump();
+        i
+    }
+
+    fn reachable(e: &[ClientEvent]) -> Vec<bool> {
+        e.iter()
+            .filter_map(|e| match e {
+                ClientEvent::DaemonStatus { reachable } => Some(*reachable),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_undialable_client_falls_back_to_dialling_and_is_asked() {
+        let mut w = world();
+        let a = w.login("alice");
+        let b = connect(&mut w, "bob", RequestMode::Auto, true);
+        let eb = w.peers[b].take_events();
+        // The server's dial failed; bob dialled himself at once.
+        assert_eq!(reachable(&eb), [false, true], "bob: {eb:?}");
+        assert!(eb
+            .iter()
+            .any(|e| matches!(e, ClientEvent::ConnectRequestChannel(_))));
+        assert_eq!(w.peers[b].dial_backs, 1);
+        assert!(w.peers[b].client.dials_request_channel());
+        assert!(w.session(b).unwrap().daemon_reachable());
+        w.open_chat(a, b);
+        w.send_text(a, "found you behind the NAT").unwrap();
+        w.pump();
+        assert_eq!(w.peers[b].received_texts(), ["found you behind the NAT"]);
+        assert!(w.all_errors().is_empty(), "{:?}", w.all_errors());
+    }
+
+    #[test]
+    fn dial_mode_never_announces_a_port() {
+        let mut w = world();
+        let b = connect(&mut w, "bob", RequestMode::Dial, false);
+        assert_eq!(reachable(&w.peers[b].take_events()), [true]);
+        assert_eq!(w.peers[b].dial_backs, 1);
+        let a = w.login("alice");
+        w.open_chat(a, b);
+    }
+
+    #[test]
+    fn listen_mode_does_not_fall_back_but_retries_with_backoff() {
+        let mut w = world();
+        let b = connect(&mut w, "bob", RequestMode::Listen, true);
+        assert_eq!(reachable(&w.peers[b].take_events()), [false]);
+        // Announces again after 2, 4, 8, 16 s...: 4 more tries in 31 s.
+        w.advance_ms(31_000);
+        let tries = reachable(&w.peers[b].take_events());
+        assert_eq!(tries, [false; 4], "announced again too often or never");
+        assert_eq!(w.peers[b].dial_backs, 0);
+        assert!(!w.peers[b].client.dials_request_channel());
+    }
+
+    #[test]
+    fn a_ticket_opens_one_connection_of_its_own_session() {
+        let mut w = world();
+        let b = connect(&mut w, "bob", RequestMode::Dial, false);
+        w.peers[b].take_events();
+        assert!(w.peers[b].client.dials_request_channel());
+        // A ticket nobody was given opens nothing.
+        let forged = RequestTicket::from_bytes([7; 32]);
+        let now = w.now;
+        assert_eq!(
+            w.server.request_channel_by_ticket(&forged, now, &mut w.rng),
+            None
+        );
+        assert!(w.session(b).unwrap().daemon_reachable());
+    }
+
+    #[test]
+    fn a_used_ticket_is_void() {
+        let mut w = world();
+        let b = w.connect(ClientSpec {
+            request_mode: RequestMode::Dial,
+            ..ClientSpec::new("bob")
+        });
+        // Pump until bob asks to connect, then keep a copy of his hello.
+        w.pump();
+        let hello = w.peers[b]
+            .events
+            .iter()
+            .find_map(|e| match e {
+                ClientEvent::ConnectRequestChannel(h) => Some(h.clone()),
+                _ => None,
+            })
+            .expect("bob dialled");
+        assert!(w.session(b).unwrap().daemon_reachable());
+        let ticket = RequestTicket::from_hello_payload(&hello.0[2..]).unwrap();
+        let now = w.now;
+        assert_eq!(
+            w.server.request_channel_by_ticket(&ticket, now, &mut w.rng),
+            None,
+            "a replayed hello opened a second channel"
+        );
+    }
+
+    #[test]
+    fn the_server_keeps_the_request_channel_alive() {
+        let mut w = world();
+        let b = w.login("bob");
+        let before = w.transcript[&Chan::ReqDown(b)].len();
+        // Ten minutes without a chat: a keep-alive every 25 s, each answered.
+        w.advance_ms(600_000);
+        let pings = w.transcript[&Chan::ReqDown(b)].len() - before;
+        let every = DEFAULT_REQUEST_KEEPALIVE.as_millis();
+        assert!(
+            pings as u64 >= 600_000 / every - 1,
+            "{pings} keep-alives in 10 minutes"
+        );
+        assert!(w.peers[b].take_events().is_empty(), "no re-announce needed");
+        assert!(w.session(b).unwrap().daemon_reachable());
+        assert!(w.all_errors().is_empty(), "{:?}", w.all_errors());
+    }
+
+    #[test]
+    fn a_silently_broken_request_channel_is_reestablished() {
+        // A NAT forgets the mapping: nothing arrives either way any more.
+        let mut w = world();
+        let a = w.login("alice");
+        let b = w.login("bob");
+        let broken = std::rc::Rc::new(std::cell::Cell::new(true));
+        let flag = broken.clone();
+        w.set_tap(FnTap(move |chan, _idx, f: Vec<u8>| {
+            let req = matches!(chan, Chan::ReqDown(_) | Chan::ReqUp(_));
+            if req && flag.get() {
+                vec![]
+            } else {
+                vec![f]
+            }
+        }));
+        let idle = DEFAULT_REQUEST_KEEPALIVE.as_millis() * REQUEST_IDLE_FACTOR;
+        w.advance_ms(idle + 1_000);
+        // The server noticed; bob's client announced again (and was dialled,
+        // but nothing passes yet).
+        let eb = w.peers[b].take_events();
+        assert_eq!(reachable(&eb).first(), Some(&false), "bob: {eb:?}");
+        // The network heals: within the backoff, bob is reachable again.
+        broken.set(false);
+        w.advance_ms(61_000);
+        assert!(w.session(b).unwrap().daemon_reachable());
+        assert_eq!(reachable(&w.peers[b].take_events()).last(), Some(&true));
+        w.open_chat(a, b);
     }
 }

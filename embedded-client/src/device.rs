@@ -416,6 +416,10 @@ impl Device {
                 defmt::error!("login refused: {}", reason);
                 return Err(ExitCode::LoginRefused);
             }
+            ClientEvent::ConnectRequestChannel(_) => {
+                // Not in `Listen` mode, which the device uses.
+                defmt::warn!("the device cannot dial its request channel");
+            }
             ClientEvent::DaemonStatus { reachable } => {
                 if reachable {
                     defmt::info!("daemon reachable (core time {=u64} ns)", cost);

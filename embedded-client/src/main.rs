@@ -89,6 +89,10 @@ fn boot() -> &'static mut Device {
             exit(ExitCode::Session)
         }
     };
+    // The daemon UART is bridged as a socket the server connects to: the
+    // device cannot open a connection itself (yet), so it never falls back
+    // to dialling its request channel.
+    client.set_request_mode(securecom_core::RequestMode::Listen);
 
     let parts = Parts {
         std_uart,

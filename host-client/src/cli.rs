@@ -138,6 +138,12 @@ pub struct ChatArgs {
     /// addresses (e.g. a multi-homed server's).
     #[arg(long, env = "SECURECOM_DAEMON_ALLOW", value_name = "server|any|IP,...")]
     pub daemon_allow: Option<String>,
+    /// How the server's request channel reaches us: `auto` (default: the
+    /// server dials the daemon; if it cannot, behind a NAT or a firewall, we
+    /// open the connection to the server ourselves), `listen` (only be
+    /// dialled) or `dial` (only connect out; no listening daemon).
+    #[arg(long, env = "SECURECOM_REQUEST_MODE", value_name = "auto|listen|dial")]
+    pub request_mode: Option<String>,
     /// Script mode: one JSON object per line on stdout per event.
     #[arg(long)]
     pub script: bool,
@@ -159,6 +165,8 @@ pub struct ConfigFile {
     pub daemon_listen: Option<String>,
     /// Who may connect to the daemon (`server`, `any` or addresses).
     pub daemon_allow: Option<String>,
+    /// `auto`, `listen` or `dial`.
+    pub request_mode: Option<String>,
     /// CA public key (instead of server_key).
     pub ca_key: Option<String>,
     /// Revocation-list file (relative to the config file's directory).
@@ -229,6 +237,8 @@ pub struct ChatSettings {
     pub daemon_listen: String,
     /// Who may connect to the daemon.
     pub daemon_allow: DaemonAllow,
+    /// How the request channel is opened.
+    pub request_mode: securecom_core::RequestMode,
     /// JSON lines on stdout.
     pub script: bool,
 }
@@ -351,6 +361,16 @@ pub fn resolve_chat(args: ChatArgs, file: ConfigFile) -> Result<ChatSettings, St
         Some(a) => parse_daemon_allow(&a)?,
         None => DaemonAllow::Server,
     };
+    let request_mode = match args.request_mode.or(file.request_mode).as_deref() {
+        None | Some("auto") => securecom_core::RequestMode::Auto,
+        Some("listen") => securecom_core::RequestMode::Listen,
+        Some("dial") => securecom_core::RequestMode::Dial,
+        Some(other) => {
+            return Err(format!(
+                "--request-mode: '{other}' is not one of auto, listen, dial"
+            ))
+        }
+    };
     let known_peers = args
         .known_peers
         .or(file.known_peers)
@@ -364,6 +384,7 @@ pub fn resolve_chat(args: ChatArgs, file: ConfigFile) -> Result<ChatSettings, St
         user,
         daemon_listen,
         daemon_allow,
+        request_mode,
         script: args.script,
     })
 }

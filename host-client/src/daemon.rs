@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use securecom_core::RequestLink;
+use securecom_core::{RequestHello, RequestLink};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify};
@@ -147,6 +147,38 @@ pub async fn run(
             slots.release(id);
         });
     }
+}
+
+/// Opens a request channel to the server ourselves (we cannot be dialled):
+/// connects to `to`, writes `hello` (its ticket), then runs the connection
+/// as a link like an accepted one. A failure is only logged: the core
+/// announces again (with a backoff) when the server reports the channel down.
+pub async fn dial(
+    to: SocketAddr,
+    hello: RequestHello,
+    shared: Shared,
+    out: Outputs,
+    answers: watch::Receiver<u64>,
+) {
+    let connect = tokio::time::timeout(HELLO_TIMEOUT, TcpStream::connect(to));
+    let mut stream = match connect.await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            info!(%to, "daemon: cannot connect the request channel: {e}");
+            return;
+        }
+        Err(_) => {
+            info!(%to, "daemon: connecting the request channel timed out");
+            return;
+        }
+    };
+    if let Err(e) = stream.write_all(&hello.0).await {
+        info!(%to, "daemon: request channel: {e}");
+        return;
+    }
+    // Not one of the listener's slots: nothing to evict.
+    let (authenticated, evict) = (AtomicBool::new(false), Notify::new());
+    serve_link(stream, to, shared, out, answers, &authenticated, &evict).await;
 }
 
 /// Serves one request-channel connection until it closes or errors.

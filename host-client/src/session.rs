@@ -348,23 +348,30 @@ pub async fn chat(settings: ChatSettings, ui: Ui) -> i32 {
     };
 
     // The daemon listens before we connect: its port is announced at login.
-    let listener = match TcpListener::bind(&settings.daemon_listen).await {
-        Ok(l) => l,
-        Err(e) => {
-            return setup_error(&format!(
-                "cannot listen on {} for chat requests: {e}",
-                settings.daemon_listen
-            ))
-        }
+    // (Not in `dial` mode: then nothing listens.)
+    let listening = settings.request_mode != securecom_core::RequestMode::Dial;
+    let listener = if listening {
+        let listener = match TcpListener::bind(&settings.daemon_listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                return setup_error(&format!(
+                    "cannot listen on {} for chat requests: {e}",
+                    settings.daemon_listen
+                ))
+            }
+        };
+        let daemon_addr = match listener.local_addr() {
+            Ok(a) => a,
+            Err(e) => return setup_error(&format!("daemon address: {e}")),
+        };
+        info!(addr = %daemon_addr, "daemon listening");
+        ui.emit(&Event::DaemonListening {
+            addr: daemon_addr.to_string(),
+        });
+        Some((listener, daemon_addr))
+    } else {
+        None
     };
-    let daemon_addr = match listener.local_addr() {
-        Ok(a) => a,
-        Err(e) => return setup_error(&format!("daemon address: {e}")),
-    };
-    info!(addr = %daemon_addr, "daemon listening");
-    ui.emit(&Event::DaemonListening {
-        addr: daemon_addr.to_string(),
-    });
 
     let how = match &settings.trust {
         ServerTrust::Pinned(k) => format!("server key fingerprint {}", k.fingerprint()),
@@ -389,6 +396,11 @@ pub async fn chat(settings: ChatSettings, ui: Ui) -> i32 {
         };
     let _ = stream.set_nodelay(true);
     info!(server = %settings.server, "connected");
+    // A request channel we dial goes to the address we reached the server at.
+    let server_addr = match stream.peer_addr() {
+        Ok(a) => a,
+        Err(e) => return setup_error(&format!("server address: {e}")),
+    };
     // The daemon admits the server only (by default): the address we reached it at.
     let allow = match &settings.daemon_allow {
         DaemonAllow::Any => Allow::Any,
@@ -406,7 +418,7 @@ pub async fn chat(settings: ChatSettings, ui: Ui) -> i32 {
             // Not used with a CA.
             ServerTrust::Ca { .. } => PublicKey([0; 32]),
         },
-        daemon_port: Some(daemon_addr.port()),
+        daemon_port: listener.as_ref().map(|(_, a)| a.port()),
         limits: Limits::DEFAULT,
     };
     let clock = Clock::new();
@@ -415,23 +427,26 @@ pub async fn chat(settings: ChatSettings, ui: Ui) -> i32 {
         Some(ca) => Client::with_ca(config, ca, identity, clock.now(), &mut rng),
         None => Client::new(config, identity, clock.now(), &mut rng),
     };
-    let client = match started {
+    let mut client = match started {
         Ok(c) => c,
         Err(e) => return setup_error(&format!("cannot start the handshake: {e}")),
     };
+    client.set_request_mode(settings.request_mode);
     let shared = Shared::new(Core { client, rng }, clock);
     let (out, ui_rx) = Outputs::new();
     let (answers_tx, answers_rx) = watch::channel(0u64);
 
     let (rd, wr) = stream.into_split();
     spawn_connection(rd, wr, &shared, &out);
-    tokio::spawn(crate::daemon::run(
-        listener,
-        allow,
-        shared.clone(),
-        out.clone(),
-        answers_rx,
-    ));
+    if let Some((listener, _)) = listener {
+        tokio::spawn(crate::daemon::run(
+            listener,
+            allow,
+            shared.clone(),
+            out.clone(),
+            answers_rx,
+        ));
+    }
 
     // The interactive line editor: only on a real terminal (else plain lines).
     let tty = !ui.script && std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
@@ -468,6 +483,7 @@ pub async fn chat(settings: ChatSettings, ui: Ui) -> i32 {
         readline.is_some(),
         ca_name,
     );
+    session.dial_to = Some(server_addr);
     let mut readline = readline;
     let code = session.run(ui_rx, stdin, &mut readline).await;
     if let Some(mut rl) = readline.take() {
@@ -726,6 +742,8 @@ struct Session {
     pending_lines: VecDeque<String>,
     /// The server name checked in its certificate (CA mode).
     ca_name: Option<String>,
+    /// Where a request channel we dial connects to (the server's address).
+    dial_to: Option<std::net::SocketAddr>,
 }
 
 impl Session {
@@ -764,6 +782,7 @@ impl Session {
             deferred: Vec::new(),
             pending_lines: VecDeque::new(),
             ca_name,
+            dial_to: None,
         }
     }
 
@@ -1015,6 +1034,21 @@ impl Session {
             ClientEvent::DaemonStatus { reachable } => {
                 info!(reachable, "daemon status");
                 Event::Daemon { reachable }
+            }
+            ClientEvent::ConnectRequestChannel(hello) => {
+                // The server cannot dial us (or we chose not to be dialled):
+                // open the request channel's connection ourselves.
+                if let Some(to) = self.dial_to {
+                    info!(%to, "dialling the request channel");
+                    tokio::spawn(crate::daemon::dial(
+                        to,
+                        hello,
+                        self.shared.clone(),
+                        self.out.clone(),
+                        self.answers.subscribe(),
+                    ));
+                }
+                return None;
             }
             ClientEvent::Users { names, more } => {
                 let (names, truncated) = self.on_users_page(&names, more)?;

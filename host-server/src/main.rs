@@ -143,6 +143,11 @@ pub struct RunArgs {
     /// Seconds of silence after which a client is dropped.
     #[arg(long, default_value_t = 300)]
     pub idle_timeout: u64,
+    /// Seconds between keep-alives on an idle request channel (1 to 25):
+    /// they keep NAT and firewall mappings open; a channel silent for three
+    /// of them counts as broken.
+    #[arg(long, default_value_t = 25, value_parser = clap::value_parser!(u64).range(1..=25))]
+    pub request_keepalive: u64,
     /// Hours a session may last before the client must log in again.
     #[arg(long, default_value_t = 24)]
     pub max_session_hours: u64,
@@ -438,7 +443,12 @@ fn run(dir: &Path, args: RunArgs, pass: &Sources) -> Result<()> {
     }
     let shared = Arc::new(session::Shared {
         key,
-        config: ServerConfig { limits, abuse },
+        config: ServerConfig {
+            limits,
+            abuse,
+            request_keepalive: securecom_core::Duration::from_secs(args.request_keepalive),
+        },
+        tickets: session::Tickets::default(),
         registry: registry.clone(),
         dial_policy: session::DialPolicy {
             min_port: args.daemon_min_port,

@@ -10,23 +10,27 @@
 //! hold bytes.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use securecom_core::message::{RefuseReason, UserName as Name};
+use securecom_core::noise::{RequestTicket, REQUEST_HELLO_LEN};
 use securecom_core::server::{ServerEvent, ServerSession};
 use securecom_core::{
     PublicKey, Registry as _, ServerConfig, StaticSecret, UserName, MAX_FRAME,
     MAX_USERS_PER_MESSAGE,
 };
 use securecom_host::{now, os_rng, until, Rng};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
+use tokio::sync::oneshot;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
+use zeroize::Zeroize;
 
 use crate::listener::HandshakeTicket;
 use crate::presence::{Cmd, Inbox, Mailbox, PostError, Presence};
@@ -57,6 +61,84 @@ pub struct Shared {
     pub output_soft_cap: usize,
     /// Bytes of output beyond which the session is dropped (`Bye { RateLimited }`).
     pub output_hard_cap: usize,
+    /// Client-dialled request channels awaited, by ticket.
+    pub tickets: Tickets,
+}
+
+/// The tickets of the client-dialled request channels being awaited: at most
+/// one per session (a new announce replaces it), removed when used, when
+/// the session announces again and when it ends.
+#[derive(Default)]
+pub struct Tickets(Mutex<HashMap<[u8; 32], (u64, oneshot::Sender<TcpStream>)>>);
+
+impl Tickets {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], (u64, oneshot::Sender<TcpStream>)>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Session `id` awaits `ticket` (its earlier ticket, if any, is void).
+    fn insert(&self, id: u64, ticket: &RequestTicket) -> oneshot::Receiver<TcpStream> {
+        let (tx, rx) = oneshot::channel();
+        let mut map = self.lock();
+        map.retain(|_, (s, _)| *s != id);
+        map.insert(*ticket.as_bytes(), (id, tx));
+        rx
+    }
+
+    fn forget(&self, id: u64) {
+        self.lock().retain(|_, (s, _)| *s != id);
+    }
+
+    /// Hands `stream` to the session awaiting `ticket`; gives the stream back
+    /// if none does.
+    fn deliver(&self, ticket: &RequestTicket, stream: TcpStream) -> Result<u64, TcpStream> {
+        let found = self.lock().remove(ticket.as_bytes());
+        match found {
+            Some((id, tx)) => tx.send(stream).map(|()| id),
+            None => Err(stream),
+        }
+    }
+}
+
+/// How long a connection whose first frame is a request hello may wait for
+/// its ticket: the client sends `DialRequestChannel` on its standard channel
+/// just before it connects, and the session may not have read it yet.
+const TICKET_GRACE: Duration = Duration::from_secs(2);
+
+/// A new connection whose first frame is a request hello: hand it to the
+/// session that awaits its ticket, or close it.
+async fn request_hello(shared: &Shared, mut stream: TcpStream, peer: SocketAddr) {
+    let mut payload = [0u8; REQUEST_HELLO_LEN];
+    let limit = Duration::from_secs(shared.config.limits.handshake_timeout.as_millis() / 1000);
+    match tokio::time::timeout(limit, stream.read_exact(&mut payload)).await {
+        Ok(Ok(_)) => {}
+        _ => return,
+    }
+    let Some(ticket) = RequestTicket::from_hello_payload(&payload) else {
+        debug!(%peer, "not a request hello: closed");
+        return;
+    };
+    payload.zeroize();
+    let start = tokio::time::Instant::now();
+    let mut stream = stream;
+    loop {
+        match shared.tickets.deliver(&ticket, stream) {
+            Ok(id) => {
+                debug!(session = id, %peer, "client-dialled request channel");
+                return;
+            }
+            Err(back) if start.elapsed() < TICKET_GRACE => {
+                stream = back;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(_) => {
+                debug!(%peer, "request hello with an unknown ticket: closed");
+                return;
+            }
+        }
+    }
 }
 
 /// Which announced daemons the server dials (`AnnounceDaemon` names a port
@@ -110,6 +192,8 @@ struct Task {
     req_wr: Option<OwnedWriteHalf>,
     req_out: Vec<u8>,
     dial: Option<JoinHandle<std::io::Result<TcpStream>>>,
+    /// The connection of a client-dialled request channel, once it comes.
+    incoming: Option<oneshot::Receiver<TcpStream>>,
     /// A listing being sent: the names and how many were sent.
     listing: Option<(Arc<[Name]>, usize)>,
     /// Another `ListUsers` arrived during the listing: one more follows it.
@@ -135,8 +219,24 @@ pub async fn run(
     mut handshake: HandshakeTicket,
 ) {
     let _ = stream.set_nodelay(true);
+    // The first frame's length tells a standard channel (XX message 1, 32
+    // bytes) from a client-dialled request channel (a 33-byte hello).
+    let mut stream = stream;
+    // The handshake's deadline counts from here, the header read included.
+    let started = now();
+    let mut header = [0u8; 2];
+    let limit = Duration::from_secs(shared.config.limits.handshake_timeout.as_millis() / 1000);
+    match tokio::time::timeout(limit, stream.read_exact(&mut header)).await {
+        Ok(Ok(_)) => {}
+        _ => return,
+    }
+    if usize::from(u16::from_be_bytes(header)) == REQUEST_HELLO_LEN {
+        drop(handshake);
+        request_hello(&shared, stream, peer).await;
+        return;
+    }
     let mut rng = os_rng();
-    let session = match ServerSession::new(&shared.config, &shared.key, now(), &mut rng) {
+    let session = match ServerSession::new(&shared.config, &shared.key, started, &mut rng) {
         Ok(mut s) => {
             s.set_max_frame(shared.max_frame);
             if let Some(c) = &shared.certificate {
@@ -168,6 +268,7 @@ pub async fn run(
         req_wr: None,
         req_out: Vec::new(),
         dial: None,
+        incoming: None,
         listing: None,
         list_again: false,
         busy: false,
@@ -180,6 +281,9 @@ pub async fn run(
     if *shutdown.borrow() {
         t.session.shutdown(now());
     }
+    // The first two bytes, read to tell the kinds of connection apart.
+    t.feed_standard(&header);
+    t.pump();
     while !t.session.is_closed() {
         let deadline = t.session.poll_timeout();
         // Backpressure: a client that does not read its output is not read
@@ -206,6 +310,13 @@ pub async fn run(
             r = join_opt(&mut t.dial) => {
                 t.dial = None;
                 t.dialled(r);
+            }
+            r = incoming_opt(&mut t.incoming) => {
+                t.incoming = None;
+                // The session's own deadline covers a client that never comes.
+                if let Ok(stream) = r {
+                    t.dialled(Ok(stream));
+                }
             }
             _ = sleep_opt(deadline) => t.session.handle_timeout(now()),
             _ = shutdown.changed() => t.session.shutdown(now()),
@@ -257,8 +368,18 @@ pub async fn run(
     if let Some(d) = t.dial.take() {
         d.abort();
     }
+    t.shared.tickets.forget(t.id);
     t.unlist();
     debug!(session = id, %peer, "closed");
+}
+
+async fn incoming_opt(
+    r: &mut Option<oneshot::Receiver<TcpStream>>,
+) -> Result<TcpStream, oneshot::error::RecvError> {
+    match r {
+        Some(r) => r.await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn readable_opt(r: &Option<OwnedReadHalf>) -> std::io::Result<()> {
@@ -623,7 +744,19 @@ impl Task {
                 ServerEvent::LoginFailed => {
                     info!(session = self.id, peer = %self.peer, "login refused")
                 }
+                ServerEvent::AwaitRequestChannel { ticket } => {
+                    self.req_rd = None;
+                    self.req_wr = None;
+                    self.req_out = Vec::new();
+                    if let Some(d) = self.dial.take() {
+                        d.abort();
+                    }
+                    debug!(session = self.id, "awaiting the client's request channel");
+                    self.incoming = Some(self.shared.tickets.insert(self.id, &ticket));
+                }
                 ServerEvent::DialDaemon { port } => {
+                    self.shared.tickets.forget(self.id);
+                    self.incoming = None;
                     self.req_rd = None;
                     self.req_wr = None;
                     self.req_out = Vec::new();

@@ -6,10 +6,12 @@
 //! (dialable in every mode). The topology is `nat/netns.rs`; the programs
 //! in it, `nat/procs.rs`.
 //!
-//! These are the tests that are true today: an open route makes the home
-//! client dialable; NAT and a firewall make it unreachable, though it logs
-//! in and can ask others. Issue 12's client-dialled request channel will
-//! turn the unreachable cases around (see the comments on them).
+//! An open route makes the home client dialable. Behind a NAT or a firewall
+//! the server's dial of its daemon fails, and the client opens the request
+//! channel itself (`--request-mode auto`, the default): it is reachable
+//! there too. `--request-mode listen` keeps the old behaviour (unreachable
+//! behind a NAT), `--request-mode dial` needs no listening port; the
+//! server's request-channel keep-alives hold the NAT's mapping open.
 //!
 //! Needs root (network namespaces) and `ip`, `nft`, `conntrack`, `sysctl`
 //! (apt: iproute2, nftables, conntrack, procps). Without them every test
@@ -22,10 +24,14 @@ mod netns;
 #[path = "nat/procs.rs"]
 mod procs;
 
-use std::time::Duration;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 use netns::{Family, Mode, Netns, Ns};
-use procs::{login, logout, NsServer};
+use procs::{
+    client, client_with, daemon_any, daemon_events, daemon_verdict, login, login_falls_back,
+    logout, NsServer,
+};
 use securecom_tests::{open_chat, say};
 
 /// The topology in `$mode`, or: print `SKIPPED: why` and return from the test.
@@ -92,47 +98,45 @@ fn reachable_and_chats(net: &Netns, family: Family) {
 }
 
 // ---------------------------------------------------------------------------
-// NAT and firewall: the home client logs in and asks, but cannot be asked.
-//
-// ISSUE 12: these document today's limitation. The client-dialled request
-// channel (the client opens it when the server cannot dial its daemon) will
-// turn them around: alice will be reachable behind the NAT and the
-// firewall, and bob's request will reach her. They are to be rewritten then
-// (reachable, a chat both ways, the NAT's idle mapping dropped with
-// `Netns::set_conntrack_established_timeout` / `flush_conntrack`).
+// NAT and firewall: the server cannot dial the home client's daemon, so the
+// client dials its request channel itself (`--request-mode auto`, the
+// default, no flag given), and can be asked.
 // ---------------------------------------------------------------------------
 
 #[test]
-fn behind_nat_client_logs_in_but_is_not_dialable_today() {
+fn behind_nat_client_dials_its_request_channel_and_is_asked() {
     let net = netns_or_skip!(Mode::Nat);
-    logs_in_but_is_not_dialable(&net, Family::V4);
+    falls_back_and_is_asked(&net, Family::V4);
 }
 
 #[test]
-fn behind_nat_v6_client_logs_in_but_is_not_dialable_today() {
+fn behind_nat_v6_client_dials_its_request_channel_and_is_asked() {
     let net = netns_or_skip!(Mode::Nat);
-    logs_in_but_is_not_dialable(&net, Family::V6);
+    falls_back_and_is_asked(&net, Family::V6);
 }
 
 #[test]
-fn firewall_drops_inbound_to_the_daemon() {
+fn behind_firewall_client_dials_its_request_channel_and_is_asked() {
     let net = netns_or_skip!(Mode::Firewall);
-    logs_in_but_is_not_dialable(&net, Family::V4);
+    falls_back_and_is_asked(&net, Family::V4);
 }
 
 #[test]
-fn firewall_v6_drops_inbound_to_the_daemon() {
+fn behind_firewall_v6_client_dials_its_request_channel_and_is_asked() {
     let net = netns_or_skip!(Mode::Firewall);
-    logs_in_but_is_not_dialable(&net, Family::V6);
+    falls_back_and_is_asked(&net, Family::V6);
 }
 
-/// Alice at home logs in (the server sees `nat`'s address under NAT, hers
-/// behind the firewall), lists users, asks bob (in `pub`, dialable) for a
-/// chat and talks with him; but the server cannot dial her daemon
-/// (`daemon` reachable=false: under NAT it dials `nat`, which refuses; behind
-/// the firewall its SYN is dropped and the dial times out), and bob's request
-/// to her is refused `unreachable`.
-fn logs_in_but_is_not_dialable(net: &Netns, family: Family) {
+/// Alice at home logs in with the default flags. The server sees her come
+/// from `nat`'s address under NAT, from hers behind the firewall, and dials
+/// her daemon there once; that fails (under NAT it dials `nat`, which
+/// refuses; behind the firewall its SYN is dropped and the dial times out):
+/// `daemon` reachable=false. She then opens the request channel herself,
+/// through the router, as one more outbound connection: reachable=true.
+/// Bob (in `pub`) asks her for a chat over that channel, she accepts, they
+/// speak both ways, she logs out. Under NAT the server never sees her own
+/// address, on either connection.
+fn falls_back_and_is_asked(net: &Netns, family: Family) {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = NsServer::start(net, dir.path(), family, &[]);
     let (alice_u, bob_u) = (
@@ -141,39 +145,85 @@ fn logs_in_but_is_not_dialable(net: &Netns, family: Family) {
     );
     let (mut bob, bob_ok) = login(net, Ns::Pub, &server, &bob_u);
     assert!(bob_ok, "bob (in pub) is not reachable: {:?}", bob.seen);
-    let (mut alice, alice_ok) = login(net, Ns::Home, &server, &alice_u);
-    assert!(
-        !alice_ok,
-        "alice (at home, {:?}) was reachable: the topology lets the server in",
-        net.mode()
-    );
+    let mut alice = client(net, Ns::Home, &server, &alice_u);
+    login_falls_back(&mut alice);
+
     let seen = net.seen_by_server(Ns::Home, family);
     assert!(
         server.saw_peer(seen),
         "the server did not see alice come from {seen}:\n{}",
         server.log()
     );
+    assert_eq!(
+        (server.dials_to(seen), server.request_channels_from(seen)),
+        (1, 1),
+        "expected one dial of alice's daemon at {seen}, then one request channel \
+         she dialled from there:\n{}",
+        server.log()
+    );
     if net.mode() == Mode::Nat {
+        let home = net.home_addr(family);
+        let lines = server.lines_naming(home);
         assert!(
-            !server.saw_peer(net.home_addr(family)),
-            "the server saw home's own address through the NAT:\n{}",
-            server.log()
+            lines.is_empty(),
+            "the server saw home's own address {home} through the NAT:\n{}",
+            lines.join("\n")
         );
     }
-    // She logs in and uses the standard channel as anyone.
+
     assert_eq!(alice.users(), ["alice", "bob"]);
-    // She can ask: the request reaches bob over *his* request channel.
-    open_chat(&mut alice, &mut bob);
-    say(&mut alice, &mut bob, "hello from behind the router");
-    say(&mut bob, &mut alice, "hello from outside");
-    alice.send("/leave");
-    alice.expect_where("left", |v| {
-        v["event"] == "chat_ended" && v["reason"] == "left"
-    });
-    bob.expect_where("peer closed", |v| {
-        v["event"] == "chat_ended" && v["reason"] == "peer_closed"
-    });
-    // But she cannot be asked. ISSUE 12: this request will reach her.
+    // Bob asks her: the request reaches her over the channel she opened.
+    open_chat(&mut bob, &mut alice);
+    say(&mut bob, &mut alice, "hello behind the router");
+    say(&mut alice, &mut bob, "hello from home");
+    logout(&mut alice);
+    bob.expect("chat_ended");
+    assert_eq!(bob.users(), ["bob"]);
+    assert_eq!(
+        daemon_events(&alice),
+        [false, true],
+        "alice's request channel was re-established: {:?}",
+        alice.seen
+    );
+}
+
+// ---------------------------------------------------------------------------
+// The modes forced.
+// ---------------------------------------------------------------------------
+
+/// `--request-mode listen` behind the NAT: the old behaviour. Alice is only
+/// ever dialled (at `nat`'s address, refused): reachable=false, and bob's
+/// request to her is refused `unreachable`. She never dials a request
+/// channel, and the server retries with its backoff (her announce again
+/// after 2 s: a second reachable=false, the server's second dial).
+#[test]
+fn forced_listen_mode_behind_nat_stays_unreachable() {
+    let net = netns_or_skip!(Mode::Nat);
+    let family = Family::V4;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = NsServer::start(&net, dir.path(), family, &[]);
+    let (alice_u, bob_u) = (
+        server.user(dir.path(), "alice"),
+        server.user(dir.path(), "bob"),
+    );
+    let (mut bob, bob_ok) = login(&net, Ns::Pub, &server, &bob_u);
+    assert!(bob_ok, "bob (in pub) is not reachable: {:?}", bob.seen);
+    let mut alice = client_with(
+        &net,
+        Ns::Home,
+        &server,
+        &alice_u,
+        &daemon_any(family),
+        &["--request-mode", "listen"],
+    );
+    assert!(
+        !daemon_verdict(&mut alice),
+        "alice (listen mode, behind the NAT) was reachable: {:?}",
+        alice.seen
+    );
+    // Her daemon listens (the port the server was told, and dials at `nat`).
+    let port = alice.daemon_addr().port();
+
     bob.send("/chat alice");
     let v = bob.expect("chat_refused");
     assert_eq!(
@@ -182,12 +232,195 @@ fn logs_in_but_is_not_dialable(net: &Netns, family: Family) {
         "{v}"
     );
     alice.expect_none(Duration::from_millis(300), |v| v["event"] == "chat_request");
+
+    // Her announce again, after the first backoff (2 s): dialled again, in
+    // vain (the verdict may already be in `seen`, read while waiting above).
+    if daemon_events(&alice).len() < 2 {
+        alice
+            .next_where(Duration::from_secs(6), |v| v["event"] == "daemon")
+            .unwrap_or_else(|| panic!("alice did not announce again: {:?}", alice.seen));
+    }
+    let nat = SocketAddr::new(net.nat_public(family), port);
+    let at = format!("addr={nat}");
+    let dials = server
+        .log()
+        .lines()
+        .filter(|l| l.contains("dialling daemon") && l.split_whitespace().any(|w| w == at))
+        .count();
+    assert!(
+        dials >= 2,
+        "the server did not dial alice's daemon at {nat} again:\n{}",
+        server.log()
+    );
+    assert_eq!(
+        server.request_channels(),
+        0,
+        "a request channel was dialled in listen mode:\n{}",
+        server.log()
+    );
+    assert!(
+        !alice.stderr().contains("dialling the request channel"),
+        "alice dialled in listen mode:\n{}",
+        alice.stderr()
+    );
     logout(&mut alice);
+    assert!(
+        daemon_events(&alice).iter().all(|r| !r),
+        "alice was reachable in listen mode: {:?}",
+        alice.seen
+    );
     assert_eq!(bob.users(), ["bob"]);
 }
 
+/// `--request-mode dial` with open routing (where the server could dial
+/// her): alice listens on no port (no `daemon_listening` event), is never
+/// dialled, and her first verdict is reachable=true (the channel she opens
+/// at login, no failed dial before it); bob's request reaches her over it.
+#[test]
+fn dial_mode_needs_no_listening_port() {
+    let net = netns_or_skip!(Mode::Open);
+    let family = Family::V4;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = NsServer::start(&net, dir.path(), family, &[]);
+    let (alice_u, bob_u) = (
+        server.user(dir.path(), "alice"),
+        server.user(dir.path(), "bob"),
+    );
+    let (mut bob, bob_ok) = login(&net, Ns::Pub, &server, &bob_u);
+    assert!(bob_ok, "bob (in pub) is not reachable: {:?}", bob.seen);
+    let dials_before = server.dials();
+    let mut alice = client_with(
+        &net,
+        Ns::Home,
+        &server,
+        &alice_u,
+        &daemon_any(family),
+        &["--request-mode", "dial"],
+    );
+    assert!(
+        daemon_verdict(&mut alice),
+        "alice (dial mode) was not reachable at once: {:?}\nstderr:\n{}",
+        alice.seen,
+        alice.stderr()
+    );
+    let home = net.home_addr(family);
+    assert_eq!(
+        (
+            server.dials() - dials_before,
+            server.request_channels_from(home)
+        ),
+        (0, 1),
+        "expected no dial, one request channel alice dialled from {home}:\n{}",
+        server.log()
+    );
+
+    assert_eq!(alice.users(), ["alice", "bob"]);
+    open_chat(&mut bob, &mut alice);
+    say(&mut bob, &mut alice, "hello to a port that is not there");
+    say(&mut alice, &mut bob, "hello over the channel I dialled");
+    logout(&mut alice);
+    bob.expect("chat_ended");
+    assert!(
+        !alice.seen.iter().any(|v| v["event"] == "daemon_listening"),
+        "alice listened in dial mode: {:?}",
+        alice.seen
+    );
+    assert_eq!(daemon_events(&alice), [true], "{:?}", alice.seen);
+}
+
 // ---------------------------------------------------------------------------
-// The topology's own controls, for the coming keep-alive tests.
+// Keep-alives through the NAT.
+// ---------------------------------------------------------------------------
+
+/// The NAT forgets an idle mapping after 12 s (`nat`'s conntrack
+/// established timeout); the server's request-channel keep-alive is 3 s
+/// (`--request-keepalive 3`). Alice falls back to dialling her request
+/// channel; her standard channel's own keep-alive (25 s) is longer than
+/// this NAT's timeout, so she keeps *its* mapping alive with `/users` every
+/// 4 s, while her request channel carries nothing but the server's
+/// keep-alives (and her answers). After 20 s (longer than the timeout),
+/// both mappings are still tracked (two TCP connections from home to the
+/// server, neither closer than 12 s to expiry), bob's request reaches her
+/// and they chat, and her request channel was never re-established (no
+/// `daemon` event after the first two, one channel in the server's log).
+#[test]
+fn keepalives_hold_the_nat_mapping_of_the_request_channel() {
+    const CONNTRACK_TIMEOUT: u32 = 12;
+    let net = netns_or_skip!(Mode::Nat);
+    let family = Family::V4;
+    net.set_conntrack_established_timeout(CONNTRACK_TIMEOUT);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = NsServer::start(&net, dir.path(), family, &["--request-keepalive", "3"]);
+    let (alice_u, bob_u) = (
+        server.user(dir.path(), "alice"),
+        server.user(dir.path(), "bob"),
+    );
+    let (mut bob, bob_ok) = login(&net, Ns::Pub, &server, &bob_u);
+    assert!(bob_ok, "bob (in pub) is not reachable: {:?}", bob.seen);
+    let mut alice = client(&net, Ns::Home, &server, &alice_u);
+    login_falls_back(&mut alice);
+    let since = Instant::now();
+
+    let (home, nat) = (net.home_addr(family), net.nat_public(family));
+    let tracked = net.tracked_tcp(home, server.addr);
+    assert_eq!(
+        tracked.len(),
+        2,
+        "expected two tracked connections from home to the server (standard \
+         and request channel):\n{}",
+        net.conntrack_list()
+    );
+
+    // 20 s: the request channel left to the server's keep-alives alone.
+    while since.elapsed() < Duration::from_secs(20) {
+        alice.expect_none(Duration::from_secs(4), |v| v["event"] == "daemon");
+        assert_eq!(alice.users(), ["alice", "bob"]);
+    }
+    let after = net.tracked_tcp(home, server.addr);
+    let ports = |t: &[netns::Tracked]| {
+        let mut p: Vec<u16> = t.iter().map(|t| t.sport).collect();
+        p.sort_unstable();
+        p
+    };
+    assert_eq!(
+        ports(&after),
+        ports(&tracked),
+        "after {:?} the NAT does not track the same two connections from home \
+         to the server:\nbefore: {tracked:#?}\nafter:\n{}",
+        since.elapsed(),
+        net.conntrack_list()
+    );
+    assert!(
+        after.iter().all(|t| t.timeout <= CONNTRACK_TIMEOUT),
+        "the short conntrack timeout does not apply: {after:#?}"
+    );
+
+    bob.send("/chat alice");
+    let req = alice.expect("chat_request");
+    assert_eq!(req["from"], "bob");
+    alice.send("/accept");
+    bob.expect("chat_ready");
+    alice.expect("chat_ready");
+    say(&mut bob, &mut alice, "still there after the NAT's timeout?");
+    say(&mut alice, &mut bob, "kept alive");
+    logout(&mut alice);
+    bob.expect("chat_ended");
+    assert_eq!(
+        daemon_events(&alice),
+        [false, true],
+        "alice's request channel was re-established: {:?}",
+        alice.seen
+    );
+    assert_eq!(
+        (server.request_channels_from(nat), server.request_channels()),
+        (1, 1),
+        "expected one client-dialled request channel, from {nat}:\n{}",
+        server.log()
+    );
+}
+
+// ---------------------------------------------------------------------------
+// The topology's own controls.
 // ---------------------------------------------------------------------------
 
 /// Under NAT, alice's login is one tracked mapping in `nat` (home's address

@@ -275,6 +275,15 @@ pub trait Server {
     ) -> Result<usize, Error>;
     fn poll_transmit(&mut self, id: SessionId, now: Instant, out: &mut [u8]) -> usize;
     fn poll_dial(&mut self) -> Option<(SessionId, u16)>;
+    /// A client-dialled request channel presented `ticket`.
+    fn request_channel_by_ticket(
+        &mut self,
+        _ticket: &securecom_core::noise::RequestTicket,
+        _now: Instant,
+        _rng: &mut Rng,
+    ) -> Option<SessionId> {
+        None
+    }
     fn request_channel_connected(
         &mut self,
         id: SessionId,
@@ -323,6 +332,14 @@ impl<const N: usize> Server for Hub<N> {
     }
     fn poll_dial(&mut self) -> Option<(SessionId, u16)> {
         Hub::poll_dial(self)
+    }
+    fn request_channel_by_ticket(
+        &mut self,
+        ticket: &securecom_core::noise::RequestTicket,
+        now: Instant,
+        rng: &mut Rng,
+    ) -> Option<SessionId> {
+        Hub::request_channel_by_ticket(self, ticket, now, rng)
     }
     fn request_channel_connected(
         &mut self,
@@ -431,6 +448,8 @@ impl MitmServer {
             }
             ServerEvent::LoginFailed | ServerEvent::Closed => {}
             ServerEvent::DialDaemon { port } => self.dials.push_back((id, port)),
+            // The MITM router does not take client-dialled request channels.
+            ServerEvent::AwaitRequestChannel { .. } => {}
             ServerEvent::ListUsers => {
                 let names: Vec<UserName> = self
                     .sessions
@@ -662,6 +681,12 @@ pub struct Peer {
     down_in: Vec<u8>,
     req_down_in: Vec<u8>,
     req_up_in: Vec<u8>,
+    /// The server cannot dial this client (see [`ClientSpec::undialable`]).
+    pub undialable: bool,
+    /// A request-channel connection the client asked to open (its hello).
+    dial_back: Option<securecom_core::client::RequestHello>,
+    /// How many request-channel connections the client opened itself.
+    pub dial_backs: usize,
 }
 
 impl Peer {
@@ -729,6 +754,10 @@ pub struct ClientSpec {
     pub server_key: Option<PublicKey>,
     pub limits: Limits,
     pub daemon: bool,
+    /// How the client opens its request channel.
+    pub request_mode: securecom_core::RequestMode,
+    /// The server cannot dial this client's daemon (a NAT or a firewall).
+    pub undialable: bool,
 }
 
 impl ClientSpec {
@@ -740,6 +769,8 @@ impl ClientSpec {
             server_key: None,
             limits: Limits::DEFAULT,
             daemon: true,
+            request_mode: securecom_core::RequestMode::Auto,
+            undialable: false,
         }
     }
 }
@@ -838,8 +869,9 @@ impl<S: Server> World<S> {
             limits: spec.limits,
         };
         let mut rng = rng_for(self.seed, &format!("{}#{}", spec.name, idx));
-        let client =
+        let mut client =
             Client::new(config.clone(), identity.clone(), self.now, &mut rng).expect("client");
+        client.set_request_mode(spec.request_mode);
         let sid = self.server.accept(self.now, &mut self.rng);
         self.peers.push(Peer {
             name: spec.name,
@@ -860,6 +892,9 @@ impl<S: Server> World<S> {
             down_in: Vec::new(),
             req_down_in: Vec::new(),
             req_up_in: Vec::new(),
+            undialable: spec.undialable,
+            dial_back: None,
+            dial_backs: 0,
         });
         idx
     }
@@ -996,6 +1031,9 @@ impl<S: Server> World<S> {
             if let ClientEvent::ChatRequest { chat_id, .. } = &e {
                 p.shown_request = Some(*chat_id);
             }
+            if let ClientEvent::ConnectRequestChannel(hello) = &e {
+                p.dial_back = Some(hello.clone());
+            }
             p.events.push(e);
         }
     }
@@ -1023,6 +1061,10 @@ impl<S: Server> World<S> {
         for i in 0..self.peers.len() {
             progress |= self.client_std_out(i);
             progress |= self.server_std_in(i);
+            // After the server read the client's `DialRequestChannel`: a
+            // hello that overtakes it would find no ticket (a real server
+            // waits a moment for it).
+            progress |= self.dial_backs(i);
             progress |= self.server_std_out(i);
             progress |= self.client_std_in(i);
             progress |= self.dials();
@@ -1221,6 +1263,12 @@ impl<S: Server> World<S> {
             assert_eq!(Some(port), self.peers[i].config.daemon_port, "dialed port");
             self.close_link(i);
             let now = self.now;
+            if self.peers[i].undialable {
+                // The SYN goes nowhere.
+                self.server.request_channel_failed(sid, now, &self.reg);
+                self.flush_relays();
+                continue;
+            }
             let p = &mut self.peers[i];
             match p.client.new_request_link(now, &mut p.rng) {
                 Ok(link) => {
@@ -1237,6 +1285,37 @@ impl<S: Server> World<S> {
             }
         }
         progress
+    }
+
+    /// Connections the clients open for their request channels: the hello
+    /// goes to the server, which hands the connection to the session.
+    fn dial_backs(&mut self, i: usize) -> bool {
+        let Some(hello) = self.peers[i].dial_back.take() else {
+            return false;
+        };
+        let ticket = securecom_core::noise::RequestTicket::from_hello_payload(&hello.0[2..])
+            .expect("a request hello");
+        let now = self.now;
+        let Some(sid) = self
+            .server
+            .request_channel_by_ticket(&ticket, now, &mut self.rng)
+        else {
+            // No session awaits it (any more): the server closes it.
+            return true;
+        };
+        assert_eq!(sid, self.peers[i].sid, "the ticket names its own session");
+        self.close_link(i);
+        let p = &mut self.peers[i];
+        p.dial_backs += 1;
+        match p.client.new_request_link(now, &mut p.rng) {
+            Ok(link) => p.link = Some(link),
+            Err(e) => {
+                p.errors.push((Chan::ReqDown(i), e));
+                self.server.request_channel_failed(sid, now, &self.reg);
+                self.flush_relays();
+            }
+        }
+        true
     }
 
     fn req_down(&mut self, i: usize) -> bool {

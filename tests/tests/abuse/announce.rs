@@ -31,7 +31,9 @@ use securecom_tests::WAIT;
 use crate::adversarial;
 use crate::adversarial::net::{connect_from, source_ip};
 use crate::adversarial::peer::CorePeer;
-use crate::adversarial::procs::{login_at, open_chat, say, start_at, RealServer, TestUser};
+use crate::adversarial::procs::{
+    login_at, open_chat, say, start_at, RealServer, ScriptClient, TestUser,
+};
 
 // ------------------------------------------------------------------ raw session
 
@@ -592,7 +594,15 @@ fn loopback_daemons_only_for_a_loopback_server_or_with_the_flag() {
     let bob = TestUser::new(dir.path(), "bob");
     {
         let wild = WildServer::start(&dir.path().join("a"), &[&alice, &bob], &[]);
-        let mut a = start_at(wild.addr, &wild.key, &alice, "127.0.0.1:0");
+        // alice only accepts being dialled (`--request-mode listen`).
+        let key = public_key_hex(&wild.key);
+        let mut a = ScriptClient::spawn_trusting(
+            wild.addr,
+            &["--server-key", &key, "--request-mode", "listen"],
+            &alice.name,
+            &alice.key_file,
+            "127.0.0.1:0",
+        );
         a.expect("logged_in");
         let d = a.expect_where("daemon status", is_daemon);
         assert_eq!(
@@ -600,10 +610,13 @@ fn loopback_daemons_only_for_a_loopback_server_or_with_the_flag() {
             "a server listening on 0.0.0.0 dialled a loopback daemon"
         );
         assert!(wild.log_count("not dialled (dial policy)") >= 1);
+        // bob, by default, then opens the request channel himself.
         let mut b = start_at(wild.addr, &wild.key, &bob, "127.0.0.1:0");
         b.expect("logged_in");
         let d = b.expect_where("daemon status", is_daemon);
         assert_eq!(d["reachable"], false);
+        let d = b.expect_where("daemon status", is_daemon);
+        assert_eq!(d["reachable"], true, "bob did not fall back to dialling");
         assert_eq!(b.users(), vec!["alice".to_string(), "bob".to_string()]);
         b.send("/chat alice");
         let r = b.expect("chat_refused");

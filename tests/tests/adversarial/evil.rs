@@ -159,6 +159,7 @@ impl EvilServer {
                     refuse_cooldown: securecom_core::Duration::from_millis(0),
                     ..securecom_core::AbuseLimits::DEFAULT
                 },
+                ..ServerConfig::new(Limits::DEFAULT)
             },
             users: Users(users.iter().map(|(n, k)| (n.to_string(), *k)).collect()),
             conns: HashMap::new(),
@@ -429,6 +430,8 @@ impl Inner {
                     }
                 }
             }
+            // This server only dials (its clients announce listening daemons).
+            ServerEvent::AwaitRequestChannel { .. } => {}
             ServerEvent::DialDaemon { port } => {
                 let Some(conn) = self.conns.get_mut(&id) else {
                     return;

@@ -58,10 +58,50 @@
 use std::ffi::OsStr;
 use std::fmt;
 use std::io::Write;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Once;
+
+/// One TCP connection `nat` tracks (a `conntrack -L` line), by its
+/// original direction (the reply direction shows the NAT's rewrite).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tracked {
+    /// Seconds left before the entry is forgotten, if nothing passes.
+    pub timeout: u32,
+    /// The original source address and port (e.g. home's).
+    pub src: IpAddr,
+    pub sport: u16,
+    /// The original destination address and port (e.g. the server's).
+    pub dst: IpAddr,
+    pub dport: u16,
+    /// The whole line.
+    pub line: String,
+}
+
+impl Tracked {
+    /// `tcp 6 TIMEOUT STATE src=.. dst=.. sport=.. dport=.. src=..`: the
+    /// first `src`/`dst`/`sport`/`dport` are the original direction's.
+    fn parse(line: &str) -> Option<Tracked> {
+        let mut words = line.split_whitespace();
+        if words.next() != Some("tcp") {
+            return None;
+        }
+        let timeout = words.nth(1)?.parse().ok()?;
+        let first = |key: &str| {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(key).and_then(|v| v.strip_prefix('=')))
+        };
+        Some(Tracked {
+            timeout,
+            src: first("src")?.parse().ok()?,
+            sport: first("sport")?.parse().ok()?,
+            dst: first("dst")?.parse().ok()?,
+            dport: first("dport")?.parse().ok()?,
+            line: line.to_string(),
+        })
+    }
+}
 
 /// What the `nat` namespace does between home and the internet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -293,6 +333,23 @@ impl Netns {
     /// The connections `nat` tracks (`conntrack -L`), one per line.
     pub fn conntrack_list(&self) -> String {
         self.run(Ns::Nat, "conntrack", ["-L"])
+    }
+
+    /// The established TCP connections `nat` tracks whose original
+    /// direction goes from address `from` to `to` (`conntrack -L -p tcp` in
+    /// `to`'s family): one [`Tracked`] each, with the seconds left before
+    /// `nat` forgets it if it stays silent.
+    pub fn tracked_tcp(&self, from: IpAddr, to: SocketAddr) -> Vec<Tracked> {
+        let family = if to.is_ipv4() { "ipv4" } else { "ipv6" };
+        let list = self.run(
+            Ns::Nat,
+            "conntrack",
+            ["-L", "-p", "tcp", "-f", family, "--state", "ESTABLISHED"],
+        );
+        list.lines()
+            .filter_map(Tracked::parse)
+            .filter(|t| t.src == from && t.dst == to.ip() && t.dport == to.port())
+            .collect()
     }
 
     /// `ns`'s address in `family`: the one on the internet segment for

@@ -118,12 +118,68 @@ impl NsServer {
     /// True if the server logged a connection from address `ip` (its
     /// `connected` line, `peer=ADDR:PORT`): where it saw a client come from.
     pub fn saw_peer(&self, ip: IpAddr) -> bool {
-        let peer = format!("peer={}", SocketAddr::new(ip, 0));
-        let peer = peer.strip_suffix(":0").unwrap_or(&peer).to_string() + ":";
+        let peer = format!("peer={}", addr_prefix(ip));
         self.log()
             .lines()
             .any(|l| l.contains("connected") && l.contains(&peer))
     }
+
+    /// How many client-dialled request channels the server handed to a
+    /// session from address `ip` (its `client-dialled request channel` line,
+    /// `peer=ADDR:PORT`).
+    pub fn request_channels_from(&self, ip: IpAddr) -> usize {
+        let peer = format!("peer={}", addr_prefix(ip));
+        self.log()
+            .lines()
+            .filter(|l| l.contains("client-dialled request channel") && l.contains(&peer))
+            .count()
+    }
+
+    /// How many client-dialled request channels the server handed to a
+    /// session, from anywhere.
+    pub fn request_channels(&self) -> usize {
+        self.log()
+            .lines()
+            .filter(|l| l.contains("client-dialled request channel"))
+            .count()
+    }
+
+    /// How many times the server dialled a daemon at address `ip` (its
+    /// `dialling daemon` line, `addr=ADDR:PORT`).
+    pub fn dials_to(&self, ip: IpAddr) -> usize {
+        let addr = format!("addr={}", addr_prefix(ip));
+        self.log()
+            .lines()
+            .filter(|l| l.contains("dialling daemon") && l.contains(&addr))
+            .count()
+    }
+
+    /// How many times the server dialled a daemon, anywhere.
+    pub fn dials(&self) -> usize {
+        self.log()
+            .lines()
+            .filter(|l| l.contains("dialling daemon"))
+            .count()
+    }
+
+    /// The server's log lines that name address `ip` with a port (as a
+    /// peer, a dialled daemon, anything): none means the server never saw it.
+    pub fn lines_naming(&self, ip: IpAddr) -> Vec<String> {
+        let addr = addr_prefix(ip);
+        self.log()
+            .lines()
+            .filter(|l| l.contains(&addr))
+            .map(String::from)
+            .collect()
+    }
+}
+
+/// `ip` as it starts a socket address in a log line, up to the port's
+/// colon: `10.1.2.3:` or `[fd00::1]:` (so that `10.1.2.3` does not match
+/// `10.1.2.30:...`).
+fn addr_prefix(ip: IpAddr) -> String {
+    let a = SocketAddr::new(ip, 0).to_string();
+    a.strip_suffix(":0").unwrap_or(&a).to_string() + ":"
 }
 
 impl Drop for NsServer {
@@ -151,7 +207,7 @@ pub fn client(net: &Netns, ns: Ns, server: &NsServer, user: &User) -> Client {
 
 /// [`client`] with the daemon's listen address (`daemon_listen`, e.g.
 /// `[::]:0` or the namespace's own address) and `extra` client flags (after
-/// the standard ones: e.g. a request-channel mode, once there is one).
+/// the standard ones: e.g. `--request-mode listen`).
 pub fn client_with(
     net: &Netns,
     ns: Ns,
@@ -179,6 +235,40 @@ pub fn daemon_verdict(c: &mut Client) -> bool {
     v["reachable"]
         .as_bool()
         .unwrap_or_else(|| panic!("{}: daemon event without reachable: {v}", c.name))
+}
+
+/// The `reachable` of every `daemon` event the client printed so far, in order.
+pub fn daemon_events(c: &Client) -> Vec<bool> {
+    c.seen
+        .iter()
+        .filter(|v| v["event"] == "daemon")
+        .map(|v| {
+            v["reachable"]
+                .as_bool()
+                .unwrap_or_else(|| panic!("daemon event: {v}"))
+        })
+        .collect()
+}
+
+/// Waits for the client's login and its fallback to the client-dialled
+/// request channel (`--request-mode auto`, the default): the server's
+/// first verdict is reachable=false (it cannot dial the daemon), the next
+/// reachable=true (the channel the client opened itself works).
+pub fn login_falls_back(c: &mut Client) {
+    let first = daemon_verdict(c);
+    assert!(
+        !first,
+        "{}: reachable at once: the topology lets the server in; events: {:?}",
+        c.name, c.seen
+    );
+    let v = c.expect("daemon");
+    assert_eq!(
+        v["reachable"],
+        true,
+        "{}: no fallback to a client-dialled request channel: {v}\nstderr:\n{}",
+        c.name,
+        c.stderr()
+    );
 }
 
 /// [`client`], then waits for the login and the daemon verdict.
