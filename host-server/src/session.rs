@@ -69,12 +69,13 @@ pub struct Shared {
 /// one per session (a new announce replaces it), removed when used, when
 /// the session announces again and when it ends.
 #[derive(Default)]
-pub struct Tickets(Mutex<HashMap<[u8; 32], (u64, oneshot::Sender<TcpStream>)>>);
+pub struct Tickets(Mutex<TicketMap>);
+
+/// Ticket bytes → the awaiting session's id and where to send the connection.
+type TicketMap = HashMap<[u8; 32], (u64, oneshot::Sender<TcpStream>)>;
 
 impl Tickets {
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], (u64, oneshot::Sender<TcpStream>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, TicketMap> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
