@@ -419,6 +419,66 @@ fn keepalives_hold_the_nat_mapping_of_the_request_channel() {
     );
 }
 
+/// The NAT forgets the request channel's idle mapping (its conntrack timeout
+/// of 8 s is shorter than the server's default 25 s keep-alive; the
+/// standard channel is kept busy with `/users`): the server's next
+/// keep-alive finds the channel dead, and the client opens a new one by
+/// itself, with a fresh secret, so that it is asked again.
+#[test]
+fn a_request_channel_whose_nat_mapping_expired_is_opened_again() {
+    const CONNTRACK_TIMEOUT: u32 = 8;
+    let net = netns_or_skip!(Mode::Nat);
+    let family = Family::V4;
+    net.set_conntrack_established_timeout(CONNTRACK_TIMEOUT);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = NsServer::start(&net, dir.path(), family, &[]);
+    let (alice_u, bob_u) = (
+        server.user(dir.path(), "alice"),
+        server.user(dir.path(), "bob"),
+    );
+    let (mut bob, bob_ok) = login(&net, Ns::Pub, &server, &bob_u);
+    assert!(bob_ok, "bob (in pub) is not reachable: {:?}", bob.seen);
+    let mut alice = client(&net, Ns::Home, &server, &alice_u);
+    login_falls_back(&mut alice);
+    let nat = net.nat_public(family);
+    // Until the server's keep-alive (25 s) meets the forgotten mapping, and
+    // alice has announced again and is reachable again.
+    let since = Instant::now();
+    let mut events = Vec::new();
+    while since.elapsed() < Duration::from_secs(45) && events != [false, true] {
+        if let Some(v) = alice.next_where(Duration::from_secs(3), |v| v["event"] == "daemon") {
+            events.push(v["reachable"] == true);
+        }
+        assert_eq!(alice.users(), ["alice", "bob"]);
+    }
+    assert_eq!(
+        events,
+        [false, true],
+        "after {:?} alice's request channel was not opened again; log:\n{}",
+        since.elapsed(),
+        server.log()
+    );
+    println!(
+        "NAT | request channel lost to an {CONNTRACK_TIMEOUT} s conntrack timeout and opened again after {:?}",
+        since.elapsed()
+    );
+    assert_eq!(
+        server.request_channels_from(nat),
+        2,
+        "expected a second client-dialled request channel from {nat}:\n{}",
+        server.log()
+    );
+    // And she is asked on the new channel.
+    bob.send("/chat alice");
+    let req = alice.expect("chat_request");
+    assert_eq!(req["from"], "bob");
+    alice.send("/accept");
+    bob.expect("chat_ready");
+    alice.expect("chat_ready");
+    say(&mut bob, &mut alice, "found you again");
+    logout(&mut alice);
+}
+
 // ---------------------------------------------------------------------------
 // The topology's own controls.
 // ---------------------------------------------------------------------------
