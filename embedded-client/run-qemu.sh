@@ -7,8 +7,12 @@
 #
 # Environment (defaults in brackets):
 #   SECURECOM_SERVER_PORT   [7300]        UART0 dials 127.0.0.1:PORT (the server must listen first)
-#   SECURECOM_DAEMON_PORT   [4242]        UART1 listens on 127.0.0.1:PORT (the server dials it)
+#   SECURECOM_DAEMON_PORT   [4242]        listen mode: UART1 listens on 127.0.0.1:PORT (the server dials it)
 #   SECURECOM_DEVICE_CONFIG [device.cfg]  the configuration file (README.md), passed by semihosting
+#   SECURECOM_REQUEST_MODE  [the config's request_mode line, else listen]
+#                                         listen: UART1 listens on the daemon port;
+#                                         dial: UART1 connects to the server's port
+#                                         (and again 1 s after each close: reconnect=1)
 #   SECURECOM_QEMU_ARGS     []            extra QEMU arguments, e.g. "-icount shift=0"
 #   SECURECOM_DEFMT_RAW     []            if set: write the raw defmt stream to this file instead
 #                                         of decoding it (decode later with defmt-print -e ELF)
@@ -40,9 +44,17 @@ case "$(basename "$elf")" in
             echo "run-qemu.sh: the config path must not contain commas or spaces: $config" >&2
             exit 2 ;;
         esac
+        # The request channel's UART as the configuration wants it.
+        mode=${SECURECOM_REQUEST_MODE:-$(awk '$1 == "request_mode" { m = $2 } END { print m }' "$config" 2>/dev/null || true)}
+        case "${mode:-listen}" in
+            listen) request=(-serial "tcp:127.0.0.1:$daemon_port,server=on,wait=off") ;;
+            dial) request=(-chardev "socket,id=request,host=127.0.0.1,port=$server_port,reconnect=1"
+                -serial chardev:request) ;;
+            *) echo "run-qemu.sh: request mode must be listen or dial, not: $mode" >&2
+                exit 2 ;;
+        esac
         qemu+=(-semihosting-config "enable=on,target=native,arg=securecom-embedded-client,arg=$config"
-            -serial "tcp:127.0.0.1:$server_port"
-            -serial "tcp:127.0.0.1:$daemon_port,server=on,wait=off")
+            -serial "tcp:127.0.0.1:$server_port" "${request[@]}")
         ;;
 esac
 # shellcheck disable=SC2206 # word splitting of the extra arguments is wanted

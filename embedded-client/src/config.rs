@@ -6,7 +6,8 @@
 //! user sensor1
 //! key 0123…(64 hex digits: the private key)
 //! server_key 89ab…(64 hex digits)
-//! daemon_port 4242
+//! daemon_port 4242        # listen mode (the default)
+//! request_mode dial       # or: the device dials (then no daemon_port)
 //! accept alice,bob        # or: accept all / accept none
 //! call bob                # optional
 //! chats 2                 # optional
@@ -58,6 +59,20 @@ impl AcceptPolicy {
     }
 }
 
+/// How the request channel's connection is opened (`request_mode`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, defmt::Format)]
+pub enum RequestChannel {
+    /// `request_mode listen` (the default): the server dials the daemon
+    /// port the device announces; QEMU listens there for UART1.
+    Listen {
+        /// The port announced (`daemon_port`).
+        daemon_port: u16,
+    },
+    /// `request_mode dial`: the device opens the channel to the server
+    /// itself (QEMU's UART1 connects to the server); no port is announced.
+    Dial,
+}
+
 /// Everything the device needs to run.
 pub struct DeviceConfig {
     /// The user name it logs in as.
@@ -66,8 +81,8 @@ pub struct DeviceConfig {
     pub key: StaticSecret,
     /// The server's pinned public key.
     pub server_key: PublicKey,
-    /// The port the server dials for the request channel (QEMU listens there).
-    pub daemon_port: u16,
+    /// How the request channel is opened (and the daemon port, if listening).
+    pub request: RequestChannel,
     /// Who may chat with it.
     pub accept: AcceptPolicy,
     /// Whom it calls when a chat partner sends `call me`.
@@ -105,6 +120,12 @@ pub enum ConfigError {
     },
     /// A required setting is absent.
     Missing(Setting),
+    /// `daemon_port` with `request_mode dial`: a device that dials has no
+    /// listening port to announce.
+    DaemonPortWhenDialling {
+        /// 1-based line number of `daemon_port`.
+        line: u16,
+    },
     /// `admin NAME` without a `peer NAME HEX` line: whoever may trust new
     /// keys must itself be known by a configured key, not by first contact.
     AdminNotPinned,
@@ -119,7 +140,7 @@ pub enum Setting {
     Key,
     /// `server_key`
     ServerKey,
-    /// `daemon_port`
+    /// `daemon_port` (in listen mode)
     DaemonPort,
     /// `accept`
     Accept,
@@ -131,6 +152,7 @@ pub fn parse(text: &str, peers: &mut KnownPeers) -> Result<DeviceConfig, ConfigE
     let mut key = None;
     let mut server_key = None;
     let mut daemon_port = None;
+    let mut dial = false;
     let mut accept = None;
     let mut call = None;
     let mut chats = None;
@@ -165,7 +187,14 @@ pub fn parse(text: &str, peers: &mut KnownPeers) -> Result<DeviceConfig, ConfigE
                 if port == 0 {
                     return Err(bad);
                 }
-                daemon_port = Some(port);
+                daemon_port = Some((port, line));
+            }
+            "request_mode" => {
+                dial = match value {
+                    "listen" => false,
+                    "dial" => true,
+                    _ => return Err(bad),
+                }
             }
             "accept" => {
                 accept = Some(match value {
@@ -197,11 +226,20 @@ pub fn parse(text: &str, peers: &mut KnownPeers) -> Result<DeviceConfig, ConfigE
         }
     }
 
+    let user = user.ok_or(ConfigError::Missing(Setting::User))?;
+    let key = key.ok_or(ConfigError::Missing(Setting::Key))?;
+    let server_key = server_key.ok_or(ConfigError::Missing(Setting::ServerKey))?;
+    let request = match (dial, daemon_port) {
+        (false, Some((daemon_port, _))) => RequestChannel::Listen { daemon_port },
+        (false, None) => return Err(ConfigError::Missing(Setting::DaemonPort)),
+        (true, None) => RequestChannel::Dial,
+        (true, Some((_, line))) => return Err(ConfigError::DaemonPortWhenDialling { line }),
+    };
     Ok(DeviceConfig {
-        user: user.ok_or(ConfigError::Missing(Setting::User))?,
-        key: key.ok_or(ConfigError::Missing(Setting::Key))?,
-        server_key: server_key.ok_or(ConfigError::Missing(Setting::ServerKey))?,
-        daemon_port: daemon_port.ok_or(ConfigError::Missing(Setting::DaemonPort))?,
+        user,
+        key,
+        server_key,
+        request,
         accept: accept.ok_or(ConfigError::Missing(Setting::Accept))?,
         call,
         chats,

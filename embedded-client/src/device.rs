@@ -7,10 +7,16 @@
 //! output queues are written out. The UART writes block, so a queue is always
 //! empty again before the next command.
 //!
-//! QEMU tells the guest nothing about TCP connections. The request channel's
-//! link is therefore made when bytes arrive on UART1 while there is none (the
-//! server only dials after our login announced the daemon), and dropped when
-//! the server closes it (`Bye`) or it fails; the next bytes make a new one.
+//! QEMU tells the guest nothing about TCP connections. In listen mode the
+//! request channel's link is therefore made when bytes arrive on UART1 while
+//! there is none (the server only dials after our login announced the
+//! daemon), and dropped when the server closes it (`Bye`) or it fails; the
+//! next bytes make a new one. In dial mode UART1 is QEMU's connection to the
+//! server: the link is made when the core asks for a connection
+//! (`ConnectRequestChannel`) and its hello is written; bytes that come while
+//! there is no link belong to a connection given up and are dropped. The
+//! hello of every dial but the first waits [`REDIAL_WAIT`], for QEMU to have
+//! replaced the connection the server just closed.
 //!
 //! Every chat partner's key goes through the [`KnownPeers`] table: a request
 //! is accepted only if the policy allows the user *and* the table admits the
@@ -22,8 +28,8 @@ use rand_chacha::ChaCha20Rng;
 use securecom_core::chat::ChatText;
 use securecom_core::message::CloseReason;
 use securecom_core::{
-    ChatEnd, Client, ClientEvent, Duration, Error, Instant, PublicKey, RequestLink, UserName,
-    MAX_FRAME,
+    ChatEnd, Client, ClientEvent, Duration, Error, Instant, PublicKey, RequestHello, RequestLink,
+    UserName, MAX_FRAME,
 };
 
 use crate::clock::{Clock, Meter};
@@ -39,6 +45,14 @@ pub const RX_CHUNK: usize = 64;
 
 /// How long the server has to confirm a logout.
 const LOGOUT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// In dial mode, how long the hello of a second or later request channel
+/// waits after the core asked for it. The announce that goes with it makes
+/// the server close the request channel's old connection (if it still has
+/// one); QEMU's UART1 (`reconnect=1`) connects again about a second after
+/// that, and whatever the device writes in between is lost. The bytes of the
+/// old connection that arrive meanwhile are dropped.
+pub const REDIAL_WAIT: Duration = Duration::from_secs(2);
 
 /// What the device does, from its configuration (the key went to the client).
 pub struct Behaviour {
@@ -74,6 +88,9 @@ pub struct Parts {
     pub rx: &'static mut [u8; RX_CHUNK],
     /// The known peers (seeded from the configuration), in a static.
     pub known: &'static mut KnownPeers,
+    /// The request channel is dialled (UART1 is a connection to the
+    /// server), not listened for.
+    pub dial: bool,
 }
 
 /// Where the current chat is, as the device counts chats.
@@ -106,6 +123,12 @@ pub struct Device {
     tx: &'static mut [u8; MAX_FRAME],
     rx: &'static mut [u8; RX_CHUNK],
     known: &'static mut KnownPeers,
+    dial: bool,
+    /// Dial mode: the hello to write on UART1, and when.
+    hello: Option<(RequestHello, Instant)>,
+    /// Dial mode: a hello was written before (UART1's connection may be an
+    /// old request channel's).
+    dialled: bool,
     behaviour: Behaviour,
     thermometer: Thermometer,
     chat: ChatPhase,
@@ -128,6 +151,9 @@ impl Device {
             tx: parts.tx,
             rx: parts.rx,
             known: parts.known,
+            dial: parts.dial,
+            hello: None,
+            dialled: false,
             behaviour,
             thermometer: Thermometer::new(),
             chat: ChatPhase::None,
@@ -164,6 +190,7 @@ impl Device {
                 break;
             }
             active |= self.pump_request()?;
+            self.dial_request_channel();
             self.poll_timers()?;
             self.start_call()?;
             if !active {
@@ -241,6 +268,15 @@ impl Device {
         while offset < n {
             let now = self.clock.now();
             if self.link.is_none() {
+                if self.dial {
+                    // On a channel we dial the server speaks only after our
+                    // hello: these bytes are an abandoned connection's.
+                    defmt::debug!(
+                        "request channel: {=usize} bytes of an old connection dropped",
+                        n - offset
+                    );
+                    return Ok(true);
+                }
                 if !self.client.is_logged_in() {
                     // Before login no connection is expected; after logout
                     // the server's goodbye to a closed link does not matter.
@@ -279,7 +315,15 @@ impl Device {
                 }
                 Err(e) => {
                     // The rest of this chunk belongs to the broken connection.
-                    defmt::warn!("request channel: {}; waiting for a new connection", e);
+                    defmt::warn!(
+                        "request channel: {}; {=str}",
+                        e,
+                        if self.dial {
+                            "dialling again after the backoff"
+                        } else {
+                            "waiting for a new connection"
+                        }
+                    );
                     offset = n;
                     true
                 }
@@ -294,6 +338,50 @@ impl Device {
             self.flush_std();
         }
         Ok(true)
+    }
+
+    /// Dial mode: writes the awaited hello on UART1 once it is due, and
+    /// makes the link that runs the connection from there on (the server
+    /// speaks first: the NNpsk0 initiator's message).
+    fn dial_request_channel(&mut self) {
+        let now = self.clock.now();
+        if self.hello.as_ref().is_none_or(|(_, at)| now < *at) {
+            return;
+        }
+        let Some((hello, _)) = self.hello.take() else {
+            return;
+        };
+        if !self.client.is_logged_in() {
+            return;
+        }
+        // What UART1 holds now came before our hello: an older connection's.
+        let mut dropped = 0;
+        loop {
+            let n = self.req_uart.read_available(&mut self.rx[..]);
+            if n == 0 {
+                break;
+            }
+            dropped += n;
+        }
+        if dropped > 0 {
+            defmt::debug!(
+                "request channel: {=usize} bytes of an old connection dropped",
+                dropped
+            );
+        }
+        let (client, rng) = (&mut *self.client, &mut self.rng);
+        match self
+            .meter
+            .run(&mut self.clock, || client.new_request_link(now, rng))
+        {
+            Ok(link) => {
+                *self.link = Some(link);
+                let _ = self.req_uart.write_all(&hello.0);
+                self.dialled = true;
+                defmt::info!("request channel: dialled the server (hello written)");
+            }
+            Err(e) => defmt::warn!("request channel: cannot dial: {}", e),
+        }
     }
 
     fn poll_timers(&mut self) -> Result<(), ExitCode> {
@@ -416,9 +504,29 @@ impl Device {
                 defmt::error!("login refused: {}", reason);
                 return Err(ExitCode::LoginRefused);
             }
-            ClientEvent::ConnectRequestChannel(_) => {
-                // Not in `Listen` mode, which the device uses.
-                defmt::warn!("the device cannot dial its request channel");
+            ClientEvent::ConnectRequestChannel(hello) => {
+                if !self.dial {
+                    // Never in `Listen` mode (UART1 is a listening socket).
+                    defmt::warn!("request channel: asked to dial in listen mode");
+                    return Ok(());
+                }
+                // The earlier connection is void: its link goes (a request
+                // it brought is withdrawn).
+                if let Some(old) = self.link.as_ref() {
+                    self.client.request_link_closed(old);
+                }
+                *self.link = None;
+                let now = self.clock.now();
+                let wait = if self.dialled {
+                    REDIAL_WAIT
+                } else {
+                    Duration::from_millis(0)
+                };
+                defmt::info!(
+                    "request channel: dialling the server in {=u64} ms",
+                    wait.as_millis()
+                );
+                self.hello = Some((hello, now.add(wait)));
             }
             ClientEvent::DaemonStatus { reachable } => {
                 if reachable {

@@ -4,11 +4,11 @@
 #![forbid(unsafe_code)]
 
 use cortex_m_rt::entry;
-use securecom_core::{Client, ClientConfig, Error, Limits, RequestLink, MAX_FRAME};
+use securecom_core::{Client, ClientConfig, Error, Limits, RequestLink, RequestMode, MAX_FRAME};
 use static_cell::StaticCell;
 
 use securecom_embedded_client::clock::{Clock, Meter, CORE_HZ};
-use securecom_embedded_client::config::{self, CONFIG_MAX};
+use securecom_embedded_client::config::{self, RequestChannel, CONFIG_MAX};
 use securecom_embedded_client::device::{Behaviour, Device, Parts, RX_CHUNK};
 use securecom_embedded_client::entropy;
 use securecom_embedded_client::exit::{exit, ExitCode};
@@ -53,9 +53,9 @@ fn boot() -> &'static mut Device {
         }
     };
     defmt::info!(
-        "config: user {}, daemon port {=u16}, chats {}, known peers {=usize} of {=usize}, admin {}",
+        "config: user {}, request channel {}, chats {}, known peers {=usize} of {=usize}, admin {}",
         config.user,
-        config.daemon_port,
+        config.request,
         config.chats,
         known.len(),
         KNOWN_PEERS_MAX,
@@ -70,10 +70,18 @@ fn boot() -> &'static mut Device {
         exit(ExitCode::Panic)
     };
 
+    // The configuration chooses how the request channel opens, and with it
+    // how QEMU bridges UART1 (run-qemu.sh): a listening socket the server
+    // dials, or a connecting socket to the server. One UART cannot be both,
+    // so the core's `Auto` (listen, then dial) is not offered.
+    let (mode, daemon_port) = match config.request {
+        RequestChannel::Listen { daemon_port } => (RequestMode::Listen, Some(daemon_port)),
+        RequestChannel::Dial => (RequestMode::Dial, None),
+    };
     let client_config = ClientConfig {
         user: config.user,
         server_key: config.server_key,
-        daemon_port: Some(config.daemon_port),
+        daemon_port,
         limits: Limits::DEFAULT,
     };
     let mut meter = Meter::default();
@@ -89,10 +97,7 @@ fn boot() -> &'static mut Device {
             exit(ExitCode::Session)
         }
     };
-    // The daemon UART is bridged as a socket the server connects to: the
-    // device cannot open a connection itself (yet), so it never falls back
-    // to dialling its request channel.
-    client.set_request_mode(securecom_core::RequestMode::Listen);
+    client.set_request_mode(mode);
 
     let parts = Parts {
         std_uart,
@@ -105,6 +110,7 @@ fn boot() -> &'static mut Device {
         tx: TX.init([0; MAX_FRAME]),
         rx: RX.init([0; RX_CHUNK]),
         known,
+        dial: mode == RequestMode::Dial,
     };
     let behaviour = Behaviour {
         accept: config.accept,

@@ -69,7 +69,7 @@ pub struct Shared {
 /// one per session (a new announce replaces it), removed when used, when
 /// the session announces again and when it ends.
 #[derive(Default)]
-pub struct Tickets(Mutex<TicketMap>);
+pub struct Tickets(Mutex<TicketMap>, tokio::sync::Notify);
 
 /// Ticket bytes → the awaiting session's id and where to send the connection.
 type TicketMap = HashMap<[u8; 32], (u64, oneshot::Sender<TcpStream>)>;
@@ -85,6 +85,9 @@ impl Tickets {
         let mut map = self.lock();
         map.retain(|_, (s, _)| *s != id);
         map.insert(*ticket.as_bytes(), (id, tx));
+        drop(map);
+        // A hello that overtook its `DialRequestChannel` waits for this.
+        self.1.notify_waiters();
         rx
     }
 
@@ -122,21 +125,23 @@ async fn request_hello(shared: &Shared, mut stream: TcpStream, peer: SocketAddr)
         return;
     };
     payload.zeroize();
-    let start = tokio::time::Instant::now();
+    let deadline = tokio::time::Instant::now() + TICKET_GRACE;
     let mut stream = stream;
     loop {
+        // Registered before the lookup, so that a ticket inserted between
+        // the two is not missed.
+        let inserted = shared.tickets.1.notified();
         match shared.tickets.deliver(&ticket, stream) {
             Ok(id) => {
                 debug!(session = id, %peer, "client-dialled request channel");
                 return;
             }
-            Err(back) if start.elapsed() < TICKET_GRACE => {
+            Err(back) => {
                 stream = back;
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            Err(_) => {
-                debug!(%peer, "request hello with an unknown ticket: closed");
-                return;
+                if tokio::time::timeout_at(deadline, inserted).await.is_err() {
+                    debug!(%peer, "request hello with an unknown ticket: closed");
+                    return;
+                }
             }
         }
     }

@@ -23,7 +23,7 @@ mod replies;
 
 use std::time::{Duration, Instant};
 
-use qemu::{device_key, fingerprint, firmware, free_port, require_qemu, Qemu};
+use qemu::{device_key, fingerprint, firmware, free_port, require_qemu, Qemu, RequestUart};
 use securecom_tests::{Client, Server, User, Value};
 
 const DEVICE: &str = "sensor1";
@@ -123,7 +123,8 @@ struct Setup {
     secret: [u8; 32],
     secret_hex: String,
     config: std::path::PathBuf,
-    daemon_port: u16,
+    /// How QEMU bridges the request channel's UART (as the configuration says).
+    request: RequestUart,
 }
 
 impl Setup {
@@ -138,6 +139,22 @@ impl Setup {
         extra_config: &str,
         server_args: &[&str],
     ) -> Setup {
+        Self::make(hosts, accept, extra_config, server_args, false)
+    }
+
+    /// A device in dial mode (`request_mode dial`): it opens its request
+    /// channel to the server itself; QEMU's UART1 connects to the server.
+    fn dialling(hosts: &[&str], accept: &str, extra_config: &str, server_args: &[&str]) -> Setup {
+        Self::make(hosts, accept, extra_config, server_args, true)
+    }
+
+    fn make(
+        hosts: &[&str],
+        accept: &str,
+        extra_config: &str,
+        server_args: &[&str],
+        dial: bool,
+    ) -> Setup {
         let dir = tempfile::tempdir().expect("tempdir");
         let server = Server::start_with(dir.path(), server_args);
         let users = hosts
@@ -149,7 +166,13 @@ impl Setup {
         // The port is free now and QEMU binds it at boot: build the firmware
         // first, so that nothing long runs in between.
         firmware();
-        let daemon_port = free_port();
+        let (request, request_line) = if dial {
+            let port = server.addr.port();
+            (RequestUart::Dial(port), "request_mode dial".to_string())
+        } else {
+            let port = free_port();
+            (RequestUart::Listen(port), format!("daemon_port {port}"))
+        };
         let config = dir.path().join("device.cfg");
         std::fs::write(
             &config,
@@ -158,7 +181,7 @@ impl Setup {
                  user {DEVICE}\n\
                  key {secret_hex}\n\
                  server_key {}\n\
-                 daemon_port {daemon_port}\n\
+                 {request_line}\n\
                  accept {accept}\n\
                  {extra_config}",
                 server.key
@@ -172,16 +195,21 @@ impl Setup {
             secret,
             secret_hex,
             config,
-            daemon_port,
+            request,
         }
     }
 
     fn boot(&self, qemu_args: &[&str]) -> Qemu {
+        self.boot_with(self.request, qemu_args)
+    }
+
+    /// Boots the device with UART1 bridged as `request` (e.g. through a relay).
+    fn boot_with(&self, request: RequestUart, qemu_args: &[&str]) -> Qemu {
         Qemu::boot(
             &firmware(),
             self.dir.path(),
             self.server.addr.port(),
-            self.daemon_port,
+            request,
             &self.config,
             qemu_args,
         )
@@ -462,6 +490,182 @@ fn device_refuses_a_changed_peer_key_until_the_admin_trusts_it() {
     assert!(status.success(), "the device exited with {status}");
 }
 
+/// How many request channels the device dialled that the server handed to
+/// its session (the server's `client-dialled request channel` lines).
+fn dialled_channels(server: &Server) -> usize {
+    server
+        .log()
+        .lines()
+        .filter(|l| l.contains("client-dialled request channel"))
+        .count()
+}
+
+/// Waits at most `limit` for the server to have taken `count` request
+/// channels the device dialled; fails early if the device stops.
+fn wait_dialled(server: &Server, device: &mut Qemu, count: usize, limit: Duration) {
+    let end = Instant::now() + limit;
+    while dialled_channels(server) < count {
+        assert!(
+            Instant::now() < end,
+            "the server took {} dialled request channels in {limit:?}, not {count}:\n{}",
+            dialled_channels(server),
+            server.log()
+        );
+        device.assert_running("before its request channel was up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn device_in_dial_mode_opens_its_request_channel_and_chats() {
+    require_qemu();
+    // `request_mode dial`: QEMU's UART1 connects to the server's port, and
+    // the device writes its hello there after login. It accepts alice and
+    // logs out after one chat.
+    let setup = Setup::dialling(&["alice"], "alice", "chats 1\n", &[]);
+    let (server, alice) = (&setup.server, &setup.users[0]);
+    let mut device = setup.boot(&[]);
+
+    // 1. It logs in, and the server takes the device's own connection as
+    // its request channel: nothing listens, the server dials nothing.
+    let mut alice_c = Client::login(server, alice);
+    wait_users(
+        &mut alice_c,
+        Some(&mut device),
+        Duration::from_secs(30),
+        |n| n.iter().any(|u| u == DEVICE),
+    );
+    wait_dialled(server, &mut device, 1, Duration::from_secs(15));
+
+    // 2. Alice asks it for a chat over that channel; it accepts.
+    let ready = request_chat(&mut alice_c);
+    assert_eq!(
+        (ready["event"].as_str(), ready["peer"].as_str()),
+        (Some("chat_ready"), Some(DEVICE)),
+        "{ready}"
+    );
+    ask(&mut alice_c, "temp?", is_temperature);
+    ask(&mut alice_c, "over the dialled channel", |r| {
+        r == "echo: over the dialled channel"
+    });
+
+    // 3. `bye`: its one chat, so it logs out.
+    alice_c.send("bye");
+    device_closed(&mut alice_c);
+    let status = device.wait(Duration::from_secs(30));
+    assert!(status.success(), "the device exited with {status}");
+    // One channel, dialled once: no second announce was needed.
+    assert_eq!(dialled_channels(server), 1, "{}", server.log());
+    let device_log = device.decoded_log();
+    assert!(
+        device_log.contains("request channel: dialled the server"),
+        "{device_log}"
+    );
+}
+
+/// A TCP relay for QEMU's UART1 in dial mode: each connection it accepts it
+/// joins to a new one to `to`; [`Relay::cut`] closes those relayed so far,
+/// as a NAT that forgets its mapping (both ends see the connection close).
+struct Relay {
+    port: u16,
+    open: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl Relay {
+    fn start(to: std::net::SocketAddr) -> Relay {
+        use std::net::{Shutdown, TcpListener, TcpStream};
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the relay");
+        let port = listener.local_addr().expect("relay address").port();
+        let open = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let conns = open.clone();
+        // Blocked in accept until the test binary exits.
+        std::thread::spawn(move || {
+            for inbound in listener.incoming() {
+                let Ok(inbound) = inbound else { continue };
+                let Ok(outbound) = TcpStream::connect(to) else {
+                    continue;
+                };
+                let pipe = |mut from: TcpStream, mut to: TcpStream| {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = from.shutdown(Shutdown::Both);
+                        let _ = to.shutdown(Shutdown::Both);
+                    });
+                };
+                let clones = (
+                    inbound.try_clone(),
+                    outbound.try_clone(),
+                    inbound.try_clone(),
+                    outbound.try_clone(),
+                );
+                let (Ok(inbound2), Ok(outbound2), Ok(a), Ok(b)) = clones else {
+                    continue;
+                };
+                conns.lock().expect("relay lock").extend([a, b]);
+                pipe(inbound, outbound2);
+                pipe(outbound, inbound2);
+            }
+        });
+        Relay { port, open }
+    }
+
+    /// Closes every connection relayed so far.
+    fn cut(&self) {
+        for s in self.open.lock().expect("relay lock").drain(..) {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+#[test]
+fn device_in_dial_mode_keeps_its_request_channel_and_dials_again_after_a_cut() {
+    require_qemu();
+    // The server sends a keep-alive after 1 s of silence on the request
+    // channel, and drops one silent for 3 s. UART1 reaches the server
+    // through a relay that the test cuts.
+    let setup = Setup::dialling(
+        &["alice"],
+        "all",
+        "chats 1\n",
+        &["--request-keepalive", "1"],
+    );
+    let (server, alice) = (&setup.server, &setup.users[0]);
+    let relay = Relay::start(server.addr);
+    let mut device = setup.boot_with(RequestUart::Dial(relay.port), &[]);
+    let mut alice_c = Client::login(server, alice);
+    wait_users(
+        &mut alice_c,
+        Some(&mut device),
+        Duration::from_secs(30),
+        |n| n.iter().any(|u| u == DEVICE),
+    );
+    wait_dialled(server, &mut device, 1, Duration::from_secs(15));
+
+    // 1. Four silent seconds: the device answers the server's pings, so the
+    // channel stays up (no second one is dialled).
+    std::thread::sleep(Duration::from_secs(4));
+    device.assert_running("while its request channel was idle");
+    assert_eq!(dialled_channels(server), 1, "{}", server.log());
+
+    // 2. The connection breaks. The server tells the device it is
+    // unreachable; the device announces again after the core's backoff
+    // (2 s), gives QEMU time to connect UART1 again, and writes its new
+    // hello on the new connection.
+    relay.cut();
+    wait_dialled(server, &mut device, 2, Duration::from_secs(20));
+    device.wait_log("request channel: dialling the server in 2000 ms", SHOWN);
+
+    // 3. Reachable again: a chat over the new channel, then the logout.
+    let ready = request_chat(&mut alice_c);
+    assert_eq!(ready["event"], "chat_ready", "{ready}");
+    ask(&mut alice_c, "temp?", is_temperature);
+    alice_c.send("bye");
+    device_closed(&mut alice_c);
+    let status = device.wait(Duration::from_secs(30));
+    assert!(status.success(), "the device exited with {status}");
+    assert_eq!(dialled_channels(server), 2, "{}", server.log());
+}
+
 #[test]
 fn temperature_format() {
     assert!(is_temperature("temp 21.5 C"));
@@ -518,11 +722,18 @@ fn device_with_a_bad_config_exits_with_status_2() {
         ),
         // One key per name.
         (format!("{good}{peer}{peer}"), Some("BadValue")),
+        // A device that dials its request channel has no port to announce.
+        (
+            format!("{good}request_mode dial\n"),
+            Some("DaemonPortWhenDialling"),
+        ),
+        (format!("{good}request_mode auto\n"), Some("BadValue")),
     ];
     for (bad, shown) in cases {
         std::fs::write(&config, &bad).expect("write device.cfg");
         let port = listener.local_addr().expect("addr").port();
-        let mut device = Qemu::boot(&firmware(), dir.path(), port, free_port(), &config, &[]);
+        let request = RequestUart::Listen(free_port());
+        let mut device = Qemu::boot(&firmware(), dir.path(), port, request, &config, &[]);
         let status = device.wait(Duration::from_secs(30));
         assert_eq!(status.code(), Some(2), "{bad:?}: {status}");
         if let Some(shown) = shown {

@@ -9,7 +9,10 @@
 //! - `idle`: server RSS per idle logged-in session, N up to 10 000+;
 //! - `abuse`: legitimate users' login and message latency, without and with
 //!   each of the abuse cases of docs/PROTOCOL.md 9.1, and the server's
-//!   memory per attacking session (`abuse.rs`).
+//!   memory per attacking session (`abuse.rs`);
+//! - `request-modes`: the cost per login of the request channel, dialled by
+//!   the server or by the client, next to a login without one
+//!   (`request_modes.rs`).
 //!
 //! It starts the server itself (a fresh data directory with generated users),
 //! raises its own file-descriptor limit (the server inherits it), and stops
@@ -33,6 +36,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
 mod abuse;
+mod request_modes;
 
 struct Server {
     child: Child,
@@ -715,13 +719,21 @@ fn main() -> Result<()> {
             }
             "idle" => idle(num("--n", 10_000)).await,
             "abuse" => abuse::run(&args).await,
+            "request-modes" => {
+                request_modes::run(
+                    num("--n", 2000),
+                    num("--concurrency", 16),
+                    num("--rounds", 4),
+                )
+                .await
+            }
             "all" => {
                 logins(num("--n", 2000), num("--concurrency", 32)).await?;
                 let max = relay(num("--chats", 8), 4.0, 256).await?;
                 latency(num("--chats", 8), max / 2.0, 4.0, 256).await?;
                 idle(num("--n", 10_000)).await
             }
-            other => bail!("unknown task {other}: logins | relay | latency | idle | abuse | all"),
+            other => bail!("unknown task {other}: logins | relay | latency | idle | abuse | request-modes | all"),
         }
     })
 }

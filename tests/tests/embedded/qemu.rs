@@ -2,9 +2,9 @@
 //! generated `device.cfg`, read its exit status, and kill it when dropped.
 //!
 //! QEMU's command line mirrors `embedded-client/run-qemu.sh`: UART0 dials the
-//! server, UART1 listens on the device's daemon port, semihosting carries the
-//! configuration path, the entropy seed, the defmt log (stdout, kept raw in a
-//! file) and the exit status.
+//! server, UART1 listens on the device's daemon port or dials the server (see
+//! [`RequestUart`]), semihosting carries the configuration path, the entropy
+//! seed, the defmt log (stdout, kept raw in a file) and the exit status.
 
 use std::fs::File;
 use std::io::Read;
@@ -97,6 +97,36 @@ pub fn fingerprint(public_hex: &str) -> String {
     securecom_core::PublicKey(key).fingerprint().to_string()
 }
 
+/// How QEMU bridges UART1, the request channel (it must match the
+/// configuration's `request_mode`).
+#[derive(Clone, Copy, Debug)]
+pub enum RequestUart {
+    /// Listen mode: QEMU listens on this port (the device's `daemon_port`)
+    /// and the server dials it.
+    Listen(u16),
+    /// Dial mode: QEMU connects to this port (the server's, or a proxy in
+    /// front of it) at boot, and again 1 s after each close (`reconnect=1`).
+    Dial(u16),
+}
+
+impl RequestUart {
+    /// QEMU's arguments for UART1 (the second serial port).
+    fn qemu_args(self) -> Vec<String> {
+        match self {
+            RequestUart::Listen(port) => vec![
+                "-serial".into(),
+                format!("tcp:127.0.0.1:{port},server=on,wait=off"),
+            ],
+            RequestUart::Dial(port) => vec![
+                "-chardev".into(),
+                format!("socket,id=request,host=127.0.0.1,port={port},reconnect=1"),
+                "-serial".into(),
+                "chardev:request".into(),
+            ],
+        }
+    }
+}
+
 /// The firmware running in QEMU.
 pub struct Qemu {
     child: Option<Child>,
@@ -106,15 +136,15 @@ pub struct Qemu {
 }
 
 impl Qemu {
-    /// Boots `elf`: UART0 dials `server_port`, UART1 listens on
-    /// `daemon_port`, the configuration is `config`, `extra` are more QEMU
+    /// Boots `elf`: UART0 dials `server_port`, UART1 is bridged as `request`
+    /// says, the configuration is `config`, `extra` are more QEMU
     /// arguments. QEMU runs in `dir`, where its raw defmt log
     /// (`device.defmt`) and stderr (`qemu.err`) go.
     pub fn boot(
         elf: &Path,
         dir: &Path,
         server_port: u16,
-        daemon_port: u16,
+        request: RequestUart,
         config: &Path,
         extra: &[&str],
     ) -> Qemu {
@@ -135,8 +165,7 @@ impl Qemu {
             ))
             .arg("-serial")
             .arg(format!("tcp:127.0.0.1:{server_port}"))
-            .arg("-serial")
-            .arg(format!("tcp:127.0.0.1:{daemon_port},server=on,wait=off"))
+            .args(request.qemu_args())
             .args(extra)
             .arg("-kernel")
             .arg(elf)
