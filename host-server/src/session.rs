@@ -125,7 +125,8 @@ async fn request_hello(shared: &Shared, mut stream: TcpStream, peer: SocketAddr)
         return;
     };
     payload.zeroize();
-    let deadline = tokio::time::Instant::now() + TICKET_GRACE;
+    let grace = tokio::time::sleep(TICKET_GRACE);
+    tokio::pin!(grace);
     let mut stream = stream;
     loop {
         // Registered before the lookup, so that a ticket inserted between
@@ -138,9 +139,12 @@ async fn request_hello(shared: &Shared, mut stream: TcpStream, peer: SocketAddr)
             }
             Err(back) => {
                 stream = back;
-                if tokio::time::timeout_at(deadline, inserted).await.is_err() {
-                    debug!(%peer, "request hello with an unknown ticket: closed");
-                    return;
+                tokio::select! {
+                    () = inserted => {}
+                    () = &mut grace => {
+                        debug!(%peer, "request hello with an unknown ticket: closed");
+                        return;
+                    }
                 }
             }
         }
