@@ -426,6 +426,7 @@ pub enum ArbClientMsg {
     LeaveChat { chat_id: Cid },
     Ping,
     Logout,
+    DialRequestChannel { secret: u8 },
 }
 
 impl ArbClientMsg {
@@ -449,6 +450,9 @@ impl ArbClientMsg {
             Self::LeaveChat { chat_id } => ClientMsg::LeaveChat { chat_id: chat_id.0 },
             Self::Ping => ClientMsg::Ping,
             Self::Logout => ClientMsg::Logout,
+            Self::DialRequestChannel { secret } => ClientMsg::DialRequestChannel {
+                secret: secret_from(*secret),
+            },
         }
     }
 }
@@ -469,7 +473,7 @@ impl ArbClientMsg {
 
 impl Enc for ArbClientMsg {
     fn enc(&self, w: &mut W) {
-        const N: u32 = 8;
+        const N: u32 = 9;
         match self {
             Self::AnnounceDaemon { port, secret } => w.variant(0, N).u16(*port).u8(*secret),
             Self::ListUsers => w.variant(1, N),
@@ -479,6 +483,7 @@ impl Enc for ArbClientMsg {
             Self::LeaveChat { chat_id } => w.variant(5, N).put(chat_id),
             Self::Ping => w.variant(6, N),
             Self::Logout => w.variant(7, N),
+            Self::DialRequestChannel { secret } => w.variant(8, N).u8(*secret),
         };
     }
 }
@@ -496,6 +501,7 @@ pub enum ArbServerToDaemon {
     },
     Bye,
     Ready,
+    Ping,
 }
 
 impl ArbServerToDaemon {
@@ -514,13 +520,14 @@ impl ArbServerToDaemon {
             Self::Cancel { chat_id } => ServerToDaemon::Cancel { chat_id: chat_id.0 },
             Self::Bye => ServerToDaemon::Bye,
             Self::Ready => ServerToDaemon::Ready,
+            Self::Ping => ServerToDaemon::Ping,
         }
     }
 }
 
 impl Enc for ArbServerToDaemon {
     fn enc(&self, w: &mut W) {
-        const N: u32 = 4;
+        const N: u32 = 5;
         match self {
             Self::ChatRequest {
                 chat_id,
@@ -530,6 +537,7 @@ impl Enc for ArbServerToDaemon {
             Self::Cancel { chat_id } => w.variant(1, N).put(chat_id),
             Self::Bye => w.variant(2, N),
             Self::Ready => w.variant(3, N),
+            Self::Ping => w.variant(4, N),
         };
     }
 }
@@ -539,6 +547,7 @@ impl Enc for ArbServerToDaemon {
 pub enum ArbDaemonToServer {
     Answer { chat_id: Cid, answer: u8 },
     Bye,
+    Pong,
 }
 
 impl ArbDaemonToServer {
@@ -550,6 +559,7 @@ impl ArbDaemonToServer {
                 answer: answer(*a),
             },
             Self::Bye => DaemonToServer::Bye,
+            Self::Pong => DaemonToServer::Pong,
         }
     }
 }
@@ -563,16 +573,18 @@ impl ArbDaemonToServer {
                 answer: *answer,
             },
             Self::Bye => Self::Bye,
+            Self::Pong => Self::Pong,
         }
     }
 }
 
 impl Enc for ArbDaemonToServer {
     fn enc(&self, w: &mut W) {
-        const N: u32 = 2;
+        const N: u32 = 3;
         match self {
             Self::Answer { chat_id, answer } => w.variant(0, N).put(chat_id).u8(*answer),
             Self::Bye => w.variant(1, N),
+            Self::Pong => w.variant(2, N),
         };
     }
 }

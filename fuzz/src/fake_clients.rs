@@ -34,7 +34,8 @@ use securecom_core::message::{
     decode, ClientHello, ClientMsg, ServerHello, ServerMsg, ServerToDaemon,
 };
 use securecom_core::noise::{
-    Handshake, HandshakeParams, Pattern, Psk, RemoteCheck, Transport, REQUEST_PROLOGUE,
+    Handshake, HandshakeParams, Pattern, Psk, RemoteCheck, RequestTicket, Transport,
+    REQUEST_PROLOGUE,
     STANDARD_PROLOGUE,
 };
 use securecom_core::server::RelayKind;
@@ -82,11 +83,15 @@ pub enum ServerOp {
     Advance(u16),
     /// The server shuts down.
     Shutdown,
+    /// User `who` opens a client-dialled request channel: its first frame
+    /// holds the ticket of its last `DialRequestChannel` (`right`) or a
+    /// made-up one.
+    DialBack { who: u8, right: bool },
 }
 
 impl Enc for ServerOp {
     fn enc(&self, w: &mut W) {
-        const N: u32 = 15;
+        const N: u32 = 16;
         match self {
             Self::Connect { who } => w.variant(0, N).u8(*who),
             Self::Hello { who, version, user } => w.variant(1, N).u8(*who).u8(*version).put(user),
@@ -103,6 +108,7 @@ impl Enc for ServerOp {
             Self::Stall { who } => w.variant(12, N).u8(*who),
             Self::Advance(n) => w.variant(13, N).u16(*n),
             Self::Shutdown => w.variant(14, N),
+            Self::DialBack { who, right } => w.variant(15, N).u8(*who).bool(*right),
         };
     }
 }
@@ -128,6 +134,8 @@ struct Fake {
     /// The name the hub accepted.
     name: Option<String>,
     psk: Option<Psk>,
+    /// The ticket of our last `DialRequestChannel` (until it was presented).
+    ticket: Option<RequestTicket>,
     daemon: Option<Daemon>,
     stall: bool,
     /// The last chat ids the hub gave this user, oldest first.
@@ -289,6 +297,7 @@ impl FakeClients {
             hello_due: false,
             name: None,
             psk: None,
+            ticket: None,
             daemon: None,
             stall: false,
             ids: Vec::new(),
@@ -351,6 +360,11 @@ impl FakeClients {
         match decode::<ClientMsg>(plain) {
             Ok(ClientMsg::AnnounceDaemon { secret, .. }) => {
                 f.psk = Some(Psk::for_request_channel(tr.handshake_hash(), &secret));
+                f.ticket = None;
+            }
+            Ok(ClientMsg::DialRequestChannel { secret }) => {
+                f.psk = Some(Psk::for_request_channel(tr.handshake_hash(), &secret));
+                f.ticket = Some(RequestTicket::new(tr.handshake_hash(), &secret));
             }
             Ok(
                 m @ (ClientMsg::ChatHandshake { chat_id, noise }
@@ -719,6 +733,58 @@ impl FakeClients {
                 self.hub.handle_timeout(self.now, &self.reg);
             }
             ServerOp::Shutdown => self.hub.shutdown(self.now, &self.reg),
+            ServerOp::DialBack { who, right } => {
+                let who = w(who);
+                let Some(f) = self.fakes[who].as_mut() else {
+                    return;
+                };
+                let mine = if *right { f.ticket.take() } else { None };
+                let (ticket, genuine) = match mine {
+                    Some(t) => (t, true),
+                    None => (RequestTicket::from_bytes([0xa5; 32]), false),
+                };
+                let sid = f.sid;
+                let psk = f.psk.clone().unwrap_or_else(|| Psk::from_bytes([0x77; 32]));
+                let got = self
+                    .hub
+                    .request_channel_by_ticket(&ticket, self.now, &mut self.rng);
+                // A ticket opens only its own session's channel, and one
+                // nobody was given opens nothing.
+                assert!(
+                    got.is_none() || (genuine && got == Some(sid)),
+                    "a ticket opened session {got:?} (ours {sid}, genuine {genuine})"
+                );
+                if got.is_some() {
+                    // Presented once: a second time it opens nothing.
+                    assert_eq!(
+                        self.hub
+                            .request_channel_by_ticket(&ticket, self.now, &mut self.rng),
+                        None,
+                        "a ticket opened two channels"
+                    );
+                    let hs = Handshake::new(
+                        HandshakeParams {
+                            pattern: Pattern::NNpsk0,
+                            initiator: false,
+                            prologue: REQUEST_PROLOGUE,
+                            local_static: None,
+                            remote_static: None,
+                            psk: Some(&psk),
+                            check: RemoteCheck::Any,
+                        },
+                        &mut self.frng,
+                    )
+                    .expect("daemon handshake");
+                    let f = self.fakes[who].as_mut().expect("fake");
+                    f.daemon = Some(Daemon {
+                        hs: Some(hs),
+                        tr: None,
+                        rx: FrameDecoder::new(),
+                        dead: false,
+                        got_ready: false,
+                    });
+                }
+            }
         }
         self.read_all();
     }

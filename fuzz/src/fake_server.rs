@@ -35,7 +35,7 @@ use securecom_core::message::{
     decode, encode, Answer, ClientMsg, DaemonToServer, ServerHello, ServerMsg,
 };
 use securecom_core::noise::{
-    Handshake, HandshakeParams, Pattern, Psk, RemoteCheck, Transport, REQUEST_PROLOGUE,
+    Handshake, HandshakeParams, Pattern, Psk, RemoteCheck, RequestTicket, Transport, REQUEST_PROLOGUE,
     STANDARD_PROLOGUE,
 };
 use securecom_core::{
@@ -208,6 +208,8 @@ pub struct FakeServer {
     hello: Option<Vec<u8>>,
     login_sent: bool,
     psk: Option<Psk>,
+    /// The request hellos the client asked its driver to send.
+    hellos: Vec<[u8; 35]>,
     links: Vec<Link>,
     bob: Option<Bob>,
     /// Texts bob sent that alice has not received yet.
@@ -297,6 +299,7 @@ impl FakeServer {
             hello: None,
             login_sent: false,
             psk: None,
+            hellos: Vec::new(),
             links: Vec::new(),
             bob: None,
             bob_sent: Vec::new(),
@@ -343,6 +346,7 @@ impl FakeServer {
 
     fn check_event(&mut self, e: ClientEvent) {
         match e {
+            ClientEvent::ConnectRequestChannel(h) => self.hellos.push(h.0),
             ClientEvent::LoggedIn { user } => {
                 assert_eq!(user.as_str(), "alice");
                 assert!(
@@ -582,6 +586,17 @@ impl FakeServer {
             ClientMsg::AnnounceDaemon { secret, .. } => {
                 let hash = *tr.handshake_hash();
                 self.psk = Some(Psk::for_request_channel(&hash, &secret));
+            }
+            ClientMsg::DialRequestChannel { secret } => {
+                let hash = *tr.handshake_hash();
+                self.psk = Some(Psk::for_request_channel(&hash, &secret));
+                // The client asked its driver to connect with exactly the
+                // ticket of this secret.
+                let hello = RequestTicket::new(&hash, &secret).hello();
+                assert!(
+                    self.hellos.contains(&hello),
+                    "DialRequestChannel without the hello of its ticket"
+                );
             }
             ClientMsg::ChatHandshake { chat_id, noise } => {
                 if let Some(bob) = self.bob.as_mut().filter(|b| b.id == chat_id) {

@@ -625,6 +625,54 @@ fn main() {
         |s| s.logins == 2 && s.daemons == 2 && s.chats == 2 && s.texts == 3,
     );
     write("server_session", "fake-chat", &seed);
+    // Bob cannot be dialled: he dials his request channel (a made-up ticket
+    // first, which opens nothing), answers a keep-alive, and is asked.
+    let dial_back = vec![
+        S::Login { who: 0 },
+        S::Login { who: 1 },
+        S::Msg {
+            who: 0,
+            msg: ArbClientMsg::AnnounceDaemon { port: 1, secret: 1 },
+        },
+        S::Dial { ok: true },
+        S::Msg {
+            who: 1,
+            msg: ArbClientMsg::DialRequestChannel { secret: 2 },
+        },
+        S::DialBack {
+            who: 1,
+            right: false,
+        },
+        S::DialBack {
+            who: 1,
+            right: true,
+        },
+        S::DaemonMsg {
+            who: 1,
+            msg: ArbDaemonToServer::Pong,
+        },
+        S::Msg {
+            who: 0,
+            msg: ArbClientMsg::RequestChat { user: name("bob") },
+        },
+        S::DaemonMsg {
+            who: 1,
+            msg: ArbDaemonToServer::Answer {
+                chat_id: Cid(1),
+                answer: 0,
+            },
+        },
+        relay(0, 1, false, 1),
+        relay(1, 1, false, 2),
+        relay(0, 1, true, 3),
+    ];
+    let seed = op_seed(0, &dial_back);
+    check(
+        "server_session/fake-dial-back",
+        targets::server_session(&seed),
+        |s| s.logins == 2 && s.daemons == 2 && s.chats == 2,
+    );
+    write("server_session", "fake-dial-back", &seed);
     let raw = vec![
         S::Connect { who: 0 },
         S::Wire {
