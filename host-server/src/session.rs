@@ -241,8 +241,13 @@ pub async fn run(
         _ => return,
     }
     if usize::from(u16::from_be_bytes(header)) == REQUEST_HELLO_LEN {
+        // It counts as a handshake in progress (per source and in all)
+        // until its ticket is found, and the oldest may be shed for a new one.
+        tokio::select! {
+            () = request_hello(&shared, stream, peer) => {}
+            () = handshake.shed() => debug!(%peer, "request hello shed"),
+        }
         drop(handshake);
-        request_hello(&shared, stream, peer).await;
         return;
     }
     let mut rng = os_rng();

@@ -175,3 +175,41 @@ fn a_stranger_at_another_address_is_closed_at_once() {
     open_chat(&mut alice, &mut bob);
     say(&mut alice, &mut bob, "still here");
 }
+
+#[test]
+fn bogus_request_hellos_do_not_keep_a_dialling_client_out() {
+    // In dial mode nothing listens on the client: the jam can only be aimed
+    // at the server, with request hellos whose tickets no session awaits.
+    // Each is closed (after at most 2 s of grace) and counts as a handshake
+    // of its source, so they neither pile up nor stop a real client.
+    let (_d, server, u) = server_with_users(&["alice", "bob"]);
+    let mut held: Vec<TcpStream> = (0..12u8)
+        .filter_map(|i| {
+            let mut s = socket2_connect(Ipv4Addr::new(127, 0, 0, 90), server.addr)?;
+            let mut hello = vec![0x00, 0x21, 0x01];
+            hello.extend_from_slice(&[i; 32]);
+            s.write_all(&hello).ok()?;
+            Some(s)
+        })
+        .collect();
+    assert!(held.len() >= 8, "could not open the bogus hellos");
+    let mut bob = Client::spawn_trusting(
+        server.addr,
+        &["--server-key", &server.key, "--request-mode", "dial"],
+        &u[1].name,
+        &u[1].key_file,
+        "127.0.0.1:0",
+    );
+    bob.expect("logged_in");
+    let v = bob.expect_where("daemon status", |v| v["event"] == "daemon");
+    assert_eq!(v["reachable"], true, "bogus hellos kept bob out: {v}");
+    let mut alice = Client::login(&server, &u[0]);
+    open_chat(&mut alice, &mut bob);
+    say(&mut alice, &mut bob, "dialled past the jam");
+    for s in &mut held {
+        assert!(
+            closed_within(s, Duration::from_secs(4)),
+            "a bogus request hello was kept open"
+        );
+    }
+}
