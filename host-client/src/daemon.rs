@@ -206,9 +206,10 @@ async fn serve_link(
         }
     };
     debug!(%peer, "daemon: request-channel connection");
-    // The handshake deadline; once it passed with the handshake done, the
-    // server may keep the link open and silent as long as it likes.
-    let mut handshake_deadline = link.poll_timeout();
+    // The link's deadline: its proof during the handshake, then its idle
+    // timeout (the server keeps it alive with `Ping`): re-read after every
+    // input.
+    let mut deadline = link.poll_timeout();
     answers.mark_unchanged();
     let mut buf = vec![0u8; 4096];
     // NNpsk0 message 1 is one frame of 2 + 48 bytes.
@@ -232,6 +233,7 @@ async fn serve_link(
                     if link.is_closed() {
                         break Ok(());
                     }
+                    deadline = link.poll_timeout();
                 }
                 Err(e) => break Err(format!("read: {e}")),
             },
@@ -247,12 +249,12 @@ async fn serve_link(
                     break Err(e);
                 }
             }
-            () = shared.clock().sleep_until(handshake_deadline), if handshake_deadline.is_some() => {
-                handshake_deadline = None;
+            () = shared.clock().sleep_until(deadline), if deadline.is_some() => {
                 let r = shared.lock().client.handle_request_timeout(&mut link, shared.now());
                 if let Err(e) = r {
                     break Err(e.to_string());
                 }
+                deadline = link.poll_timeout();
             }
         }
     };
