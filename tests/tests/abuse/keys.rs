@@ -142,7 +142,11 @@ fn a_reload_with_a_low_order_key_keeps_the_previous_registry() {
         let seen = refusals(&server);
         // Carol is added in the same edit: the whole file is refused.
         let edited = format!("{before}carol {}\nweak {key}\n", carol.public);
-        std::fs::write(&users, edited).expect("users file");
+        // As an editor or `add-user` does: a whole new file, renamed in place
+        // (a server polling every 50 ms could read a half-written one).
+        let tmp = users.with_extension("tmp");
+        std::fs::write(&tmp, edited).expect("users file");
+        std::fs::rename(&tmp, &users).expect("users file");
         let end = Instant::now() + WAIT;
         while refusals(&server) == seen {
             assert!(Instant::now() < end, "{what}: no reload refused");

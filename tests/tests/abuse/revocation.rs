@@ -262,7 +262,11 @@ fn registry_with_a_shared_key_is_refused_and_the_old_one_kept() {
         dave.public_hex(),
         alice.public_hex()
     );
-    std::fs::write(&users, text).expect("edit the registry");
+    // A whole new file renamed in place, as `add-user` writes it (the
+    // server polls: it must not read a half-written one).
+    let tmp = users.with_extension("tmp");
+    std::fs::write(&tmp, text).expect("edit the registry");
+    std::fs::rename(&tmp, &users).expect("edit the registry");
     assert!(
         eventually(WAIT, || server.log_count("registry file not reloaded")
             > refused_before),
@@ -286,7 +290,11 @@ fn registry_with_a_shared_key_is_refused_and_the_old_one_kept() {
         bob.public_hex(),
         dave.public_hex()
     );
-    std::fs::write(&users, text).expect("edit the registry");
+    // A whole new file renamed in place, as `add-user` writes it (the
+    // server polls: it must not read a half-written one).
+    let tmp = users.with_extension("tmp");
+    std::fs::write(&tmp, text).expect("edit the registry");
+    std::fs::rename(&tmp, &users).expect("edit the registry");
     let mut d = login_at(server.addr, &server.key, &dave, "127.0.0.1:0");
     say(&mut a, &mut b, "after the good edit");
     d.send("/chat alice");
