@@ -24,22 +24,27 @@ fn t0() -> Instant {
     Instant::from_millis(1_000)
 }
 
+/// Alice (key 1, the requester: KK initiator) in chat `ID` with bob (key 2).
+fn alice(rng: &mut ChaCha20Rng) -> E2eChat {
+    E2eChat::new(
+        ID,
+        &key(1),
+        "alice",
+        user_name("bob").unwrap(),
+        key(2).public_key(),
+        true,
+        Limits::DEFAULT,
+        t0(),
+        rng,
+    )
+    .unwrap()
+}
+
 /// Alice (requester, KK initiator) and Bob, both `E2eChat`s, open.
 fn honest_pair() -> (E2eChat, E2eChat) {
     let mut rng = ChaCha20Rng::seed_from_u64(7);
     let (ak, bk) = (key(1), key(2));
-    let mut a = E2eChat::new(
-        ID,
-        &ak,
-        "alice",
-        user_name("bob").unwrap(),
-        bk.public_key(),
-        true,
-        Limits::DEFAULT,
-        t0(),
-        &mut rng,
-    )
-    .unwrap();
+    let mut a = alice(&mut rng);
     let mut b = E2eChat::new(
         ID,
         &bk,
@@ -65,18 +70,7 @@ fn honest_pair() -> (E2eChat, E2eChat) {
 fn pair_with_raw_bob() -> (E2eChat, Transport) {
     let mut rng = ChaCha20Rng::seed_from_u64(8);
     let (ak, bk) = (key(1), key(2));
-    let mut a = E2eChat::new(
-        ID,
-        &ak,
-        "alice",
-        user_name("bob").unwrap(),
-        bk.public_key(),
-        true,
-        Limits::DEFAULT,
-        t0(),
-        &mut rng,
-    )
-    .unwrap();
+    let mut a = alice(&mut rng);
     let mut pbuf = [0u8; MAX_CHAT_PROLOGUE];
     let prologue = chat_prologue(
         ID,
@@ -179,18 +173,7 @@ fn a_clean_close_says_everything_arrived() {
 #[test]
 fn no_close_before_the_chat_is_open() {
     let mut rng = ChaCha20Rng::seed_from_u64(9);
-    let mut a = E2eChat::new(
-        ID,
-        &key(1),
-        "alice",
-        user_name("bob").unwrap(),
-        key(2).public_key(),
-        true,
-        Limits::DEFAULT,
-        t0(),
-        &mut rng,
-    )
-    .unwrap();
+    let mut a = alice(&mut rng);
     let mut buf = [0u8; 64];
     assert_eq!(a.encrypt_close(&mut buf), Ok(None));
 }

@@ -35,8 +35,7 @@ use securecom_core::message::{
 };
 use securecom_core::noise::{
     Handshake, HandshakeParams, Pattern, Psk, RemoteCheck, RequestTicket, Transport,
-    REQUEST_PROLOGUE,
-    STANDARD_PROLOGUE,
+    REQUEST_PROLOGUE, STANDARD_PROLOGUE,
 };
 use securecom_core::server::RelayKind;
 use securecom_core::{
@@ -119,6 +118,33 @@ struct Daemon {
     rx: FrameDecoder<MAX_REQUEST_FRAME>,
     dead: bool,
     got_ready: bool,
+}
+
+impl Daemon {
+    /// A fake daemon's fresh NNpsk0 responder with `psk` (the hub dials it,
+    /// or it dialled the hub: the roles are the same).
+    fn responder(psk: &Psk, rng: &mut Rng) -> Daemon {
+        let hs = Handshake::new(
+            HandshakeParams {
+                pattern: Pattern::NNpsk0,
+                initiator: false,
+                prologue: REQUEST_PROLOGUE,
+                local_static: None,
+                remote_static: None,
+                psk: Some(psk),
+                check: RemoteCheck::Any,
+            },
+            rng,
+        )
+        .expect("daemon handshake");
+        Daemon {
+            hs: Some(hs),
+            tr: None,
+            rx: FrameDecoder::new(),
+            dead: false,
+            got_ready: false,
+        }
+    }
 }
 
 struct Fake {
@@ -667,26 +693,7 @@ impl FakeClients {
                     };
                     let f = self.fakes[who].as_mut().expect("fake");
                     let psk = f.psk.clone().unwrap_or_else(|| Psk::from_bytes([0x77; 32]));
-                    let hs = Handshake::new(
-                        HandshakeParams {
-                            pattern: Pattern::NNpsk0,
-                            initiator: false,
-                            prologue: REQUEST_PROLOGUE,
-                            local_static: None,
-                            remote_static: None,
-                            psk: Some(&psk),
-                            check: RemoteCheck::Any,
-                        },
-                        &mut self.frng,
-                    )
-                    .expect("daemon handshake");
-                    f.daemon = Some(Daemon {
-                        hs: Some(hs),
-                        tr: None,
-                        rx: FrameDecoder::new(),
-                        dead: false,
-                        got_ready: false,
-                    });
+                    f.daemon = Some(Daemon::responder(&psk, &mut self.frng));
                     if self
                         .hub
                         .request_channel_connected(sid, self.now, &mut self.rng)
@@ -762,27 +769,9 @@ impl FakeClients {
                         None,
                         "a ticket opened two channels"
                     );
-                    let hs = Handshake::new(
-                        HandshakeParams {
-                            pattern: Pattern::NNpsk0,
-                            initiator: false,
-                            prologue: REQUEST_PROLOGUE,
-                            local_static: None,
-                            remote_static: None,
-                            psk: Some(&psk),
-                            check: RemoteCheck::Any,
-                        },
-                        &mut self.frng,
-                    )
-                    .expect("daemon handshake");
+                    let daemon = Daemon::responder(&psk, &mut self.frng);
                     let f = self.fakes[who].as_mut().expect("fake");
-                    f.daemon = Some(Daemon {
-                        hs: Some(hs),
-                        tr: None,
-                        rx: FrameDecoder::new(),
-                        dead: false,
-                        got_ready: false,
-                    });
+                    f.daemon = Some(daemon);
                 }
             }
         }

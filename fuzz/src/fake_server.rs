@@ -35,8 +35,8 @@ use securecom_core::message::{
     decode, encode, Answer, ClientMsg, DaemonToServer, ServerHello, ServerMsg,
 };
 use securecom_core::noise::{
-    Handshake, HandshakeParams, Pattern, Psk, RemoteCheck, RequestTicket, Transport, REQUEST_PROLOGUE,
-    STANDARD_PROLOGUE,
+    Handshake, HandshakeParams, Pattern, Psk, RemoteCheck, RequestTicket, Transport,
+    REQUEST_PROLOGUE, STANDARD_PROLOGUE,
 };
 use securecom_core::{
     Client, ClientConfig, ClientEvent, Error, Instant, Limits, RequestLink, MAX_FRAME,

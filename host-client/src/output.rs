@@ -682,38 +682,30 @@ mod tests {
 
     #[test]
     fn chat_ended_detail_only_when_failed() {
-        let (reason, detail, undelivered) = chat_end(&ChatEnd::PeerLeft);
-        assert_eq!(
+        let line = |end: ChatEnd| {
+            let (reason, detail, undelivered) = chat_end(&end);
             json(Event::ChatEnded {
                 peer: "bob".into(),
                 reason,
                 detail,
                 undelivered,
-            }),
+            })
+        };
+        assert_eq!(
+            line(ChatEnd::PeerLeft),
             r#"{"event":"chat_ended","peer":"bob","reason":"peer_left"}"#
         );
-        let (reason, detail, undelivered) = chat_end(&ChatEnd::PeerClosed { undelivered: 0 });
         assert_eq!(
-            json(Event::ChatEnded {
-                peer: "bob".into(),
-                reason,
-                detail,
-                undelivered,
-            }),
+            line(ChatEnd::PeerClosed { undelivered: 0 }),
             r#"{"event":"chat_ended","peer":"bob","reason":"peer_closed","undelivered":0}"#
         );
-        let (reason, detail, undelivered) = chat_end(&ChatEnd::Failed(
+        let failed = line(ChatEnd::Failed(
             securecom_core::CryptoError::DecryptFailed.into(),
         ));
-        let line = json(Event::ChatEnded {
-            peer: "bob".into(),
-            reason,
-            detail,
-            undelivered,
-        });
         assert!(
-            line.starts_with(r#"{"event":"chat_ended","peer":"bob","reason":"failed","detail":""#),
-            "{line}"
+            failed
+                .starts_with(r#"{"event":"chat_ended","peer":"bob","reason":"failed","detail":""#),
+            "{failed}"
         );
     }
 

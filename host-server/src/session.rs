@@ -532,6 +532,19 @@ impl Task {
         self.session.request_channel_failed(now());
     }
 
+    /// A new announce: the old request channel's socket, a dial in flight
+    /// and an awaited client-dialled connection are all void.
+    fn drop_request_channel(&mut self) {
+        self.req_rd = None;
+        self.req_wr = None;
+        self.req_out = Vec::new();
+        if let Some(d) = self.dial.take() {
+            d.abort();
+        }
+        self.shared.tickets.forget(self.id);
+        self.incoming = None;
+    }
+
     fn dialled(&mut self, r: std::io::Result<TcpStream>) {
         match r {
             Ok(stream) => {
@@ -760,24 +773,12 @@ impl Task {
                     info!(session = self.id, peer = %self.peer, "login refused")
                 }
                 ServerEvent::AwaitRequestChannel { ticket } => {
-                    self.req_rd = None;
-                    self.req_wr = None;
-                    self.req_out = Vec::new();
-                    if let Some(d) = self.dial.take() {
-                        d.abort();
-                    }
+                    self.drop_request_channel();
                     debug!(session = self.id, "awaiting the client's request channel");
                     self.incoming = Some(self.shared.tickets.insert(self.id, &ticket));
                 }
                 ServerEvent::DialDaemon { port } => {
-                    self.shared.tickets.forget(self.id);
-                    self.incoming = None;
-                    self.req_rd = None;
-                    self.req_wr = None;
-                    self.req_out = Vec::new();
-                    if let Some(d) = self.dial.take() {
-                        d.abort();
-                    }
+                    self.drop_request_channel();
                     let addr = SocketAddr::new(self.peer.ip(), port);
                     if !self.shared.dial_policy.allows(&addr) {
                         info!(session = self.id, %addr, "announced daemon not dialled (dial policy)");

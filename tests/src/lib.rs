@@ -356,54 +356,13 @@ impl Client {
         key_file: &Path,
         daemon_listen: &str,
     ) -> Client {
-        let mut child = Command::new(client_bin())
-            .args(["chat", "--script", "--server", &server.to_string()])
+        let mut cmd = Command::new(client_bin());
+        cmd.args(["chat", "--script", "--server", &server.to_string()])
             .args(trust)
             .args(["--user", name, "--key"])
             .arg(key_file)
-            .args(["--daemon-listen", daemon_listen])
-            .env("RUST_LOG", "debug")
-            // The test keys have no passphrase: the caller's shell must not supply one.
-            .env_remove("SECURECOM_PASSPHRASE")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start client");
-        let stdout = child.stdout.take().expect("stdout");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, rx) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                match serde_json::from_str::<Value>(&line) {
-                    Ok(v) => {
-                        if tx.send(v).is_err() {
-                            break;
-                        }
-                    }
-                    Err(_) => panic!("client printed a line that is not JSON: {line}"),
-                }
-            }
-        });
-        let err = std::sync::Arc::new(Mutex::new(String::new()));
-        let err2 = err.clone();
-        let stderr_copier = std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Ok(mut e) = err2.lock() {
-                    e.push_str(&line);
-                    e.push('\n');
-                }
-            }
-        });
-        Client {
-            name: name.to_string(),
-            stdin: child.stdin.take(),
-            child,
-            events: rx,
-            seen: Vec::new(),
-            stderr: err,
-            stderr_copier: Some(stderr_copier),
-        }
+            .args(["--daemon-listen", daemon_listen]);
+        Self::from_command(name, cmd)
     }
 
     /// Starts `user` and waits until it is logged in with its daemon reachable.

@@ -47,6 +47,29 @@ macro_rules! netns_or_skip {
     };
 }
 
+/// The server in `srv` (with `extra` flags), users alice and bob, and bob
+/// logged in from `pub`, reachable (the other side of every test here).
+fn server_and_bob(
+    net: &Netns,
+    family: Family,
+    extra: &[&str],
+) -> (
+    tempfile::TempDir,
+    NsServer,
+    securecom_tests::User,
+    securecom_tests::Client,
+) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = NsServer::start(net, dir.path(), family, extra);
+    let (alice_u, bob_u) = (
+        server.user(dir.path(), "alice"),
+        server.user(dir.path(), "bob"),
+    );
+    let (bob, bob_ok) = login(net, Ns::Pub, &server, &bob_u);
+    assert!(bob_ok, "bob (in pub) is not reachable: {:?}", bob.seen);
+    (dir, server, alice_u, bob)
+}
+
 // ---------------------------------------------------------------------------
 // Open routing: the home client is dialable.
 // ---------------------------------------------------------------------------
@@ -67,14 +90,7 @@ fn open_routing_v6_client_is_reachable_and_chats() {
 /// `pub` asks her for a chat over her request channel, she accepts, they
 /// speak both ways, she logs out.
 fn reachable_and_chats(net: &Netns, family: Family) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let server = NsServer::start(net, dir.path(), family, &[]);
-    let (alice_u, bob_u) = (
-        server.user(dir.path(), "alice"),
-        server.user(dir.path(), "bob"),
-    );
-    let (mut bob, bob_ok) = login(net, Ns::Pub, &server, &bob_u);
-    assert!(bob_ok, "bob (in pub) is not reachable: {:?}", bob.seen);
+    let (_dir, server, alice_u, mut bob) = server_and_bob(net, family, &[]);
     let (mut alice, alice_ok) = login(net, Ns::Home, &server, &alice_u);
     assert!(
         alice_ok,
@@ -137,14 +153,7 @@ fn behind_firewall_v6_client_dials_its_request_channel_and_is_asked() {
 /// speak both ways, she logs out. Under NAT the server never sees her own
 /// address, on either connection.
 fn falls_back_and_is_asked(net: &Netns, family: Family) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let server = NsServer::start(net, dir.path(), family, &[]);
-    let (alice_u, bob_u) = (
-        server.user(dir.path(), "alice"),
-        server.user(dir.path(), "bob"),
-    );
-    let (mut bob, bob_ok) = login(net, Ns::Pub, &server, &bob_u);
-    assert!(bob_ok, "bob (in pub) is not reachable: {:?}", bob.seen);
+    let (_dir, server, alice_u, mut bob) = server_and_bob(net, family, &[]);
     let mut alice = client(net, Ns::Home, &server, &alice_u);
     login_falls_back(&mut alice);
 
@@ -200,14 +209,7 @@ fn falls_back_and_is_asked(net: &Netns, family: Family) {
 fn forced_listen_mode_behind_nat_stays_unreachable() {
     let net = netns_or_skip!(Mode::Nat);
     let family = Family::V4;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let server = NsServer::start(&net, dir.path(), family, &[]);
-    let (alice_u, bob_u) = (
-        server.user(dir.path(), "alice"),
-        server.user(dir.path(), "bob"),
-    );
-    let (mut bob, bob_ok) = login(&net, Ns::Pub, &server, &bob_u);
-    assert!(bob_ok, "bob (in pub) is not reachable: {:?}", bob.seen);
+    let (_dir, server, alice_u, mut bob) = server_and_bob(&net, family, &[]);
     let mut alice = client_with(
         &net,
         Ns::Home,
@@ -280,14 +282,7 @@ fn forced_listen_mode_behind_nat_stays_unreachable() {
 fn dial_mode_needs_no_listening_port() {
     let net = netns_or_skip!(Mode::Open);
     let family = Family::V4;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let server = NsServer::start(&net, dir.path(), family, &[]);
-    let (alice_u, bob_u) = (
-        server.user(dir.path(), "alice"),
-        server.user(dir.path(), "bob"),
-    );
-    let (mut bob, bob_ok) = login(&net, Ns::Pub, &server, &bob_u);
-    assert!(bob_ok, "bob (in pub) is not reachable: {:?}", bob.seen);
+    let (_dir, server, alice_u, mut bob) = server_and_bob(&net, family, &[]);
     let dials_before = server.dials();
     let mut alice = client_with(
         &net,
@@ -349,14 +344,8 @@ fn keepalives_hold_the_nat_mapping_of_the_request_channel() {
     let net = netns_or_skip!(Mode::Nat);
     let family = Family::V4;
     net.set_conntrack_established_timeout(CONNTRACK_TIMEOUT);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let server = NsServer::start(&net, dir.path(), family, &["--request-keepalive", "3"]);
-    let (alice_u, bob_u) = (
-        server.user(dir.path(), "alice"),
-        server.user(dir.path(), "bob"),
-    );
-    let (mut bob, bob_ok) = login(&net, Ns::Pub, &server, &bob_u);
-    assert!(bob_ok, "bob (in pub) is not reachable: {:?}", bob.seen);
+    let (_dir, server, alice_u, mut bob) =
+        server_and_bob(&net, family, &["--request-keepalive", "3"]);
     let mut alice = client(&net, Ns::Home, &server, &alice_u);
     login_falls_back(&mut alice);
     let since = Instant::now();
@@ -430,14 +419,7 @@ fn a_request_channel_whose_nat_mapping_expired_is_opened_again() {
     let net = netns_or_skip!(Mode::Nat);
     let family = Family::V4;
     net.set_conntrack_established_timeout(CONNTRACK_TIMEOUT);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let server = NsServer::start(&net, dir.path(), family, &[]);
-    let (alice_u, bob_u) = (
-        server.user(dir.path(), "alice"),
-        server.user(dir.path(), "bob"),
-    );
-    let (mut bob, bob_ok) = login(&net, Ns::Pub, &server, &bob_u);
-    assert!(bob_ok, "bob (in pub) is not reachable: {:?}", bob.seen);
+    let (_dir, server, alice_u, mut bob) = server_and_bob(&net, family, &[]);
     let mut alice = client(&net, Ns::Home, &server, &alice_u);
     login_falls_back(&mut alice);
     let nat = net.nat_public(family);

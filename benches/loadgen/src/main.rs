@@ -54,22 +54,21 @@ impl Drop for Server {
     }
 }
 
+/// The per-address limits lifted: every load comes from one address.
+pub(crate) const LIFTED_LIMITS: &[&str] = &[
+    "--conn-rate-per-ip",
+    "1000000",
+    "--handshakes-per-ip",
+    "1000000",
+    "--max-connections",
+    "100000",
+];
+
 impl Server {
     /// Starts a release server with `users` registered and the per-source
     /// limits lifted (every client of the load generator is on 127.0.0.1).
     fn start(users: &[(String, PublicKey)]) -> Result<Server> {
-        Self::start_with(
-            users,
-            &[
-                "--conn-rate-per-ip",
-                "1000000",
-                "--handshakes-per-ip",
-                "1000000",
-                "--max-connections",
-                "100000",
-            ],
-            false,
-        )
+        Self::start_with(users, LIFTED_LIMITS, false)
     }
 
     /// Starts a release server with `users` registered and `extra` options

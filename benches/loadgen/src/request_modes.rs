@@ -42,7 +42,7 @@ use securecom_host::now;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::{connect_from, cores, registry, users, x25519_costs, Peer, Server};
+use super::{connect_from, cores, registry, users, x25519_costs, Peer, Server, LIFTED_LIMITS};
 
 /// CPU seconds (user, system; all threads, dead ones included) of
 /// `/proc/{who}/stat`, in ticks of USER_HZ = 100 on Linux.
@@ -298,17 +298,8 @@ pub async fn run(n: usize, concurrency: usize, rounds: usize) -> Result<()> {
     let all = users("r", concurrency);
     let server = Server::start_with(
         &registry(&all),
-        &[
-            "--conn-rate-per-ip",
-            "1000000",
-            "--handshakes-per-ip",
-            "1000000",
-            "--max-connections",
-            "100000",
-            // Every worker announces at each of its logins, as the same user.
-            "--rate-announces",
-            "0:0",
-        ],
+        // Every worker announces at each of its logins, as the same user.
+        &[LIFTED_LIMITS, &["--rate-announces", "0:0"]].concat(),
         false,
     )?;
     let all = Arc::new(all);
