@@ -7,6 +7,7 @@
 use serde::Serialize;
 use zeroize::Zeroize;
 
+use crate::crypto::{CryptoProvider, RustCrypto};
 use crate::error::{CryptoError, Error, FrameError, ProtocolError};
 use crate::frame::{encode_frame, Feed, FrameDecoder};
 use crate::limits::{
@@ -107,9 +108,9 @@ impl<const T: usize> TxQueue<T> {
     }
 }
 
-enum Phase {
-    Handshake(Handshake),
-    Transport(Transport),
+enum Phase<P: CryptoProvider> {
+    Handshake(Handshake<P>),
+    Transport(Transport<P>),
     Closed,
 }
 
@@ -144,8 +145,14 @@ pub(crate) fn received(scratch: &Scratch, len: usize) -> Result<&[u8], Error> {
 
 /// A framed Noise connection with timers, with a receive buffer of `R`
 /// bytes (the largest frame it accepts) and an output queue of `T` bytes.
-pub struct Channel<const R: usize = MAX_FRAME, const T: usize = TX_CAPACITY> {
-    phase: Phase,
+///
+/// `P` is the crypto provider (see [`crate::crypto`]).
+pub struct Channel<
+    const R: usize = MAX_FRAME,
+    const T: usize = TX_CAPACITY,
+    P: CryptoProvider = RustCrypto,
+> {
+    phase: Phase<P>,
     rx: FrameDecoder<R>,
     tx: TxQueue<T>,
     limits: Limits,
@@ -155,14 +162,14 @@ pub struct Channel<const R: usize = MAX_FRAME, const T: usize = TX_CAPACITY> {
 }
 
 /// The standard channel: frames up to [`MAX_FRAME`].
-pub type StandardChannel = Channel<MAX_FRAME, TX_CAPACITY>;
+pub type StandardChannel<P = RustCrypto> = Channel<MAX_FRAME, TX_CAPACITY, P>;
 
 /// The request channel: frames up to [`MAX_REQUEST_FRAME`].
-pub type RequestChannel = Channel<MAX_REQUEST_FRAME, REQUEST_TX_CAPACITY>;
+pub type RequestChannel<P = RustCrypto> = Channel<MAX_REQUEST_FRAME, REQUEST_TX_CAPACITY, P>;
 
-impl<const R: usize, const Q: usize> Channel<R, Q> {
+impl<const R: usize, const Q: usize, P: CryptoProvider> Channel<R, Q, P> {
     /// A channel whose handshake starts now.
-    pub fn new(hs: Handshake, limits: Limits, now: Instant) -> Self {
+    pub fn new(hs: Handshake<P>, limits: Limits, now: Instant) -> Self {
         Channel {
             phase: Phase::Handshake(hs),
             rx: FrameDecoder::new(),
@@ -190,7 +197,7 @@ impl<const R: usize, const Q: usize> Channel<R, Q> {
     }
 
     /// The transport state, once open.
-    pub fn transport(&self) -> Option<&Transport> {
+    pub fn transport(&self) -> Option<&Transport<P>> {
         match &self.phase {
             Phase::Transport(t) => Some(t),
             _ => None,
@@ -198,7 +205,7 @@ impl<const R: usize, const Q: usize> Channel<R, Q> {
     }
 
     /// The handshake, while it runs.
-    pub fn handshake(&self) -> Option<&Handshake> {
+    pub fn handshake(&self) -> Option<&Handshake<P>> {
         match &self.phase {
             Phase::Handshake(h) => Some(h),
             _ => None,

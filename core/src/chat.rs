@@ -20,6 +20,7 @@
 use rand_core::{CryptoRng, RngCore};
 use zeroize::Zeroize;
 
+use crate::crypto::{CryptoProvider, RustCrypto};
 use crate::error::{CryptoError, Error, ProtocolError, WireError};
 use crate::keys::{PublicKey, SafetyNumber, StaticSecret};
 use crate::limits::{Limits, MAX_CHAT_TEXT, MAX_E2E_MESSAGE};
@@ -32,10 +33,10 @@ use crate::time::Instant;
 /// A chat text, owned (at most [`MAX_CHAT_TEXT`] bytes).
 pub type ChatText = heapless::String<MAX_CHAT_TEXT>;
 
-enum E2ePhase {
-    Handshake(Handshake),
+enum E2ePhase<P: CryptoProvider> {
+    Handshake(Handshake<P>),
     Open {
-        transport: Transport,
+        transport: Transport<P>,
         may_send: bool,
     },
     /// After a failure or a `Close` (either way): nothing more goes in or out.
@@ -56,8 +57,8 @@ pub enum Received {
     },
 }
 
-/// One end of an end-to-end chat.
-pub struct E2eChat {
+/// One end of an end-to-end chat (`P`: the crypto provider).
+pub struct E2eChat<P: CryptoProvider = RustCrypto> {
     chat_id: ChatId,
     peer: UserName,
     peer_key: PublicKey,
@@ -65,7 +66,7 @@ pub struct E2eChat {
     initiator: bool,
     limits: Limits,
     started: Instant,
-    phase: E2ePhase,
+    phase: E2ePhase<P>,
     /// Texts we sent.
     sent: u32,
     /// Texts we received.
@@ -74,7 +75,7 @@ pub struct E2eChat {
     acked: u32,
 }
 
-impl E2eChat {
+impl<P: CryptoProvider> E2eChat<P> {
     /// Starts our end of chat `chat_id` with `peer`. The requester is the initiator.
     #[allow(clippy::too_many_arguments)]
     pub fn new<R: RngCore + CryptoRng>(
@@ -322,8 +323,8 @@ impl E2eChat {
 }
 
 /// Encodes `payload` and encrypts it with `transport`; the plaintext is wiped.
-fn seal(
-    transport: &mut Transport,
+fn seal<P: CryptoProvider>(
+    transport: &mut Transport<P>,
     payload: &ChatPayload<'_>,
     out: &mut [u8],
 ) -> Result<usize, Error> {

@@ -33,6 +33,7 @@ use crate::cert;
 use crate::cert::CaTrust;
 use crate::channel::{received, Channel, Incoming, RequestChannel, Scratch, StandardChannel};
 use crate::chat::{ChatText, E2eChat, Received};
+use crate::crypto::{CryptoProvider, RustCrypto};
 use crate::error::{CryptoError, Error, ProtocolError, WireError};
 use crate::keys::{PublicKey, SafetyNumber, StaticSecret};
 use crate::limits::{
@@ -255,7 +256,7 @@ enum Login {
     Closed,
 }
 
-enum ChatState {
+enum ChatState<P: CryptoProvider> {
     Idle,
     Requesting {
         user: UserName,
@@ -279,23 +280,24 @@ enum ChatState {
         from_key: PublicKey,
         link: u32,
     },
-    Chat(E2eChat),
+    Chat(E2eChat<P>),
 }
 
 /// Capacity of the event queue. One input frame yields at most two events.
 pub const EVENT_CAPACITY: usize = 4;
 
-/// The client's whole protocol state.
-pub struct Client {
+/// The client's whole protocol state, on the crypto provider `P` (see
+/// [`crate::crypto`]; `Client` is `Client<RustCrypto>`).
+pub struct Client<P: CryptoProvider = RustCrypto> {
     config: ClientConfig,
     /// `Some`: the server is authenticated by a CA certificate, not a pinned key.
     #[cfg_attr(not(feature = "certificates"), allow(dead_code))]
     ca: Option<CaTrust>,
     certified: Option<CertifiedServer>,
     identity: StaticSecret,
-    std: StandardChannel,
+    std: StandardChannel<P>,
     login: Login,
-    chat: ChatState,
+    chat: ChatState<P>,
     events: Deque<ClientEvent, EVENT_CAPACITY>,
     psk: Option<Psk>,
     next_link: u32,
@@ -316,15 +318,15 @@ pub struct Client {
 }
 
 /// One request-channel connection (server → our daemon).
-pub struct RequestLink {
+pub struct RequestLink<P: CryptoProvider = RustCrypto> {
     id: u32,
-    channel: RequestChannel,
+    channel: RequestChannel<P>,
     authenticated: bool,
     created: Instant,
     proof_timeout: crate::time::Duration,
 }
 
-impl RequestLink {
+impl<P: CryptoProvider> RequestLink<P> {
     /// True once the server proved it holds this session's PSK (a message authenticated).
     pub fn is_authenticated(&self) -> bool {
         self.authenticated
@@ -351,7 +353,7 @@ impl RequestLink {
     }
 }
 
-impl Client {
+impl<P: CryptoProvider> Client<P> {
     /// Starts a login: the first handshake message is queued. The server
     /// must have the pinned key `config.server_key`.
     pub fn new<R: RngCore + CryptoRng>(
@@ -450,7 +452,7 @@ impl Client {
     }
 
     /// The current chat, if one is open or opening.
-    pub fn chat(&self) -> Option<&E2eChat> {
+    pub fn chat(&self) -> Option<&E2eChat<P>> {
         match &self.chat {
             ChatState::Chat(c) => Some(c),
             _ => None,
@@ -1199,7 +1201,7 @@ impl Client {
         &mut self,
         now: Instant,
         rng: &mut R,
-    ) -> Result<RequestLink, Error> {
+    ) -> Result<RequestLink<P>, Error> {
         let psk = self.psk.as_ref().ok_or(ProtocolError::NotLoggedIn)?;
         let hs = Handshake::request_channel(false, psk, rng)?;
         self.next_link = self.next_link.wrapping_add(1);
@@ -1215,7 +1217,7 @@ impl Client {
     /// Feeds bytes from a request-channel connection.
     pub fn handle_request_input(
         &mut self,
-        link: &mut RequestLink,
+        link: &mut RequestLink<P>,
         now: Instant,
         input: &[u8],
     ) -> Result<usize, Error> {
@@ -1245,7 +1247,7 @@ impl Client {
 
     fn on_daemon_message(
         &mut self,
-        link: &mut RequestLink,
+        link: &mut RequestLink<P>,
         now: Instant,
         msg: ServerToDaemon<'_>,
     ) -> Result<(), Error> {
@@ -1306,7 +1308,7 @@ impl Client {
     /// Bytes to write to this request-channel connection (includes the user's answer).
     pub fn poll_request_transmit(
         &mut self,
-        link: &mut RequestLink,
+        link: &mut RequestLink<P>,
         now: Instant,
         out: &mut [u8],
     ) -> usize {
@@ -1326,7 +1328,7 @@ impl Client {
 
     /// True if an answer waits for this link (the driver should call
     /// [`Self::poll_request_transmit`]).
-    pub fn has_answer_for(&self, link: &RequestLink) -> bool {
+    pub fn has_answer_for(&self, link: &RequestLink<P>) -> bool {
         matches!(self.pending_answer, Some((id, ..)) if id == link.id)
     }
 
@@ -1337,7 +1339,7 @@ impl Client {
     /// it never touched the client's state.
     pub fn handle_request_timeout(
         &mut self,
-        link: &mut RequestLink,
+        link: &mut RequestLink<P>,
         now: Instant,
     ) -> Result<(), Error> {
         match link.poll_timeout() {
@@ -1359,7 +1361,7 @@ impl Client {
     /// An accepted request whose link closed is dropped too: the server may
     /// not have the answer. Should its `ChatStarted` come all the same, the
     /// client answers it with `LeaveChat`.
-    pub fn request_link_closed(&mut self, link: &RequestLink) {
+    pub fn request_link_closed(&mut self, link: &RequestLink<P>) {
         let from_link = matches!(&self.chat,
             ChatState::Asked { link: id, .. } | ChatState::Accepted { link: id, .. } if *id == link.id);
         if from_link {

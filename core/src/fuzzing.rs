@@ -38,8 +38,10 @@ std::thread_local! {
 
 /// clatter's [`X25519`], memoized (see the module documentation).
 #[derive(Clone)]
+// `pub`: the fuzzing build's `RustCrypto` provider names it (the module is private).
 #[cfg_attr(not(fuzzing), allow(dead_code))]
-pub(crate) struct MemoX25519;
+#[allow(unreachable_pub)]
+pub struct MemoX25519;
 
 impl CryptoComponent for MemoX25519 {
     fn name() -> &'static str {

@@ -8,6 +8,7 @@
 use heapless::Deque;
 use rand_core::{CryptoRng, RngCore};
 
+use crate::crypto::{CryptoProvider, RustCrypto};
 use crate::error::{Error, ProtocolError};
 use crate::keys::StaticSecret;
 use crate::limits::{MAX_FRAME, MAX_USERS_PER_MESSAGE};
@@ -19,8 +20,8 @@ use crate::time::Instant;
 /// Index of a session in the hub.
 pub type SessionId = usize;
 
-struct Slot {
-    session: ServerSession,
+struct Slot<P: CryptoProvider> {
+    session: ServerSession<P>,
     /// Next slot index to list for a pending `ListUsers`.
     listing_from: Option<usize>,
     /// The ticket of the client-dialled request channel this session awaits.
@@ -30,18 +31,18 @@ struct Slot {
 /// Chat ids kept ready: more than one input can request.
 const FRESH_IDS: usize = 4;
 
-/// A fixed-capacity server core.
-pub struct Hub<const N: usize> {
+/// A fixed-capacity server core, on the crypto provider `P` (see [`crate::crypto`]).
+pub struct Hub<const N: usize, P: CryptoProvider = RustCrypto> {
     config: ServerConfig,
     key: StaticSecret,
-    slots: [Option<Slot>; N],
+    slots: [Option<Slot<P>>; N],
     /// Fresh random chat ids, drawn from the caller's RNG with each input
     /// (ids are unlinkable: a user learns nothing from the ones it sees).
     fresh_ids: heapless::Vec<ChatId, FRESH_IDS>,
     dials: Deque<(SessionId, u16), N>,
 }
 
-impl<const N: usize> Hub<N> {
+impl<const N: usize, P: CryptoProvider> Hub<N, P> {
     /// An empty hub with the server's static key.
     pub fn new(config: ServerConfig, key: StaticSecret) -> Self {
         Hub {
@@ -75,11 +76,11 @@ impl<const N: usize> Hub<N> {
     }
 
     /// The session in slot `id`.
-    pub fn session(&self, id: SessionId) -> Option<&ServerSession> {
+    pub fn session(&self, id: SessionId) -> Option<&ServerSession<P>> {
         self.slots.get(id)?.as_ref().map(|s| &s.session)
     }
 
-    fn session_mut(&mut self, id: SessionId) -> Option<&mut ServerSession> {
+    fn session_mut(&mut self, id: SessionId) -> Option<&mut ServerSession<P>> {
         self.slots.get_mut(id)?.as_mut().map(|s| &mut s.session)
     }
 

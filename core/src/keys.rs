@@ -9,15 +9,16 @@ use rand_core::{CryptoRng, RngCore};
 use subtle::{Choice, ConstantTimeEq};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
+use crate::crypto::X25519;
 use crate::error::CryptoError;
 
 // X25519: clatter's, or in fuzzing builds only (`--cfg fuzzing`) the same
 // function with its results memoized. The Noise engine uses it through
 // [`ContributoryX25519`].
 #[cfg(fuzzing)]
-use crate::fuzzing::MemoX25519 as RawX25519;
+pub(crate) use crate::fuzzing::MemoX25519 as RawX25519;
 #[cfg(not(fuzzing))]
-use clatter::crypto::dh::X25519 as RawX25519;
+pub(crate) use clatter::crypto::dh::X25519 as RawX25519;
 
 /// Length of an X25519 key, public or private.
 pub const KEY_LEN: usize = 32;
@@ -201,7 +202,13 @@ impl StaticSecret {
 
     /// A key from its 32 stored bytes.
     pub fn from_bytes(secret: [u8; KEY_LEN]) -> Self {
-        let public = RawX25519::pubkey(&SensitiveByteArray::new(secret));
+        Self::from_bytes_with::<RawX25519>(secret)
+    }
+
+    /// A key from its bytes, its public key computed by `D` (a provider's
+    /// X25519: an ephemeral key is one per handshake).
+    pub(crate) fn from_bytes_with<D: X25519>(secret: [u8; KEY_LEN]) -> Self {
+        let public = D::pubkey(&SensitiveByteArray::new(secret));
         StaticSecret { secret, public }
     }
 
@@ -235,30 +242,37 @@ impl core::fmt::Debug for StaticSecret {
 /// 7748 section 6.1), which only a low-order public key gives. The handshake
 /// checks the peer's keys itself (`noise.rs`, as [`CryptoError::WeakKey`]);
 /// this refusal is the last line behind it.
-#[derive(Clone)]
-pub(crate) struct ContributoryX25519;
+///
+/// `D` is the provider's X25519 (see [`crate::crypto`]).
+pub(crate) struct ContributoryX25519<D>(core::marker::PhantomData<D>);
 
-impl CryptoComponent for ContributoryX25519 {
-    fn name() -> &'static str {
-        RawX25519::name()
+impl<D> Clone for ContributoryX25519<D> {
+    fn clone(&self) -> Self {
+        ContributoryX25519(core::marker::PhantomData)
     }
 }
 
-impl Dh for ContributoryX25519 {
-    type PrivateKey = <RawX25519 as Dh>::PrivateKey;
-    type PubKey = <RawX25519 as Dh>::PubKey;
-    type Output = <RawX25519 as Dh>::Output;
+impl<D: X25519> CryptoComponent for ContributoryX25519<D> {
+    fn name() -> &'static str {
+        D::name()
+    }
+}
+
+impl<D: X25519> Dh for ContributoryX25519<D> {
+    type PrivateKey = D::PrivateKey;
+    type PubKey = D::PubKey;
+    type Output = D::Output;
 
     fn genkey_rng<R: Rng>(rng: &mut R) -> DhResult<KeyPair<Self::PubKey, Self::PrivateKey>> {
-        RawX25519::genkey_rng(rng)
+        D::genkey_rng(rng)
     }
 
     fn pubkey(k: &Self::PrivateKey) -> Self::PubKey {
-        RawX25519::pubkey(k)
+        D::pubkey(k)
     }
 
     fn dh(k: &Self::PrivateKey, pk: &Self::PubKey) -> DhResult<Self::Output> {
-        let shared = RawX25519::dh(k, pk)?;
+        let shared = D::dh(k, pk)?;
         if bool::from(shared.as_slice().ct_eq(&[0u8; KEY_LEN])) {
             // clatter's only DH error: the handshake then fails.
             return Err(DhError::KeyGeneration);
@@ -419,7 +433,7 @@ mod tests {
             for s in secrets {
                 let s = SensitiveByteArray::new(s);
                 assert_eq!(*RawX25519::dh(&s, &k).unwrap(), [0u8; 32]);
-                assert!(ContributoryX25519::dh(&s, &k).is_err());
+                assert!(ContributoryX25519::<RawX25519>::dh(&s, &k).is_err());
             }
         }
     }
@@ -444,7 +458,10 @@ mod tests {
             let zero = *RawX25519::dh(&secret, &k).unwrap() == [0u8; 32];
             assert_eq!(PublicKey(k).is_low_order(), zero, "{k:02x?}");
             assert_eq!(PublicKey::try_from_bytes(k).is_ok(), !zero);
-            assert_eq!(ContributoryX25519::dh(&secret, &k).is_ok(), !zero);
+            assert_eq!(
+                ContributoryX25519::<RawX25519>::dh(&secret, &k).is_ok(),
+                !zero
+            );
         }
     }
 

@@ -10,6 +10,7 @@
 //! | limits and protocol constants | [`limits`] |
 //! | time as an argument | [`time`] |
 //! | keys, fingerprints, safety numbers | [`keys`] |
+//! | the crypto provider (RustCrypto, or a faster one on a host) | [`crypto`] |
 //! | server certificates and revocation lists (Ed25519 CA) | [`cert`] |
 //! | the 2-byte length framing | [`frame`] |
 //! | Noise handshakes (XX, NNpsk0, KK) and transport | [`noise`] |
@@ -62,6 +63,7 @@ pub mod cert;
 pub mod channel;
 pub mod chat;
 pub mod client;
+pub mod crypto;
 pub mod error;
 pub mod frame;
 // The memo is the X25519 of fuzzing builds only (see `keys`); its unit test
@@ -82,6 +84,7 @@ pub use client::{
     CertifiedServer, ChatEnd, Client, ClientConfig, ClientEvent, RequestHello, RequestLink,
     RequestMode,
 };
+pub use crypto::{CryptoProvider, RustCrypto};
 pub use error::{CryptoError, Error, FrameError, ProtocolError, WireError};
 pub use hub::{Hub, SessionId};
 pub use keys::{Fingerprint, PublicKey, SafetyNumber, StaticSecret};

@@ -11,10 +11,11 @@
 //! | request  | `Noise_NNpsk0_25519_ChaChaPoly_BLAKE2s`   | server    |
 //! | chat     | `Noise_KK_25519_ChaChaPoly_BLAKE2s`       | requester |
 //!
+//! The primitives under clatter are the provider's (`P`, [`crate::crypto`]).
+//!
 //! Ephemeral keys always come from the caller's RNG: clatter would otherwise
 //! build its own RNG with `Default`, which a sans-IO core must not do.
 
-use clatter::crypto::cipher::ChaChaPoly;
 use clatter::crypto::hash::Blake2s;
 use clatter::handshakepattern::{noise_kk, noise_nn_psk0, noise_xx, HandshakePattern};
 use clatter::traits::{Handshaker, Hash};
@@ -24,6 +25,7 @@ use rand_core::{CryptoRng, RngCore};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::buf::Writer;
+use crate::crypto::{CryptoProvider, RustCrypto};
 use crate::error::CryptoError;
 use crate::keys::{ContributoryX25519, PublicKey, StaticSecret, KEY_LEN};
 use crate::limits::{Limits, MAX_NOISE_MESSAGE, TAG_LEN};
@@ -248,7 +250,12 @@ impl RngCore for NoInternalRng {
 }
 impl CryptoRng for NoInternalRng {}
 
-type Engine = NqHandshakeCore<ContributoryX25519, ChaChaPoly, Blake2s, NoInternalRng>;
+type Engine<P> = NqHandshakeCore<
+    ContributoryX25519<<P as CryptoProvider>::Dh>,
+    <P as CryptoProvider>::Cipher,
+    Blake2s,
+    NoInternalRng,
+>;
 
 /// Checks the remote static key against an expectation once it is known.
 #[derive(Clone, Copy, Debug)]
@@ -259,9 +266,9 @@ pub enum RemoteCheck {
     Exactly(PublicKey),
 }
 
-/// A handshake in progress.
-pub struct Handshake {
-    engine: Engine,
+/// A handshake in progress, on the primitives of `P` (see [`crate::crypto`]).
+pub struct Handshake<P: CryptoProvider = RustCrypto> {
+    engine: Engine<P>,
     pattern: Pattern,
     check: RemoteCheck,
 }
@@ -284,7 +291,7 @@ pub struct HandshakeParams<'a> {
     pub check: RemoteCheck,
 }
 
-impl Handshake {
+impl<P: CryptoProvider> Handshake<P> {
     /// Starts a handshake with an ephemeral key drawn from `rng`. A
     /// low-order peer key given in advance (`remote_static`, or the key of
     /// [`RemoteCheck::Exactly`]) is refused with [`CryptoError::WeakKey`].
@@ -294,7 +301,7 @@ impl Handshake {
     ) -> Result<Self, CryptoError> {
         let mut e = [0u8; KEY_LEN];
         rng.fill_bytes(&mut e);
-        let h = Self::with_ephemeral(p, StaticSecret::from_bytes(e));
+        let h = Self::with_ephemeral(p, StaticSecret::from_bytes_with::<P::Dh>(e));
         e.zeroize();
         h
     }
@@ -370,7 +377,7 @@ impl Handshake {
         {
             return Err(CryptoError::WeakKey);
         }
-        let mut engine = Engine::new(
+        let mut engine = Engine::<P>::new(
             p.pattern.clatter(),
             p.prologue,
             p.initiator,
@@ -478,7 +485,11 @@ impl Handshake {
     }
 
     /// Ends the handshake: the transport phase with `limits`, started at `now`.
-    pub fn into_transport(self, limits: &Limits, now: Instant) -> Result<Transport, CryptoError> {
+    pub fn into_transport(
+        self,
+        limits: &Limits,
+        now: Instant,
+    ) -> Result<Transport<P>, CryptoError> {
         let remote = self.remote_static();
         let inner = self
             .engine
@@ -504,8 +515,8 @@ impl Handshake {
 ///
 /// The cipher states zeroize themselves (clatter); the handshake hash, which
 /// keys the request channel's PSK, is zeroized on drop here.
-pub struct Transport {
-    inner: TransportState<ChaChaPoly, Blake2s>,
+pub struct Transport<P: CryptoProvider = RustCrypto> {
+    inner: TransportState<P::Cipher, Blake2s>,
     hash: [u8; HASH_LEN],
     remote: Option<PublicKey>,
     max_messages: u64,
@@ -514,13 +525,13 @@ pub struct Transport {
     started: Instant,
 }
 
-impl Drop for Transport {
+impl<P: CryptoProvider> Drop for Transport<P> {
     fn drop(&mut self) {
         self.hash.zeroize();
     }
 }
 
-impl Transport {
+impl<P: CryptoProvider> Transport<P> {
     /// The handshake hash (channel binding; the request channel's PSK is derived from it).
     pub fn handshake_hash(&self) -> &[u8; HASH_LEN] {
         &self.hash

@@ -27,6 +27,7 @@ use zeroize::Zeroize;
 
 use crate::cert::{CertError, MAX_CERTIFICATE};
 use crate::channel::{received, Channel, Incoming, RequestChannel, Scratch, StandardChannel};
+use crate::crypto::{CryptoProvider, RustCrypto};
 use crate::error::{CryptoError, Error, ProtocolError, WireError};
 use crate::keys::{PublicKey, StaticSecret};
 use crate::limits::{
@@ -241,21 +242,22 @@ enum Command {
 /// Capacity of a session's event queue.
 pub const SERVER_EVENT_CAPACITY: usize = 4;
 
-/// The server's state for one connected client.
-pub struct ServerSession {
+/// The server's state for one connected client, on the crypto provider `P`
+/// (see [`crate::crypto`]).
+pub struct ServerSession<P: CryptoProvider = RustCrypto> {
     limits: Limits,
     abuse: AbuseLimits,
     buckets: RateState,
     /// Recently refused: `(user, until)`.
     refused: heapless::Vec<(UserName, Instant), REFUSED_MEMORY>,
-    std: StandardChannel,
+    std: StandardChannel<P>,
     login: Login,
     /// Set at login and kept after the close, so that the events a closing
     /// session leaves can still name it.
     identity: Option<(UserName, PublicKey)>,
     chat: ChatSlot,
     asked: Option<Asked>,
-    request: Option<RequestChannel>,
+    request: Option<RequestChannel<P>>,
     request_psk: Option<Psk>,
     /// The daemon was announced and its channel is being opened: requests
     /// wait for it instead of being refused as unreachable.
@@ -270,7 +272,7 @@ pub struct ServerSession {
     certificate: heapless::Vec<u8, MAX_CERTIFICATE>,
 }
 
-impl ServerSession {
+impl<P: CryptoProvider> ServerSession<P> {
     /// A client connected: start the responder side of the XX handshake.
     pub fn new<R: RngCore + CryptoRng>(
         config: &ServerConfig,

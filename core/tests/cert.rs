@@ -85,7 +85,7 @@ fn login(certificate: Option<&[u8]>, trust: CaTrust) -> Result<Client, Error> {
         limits: Limits::DEFAULT,
     };
     let mut client = Client::with_ca(config, trust, alice(), now, &mut rng).unwrap();
-    let mut session = ServerSession::new(
+    let mut session = ServerSession::<securecom_core::RustCrypto>::new(
         &ServerConfig::new(Limits::DEFAULT),
         &server(),
         now,
@@ -237,8 +237,9 @@ fn pinned_mode_ignores_a_certificate() {
         daemon_port: None,
         limits: Limits::DEFAULT,
     };
-    let mut client = Client::new(config, alice(), now, &mut rng).unwrap();
-    let mut session = ServerSession::new(
+    let mut client =
+        Client::<securecom_core::RustCrypto>::new(config, alice(), now, &mut rng).unwrap();
+    let mut session = ServerSession::<securecom_core::RustCrypto>::new(
         &ServerConfig::new(Limits::DEFAULT),
         &server(),
         now,

@@ -1283,9 +1283,10 @@ fn client_and_server_send_the_pinned_login() {
         limits: Limits::DEFAULT,
     };
     let mut client_rng = Script(seq(ALICE_XX_E).to_vec());
-    let mut client = Client::new(config, alice(), now, &mut client_rng).unwrap();
+    let mut client =
+        Client::<securecom_core::RustCrypto>::new(config, alice(), now, &mut client_rng).unwrap();
     let mut server_rng = Script(seq(SERVER_XX_E).to_vec());
-    let mut session = ServerSession::new(
+    let mut session = ServerSession::<securecom_core::RustCrypto>::new(
         &ServerConfig::new(Limits::DEFAULT),
         &server(),
         now,

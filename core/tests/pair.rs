@@ -844,7 +844,7 @@ fn handshake_timeout_drops_a_silent_connection() {
 /// A framed NNpsk0 message 1 from a server that has the wrong PSK.
 fn nnpsk0_msg1_with(psk: [u8; 32], rng: &mut Rng) -> Vec<u8> {
     let psk = Psk::from_bytes(psk);
-    let mut hs = Handshake::new(
+    let mut hs = Handshake::<securecom_core::RustCrypto>::new(
         HandshakeParams {
             pattern: Pattern::NNpsk0,
             initiator: true,

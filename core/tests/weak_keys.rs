@@ -276,7 +276,7 @@ fn xx_client_refuses_a_low_order_server_ephemeral_or_static() {
 #[test]
 fn a_low_order_pinned_key_is_refused_at_the_start() {
     for weak in weak_keys() {
-        let r = Handshake::standard(
+        let r = Handshake::<securecom_core::RustCrypto>::standard(
             true,
             &secret(2),
             RemoteCheck::Exactly(PublicKey(weak)),
@@ -289,7 +289,8 @@ fn a_low_order_pinned_key_is_refused_at_the_start() {
             daemon_port: None,
             limits: Limits::DEFAULT,
         };
-        let r = Client::new(config, secret(2), Instant::ZERO, &mut rng());
+        let r =
+            Client::<securecom_core::RustCrypto>::new(config, secret(2), Instant::ZERO, &mut rng());
         assert_eq!(r.err(), Some(Error::Crypto(CryptoError::WeakKey)));
     }
 }

@@ -777,7 +777,8 @@ fn rate_state_outlives_the_session_of_its_user() {
     // state of a fresh session is the default, "all buckets full").
     let key = StaticSecret::from_bytes([7; 32]);
     let mut rng = rng(1, 1);
-    let s = ServerSession::new(&ServerConfig::default(), &key, Instant::ZERO, &mut rng).unwrap();
+    let s: ServerSession =
+        ServerSession::new(&ServerConfig::default(), &key, Instant::ZERO, &mut rng).unwrap();
     let state = s.rate_state();
     p.keep_rates(&user("alice"), state);
     // The next login of alice continues it, once; other users are not affected.

@@ -623,7 +623,7 @@ fn request_channel_without_the_secret_is_refused() {
     let mut rng = os_rng();
     for attempt in 0..3u8 {
         let psk = Psk::from_bytes([attempt.wrapping_mul(85); 32]);
-        let mut hs = Handshake::new(
+        let mut hs = Handshake::<securecom_core::RustCrypto>::new(
             HandshakeParams {
                 pattern: Pattern::NNpsk0,
                 initiator: true,

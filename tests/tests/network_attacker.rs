@@ -618,7 +618,7 @@ fn stolen_client_key_takes_over_visibly_but_not_the_past() {
 
     // The recorded server side, fed to a fresh client holding alice's key.
     let mut rng = os_rng();
-    let mut c = Client::new(
+    let mut c = Client::<securecom_core::RustCrypto>::new(
         ClientConfig {
             user: UserName::try_from("alice").expect("name"),
             server_key: n.server.key,

@@ -107,8 +107,8 @@ fn xx_handshake(clock: &mut Clock) {
             if ok { "" } else { " FAILED" }
         );
     };
-    let mut client = None;
-    let mut server = None;
+    let mut client: Option<Handshake> = None;
+    let mut server: Option<Handshake> = None;
     step(clock, "initiator new (ephemeral key)", &mut || {
         client = Handshake::new(params(true, &client_key), &mut rng).ok();
         client.is_some()

@@ -1,0 +1,83 @@
+//! The crypto provider: which implementation of X25519 and
+//! ChaCha20-Poly1305 the Noise engine runs on.
+//!
+//! The protocol logic is one and the same everywhere; only the primitives
+//! under it are chosen, at compile time, by a type parameter `P:
+//! CryptoProvider` of the state machines ([`Handshake`], [`Transport`],
+//! [`Channel`], [`Client`], [`ServerSession`], [`Hub`]). It defaults to
+//! [`RustCrypto`], so `Client` means `Client<RustCrypto>`: what the firmware
+//! runs, portable `no_std` code with no heap and no `unsafe` of ours.
+//!
+//! The seam is clatter's own component traits ([`Dh`], [`Cipher`]), so a
+//! provider is two types that clatter accepts in place of its RustCrypto
+//! ones, with exactly the same key, output and nonce encodings. The host
+//! programs plug in `securecom_host::crypto::AwsLc` (aws-lc-rs); whatever a
+//! provider is, it must produce the same bytes: the Noise vectors, the
+//! `snow` interop and a differential test run against every provider.
+//!
+//! BLAKE2s (the protocol's hash) is not part of the seam: no well-kept
+//! backend is faster than RustCrypto's, and every key derivation of the
+//! protocol (PSKs, tickets, fingerprints) then stays in one place.
+//!
+//! [`Handshake`]: crate::noise::Handshake
+//! [`Transport`]: crate::noise::Transport
+//! [`Channel`]: crate::channel::Channel
+//! [`Client`]: crate::Client
+//! [`ServerSession`]: crate::ServerSession
+//! [`Hub`]: crate::Hub
+
+use clatter::bytearray::SensitiveByteArray;
+use clatter::traits::{Cipher, Dh};
+
+use crate::keys::KEY_LEN;
+
+/// X25519, as a clatter [`Dh`] with clatter's own encodings.
+///
+/// `dh` must return all zeros (not an error) for a low-order peer key, as
+/// clatter's RustCrypto X25519 does: the core refuses such results itself,
+/// the same way whatever the provider.
+pub trait X25519:
+    Dh<
+    PrivateKey = SensitiveByteArray<[u8; KEY_LEN]>,
+    PubKey = [u8; KEY_LEN],
+    Output = SensitiveByteArray<[u8; KEY_LEN]>,
+>
+{
+}
+
+impl<T> X25519 for T where
+    T: Dh<
+        PrivateKey = SensitiveByteArray<[u8; KEY_LEN]>,
+        PubKey = [u8; KEY_LEN],
+        Output = SensitiveByteArray<[u8; KEY_LEN]>,
+    >
+{
+}
+
+/// ChaCha20-Poly1305 as Noise uses it (nonce: 4 zero bytes and the 64-bit
+/// counter, little-endian), as a clatter [`Cipher`].
+pub trait ChaChaPoly: Cipher<Key = SensitiveByteArray<[u8; 32]>> {}
+
+impl<T> ChaChaPoly for T where T: Cipher<Key = SensitiveByteArray<[u8; 32]>> {}
+
+/// A set of primitives for the `25519_ChaChaPoly_BLAKE2s` suite.
+pub trait CryptoProvider: 'static {
+    /// A short name for logs and benchmarks ("RustCrypto", "aws-lc-rs").
+    const NAME: &'static str;
+    /// X25519.
+    type Dh: X25519;
+    /// ChaCha20-Poly1305.
+    type Cipher: ChaChaPoly;
+}
+
+/// The portable provider: clatter's RustCrypto components
+/// (`curve25519-dalek`, `chacha20poly1305`), `no_std`, no heap. The
+/// default everywhere, and the firmware's.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RustCrypto;
+
+impl CryptoProvider for RustCrypto {
+    const NAME: &'static str = "RustCrypto";
+    type Dh = crate::keys::RawX25519;
+    type Cipher = clatter::crypto::cipher::ChaChaPoly;
+}
