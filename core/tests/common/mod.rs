@@ -18,9 +18,9 @@ use securecom_core::chat::ChatText;
 use securecom_core::message::{CloseReason, RefuseReason};
 use securecom_core::server::RelayKind;
 use securecom_core::{
-    ChatEnd, ChatId, Client, ClientConfig, ClientEvent, Error, Hub, Instant, Limits, PublicKey,
-    Registry, RequestLink, ServerConfig, ServerEvent, ServerSession, SessionId, StaticSecret,
-    UserName, DEFAULT_DAEMON_PORT, MAX_USERS_PER_MESSAGE,
+    ChatEnd, ChatId, Client, ClientConfig, ClientEvent, CryptoProvider, Error, Hub, Instant,
+    Limits, PublicKey, Registry, RequestLink, RustCrypto, ServerConfig, ServerEvent, ServerSession,
+    SessionId, StaticSecret, UserName, DEFAULT_DAEMON_PORT, MAX_USERS_PER_MESSAGE,
 };
 
 pub type Rng = ChaCha20Rng;
@@ -264,6 +264,8 @@ pub struct RelayOut {
 
 /// What the world needs of a server: the [`Hub`] API, plus relay interception.
 pub trait Server {
+    /// The crypto provider of the server's sessions (and of the world's clients).
+    type Crypto: CryptoProvider;
     fn accept(&mut self, now: Instant, rng: &mut Rng) -> SessionId;
     fn handle_input(
         &mut self,
@@ -304,7 +306,7 @@ pub trait Server {
     fn handle_timeout(&mut self, now: Instant, reg: &Reg);
     fn poll_timeout(&self) -> Option<Instant>;
     fn online(&self) -> usize;
-    fn session(&self, id: SessionId) -> Option<&ServerSession>;
+    fn session(&self, id: SessionId) -> Option<&ServerSession<Self::Crypto>>;
     /// Relays the server holds for the world (only the MITM server has any).
     fn take_relays(&mut self) -> Vec<RelayOut> {
         Vec::new()
@@ -313,7 +315,8 @@ pub trait Server {
     fn deliver_relay(&mut self, _relay: RelayOut, _now: Instant, _reg: &Reg) {}
 }
 
-impl<const N: usize> Server for Hub<N> {
+impl<const N: usize, P: CryptoProvider> Server for Hub<N, P> {
+    type Crypto = P;
     fn accept(&mut self, now: Instant, rng: &mut Rng) -> SessionId {
         Hub::accept(self, now, rng).expect("hub has a free slot")
     }
@@ -379,7 +382,7 @@ impl<const N: usize> Server for Hub<N> {
     fn online(&self) -> usize {
         Hub::online(self)
     }
-    fn session(&self, id: SessionId) -> Option<&ServerSession> {
+    fn session(&self, id: SessionId) -> Option<&ServerSession<P>> {
         Hub::session(self, id)
     }
 }
@@ -549,6 +552,7 @@ impl MitmServer {
 }
 
 impl Server for MitmServer {
+    type Crypto = RustCrypto;
     fn accept(&mut self, now: Instant, rng: &mut Rng) -> SessionId {
         let s = ServerSession::new(&self.config, &self.key, now, rng).expect("session");
         self.sessions.push(Some(s));
@@ -653,15 +657,15 @@ impl Server for MitmServer {
 // ------------------------------------------------------------------ the world
 
 /// One user's side: the client, its daemon's link and the sockets' bytes in flight.
-pub struct Peer {
+pub struct Peer<P: CryptoProvider = RustCrypto> {
     pub name: String,
     pub identity: StaticSecret,
     pub config: ClientConfig,
-    pub client: Client,
+    pub client: Client<P>,
     pub rng: Rng,
     pub sid: SessionId,
     /// The daemon's current request-channel connection.
-    pub link: Option<RequestLink>,
+    pub link: Option<RequestLink<P>>,
     /// Every event the client reported, in order.
     pub events: Vec<ClientEvent>,
     /// The last chat request shown to this user (what `/accept` answers).
@@ -689,7 +693,7 @@ pub struct Peer {
     pub dial_backs: usize,
 }
 
-impl Peer {
+impl<P: CryptoProvider> Peer<P> {
     /// Chat texts received, in order.
     pub fn received_texts(&self) -> Vec<String> {
         self.events
@@ -782,7 +786,7 @@ pub struct World<S: Server> {
     pub reg: Reg,
     pub rng: Rng,
     pub now: Instant,
-    pub peers: Vec<Peer>,
+    pub peers: Vec<Peer<S::Crypto>>,
     /// Every error the server's `handle_*` calls returned.
     pub server_errors: Vec<(Chan, Error)>,
     /// The original frames of every channel, in order (before the tap).
@@ -799,13 +803,13 @@ pub const SEED: u64 = 0x5ec0_c0de;
 /// The session id of a client whose connection is gone.
 pub const GONE: SessionId = usize::MAX;
 
-impl<const N: usize> World<Hub<N>> {
+impl<const N: usize, P: CryptoProvider> World<Hub<N, P>> {
     /// A world around the real [`Hub`].
     pub fn hub(limits: Limits) -> Self {
         let rng = rng_for(SEED, "server");
         let key = key_for("#server", 0);
         let pk = key.public_key();
-        let hub = Hub::new(ServerConfig::new(limits), key);
+        let hub = Hub::<N, P>::new(ServerConfig::new(limits), key);
         World::with_server(hub, pk, rng, limits)
     }
 }
@@ -870,7 +874,8 @@ impl<S: Server> World<S> {
         };
         let mut rng = rng_for(self.seed, &format!("{}#{}", spec.name, idx));
         let mut client =
-            Client::new(config.clone(), identity.clone(), self.now, &mut rng).expect("client");
+            Client::<S::Crypto>::new(config.clone(), identity.clone(), self.now, &mut rng)
+                .expect("client");
         client.set_request_mode(spec.request_mode);
         let sid = self.server.accept(self.now, &mut self.rng);
         self.peers.push(Peer {
@@ -923,12 +928,12 @@ impl<S: Server> World<S> {
     /// Logs client `i` in again on a new connection (same name and key); the
     /// old client and its link are returned (the old connection stays open
     /// until the server replaces it).
-    pub fn relogin(&mut self, i: usize) -> (Client, Option<RequestLink>) {
+    pub fn relogin(&mut self, i: usize) -> (Client<S::Crypto>, Option<RequestLink<S::Crypto>>) {
         let config = self.peers[i].config.clone();
         let identity = self.peers[i].identity.clone();
         let sid = self.server.accept(self.now, &mut self.rng);
         let p = &mut self.peers[i];
-        let new = Client::new(config, identity, self.now, &mut p.rng).expect("client");
+        let new = Client::<S::Crypto>::new(config, identity, self.now, &mut p.rng).expect("client");
         let old = std::mem::replace(&mut p.client, new);
         let old_link = p.link.take();
         let old_sid = std::mem::replace(&mut p.sid, sid);
@@ -944,11 +949,11 @@ impl<S: Server> World<S> {
         (old, old_link)
     }
 
-    pub fn peer(&mut self, i: usize) -> &mut Peer {
+    pub fn peer(&mut self, i: usize) -> &mut Peer<S::Crypto> {
         &mut self.peers[i]
     }
 
-    pub fn session(&self, i: usize) -> Option<&ServerSession> {
+    pub fn session(&self, i: usize) -> Option<&ServerSession<S::Crypto>> {
         self.server.session(self.peers[i].sid)
     }
 
@@ -1014,7 +1019,7 @@ impl<S: Server> World<S> {
         assert!(self.peers[b].last_request().is_some(), "{b_name} was asked");
         self.answer(b, true).expect("accept");
         self.pump();
-        let ready = |p: &Peer| match p.chat_ready() {
+        let ready = |p: &Peer<S::Crypto>| match p.chat_ready() {
             Some(ClientEvent::ChatReady { chat_id, .. }) => chat_id,
             other => panic!("{}: no ChatReady: {other:?} in {:?}", p.name, p.events),
         };
