@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use securecom_core::{RequestHello, RequestLink};
+use securecom_host::HostCrypto;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify};
@@ -291,7 +292,7 @@ async fn serve_link(
 async fn feed(
     shared: &Shared,
     out: &Outputs,
-    link: &mut RequestLink,
+    link: &mut RequestLink<HostCrypto>,
     mut input: &[u8],
 ) -> Result<(), String> {
     while !input.is_empty() {
@@ -316,7 +317,7 @@ async fn feed(
 async fn flush(
     stream: &mut TcpStream,
     shared: &Shared,
-    link: &mut RequestLink,
+    link: &mut RequestLink<HostCrypto>,
 ) -> Result<(), String> {
     let bytes = {
         let mut core = shared.lock();

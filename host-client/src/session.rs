@@ -51,7 +51,7 @@ use securecom_core::{
     Client, ClientConfig, ClientEvent, Error, Instant, Limits, ProtocolError, PublicKey, MAX_FRAME,
 };
 use securecom_host::certfile::{format_time, unix_now};
-use securecom_host::{os_rng, Rng};
+use securecom_host::{os_rng, HostCrypto, Rng};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::signal::unix::{signal, SignalKind};
@@ -154,7 +154,7 @@ impl Clock {
 /// The client and its RNG, shared by all tasks.
 pub struct Core {
     /// The protocol state.
-    pub client: Client,
+    pub client: Client<HostCrypto>,
     /// Randomness for the core.
     pub rng: Rng,
 }
@@ -424,8 +424,8 @@ pub async fn chat(settings: ChatSettings, ui: Ui) -> i32 {
     let clock = Clock::new();
     let mut rng = os_rng();
     let started = match ca {
-        Some(ca) => Client::with_ca(config, ca, identity, clock.now(), &mut rng),
-        None => Client::new(config, identity, clock.now(), &mut rng),
+        Some(ca) => Client::<HostCrypto>::with_ca(config, ca, identity, clock.now(), &mut rng),
+        None => Client::<HostCrypto>::new(config, identity, clock.now(), &mut rng),
     };
     let mut client = match started {
         Ok(c) => c,

@@ -27,6 +27,20 @@ pub fn os_rng() -> Rng {
     rand_chacha::ChaCha20Rng::from_entropy()
 }
 
+/// This thread's RNG, for what the core draws per session and per input
+/// (ephemeral keys, secrets, chat ids): rand's `ThreadRng`, a ChaCha12
+/// generator seeded from the operating system once per thread and reseeded
+/// from it every 64 KiB of output and after a fork. A session draws from the
+/// RNG of whatever thread it runs on at that moment (it is not `Send`: get
+/// it again for each call, it costs a thread-local lookup), so no session
+/// pays a system call to start, nor holds an RNG of its own.
+pub fn thread_rng() -> rand::rngs::ThreadRng {
+    rand::thread_rng()
+}
+
+/// The host programs' crypto provider: see [`securecom_core::crypto`].
+pub type HostCrypto = securecom_core::RustCrypto;
+
 /// The core's notion of now: milliseconds since this process first asked.
 pub fn now() -> Instant {
     static START: OnceLock<std::time::Instant> = OnceLock::new();

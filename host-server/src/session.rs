@@ -22,7 +22,7 @@ use securecom_core::{
     PublicKey, Registry as _, ServerConfig, StaticSecret, UserName, MAX_FRAME,
     MAX_USERS_PER_MESSAGE,
 };
-use securecom_host::{now, os_rng, until, Rng};
+use securecom_host::{now, thread_rng, until, HostCrypto};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
@@ -193,8 +193,7 @@ struct Task {
     id: u64,
     peer: SocketAddr,
     shared: Arc<Shared>,
-    session: ServerSession,
-    rng: Rng,
+    session: ServerSession<HostCrypto>,
     mailbox: Mailbox,
     std_wr: OwnedWriteHalf,
     std_out: Vec<u8>,
@@ -250,8 +249,12 @@ pub async fn run(
         drop(handshake);
         return;
     }
-    let mut rng = os_rng();
-    let session = match ServerSession::new(&shared.config, &shared.key, started, &mut rng) {
+    let session = match ServerSession::<HostCrypto>::new(
+        &shared.config,
+        &shared.key,
+        started,
+        &mut thread_rng(),
+    ) {
         Ok(mut s) => {
             s.set_max_frame(shared.max_frame);
             if let Some(c) = &shared.certificate {
@@ -275,7 +278,6 @@ pub async fn run(
         peer,
         shared,
         session,
-        rng,
         mailbox,
         std_wr,
         std_out: Vec::new(),
@@ -476,7 +478,7 @@ impl Task {
             let registry = users.as_deref().unwrap_or(&NOBODY);
             match self
                 .session
-                .handle_input(now(), input, registry, &mut self.rng)
+                .handle_input(now(), input, registry, &mut thread_rng())
             {
                 // The core never uses more than it was given.
                 Ok(used) => input = input.get(used..).unwrap_or_default(),
@@ -550,7 +552,10 @@ impl Task {
             Ok(stream) => {
                 let _ = stream.set_nodelay(true);
                 let (rd, wr) = stream.into_split();
-                match self.session.request_channel_connected(now(), &mut self.rng) {
+                match self
+                    .session
+                    .request_channel_connected(now(), &mut thread_rng())
+                {
                     Ok(()) => {
                         self.req_rd = Some(rd);
                         self.req_wr = Some(wr);
@@ -880,7 +885,7 @@ impl Task {
                 Some((key, _)) if key != registered => Err(RefuseReason::Offline),
                 None => Err(RefuseReason::Offline),
                 Some((_, mb)) => {
-                    let chat_id = crate::presence::fresh_chat_id(&mut self.rng);
+                    let chat_id = crate::presence::fresh_chat_id(&mut thread_rng());
                     // Pending first, so that a `LeaveChat` that crosses the
                     // delivery withdraws the request (mailboxes keep order).
                     let _ = self.session.chat_pending(t, chat_id, &to);
