@@ -36,6 +36,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
 mod abuse;
+mod peers;
 mod request_modes;
 
 struct Server {
@@ -718,6 +719,7 @@ fn main() -> Result<()> {
             }
             "idle" => idle(num("--n", 10_000)).await,
             "abuse" => abuse::run(&args).await,
+            "peers" => peers::run(&args).await,
             "request-modes" => {
                 request_modes::run(
                     num("--n", 2000),
@@ -732,7 +734,7 @@ fn main() -> Result<()> {
                 latency(num("--chats", 8), max / 2.0, 4.0, 256).await?;
                 idle(num("--n", 10_000)).await
             }
-            other => bail!("unknown task {other}: logins | relay | latency | idle | abuse | request-modes | all"),
+            other => bail!("unknown task {other}: logins | relay | latency | idle | abuse | request-modes | peers | all"),
         }
     })
 }
