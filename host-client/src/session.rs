@@ -263,17 +263,17 @@ impl Outputs {
     /// Hands all queued events to the main task and wakes the writer (bytes
     /// may be queued) and the timer (a deadline may have moved). Call with
     /// the lock held, after every core call.
-    pub fn drain(&self, client: &mut Client) {
+    pub fn drain(&self, client: &mut Client<HostCrypto>) {
         self.drain_with(client, None);
     }
 
     /// [`Self::drain`] after a core input from the network, whose events use
     /// the `room` taken for them (what they do not use is given back).
-    pub fn drain_input(&self, client: &mut Client, room: Room) {
+    pub fn drain_input(&self, client: &mut Client<HostCrypto>, room: Room) {
         self.drain_with(client, Some(room.0));
     }
 
-    fn drain_with(&self, client: &mut Client, mut room: Option<OwnedSemaphorePermit>) {
+    fn drain_with(&self, client: &mut Client<HostCrypto>, mut room: Option<OwnedSemaphorePermit>) {
         while let Some(ev) = client.poll_event() {
             let room = room.as_mut().and_then(|r| r.split(1));
             let _ = self.to_ui.send(Queued {
@@ -1269,8 +1269,8 @@ impl Session {
     /// the session ends the program; any other is reported and the session goes on.
     fn call<T>(
         &mut self,
-        f: impl FnOnce(&mut Client, Instant) -> Result<T, Error>,
-        explain: impl FnOnce(&Error, &Client) -> Option<String>,
+        f: impl FnOnce(&mut Client<HostCrypto>, Instant) -> Result<T, Error>,
+        explain: impl FnOnce(&Error, &Client<HostCrypto>) -> Option<String>,
     ) -> Result<T, Option<i32>> {
         let (r, closed, message) = {
             let mut core = self.shared.lock();
@@ -1294,7 +1294,7 @@ impl Session {
 
     fn on_command(&mut self, cmd: Command) -> Option<i32> {
         debug!(?cmd, "command");
-        let no_request = |e: &Error, _: &Client| match e {
+        let no_request = |e: &Error, _: &Client<HostCrypto>| match e {
             Error::Protocol(ProtocolError::Unexpected) => {
                 Some("no chat request to answer".to_string())
             }
@@ -1404,7 +1404,7 @@ impl Session {
                 });
             }
             Command::Leave => {
-                let explain = |e: &Error, _: &Client| {
+                let explain = |e: &Error, _: &Client<HostCrypto>| {
                     matches!(e, Error::Protocol(ProtocolError::NoChat)).then(|| {
                         "not in a chat and no request of yours is pending \
                          (to refuse a request: /refuse)"
@@ -1434,7 +1434,7 @@ impl Session {
                     });
                     return None;
                 }
-                let explain = |e: &Error, c: &Client| match (e, c.chat()) {
+                let explain = |e: &Error, c: &Client<HostCrypto>| match (e, c.chat()) {
                     // The core's output queue is full: the writer could not
                     // hand it to the socket (see the module docs, "Bounds").
                     (Error::Protocol(ProtocolError::QueueFull), _) => {

@@ -6,11 +6,13 @@
 //! Everything protocol-related lives in `securecom-core`; this crate only
 //! deals with files and the operating system.
 
-#![forbid(unsafe_code)]
+// `crypto` alone allows it: its calls into AWS-LC.
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod age;
 pub mod certfile;
+pub mod crypto;
 pub mod keyfile;
 pub mod passphrase;
 
@@ -39,7 +41,7 @@ pub fn thread_rng() -> rand::rngs::ThreadRng {
 }
 
 /// The host programs' crypto provider: see [`securecom_core::crypto`].
-pub type HostCrypto = securecom_core::RustCrypto;
+pub type HostCrypto = crypto::AwsLc;
 
 /// The core's notion of now: milliseconds since this process first asked.
 pub fn now() -> Instant {

@@ -89,7 +89,11 @@ fn compare(dial: bool) {
         "{} vs {} ({}): {frames} frames, {bytes} bytes, identical",
         RustCrypto::NAME,
         AwsLc::NAME,
-        if dial { "client-dialled" } else { "server-dialled" }
+        if dial {
+            "client-dialled"
+        } else {
+            "server-dialled"
+        }
     );
 }
 

@@ -42,7 +42,7 @@ use securecom_core::{
     ClientEvent, Limits, PublicKey, RequestLink, StaticSecret, DAEMON_SECRET_LEN,
     MAX_NOISE_MESSAGE, PROTOCOL_VERSION,
 };
-use securecom_host::{now, os_rng};
+use securecom_host::{now, os_rng, HostCrypto};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpListener;
@@ -848,7 +848,7 @@ async fn victim(
     third: String,
     log: Arc<Mutex<VictimLog>>,
 ) -> Result<()> {
-    let mut link: Option<(RequestLink, OwnedReadHalf, OwnedWriteHalf)> = None;
+    let mut link: Option<(RequestLink<HostCrypto>, OwnedReadHalf, OwnedWriteHalf)> = None;
     let mut dbuf = vec![0u8; 4096];
     loop {
         tokio::select! {

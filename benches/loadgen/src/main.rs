@@ -30,7 +30,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use securecom_core::{
     Client, ClientConfig, ClientEvent, Limits, PublicKey, RequestLink, StaticSecret, UserName,
 };
-use securecom_host::{now, os_rng, public_key_hex, Rng};
+use securecom_host::{now, os_rng, public_key_hex, HostCrypto, Rng};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
@@ -175,7 +175,7 @@ fn server_bin() -> Result<PathBuf> {
 
 /// One in-process client and its socket.
 struct Peer {
-    c: Client,
+    c: Client<HostCrypto>,
     rd: OwnedReadHalf,
     wr: OwnedWriteHalf,
     rng: Rng,
@@ -231,7 +231,8 @@ impl Peer {
             daemon_port,
             limits: Limits::DEFAULT,
         };
-        let c = Client::new(config, key.clone(), now(), &mut rng).map_err(|e| anyhow!("{e}"))?;
+        let c = Client::<HostCrypto>::new(config, key.clone(), now(), &mut rng)
+            .map_err(|e| anyhow!("{e}"))?;
         let mut p = Peer {
             c,
             rd,
@@ -429,7 +430,7 @@ async fn logins(n: usize, concurrency: usize) -> Result<()> {
 
 struct Daemon {
     listener: TcpListener,
-    link: Option<(RequestLink, OwnedReadHalf, OwnedWriteHalf)>,
+    link: Option<(RequestLink<HostCrypto>, OwnedReadHalf, OwnedWriteHalf)>,
 }
 
 /// Opens a chat between a fresh requester and responder (with a daemon);
