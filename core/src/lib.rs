@@ -27,7 +27,9 @@
 //!   our suite (X25519, ChaChaPoly, BLAKE2s), built on the RustCrypto crates
 //!   (`x25519-dalek`, `chacha20poly1305`, `blake2`). We never write our own
 //!   cryptography; `tests/vectors.rs` and `tests/snow_interop.rs` prove it
-//!   speaks Noise rev. 34.
+//!   speaks Noise rev. 34. Its primitives come from a [`crypto`] provider:
+//!   RustCrypto here and on the device; a host program may plug in a faster
+//!   one (the host programs use AWS-LC) through clatter's own traits.
 //! - `postcard` + `serde`: compact, documented, `no_std` encoding with
 //!   zero-copy decoding of borrowed strings and bytes.
 //! - `heapless`: fixed-capacity strings, vectors and queues.
