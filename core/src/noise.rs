@@ -231,8 +231,11 @@ pub const REQUEST_HELLO_KIND: u8 = 0x01;
 /// give one (from the caller's RNG), so this type is never asked for a byte.
 /// Should that invariant ever break (a bug of ours, never peer input), it
 /// stops the program rather than hand out predictable keys.
+///
+/// Public for code that drives clatter's engine directly with every key
+/// supplied (tests, benchmarks, the fuzzers' fake peers).
 #[derive(Clone, Default)]
-struct NoInternalRng;
+pub struct NoInternalRng;
 
 impl RngCore for NoInternalRng {
     fn next_u32(&mut self) -> u32 {

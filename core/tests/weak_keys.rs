@@ -16,11 +16,12 @@ use clatter::error::DhResult;
 use clatter::handshakepattern::{noise_kk, noise_nn_psk0, noise_xx, HandshakePattern};
 use clatter::traits::{CryptoComponent, Dh, Handshaker, Rng};
 use clatter::{KeyPair, NqHandshakeCore};
-use rand_chacha::rand_core::{CryptoRng, RngCore, SeedableRng};
+use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use securecom_core::message::user_name;
 use securecom_core::noise::{
-    Handshake, HandshakeParams, Pattern, Psk, RemoteCheck, REQUEST_PROLOGUE, STANDARD_PROLOGUE,
+    Handshake, HandshakeParams, NoInternalRng, Pattern, Psk, RemoteCheck, REQUEST_PROLOGUE,
+    STANDARD_PROLOGUE,
 };
 use securecom_core::{
     ChatEnd, Client, ClientConfig, ClientEvent, CryptoError, Error, Instant, Limits, PublicKey,
@@ -85,27 +86,7 @@ impl Dh for EvilDh {
     }
 }
 
-/// The attacker always supplies its keys: this RNG is never asked.
-#[derive(Clone, Default)]
-struct NoRng;
-
-impl RngCore for NoRng {
-    fn next_u32(&mut self) -> u32 {
-        unreachable!()
-    }
-    fn next_u64(&mut self) -> u64 {
-        unreachable!()
-    }
-    fn fill_bytes(&mut self, _: &mut [u8]) {
-        unreachable!()
-    }
-    fn try_fill_bytes(&mut self, _: &mut [u8]) -> Result<(), rand_chacha::rand_core::Error> {
-        unreachable!()
-    }
-}
-impl CryptoRng for NoRng {}
-
-type Evil = NqHandshakeCore<EvilDh, ChaChaPoly, Blake2s, NoRng>;
+type Evil = NqHandshakeCore<EvilDh, ChaChaPoly, Blake2s, NoInternalRng>;
 type Pair = KeyPair<[u8; 32], SensitiveByteArray<[u8; 32]>>;
 
 fn secret(n: u8) -> StaticSecret {

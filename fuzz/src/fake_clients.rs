@@ -33,10 +33,7 @@ use securecom_core::frame::{encode_frame, Feed, FrameDecoder};
 use securecom_core::message::{
     decode, ClientHello, ClientMsg, ServerHello, ServerMsg, ServerToDaemon,
 };
-use securecom_core::noise::{
-    Handshake, HandshakeParams, Pattern, Psk, RemoteCheck, RequestTicket, Transport,
-    REQUEST_PROLOGUE, STANDARD_PROLOGUE,
-};
+use securecom_core::noise::{Handshake, Psk, RemoteCheck, RequestTicket, Transport};
 use securecom_core::server::RelayKind;
 use securecom_core::{
     Hub, Instant, Registry, ServerConfig, SessionId, MAX_FRAME, MAX_NOISE_MESSAGE, MAX_PLAINTEXT,
@@ -124,19 +121,7 @@ impl Daemon {
     /// A fake daemon's fresh NNpsk0 responder with `psk` (the hub dials it,
     /// or it dialled the hub: the roles are the same).
     fn responder(psk: &Psk, rng: &mut Rng) -> Daemon {
-        let hs = Handshake::new(
-            HandshakeParams {
-                pattern: Pattern::NNpsk0,
-                initiator: false,
-                prologue: REQUEST_PROLOGUE,
-                local_static: None,
-                remote_static: None,
-                psk: Some(psk),
-                check: RemoteCheck::Any,
-            },
-            rng,
-        )
-        .expect("daemon handshake");
+        let hs = Handshake::request_channel(false, psk, rng).expect("daemon handshake");
         Daemon {
             hs: Some(hs),
             tr: None,
@@ -299,16 +284,10 @@ impl FakeClients {
             return;
         };
         let key = user_secret(who);
-        let mut hs = Handshake::new(
-            HandshakeParams {
-                pattern: Pattern::XX,
-                initiator: true,
-                prologue: STANDARD_PROLOGUE,
-                local_static: Some(&key),
-                remote_static: None,
-                psk: None,
-                check: RemoteCheck::Exactly(fixtures::server_key()),
-            },
+        let mut hs: Handshake = Handshake::standard(
+            true,
+            &key,
+            RemoteCheck::Exactly(fixtures::server_key()),
             &mut self.frng,
         )
         .expect("client handshake");

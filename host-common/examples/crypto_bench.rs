@@ -17,6 +17,7 @@ use clatter::crypto::hash::Blake2s;
 use clatter::handshakepattern::noise_xx;
 use clatter::traits::{Cipher, Dh, Handshaker};
 use clatter::{KeyPair, NqHandshakeCore};
+use securecom_core::noise::NoInternalRng;
 use securecom_host::crypto::{AwsLcChaChaPoly, AwsLcX25519};
 
 /// The message size the brief asks about (a typical secureCom frame).
@@ -229,24 +230,6 @@ fn chacha(len: usize, ad_len: usize, n: u32) {
     );
 }
 
-#[derive(Clone, Default)]
-struct NoRng;
-impl rand_core::RngCore for NoRng {
-    fn next_u32(&mut self) -> u32 {
-        unreachable!()
-    }
-    fn next_u64(&mut self) -> u64 {
-        unreachable!()
-    }
-    fn fill_bytes(&mut self, _: &mut [u8]) {
-        unreachable!()
-    }
-    fn try_fill_bytes(&mut self, _: &mut [u8]) -> Result<(), rand_core::Error> {
-        unreachable!()
-    }
-}
-impl rand_core::CryptoRng for NoRng {}
-
 /// One whole Noise_XX handshake, both sides, keys and ephemerals given (as
 /// the core does: it computes the public keys once per key).
 fn xx<D: Dh<PubKey = [u8; 32], PrivateKey = Key>, C: Cipher>() {
@@ -258,7 +241,7 @@ fn xx<D: Dh<PubKey = [u8; 32], PrivateKey = Key>, C: Cipher>() {
         }
     };
     let (is, ie, rs, re) = (kp(1), kp(2), kp(3), kp(4));
-    let mut i = NqHandshakeCore::<D, C, Blake2s, NoRng>::new(
+    let mut i = NqHandshakeCore::<D, C, Blake2s, NoInternalRng>::new(
         noise_xx(),
         b"p",
         true,
@@ -268,7 +251,7 @@ fn xx<D: Dh<PubKey = [u8; 32], PrivateKey = Key>, C: Cipher>() {
         None,
     )
     .unwrap();
-    let mut r = NqHandshakeCore::<D, C, Blake2s, NoRng>::new(
+    let mut r = NqHandshakeCore::<D, C, Blake2s, NoInternalRng>::new(
         noise_xx(),
         b"p",
         false,

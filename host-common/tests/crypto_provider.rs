@@ -15,6 +15,7 @@ use clatter::transportstate::TransportState;
 use clatter::{KeyPair, NqHandshakeCore};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{CryptoRng, RngCore, SeedableRng};
+use securecom_core::noise::NoInternalRng;
 use securecom_host::crypto::{AwsLcChaChaPoly, AwsLcX25519};
 
 type Key = SensitiveByteArray<[u8; 32]>;
@@ -458,117 +459,52 @@ fn aead_max_size_message() {
 /// Wrong buffer lengths panic on both, as the trait documents.
 #[test]
 fn aead_panics_like_clatter() {
-    fn panics(f: impl FnOnce()) -> bool {
-        catch_unwind(AssertUnwindSafe(f)).is_err()
+    /// Whether each misuse of the Cipher API panics with cipher `C`.
+    fn misuses<C: Cipher<Key = Key>>(k: &Key) -> [bool; 7] {
+        fn panics(f: impl FnOnce()) -> bool {
+            catch_unwind(AssertUnwindSafe(f)).is_err()
+        }
+        [
+            // encrypt: out must be exactly plaintext + 16.
+            panics(|| {
+                let _ = C::encrypt(k, 0, &[], &[1; 5], &mut [0u8; 20]);
+            }),
+            panics(|| {
+                let _ = C::encrypt(k, 0, &[], &[1; 5], &mut [0u8; 22]);
+            }),
+            // encrypt_in_place: buffer shorter than plaintext + 16.
+            panics(|| {
+                let _ = C::encrypt_in_place(k, 0, &[], &mut [0u8; 20], 5);
+            }),
+            // decrypt: out must be exactly ciphertext - 16.
+            panics(|| {
+                let _ = C::decrypt(k, 0, &[], &[0; 21], &mut [0u8; 4]);
+            }),
+            panics(|| {
+                let _ = C::decrypt(k, 0, &[], &[0; 15], &mut [0u8; 0]);
+            }),
+            // decrypt_in_place: length beyond the buffer, or shorter than a tag.
+            panics(|| {
+                let _ = C::decrypt_in_place(k, 0, &[], &mut [0u8; 20], 21);
+            }),
+            panics(|| {
+                let _ = C::decrypt_in_place(k, 0, &[], &mut [0u8; 20], 15);
+            }),
+        ]
     }
     let k = key([7; 32]);
-    type Case = fn(&Key, bool) -> bool;
-    let cases: [Case; 7] = [
-        // encrypt: out must be exactly plaintext + 16.
-        |k, aws| {
-            panics(|| {
-                let mut out = [0u8; 20];
-                let _ = if aws {
-                    AwsLcChaChaPoly::encrypt(k, 0, &[], &[1; 5], &mut out)
-                } else {
-                    ChaChaPoly::encrypt(k, 0, &[], &[1; 5], &mut out)
-                };
-            })
-        },
-        |k, aws| {
-            panics(|| {
-                let mut out = [0u8; 22];
-                let _ = if aws {
-                    AwsLcChaChaPoly::encrypt(k, 0, &[], &[1; 5], &mut out)
-                } else {
-                    ChaChaPoly::encrypt(k, 0, &[], &[1; 5], &mut out)
-                };
-            })
-        },
-        // encrypt_in_place: buffer shorter than plaintext + 16.
-        |k, aws| {
-            panics(|| {
-                let mut buf = [0u8; 20];
-                let _ = if aws {
-                    AwsLcChaChaPoly::encrypt_in_place(k, 0, &[], &mut buf, 5)
-                } else {
-                    ChaChaPoly::encrypt_in_place(k, 0, &[], &mut buf, 5)
-                };
-            })
-        },
-        // decrypt: out must be exactly ciphertext - 16.
-        |k, aws| {
-            panics(|| {
-                let mut out = [0u8; 4];
-                let _ = if aws {
-                    AwsLcChaChaPoly::decrypt(k, 0, &[], &[0; 21], &mut out)
-                } else {
-                    ChaChaPoly::decrypt(k, 0, &[], &[0; 21], &mut out)
-                };
-            })
-        },
-        |k, aws| {
-            panics(|| {
-                let mut out = [0u8; 0];
-                let _ = if aws {
-                    AwsLcChaChaPoly::decrypt(k, 0, &[], &[0; 15], &mut out)
-                } else {
-                    ChaChaPoly::decrypt(k, 0, &[], &[0; 15], &mut out)
-                };
-            })
-        },
-        // decrypt_in_place: length beyond the buffer, or shorter than a tag.
-        |k, aws| {
-            panics(|| {
-                let mut buf = [0u8; 20];
-                let _ = if aws {
-                    AwsLcChaChaPoly::decrypt_in_place(k, 0, &[], &mut buf, 21)
-                } else {
-                    ChaChaPoly::decrypt_in_place(k, 0, &[], &mut buf, 21)
-                };
-            })
-        },
-        |k, aws| {
-            panics(|| {
-                let mut buf = [0u8; 20];
-                let _ = if aws {
-                    AwsLcChaChaPoly::decrypt_in_place(k, 0, &[], &mut buf, 15)
-                } else {
-                    ChaChaPoly::decrypt_in_place(k, 0, &[], &mut buf, 15)
-                };
-            })
-        },
-    ];
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
-    for (i, case) in cases.iter().enumerate() {
-        assert!(case(&k, true), "case {i}: ours did not panic");
-        assert!(case(&k, false), "case {i}: clatter's did not panic");
-    }
+    let ours = misuses::<AwsLcChaChaPoly>(&k);
+    let clatter = misuses::<ChaChaPoly>(&k);
     std::panic::set_hook(hook);
+    for (i, (ours, clatter)) in ours.iter().zip(&clatter).enumerate() {
+        assert!(ours, "case {i}: ours did not panic");
+        assert!(clatter, "case {i}: clatter's did not panic");
+    }
 }
 
 // ------------------------------------------------------------- handshakes --
-
-/// Ephemeral keys are always supplied, as in core/src/noise.rs.
-#[derive(Clone, Default)]
-struct NoRng;
-
-impl RngCore for NoRng {
-    fn next_u32(&mut self) -> u32 {
-        unreachable!("ephemeral keys are supplied")
-    }
-    fn next_u64(&mut self) -> u64 {
-        unreachable!("ephemeral keys are supplied")
-    }
-    fn fill_bytes(&mut self, _: &mut [u8]) {
-        unreachable!("ephemeral keys are supplied")
-    }
-    fn try_fill_bytes(&mut self, _: &mut [u8]) -> Result<(), rand_core::Error> {
-        unreachable!("ephemeral keys are supplied")
-    }
-}
-impl CryptoRng for NoRng {}
 
 type Pair = KeyPair<[u8; 32], Key>;
 
@@ -607,10 +543,10 @@ fn engine<D: Dh<PubKey = [u8; 32], PrivateKey = Key>, C: Cipher>(
     me: &Party,
     peer: &Party,
     psk: &[u8; 32],
-) -> NqHandshakeCore<D, C, Blake2s, NoRng> {
+) -> NqHandshakeCore<D, C, Blake2s, NoInternalRng> {
     let statics = !matches!(pat, Pat::NNpsk0);
     let rs = matches!(pat, Pat::KK).then(|| X25519::pubkey(&key(peer.s)));
-    let mut hs = NqHandshakeCore::<D, C, Blake2s, NoRng>::new(
+    let mut hs = NqHandshakeCore::<D, C, Blake2s, NoInternalRng>::new(
         pat.clatter(),
         b"secureCom/test",
         initiator,
