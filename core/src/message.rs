@@ -38,6 +38,17 @@ pub fn user_name(name: &str) -> Result<UserName, WireError> {
     UserName::try_from(name).map_err(|_| WireError::OutOfBounds)
 }
 
+/// Writes an opaque byte string (a relayed Noise message) in one piece.
+///
+/// The wire is the same as serde's default for `&[u8]` (a sequence of
+/// `u8`): postcard writes a sequence's varint length and then each `u8` as
+/// one byte, exactly what it writes for a byte string; but as a byte string
+/// it is one copy instead of a call per byte (the relay's hot path). The
+/// golden-bytes tests pin that both are the same.
+fn opaque_bytes<S: serde::Serializer>(bytes: &&[u8], s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_bytes(bytes)
+}
+
 // ---------------------------------------------------------------- standard channel
 
 /// Payload of the standard channel's 2nd handshake message (server → client).
@@ -83,7 +94,7 @@ pub enum ClientMsg<'a> {
         /// The chat.
         chat_id: ChatId,
         /// The Noise KK message, opaque to the server.
-        #[serde(borrow)]
+        #[serde(borrow, serialize_with = "opaque_bytes")]
         noise: &'a [u8],
     },
     /// 4. An E2E chat message for the peer of chat `chat_id`.
@@ -91,7 +102,7 @@ pub enum ClientMsg<'a> {
         /// The chat.
         chat_id: ChatId,
         /// The Noise transport message, opaque to the server.
-        #[serde(borrow)]
+        #[serde(borrow, serialize_with = "opaque_bytes")]
         noise: &'a [u8],
     },
     /// 5. I leave chat `chat_id`, or withdraw my pending request `chat_id`
@@ -247,7 +258,7 @@ pub enum ServerMsg<'a> {
         /// The chat.
         chat_id: ChatId,
         /// Opaque Noise KK message.
-        #[serde(borrow)]
+        #[serde(borrow, serialize_with = "opaque_bytes")]
         noise: &'a [u8],
     },
     /// 8. Relayed E2E chat message from the peer.
@@ -255,7 +266,7 @@ pub enum ServerMsg<'a> {
         /// The chat.
         chat_id: ChatId,
         /// Opaque Noise transport message.
-        #[serde(borrow)]
+        #[serde(borrow, serialize_with = "opaque_bytes")]
         noise: &'a [u8],
     },
     /// 9. The peer left the chat (or went offline).

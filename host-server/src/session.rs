@@ -187,7 +187,14 @@ const CMD_BUDGET: usize = 256;
 
 thread_local! {
     static READ_BUF: RefCell<Vec<u8>> = RefCell::new(vec![0; 16 * 1024]);
+    /// Where the core writes each outgoing frame before it is appended to
+    /// the session's output (so that the output is never zero-filled ahead).
+    static FRAME_BUF: RefCell<[u8; 2 * MAX_FRAME]> = const { RefCell::new([0; 2 * MAX_FRAME]) };
 }
+
+/// Output capacity a session in a chat keeps between writes (the next
+/// message needs it at once); a session not in a chat keeps none.
+const KEEP_OUTPUT: usize = 16 * 1024;
 
 struct Task {
     id: u64,
@@ -216,6 +223,9 @@ struct Task {
     listed: bool,
     /// Set when the login is over, to release the per-address handshake slot.
     handshake_done: bool,
+    /// The time of this wake-up, read once per wake-up (and after each
+    /// write) rather than once per frame, command and event.
+    clock: securecom_core::Instant,
 }
 
 /// Runs one client's connection to its end.
@@ -293,6 +303,7 @@ pub async fn run(
         me: None,
         listed: false,
         handshake_done: false,
+        clock: started,
     };
     debug!(session = id, %peer, "connected");
     if *shutdown.borrow() {
@@ -301,6 +312,7 @@ pub async fn run(
     // The first two bytes, read to tell the kinds of connection apart.
     t.feed_standard(&header);
     t.pump();
+    let mut std_rd = std_rd;
     while !t.session.is_closed() {
         let deadline = t.session.poll_timeout();
         // Backpressure: a client that does not read its output is not read
@@ -308,10 +320,16 @@ pub async fn run(
         let room = t.std_out.len() < t.shared.output_soft_cap;
         tokio::select! {
             r = std_rd.readable(), if room => match r {
-                Ok(()) => t.read_standard(&std_rd),
+                Ok(()) => {
+                    t.clock = now();
+                    t.read_standard(&mut std_rd);
+                }
                 Err(_) => t.session.disconnected(),
             },
-            Some(cmd) = inbox.recv(), if room => t.on_cmds(cmd, &mut inbox),
+            Some(cmd) = inbox.recv(), if room => {
+                t.clock = now();
+                t.on_cmds(cmd, &mut inbox);
+            }
             r = users.changed() => match r {
                 Ok(()) => {
                     let users = users.borrow_and_update().clone();
@@ -321,7 +339,10 @@ pub async fn run(
                 Err(_) => t.session.shutdown(now()),
             },
             r = readable_opt(&t.req_rd) => match r {
-                Ok(()) => t.read_request(),
+                Ok(()) => {
+                    t.clock = now();
+                    t.read_request();
+                }
                 Err(_) => t.request_failed("request channel error"),
             },
             r = join_opt(&mut t.dial) => {
@@ -363,6 +384,7 @@ pub async fn run(
             t.session.disconnected();
             t.pump();
         }
+        t.clock = now();
         // Pages of a listing go out as the client reads them.
         while t.listing.is_some() && !t.session.is_closed() {
             t.continue_listing();
@@ -370,6 +392,7 @@ pub async fn run(
                 t.session.disconnected();
                 t.pump();
             }
+            t.clock = now();
         }
         // One task never holds a runtime thread for more than one budget.
         if std::mem::take(&mut t.busy) {
@@ -423,32 +446,78 @@ async fn sleep_opt(deadline: Option<securecom_core::Instant>) {
 }
 
 enum Read {
+    /// `n` bytes, the whole buffer: more may be waiting.
     Data(usize),
+    /// Less than the buffer: the socket is drained for now.
+    Drained,
     Closed,
     Later,
 }
 
 /// Reads once (without waiting) into the thread's buffer and hands the bytes to `f`.
-fn try_read_with(rd: &OwnedReadHalf, f: impl FnOnce(&[u8])) -> Read {
-    READ_BUF.with_borrow_mut(|buf| match rd.try_read(buf) {
-        Ok(0) => Read::Closed,
-        Ok(n) => match buf.get(..n) {
-            Some(bytes) => {
-                f(bytes);
-                Read::Data(n)
-            }
-            None => Read::Closed,
-        },
-        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Read::Later,
-        Err(_) => Read::Closed,
+///
+/// Through `AsyncRead::poll_read` rather than `try_read`: a read that does
+/// not fill the buffer has drained the socket, and tokio then clears the
+/// socket's readiness (edge-triggered epoll tells it when more comes), so
+/// a wake-up costs one `recv`, not a second one to learn `EAGAIN` (each
+/// takes the socket's lock, which the peer's incoming segments contend for).
+fn try_read_with(rd: &mut OwnedReadHalf, f: impl FnOnce(&[u8])) -> Read {
+    use std::task::{Context, Poll, Waker};
+    use tokio::io::AsyncRead;
+    READ_BUF.with_borrow_mut(|buf| {
+        let capacity = buf.len();
+        let mut rb = tokio::io::ReadBuf::new(buf);
+        // No waker is needed: when this is pending, the task waits on
+        // `readable()`, which registers its own.
+        let mut cx = Context::from_waker(Waker::noop());
+        match std::pin::Pin::new(rd).poll_read(&mut cx, &mut rb) {
+            Poll::Pending => Read::Later,
+            Poll::Ready(Err(_)) => Read::Closed,
+            Poll::Ready(Ok(())) => match rb.filled() {
+                [] => Read::Closed,
+                bytes => {
+                    let n = bytes.len();
+                    f(bytes);
+                    if n < capacity {
+                        Read::Drained
+                    } else {
+                        Read::Data(n)
+                    }
+                }
+            },
+        }
     })
 }
 
 /// Why a task stops writing: the client is gone or too slow.
 struct WriteFailed;
 
+/// Writes all of `bytes`, within `timeout` of the first write that has to
+/// wait; most writes complete at once, and then no timer is armed.
+async fn write_all(
+    w: &mut OwnedWriteHalf,
+    bytes: &[u8],
+    timeout: Duration,
+) -> Result<(), WriteFailed> {
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        match w.try_write(rest) {
+            Ok(0) => return Err(WriteFailed),
+            Ok(n) => rest = rest.get(n..).unwrap_or_default(),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                return match tokio::time::timeout(timeout, w.write_all(rest)).await {
+                    Ok(Ok(())) => Ok(()),
+                    _ => Err(WriteFailed),
+                };
+            }
+            Err(_) => return Err(WriteFailed),
+        }
+    }
+    Ok(())
+}
+
 impl Task {
-    fn read_standard(&mut self, rd: &OwnedReadHalf) {
+    fn read_standard(&mut self, rd: &mut OwnedReadHalf) {
         let mut total = 0;
         while !self.session.is_closed() {
             if total >= READ_BUDGET || self.std_out.len() >= self.shared.output_soft_cap {
@@ -457,6 +526,7 @@ impl Task {
             }
             match try_read_with(rd, |bytes| self.feed_standard(bytes)) {
                 Read::Data(n) => total = total.saturating_add(n),
+                Read::Drained => return,
                 Read::Closed => {
                     self.session.disconnected();
                     return;
@@ -478,7 +548,7 @@ impl Task {
             let registry = users.as_deref().unwrap_or(&NOBODY);
             match self
                 .session
-                .handle_input(now(), input, registry, &mut thread_rng())
+                .handle_input(self.clock, input, registry, &mut thread_rng())
             {
                 // The core never uses more than it was given.
                 Ok(used) => input = input.get(used..).unwrap_or_default(),
@@ -493,14 +563,16 @@ impl Task {
     }
 
     fn read_request(&mut self) {
-        let Some(rd) = self.req_rd.take() else { return };
+        let Some(mut rd) = self.req_rd.take() else {
+            return;
+        };
         let mut total = 0;
         let mut failed = false;
         while total < READ_BUDGET && !failed {
-            match try_read_with(&rd, |bytes| failed = !self.feed_request(bytes)) {
+            match try_read_with(&mut rd, |bytes| failed = !self.feed_request(bytes)) {
                 Read::Data(n) => total = total.saturating_add(n),
+                Read::Drained | Read::Later => break,
                 Read::Closed => failed = true,
-                Read::Later => break,
             }
         }
         if failed {
@@ -513,7 +585,7 @@ impl Task {
     /// Feeds the request channel; false if it failed.
     fn feed_request(&mut self, mut input: &[u8]) -> bool {
         while !input.is_empty() {
-            match self.session.handle_request_input(now(), input) {
+            match self.session.handle_request_input(self.clock, input) {
                 // The core never uses more than it was given.
                 Ok(used) => input = input.get(used..).unwrap_or_default(),
                 Err(e) => {
@@ -621,7 +693,7 @@ impl Task {
             let (chunk, rest) = page.split_at(page.len().min(MAX_USERS_PER_MESSAGE));
             let refs: Vec<&str> = chunk.iter().map(|n| n.as_str()).collect();
             let more = !rest.is_empty();
-            let ok = self.session.send_users(now(), &refs, more).is_ok();
+            let ok = self.session.send_users(self.clock, &refs, more).is_ok();
             self.collect_output();
             if ok && more {
                 self.listing = Some((names.clone(), sent.saturating_add(chunk.len())));
@@ -632,7 +704,7 @@ impl Task {
     }
 
     fn on_cmd(&mut self, cmd: Cmd) {
-        let t = now();
+        let t = self.clock;
         match cmd {
             Cmd::DeliverRequest {
                 chat_id,
@@ -716,21 +788,21 @@ impl Task {
     }
 
     fn collect_output(&mut self) {
-        for (out, request) in [(&mut self.std_out, false), (&mut self.req_out, true)] {
-            loop {
-                let at = out.len();
-                out.resize(at.saturating_add(MAX_FRAME * 2), 0);
-                let n = match out.get_mut(at..) {
-                    Some(free) if request => self.session.poll_request_transmit(free),
-                    Some(free) => self.session.poll_transmit(free),
-                    None => 0,
-                };
-                out.truncate(at.saturating_add(n));
-                if n == 0 {
-                    break;
+        FRAME_BUF.with_borrow_mut(|frame| {
+            for (out, request) in [(&mut self.std_out, false), (&mut self.req_out, true)] {
+                loop {
+                    let n = if request {
+                        self.session.poll_request_transmit(frame)
+                    } else {
+                        self.session.poll_transmit(frame)
+                    };
+                    match frame.get(..n) {
+                        Some(bytes) if n > 0 => out.extend_from_slice(bytes),
+                        _ => break,
+                    }
                 }
             }
-        }
+        });
     }
 
     /// Takes this session off the online list (once).
@@ -753,7 +825,7 @@ impl Task {
             self.unlist();
         }
         while let Some(event) = self.session.poll_event() {
-            let t = now();
+            let t = self.clock;
             match event {
                 ServerEvent::LoggedIn { user, key } => {
                     self.handshake_done = true;
@@ -833,23 +905,28 @@ impl Task {
                     }
                 }
                 ServerEvent::Relay { to, chat_id, kind } => {
-                    let Some((me, _)) = self.me.clone() else {
+                    let Some((me, _)) = &self.me else {
                         continue;
                     };
-                    let noise: Box<[u8]> = self.session.relay_payload().into();
-                    let mailbox = self.mailbox_of(&to);
-                    let delivered = mailbox.as_ref().is_some_and(|mb| {
-                        mb.post(Cmd::Relay {
-                            chat_id,
-                            from: me,
-                            kind,
-                            noise,
-                        })
-                    });
+                    let cmd = Cmd::Relay {
+                        chat_id,
+                        from: me.clone(),
+                        kind,
+                        noise: self.session.relay_payload().into(),
+                    };
+                    // The hot path: the cached peer's mailbox, not cloned.
+                    let delivered = match &self.peer_cache {
+                        Some((name, mb)) if *name == to => mb.post(cmd),
+                        _ => self
+                            .shared
+                            .presence
+                            .find(&to)
+                            .is_some_and(|mb| mb.post(cmd)),
+                    };
                     if !delivered {
                         // The peer is gone or too far behind: a chat with a lost
                         // message cannot go on.
-                        if let Some(mb) = mailbox {
+                        if let Some(mb) = self.mailbox_of(&to) {
                             mb.post(Cmd::PeerLeft { chat_id });
                         }
                         self.peer_cache = None;
@@ -911,23 +988,22 @@ impl Task {
         }
     }
 
-    /// Writes what was collected; an idle session keeps no buffer.
+    /// Writes what was collected. A session in a chat keeps a small output
+    /// buffer for its next message; any other keeps none.
     async fn write_out(&mut self) -> Result<(), WriteFailed> {
         let timeout = self.shared.write_timeout;
         if !self.std_out.is_empty() {
-            let out = std::mem::take(&mut self.std_out);
-            match tokio::time::timeout(timeout, self.std_wr.write_all(&out)).await {
-                Ok(Ok(())) => {}
-                _ => return Err(WriteFailed),
+            write_all(&mut self.std_wr, &self.std_out, timeout).await?;
+            if self.peer_cache.is_some() && self.std_out.capacity() <= KEEP_OUTPUT {
+                self.std_out.clear();
+            } else {
+                self.std_out = Vec::new();
             }
         }
         if !self.req_out.is_empty() {
             let out = std::mem::take(&mut self.req_out);
             let ok = match &mut self.req_wr {
-                Some(w) => matches!(
-                    tokio::time::timeout(timeout, w.write_all(&out)).await,
-                    Ok(Ok(()))
-                ),
+                Some(w) => write_all(w, &out, timeout).await.is_ok(),
                 None => true,
             };
             if !ok {
