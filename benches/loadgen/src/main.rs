@@ -27,6 +27,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
+use rand_core::RngCore;
+use securecom_core::crypto::CryptoProvider;
 use securecom_core::{
     Client, ClientConfig, ClientEvent, Limits, PublicKey, RequestLink, StaticSecret, UserName,
 };
@@ -324,48 +326,55 @@ fn registry(users: &[(String, StaticSecret)]) -> Vec<(String, PublicKey)> {
 
 // ------------------------------------------------------------------ anchors
 
+/// The host provider's X25519 (the one the server and these clients run).
+type HostDh = <HostCrypto as CryptoProvider>::Dh;
+/// The host provider's ChaCha20-Poly1305.
+type HostAead = <HostCrypto as CryptoProvider>::Cipher;
+
 /// Seconds per X25519 key generation (base point, as a handshake's
-/// ephemeral) and per Diffie-Hellman, on one core, with the same crate and
-/// features as the programs.
+/// ephemeral) and per Diffie-Hellman, on one core, with the provider the
+/// server runs ([`HostCrypto`]).
 fn x25519_costs() -> (f64, f64) {
+    use clatter::bytearray::SensitiveByteArray;
+    use clatter::traits::Dh;
     let n = 4000;
-    let secret = x25519_dalek::StaticSecret::random_from_rng(rand_core::OsRng);
-    let public = x25519_dalek::PublicKey::from(&secret);
+    let mut bytes = [0u8; 32];
+    rand_core::OsRng.fill_bytes(&mut bytes);
+    let secret = SensitiveByteArray::new(bytes);
+    let public = HostDh::pubkey(&secret);
     let t = Instant::now();
     let mut acc = 0u8;
     for i in 0..n {
-        let mut bytes = secret.to_bytes();
-        bytes[0] ^= i as u8;
-        let s = x25519_dalek::StaticSecret::from(bytes);
-        acc ^= x25519_dalek::PublicKey::from(&s).as_bytes()[0];
+        let mut b = bytes;
+        b[0] ^= i as u8;
+        acc ^= HostDh::pubkey(&SensitiveByteArray::new(b))[0];
     }
     let keygen = t.elapsed().as_secs_f64() / n as f64;
     let t = Instant::now();
     for _ in 0..n {
-        acc ^= secret.diffie_hellman(&public).as_bytes()[0];
+        acc ^= HostDh::dh(&secret, &public).map_or(0, |s| s[0]);
     }
     let dh = t.elapsed().as_secs_f64() / n as f64;
     std::hint::black_box(acc);
     (keygen, dh)
 }
 
-/// ChaCha20-Poly1305 seal+open pairs per second on one core for `len` bytes.
+/// ChaCha20-Poly1305 seal+open pairs per second on one core for `len`
+/// bytes, with the provider the server runs.
 fn aead_rate(len: usize) -> f64 {
-    use chacha20poly1305::aead::{AeadInPlace, KeyInit};
-    let cipher = chacha20poly1305::ChaCha20Poly1305::new(&[7u8; 32].into());
-    let mut buf = vec![0u8; len];
+    use clatter::bytearray::SensitiveByteArray;
+    use clatter::traits::Cipher;
+    let key = SensitiveByteArray::new([7u8; 32]);
+    let plain = vec![0u8; len];
+    let mut sealed = vec![0u8; len + 16];
+    let mut opened = vec![0u8; len];
     let n = 200_000;
     let t = Instant::now();
     for i in 0..n as u64 {
-        let mut nonce = [0u8; 12];
-        nonce[4..].copy_from_slice(&i.to_le_bytes());
-        let tag = cipher
-            .encrypt_in_place_detached(&nonce.into(), &[], &mut buf)
-            .expect("seal");
-        cipher
-            .decrypt_in_place_detached(&nonce.into(), &[], &mut buf, &tag)
-            .expect("open");
+        HostAead::encrypt(&key, i, &[], &plain, &mut sealed).expect("seal");
+        HostAead::decrypt(&key, i, &[], &sealed, &mut opened).expect("open");
     }
+    std::hint::black_box(&opened);
     n as f64 / t.elapsed().as_secs_f64()
 }
 
@@ -413,7 +422,8 @@ async fn logins(n: usize, concurrency: usize) -> Result<()> {
         per * concurrency
     );
     println!(
-        "  X25519 on one core: key generation {:.1} µs, DH {:.1} µs; server-only bound {server_bound:.0}/s ({} cores / (1 keygen + 3 DH)), bound with the load generator's clients on the same cores {shared_bound:.0}/s",
+        "  X25519 ({}) on one core: key generation {:.1} µs, DH {:.1} µs; server-only bound {server_bound:.0}/s ({} cores / (1 keygen + 3 DH)), bound with the load generator's clients on the same cores {shared_bound:.0}/s",
+        HostCrypto::NAME,
         keygen * 1e6,
         dh * 1e6,
         cores()
@@ -615,7 +625,8 @@ async fn relay(k: usize, seconds: f64, size: usize) -> Result<f64> {
     let aead = aead_rate(size + 40);
     println!("relay: {k} chats x {per} messages of {size} B in {secs:.2} s = {msgs:.0} msg/s, {:.1} MB/s of chat text", msgs * size as f64 / 1e6);
     println!(
-        "  ChaCha20-Poly1305 ({} B): {aead:.0} seal+open/s/core; server-only bound {:.0} msg/s (1 open + 1 seal per message on {} cores), bound with both clients on the same cores {:.0} msg/s (3 seal+open pairs per message)",
+        "  ChaCha20-Poly1305 ({}, {} B): {aead:.0} seal+open/s/core; server-only bound {:.0} msg/s (1 open + 1 seal per message on {} cores), bound with both clients on the same cores {:.0} msg/s (3 seal+open pairs per message)",
+        HostCrypto::NAME,
         size + 40,
         aead * cores() as f64,
         cores(),

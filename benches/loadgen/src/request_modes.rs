@@ -37,7 +37,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Result};
-use securecom_core::{ClientEvent, PublicKey, RequestMode, StaticSecret};
+use securecom_core::{ClientEvent, CryptoProvider as _, PublicKey, RequestMode, StaticSecret};
 use securecom_host::now;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -370,7 +370,8 @@ pub async fn run(n: usize, concurrency: usize, rounds: usize) -> Result<()> {
     ratio(b, c, "(b)/(c)");
     ratio(b, a, "(b)/(a)");
     println!(
-        "  X25519 on one core: key generation {:.1} µs, DH {:.1} µs; the request channel's NNpsk0 costs the server 1 key generation + 1 DH = {:.0} µs in either mode",
+        "  X25519 ({}) on one core: key generation {:.1} µs, DH {:.1} µs; the request channel's NNpsk0 costs the server 1 key generation + 1 DH = {:.0} µs in either mode",
+        securecom_host::HostCrypto::NAME,
         keygen * 1e6,
         dh * 1e6,
         (keygen + dh) * 1e6
