@@ -374,7 +374,7 @@ pub async fn serve(
 ) -> Result<()> {
     let listener = TcpListener::bind(args.listen).await?;
     let addr = listener.local_addr()?;
-    info!(%addr, key = %shared.key.public_key().fingerprint(), "listening");
+    info!(%addr, key = %shared.key.public_key().fingerprint(), crypto = %shared.crypto, "listening");
     ready(addr);
     let (stop_tx, stop_rx) = watch::channel(false);
     let slots = Arc::new(Semaphore::new(args.max_connections));

@@ -213,6 +213,30 @@ pub struct RunArgs {
     /// be asked again by the same requester.
     #[arg(long, default_value_t = 30)]
     pub refuse_cooldown: u64,
+    /// The crypto provider under the protocol: `aws-lc` (AWS-LC's X25519 and
+    /// ChaCha20-Poly1305, the fastest here) or `rustcrypto` (the portable
+    /// one the device runs). Both put the same bytes on the wire; the
+    /// choice exists to compare them in one benchmark run.
+    #[arg(long, value_enum, default_value_t = Crypto::AwsLc)]
+    pub crypto: Crypto,
+}
+
+/// `--crypto`; shown in the log by its option value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Crypto {
+    /// `securecom_host::crypto::AwsLc` (the default).
+    AwsLc,
+    /// `securecom_core::RustCrypto`.
+    Rustcrypto,
+}
+
+impl std::fmt::Display for Crypto {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Crypto::AwsLc => "aws-lc",
+            Crypto::Rustcrypto => "rustcrypto",
+        })
+    }
 }
 
 fn parse_rate(s: &str) -> std::result::Result<securecom_core::Rate, String> {
@@ -401,9 +425,11 @@ fn run(dir: &Path, args: RunArgs, pass: &Sources) -> Result<()> {
         None => tracing_subscriber::EnvFilter::try_from_default_env()
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
     };
+    // Colours only on a terminal: a log file or a journal gets plain text.
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     if args.max_frame < 128 || args.max_frame > securecom_core::MAX_FRAME {
         bail!(
@@ -461,6 +487,7 @@ fn run(dir: &Path, args: RunArgs, pass: &Sources) -> Result<()> {
         dial_timeout: Duration::from_secs(5),
         max_frame: args.max_frame,
         certificate,
+        crypto: args.crypto,
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -18,6 +18,7 @@ use std::time::Duration;
 use securecom_core::message::{RefuseReason, UserName as Name};
 use securecom_core::noise::{RequestTicket, REQUEST_HELLO_LEN};
 use securecom_core::server::{ServerEvent, ServerSession};
+use securecom_core::CryptoProvider;
 use securecom_core::{
     PublicKey, Registry as _, ServerConfig, StaticSecret, UserName, MAX_FRAME,
     MAX_USERS_PER_MESSAGE,
@@ -63,6 +64,8 @@ pub struct Shared {
     pub output_hard_cap: usize,
     /// Client-dialled request channels awaited, by ticket.
     pub tickets: Tickets,
+    /// The crypto provider sessions run on (`--crypto`).
+    pub crypto: crate::Crypto,
 }
 
 /// The tickets of the client-dialled request channels being awaited: at most
@@ -196,11 +199,11 @@ thread_local! {
 /// message needs it at once); a session not in a chat keeps none.
 const KEEP_OUTPUT: usize = 16 * 1024;
 
-struct Task {
+struct Task<P: CryptoProvider> {
     id: u64,
     peer: SocketAddr,
     shared: Arc<Shared>,
-    session: ServerSession<HostCrypto>,
+    session: ServerSession<P>,
     mailbox: Mailbox,
     std_wr: OwnedWriteHalf,
     std_out: Vec<u8>,
@@ -228,8 +231,27 @@ struct Task {
     clock: securecom_core::Instant,
 }
 
-/// Runs one client's connection to its end.
+/// Runs one client's connection to its end, on the provider `--crypto` chose.
 pub async fn run(
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    id: u64,
+    shutdown: watch::Receiver<bool>,
+    handshake: HandshakeTicket,
+) {
+    match shared.crypto {
+        crate::Crypto::AwsLc => {
+            run_on::<HostCrypto>(shared, stream, peer, id, shutdown, handshake).await
+        }
+        crate::Crypto::Rustcrypto => {
+            run_on::<securecom_core::RustCrypto>(shared, stream, peer, id, shutdown, handshake)
+                .await
+        }
+    }
+}
+
+async fn run_on<P: CryptoProvider>(
     shared: Arc<Shared>,
     stream: TcpStream,
     peer: SocketAddr,
@@ -259,27 +281,23 @@ pub async fn run(
         drop(handshake);
         return;
     }
-    let session = match ServerSession::<HostCrypto>::new(
-        &shared.config,
-        &shared.key,
-        started,
-        &mut thread_rng(),
-    ) {
-        Ok(mut s) => {
-            s.set_max_frame(shared.max_frame);
-            if let Some(c) = &shared.certificate {
-                // Checked at start-up: it decodes and certifies our key.
-                if let Err(e) = s.set_certificate(c) {
-                    warn!(%peer, error = %e, "certificate not sent");
+    let session =
+        match ServerSession::<P>::new(&shared.config, &shared.key, started, &mut thread_rng()) {
+            Ok(mut s) => {
+                s.set_max_frame(shared.max_frame);
+                if let Some(c) = &shared.certificate {
+                    // Checked at start-up: it decodes and certifies our key.
+                    if let Err(e) = s.set_certificate(c) {
+                        warn!(%peer, error = %e, "certificate not sent");
+                    }
                 }
+                s
             }
-            s
-        }
-        Err(e) => {
-            warn!(%peer, error = %e, "cannot start a session");
-            return;
-        }
-    };
+            Err(e) => {
+                warn!(%peer, error = %e, "cannot start a session");
+                return;
+            }
+        };
     let (std_rd, std_wr) = stream.into_split();
     let (mailbox, mut inbox) = Mailbox::new(id);
     let mut users = shared.registry.subscribe();
@@ -516,7 +534,7 @@ async fn write_all(
     Ok(())
 }
 
-impl Task {
+impl<P: CryptoProvider> Task<P> {
     fn read_standard(&mut self, rd: &mut OwnedReadHalf) {
         let mut total = 0;
         while !self.session.is_closed() {

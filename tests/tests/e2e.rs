@@ -306,3 +306,25 @@ fn registry_edits_apply_without_restart() {
     let mut alice = Client::login(&server, &u[0]);
     assert_eq!(alice.users(), ["alice"]);
 }
+
+/// The server on the portable provider (`--crypto rustcrypto`) serves the
+/// same clients (which run AWS-LC) as on the default one: a login, a chat
+/// both ways, a close.
+#[test]
+fn server_on_the_portable_provider_serves_the_same_clients() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start_with(dir.path(), &["--crypto", "rustcrypto"]);
+    let alice = User::registered(dir.path(), &server, "alice");
+    let bob = User::registered(dir.path(), &server, "bob");
+    let log = server.log();
+    assert!(log.contains("crypto=rustcrypto"), "the server names its provider: {log}");
+    let mut a = Client::login(&server, &alice);
+    let mut b = Client::login(&server, &bob);
+    open_chat(&mut a, &mut b);
+    say(&mut a, &mut b, "over RustCrypto");
+    say(&mut b, &mut a, "and back");
+    a.send("/leave");
+    b.expect_where("peer closed", |v| {
+        v["event"] == "chat_ended" && v["reason"] == "peer_closed" && v["undelivered"] == 0
+    });
+}

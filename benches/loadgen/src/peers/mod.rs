@@ -31,6 +31,9 @@
 //!   with the core's clients of main.rs (`Peer`, `open_pair`): a login is a
 //!   Noise XX handshake and the login exchange; a message is a chat
 //!   message the server opens and seals again for the peer.
+//! - **secureCom, server on RustCrypto (before)**: the same server with
+//!   `--crypto rustcrypto`, the portable provider it ran before the host
+//!   provider (and the device runs); the generator's clients are the same.
 //!
 //! # Fairness
 //!
@@ -147,7 +150,7 @@ fn parse(args: &[String]) -> Result<Opts> {
                     .into_iter()
                     .find(|x| x.key() == k.trim())
                     .with_context(|| {
-                        format!("--only: unknown system {k} (mosquitto, rustls, tcp, securecom)")
+                        format!("--only: unknown system {k} (mosquitto, rustls, tcp, securecom-rustcrypto, securecom)")
                     })
             })
             .collect::<Result<_>>()?,
@@ -188,7 +191,7 @@ pub(crate) async fn run(args: &[String]) -> Result<()> {
     let bins = systems::bin_dir()?;
     for (kinds, bin, build) in [
         (
-            &[Kind::Securecom][..],
+            &[Kind::Securecom, Kind::SecurecomRustCrypto][..],
             "securecom-server",
             "securecom-server",
         ),

@@ -28,10 +28,19 @@ pub enum Kind {
     Rustls,
     Tcp,
     Securecom,
+    /// secureCom with the server on the portable provider (`--crypto
+    /// rustcrypto`): the "before" of the host provider, in the same run.
+    SecurecomRustCrypto,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [Kind::Mosquitto, Kind::Rustls, Kind::Tcp, Kind::Securecom];
+    pub const ALL: [Kind; 5] = [
+        Kind::Mosquitto,
+        Kind::Rustls,
+        Kind::Tcp,
+        Kind::SecurecomRustCrypto,
+        Kind::Securecom,
+    ];
 
     /// The name `--only` takes.
     pub fn key(self) -> &'static str {
@@ -40,6 +49,7 @@ impl Kind {
             Kind::Rustls => "rustls",
             Kind::Tcp => "tcp",
             Kind::Securecom => "securecom",
+            Kind::SecurecomRustCrypto => "securecom-rustcrypto",
         }
     }
 
@@ -49,6 +59,7 @@ impl Kind {
             Kind::Rustls => "rustls 0.23 (aws-lc-rs) mTLS relay",
             Kind::Tcp => "plain TCP relay",
             Kind::Securecom => "secureCom",
+            Kind::SecurecomRustCrypto => "secureCom, server on RustCrypto (before)",
         }
     }
 
@@ -115,8 +126,15 @@ impl Target {
     ) -> Result<Target> {
         let t = measure::spawn_on_server_core(
             || match kind {
-                Kind::Securecom => {
-                    let s = Server::start(sc_users).context("starting securecom-server")?;
+                Kind::Securecom | Kind::SecurecomRustCrypto => {
+                    let s = if kind == Kind::Securecom {
+                        Server::start(sc_users)
+                    } else {
+                        let mut args = crate::LIFTED_LIMITS.to_vec();
+                        args.extend(["--crypto", "rustcrypto"]);
+                        Server::start_with(sc_users, &args, false)
+                    }
+                    .context("starting securecom-server")?;
                     Ok(Target {
                         ep: Endpoint {
                             kind,
@@ -355,7 +373,7 @@ async fn relay_hello(io: &mut Io, own: &str, peer: &str) -> Result<()> {
 /// Logs `cred` in and out once. Returns the TLS cipher suite, if any.
 pub async fn login(t: Endpoint, cred: &Cred) -> Result<Option<String>> {
     match t.kind {
-        Kind::Securecom => {
+        Kind::Securecom | Kind::SecurecomRustCrypto => {
             let key = t.sc_key.context("server key")?;
             let mut p = Peer::connect(t.addr, key, cred.name(), &cred.sc.1, None).await?;
             p.wait("login", |e| matches!(e, ClientEvent::LoggedIn { .. }))
@@ -432,7 +450,7 @@ async fn mqtt_client(t: Endpoint, cred: &Cred) -> Result<Io> {
 /// the relays: both helloed naming each other).
 pub async fn open_pair(t: Endpoint, a: &Cred, b: &Cred) -> Result<(Tx, Rx)> {
     match t.kind {
-        Kind::Securecom => {
+        Kind::Securecom | Kind::SecurecomRustCrypto => {
             let key = t.sc_key.context("server key")?;
             let (pa, pb, d) = crate::open_pair(t.addr, key, &a.sc, &b.sc).await?;
             Ok((
