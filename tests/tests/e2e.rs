@@ -317,7 +317,10 @@ fn server_on_the_portable_provider_serves_the_same_clients() {
     let alice = User::registered(dir.path(), &server, "alice");
     let bob = User::registered(dir.path(), &server, "bob");
     let log = server.log();
-    assert!(log.contains("crypto=rustcrypto"), "the server names its provider: {log}");
+    assert!(
+        log.contains("crypto=rustcrypto"),
+        "the server names its provider: {log}"
+    );
     let mut a = Client::login(&server, &alice);
     let mut b = Client::login(&server, &bob);
     open_chat(&mut a, &mut b);
