@@ -1,5 +1,5 @@
-//! The crypto provider: which implementation of X25519 and
-//! ChaCha20-Poly1305 the Noise engine runs on.
+//! The crypto provider: which implementation of X25519,
+//! ChaCha20-Poly1305 and ML-KEM-768 the Noise engine runs on.
 //!
 //! The protocol logic is one and the same everywhere; only the primitives
 //! under it are chosen, at compile time, by a type parameter `P:
@@ -8,9 +8,10 @@
 //! [`RustCrypto`], so `Client` means `Client<RustCrypto>`: what the firmware
 //! runs, portable `no_std` code with no heap and no `unsafe` of ours.
 //!
-//! The seam is clatter's own component traits ([`Dh`], [`Cipher`]), so a
-//! provider is two types that clatter accepts in place of its RustCrypto
-//! ones, with exactly the same key, output and nonce encodings. The host
+//! The seam is clatter's own component traits ([`Dh`], [`Cipher`], [`Kem`]),
+//! so a provider is three types that clatter accepts in place of its own,
+//! with exactly the same key, output and nonce encodings, and (for the KEM)
+//! the same use of randomness. The host
 //! programs plug in `securecom_host::crypto::AwsLc` (aws-lc-rs); whatever a
 //! provider is, it must produce the same bytes: the Noise vectors, the
 //! `snow` interop and a differential test run against every provider.
@@ -27,8 +28,9 @@
 //! [`Hub`]: crate::Hub
 
 use clatter::bytearray::SensitiveByteArray;
-use clatter::traits::{Cipher, Dh};
+use clatter::traits::{Cipher, Dh, Kem};
 
+use crate::kem::{CIPHERTEXT_LEN, PUBLIC_KEY_LEN, SECRET_KEY_LEN, SHARED_SECRET_LEN};
 use crate::keys::KEY_LEN;
 
 /// X25519, as a clatter [`Dh`] with clatter's own encodings.
@@ -60,7 +62,43 @@ pub trait ChaChaPoly: Cipher<Key = SensitiveByteArray<[u8; 32]>> {}
 
 impl<T> ChaChaPoly for T where T: Cipher<Key = SensitiveByteArray<[u8; 32]>> {}
 
-/// A set of primitives for the `25519_ChaChaPoly_BLAKE2s` suite.
+/// ML-KEM-768 (FIPS 203) as a clatter [`Kem`] with FIPS 203's encodings
+/// (encapsulation key 1184 B, decapsulation key 2400 B, ciphertext 1088 B,
+/// shared secret 32 B), and one use of randomness for all providers, so that
+/// seeded runs give the same bytes whatever the provider:
+///
+/// - `genkey_rng` draws 64 bytes in one `fill_bytes` call, `d || z`, and
+///   returns `ML-KEM.KeyGen_internal(d, z)`;
+/// - `encapsulate` draws 32 bytes `m` in one call, checks the encapsulation
+///   key (FIPS 203 section 7.2: it must be the right length and its
+///   coefficients reduced; else `KemError::Input`) and returns
+///   `ML-KEM.Encaps_internal(ek, m)`;
+/// - `decapsulate` fails (`KemError::Input`) on a ciphertext or key of the
+///   wrong length or a decapsulation key whose embedded hash is wrong, and
+///   otherwise returns ML-KEM's secret, the implicit-rejection one for a
+///   forged ciphertext.
+pub trait MlKem768:
+    Kem<
+    PubKey = [u8; PUBLIC_KEY_LEN],
+    Ct = [u8; CIPHERTEXT_LEN],
+    SecretKey = SensitiveByteArray<[u8; SECRET_KEY_LEN]>,
+    Ss = SensitiveByteArray<[u8; SHARED_SECRET_LEN]>,
+>
+{
+}
+
+impl<T> MlKem768 for T where
+    T: Kem<
+        PubKey = [u8; PUBLIC_KEY_LEN],
+        Ct = [u8; CIPHERTEXT_LEN],
+        SecretKey = SensitiveByteArray<[u8; SECRET_KEY_LEN]>,
+        Ss = SensitiveByteArray<[u8; SHARED_SECRET_LEN]>,
+    >
+{
+}
+
+/// A set of primitives for the `25519_ChaChaPoly_BLAKE2s` suite and its
+/// hybrid ML-KEM-768 extension.
 pub trait CryptoProvider: 'static {
     /// A short name for logs and benchmarks ("RustCrypto", "aws-lc-rs").
     const NAME: &'static str;
@@ -68,6 +106,8 @@ pub trait CryptoProvider: 'static {
     type Dh: X25519;
     /// ChaCha20-Poly1305.
     type Cipher: ChaChaPoly;
+    /// ML-KEM-768.
+    type Kem: MlKem768;
 }
 
 /// The portable provider: clatter's RustCrypto components
@@ -80,4 +120,5 @@ impl CryptoProvider for RustCrypto {
     const NAME: &'static str = "RustCrypto";
     type Dh = crate::keys::RawX25519;
     type Cipher = clatter::crypto::cipher::ChaChaPoly;
+    type Kem = crate::kem::Fips203MlKem768;
 }

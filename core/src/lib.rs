@@ -73,6 +73,7 @@ pub mod frame;
 #[cfg(any(fuzzing, test))]
 mod fuzzing;
 pub mod hub;
+pub mod kem;
 pub mod keys;
 pub mod limits;
 pub mod message;

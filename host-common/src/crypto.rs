@@ -471,4 +471,6 @@ impl securecom_core::CryptoProvider for AwsLc {
     const NAME: &'static str = "aws-lc-rs";
     type Dh = AwsLcX25519;
     type Cipher = AwsLcChaChaPoly;
+    // Until AWS-LC's ML-KEM is wired in: the portable one.
+    type Kem = securecom_core::kem::Fips203MlKem768;
 }
