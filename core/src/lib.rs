@@ -78,6 +78,7 @@ pub mod keys;
 pub mod limits;
 pub mod message;
 pub mod noise;
+pub mod pq;
 pub mod rate;
 pub mod server;
 pub mod time;

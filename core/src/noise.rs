@@ -498,16 +498,7 @@ impl<P: CryptoProvider> Handshake<P> {
             .engine
             .finalize()
             .map_err(|_| CryptoError::WrongState)?;
-        let hash = *inner.get_handshake_hash();
-        Ok(Transport {
-            inner,
-            hash,
-            remote,
-            max_messages: limits.max_messages,
-            sent: 0,
-            received: 0,
-            started: now,
-        })
+        Ok(Transport::from_state(inner, remote, limits, now))
     }
 }
 
@@ -535,6 +526,61 @@ impl<P: CryptoProvider> Drop for Transport<P> {
 }
 
 impl<P: CryptoProvider> Transport<P> {
+    pub(crate) fn from_state(
+        inner: TransportState<P::Cipher, Blake2s>,
+        remote: Option<PublicKey>,
+        limits: &Limits,
+        now: Instant,
+    ) -> Self {
+        let hash = *inner.get_handshake_hash();
+        Transport {
+            inner,
+            hash,
+            remote,
+            max_messages: limits.max_messages,
+            sent: 0,
+            received: 0,
+            started: now,
+        }
+    }
+
+    /// Seals an inner (post-quantum) handshake message, which may be longer
+    /// than a transport message ([`crate::pq::MAX_PQ_MESSAGE`]).
+    pub(crate) fn seal_inner(
+        &mut self,
+        message: &[u8],
+        out: &mut [u8],
+    ) -> Result<usize, CryptoError> {
+        match message.len().checked_add(TAG_LEN) {
+            Some(needed) if needed <= crate::pq::MAX_PQ_MESSAGE && out.len() >= needed => {}
+            _ => return Err(CryptoError::BufferTooSmall),
+        }
+        let n = self
+            .inner
+            .send(message, out)
+            .map_err(|_| CryptoError::MessageLimit)?;
+        self.sent = self.sent.saturating_add(1);
+        Ok(n)
+    }
+
+    /// Opens an inner handshake message sealed by [`Self::seal_inner`].
+    pub(crate) fn open_inner(
+        &mut self,
+        sealed: &[u8],
+        out: &mut [u8],
+    ) -> Result<usize, CryptoError> {
+        match sealed.len().checked_sub(TAG_LEN) {
+            Some(n) if sealed.len() <= crate::pq::MAX_PQ_MESSAGE && out.len() >= n => {}
+            _ => return Err(CryptoError::DecryptFailed),
+        }
+        let n = self
+            .inner
+            .receive(sealed, out)
+            .map_err(|_| CryptoError::DecryptFailed)?;
+        self.received = self.received.saturating_add(1);
+        Ok(n)
+    }
+
     /// The handshake hash (channel binding; the request channel's PSK is derived from it).
     pub fn handshake_hash(&self) -> &[u8; HASH_LEN] {
         &self.hash

@@ -1,0 +1,310 @@
+//! Protocol 2's post-quantum layer (`securecom_core::pq`): the inner `pqNN`
+//! over a finished classical handshake, checked byte for byte against
+//! clatter's own `HybridDualLayerHandshake` fed the same keys and
+//! randomness (the second implementation of the composition), and against
+//! tampering, replay and misuse.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use clatter::bytearray::SensitiveByteArray;
+use clatter::crypto::cipher::ChaChaPoly;
+use clatter::crypto::dh::X25519;
+use clatter::crypto::hash::Blake2s;
+use clatter::handshakepattern::{noise_pqnn, noise_xx};
+use clatter::traits::{Dh, Handshaker, Kem};
+use clatter::{HybridDualLayerHandshake, KeyPair, NqHandshakeCore, PqHandshakeCore};
+use rand_core::{CryptoRng, RngCore};
+use securecom_core::kem::Fips203MlKem768;
+use securecom_core::noise::{
+    Handshake, HandshakeParams, NoInternalRng, Pattern, RemoteCheck, Transport, STANDARD_PROLOGUE,
+};
+use securecom_core::pq::{NoKem, PqLayer, MAX_PQ_MESSAGE, MAX_PQ_PAYLOAD, PQ_PROLOGUE};
+use securecom_core::{Instant, Limits, StaticSecret, MAX_NOISE_MESSAGE};
+
+/// Hands out the given chunks, one per `fill_bytes`.
+#[derive(Clone, Default)]
+struct Given(Vec<Vec<u8>>);
+
+impl Given {
+    fn new(chunks: &[&[u8]]) -> Self {
+        Given(chunks.iter().rev().map(|c| c.to_vec()).collect())
+    }
+}
+
+impl RngCore for Given {
+    fn next_u32(&mut self) -> u32 {
+        unreachable!()
+    }
+    fn next_u64(&mut self) -> u64 {
+        unreachable!()
+    }
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        let c = self.0.pop().expect("an unexpected draw");
+        assert_eq!(c.len(), dest.len());
+        dest.copy_from_slice(&c);
+    }
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
+        self.fill_bytes(dest);
+        Ok(())
+    }
+}
+impl CryptoRng for Given {}
+
+const KEM_SEED: [u8; 64] = [0x5a; 64];
+const ENCAPS_M: [u8; 32] = [0xc3; 32];
+
+fn key(b: u8) -> StaticSecret {
+    StaticSecret::from_bytes([b; 32])
+}
+
+fn outer(initiator: bool) -> Handshake {
+    let (s, e) = if initiator {
+        (key(1), key(2))
+    } else {
+        (key(3), key(4))
+    };
+    Handshake::new_with_fixed_ephemeral_for_testing_only(
+        HandshakeParams {
+            pattern: Pattern::XX,
+            initiator,
+            prologue: STANDARD_PROLOGUE,
+            local_static: Some(&s),
+            remote_static: None,
+            psk: None,
+            check: RemoteCheck::Any,
+        },
+        &e,
+    )
+    .unwrap()
+}
+
+/// Ours: the outer XX, then the layer; every wire message in order, and the
+/// two finished transports.
+fn ours(payloads: &[&[u8]; 5]) -> (Vec<Vec<u8>>, Transport, Transport) {
+    let (mut i, mut r) = (outer(true), outer(false));
+    let mut wire = Vec::new();
+    let mut buf = [0u8; MAX_NOISE_MESSAGE];
+    let mut got = [0u8; MAX_NOISE_MESSAGE];
+    for (k, p) in payloads[..3].iter().enumerate() {
+        let (w, rd) = if k % 2 == 0 {
+            (&mut i, &mut r)
+        } else {
+            (&mut r, &mut i)
+        };
+        let n = w.write_message(p, &mut buf).unwrap();
+        let m = rd.read_message(&buf[..n], &mut got).unwrap();
+        assert_eq!(&got[..m], *p);
+        wire.push(buf[..n].to_vec());
+    }
+    let limits = Limits::default();
+    let mut oi = i.into_transport(&limits, Instant::ZERO).unwrap();
+    let mut or = r.into_transport(&limits, Instant::ZERO).unwrap();
+    let mut li = PqLayer::new(true, &oi, &mut Given::new(&[&KEM_SEED])).unwrap();
+    let mut lr = PqLayer::new(false, &or, &mut Given::new(&[&ENCAPS_M])).unwrap();
+    let mut big = [0u8; MAX_PQ_MESSAGE];
+    let mut got = [0u8; MAX_PQ_PAYLOAD];
+    assert!(li.is_write_turn() && !lr.is_write_turn());
+    let n = li.write_message(payloads[3], &mut oi, &mut big).unwrap();
+    let m = lr.read_message(&big[..n], &mut or, &mut got).unwrap();
+    assert_eq!(&got[..m], payloads[3]);
+    wire.push(big[..n].to_vec());
+    let n = lr.write_message(payloads[4], &mut or, &mut big).unwrap();
+    let m = li.read_message(&big[..n], &mut oi, &mut got).unwrap();
+    assert_eq!(&got[..m], payloads[4]);
+    wire.push(big[..n].to_vec());
+    assert!(li.is_finished() && lr.is_finished());
+    let ti = li.into_transport(oi, &limits, Instant::ZERO).unwrap();
+    let tr = lr.into_transport(or, &limits, Instant::ZERO).unwrap();
+    (wire, ti, tr)
+}
+
+type ClatterOuter = NqHandshakeCore<X25519, ChaChaPoly, Blake2s, NoInternalRng>;
+type ClatterInner = PqHandshakeCore<Fips203MlKem768, NoKem, ChaChaPoly, Blake2s, Given>;
+type Dual = HybridDualLayerHandshake<ClatterOuter, ClatterInner, ChaChaPoly, Blake2s, 2048>;
+
+fn clatter_keypair(b: u8) -> KeyPair<[u8; 32], SensitiveByteArray<[u8; 32]>> {
+    let secret = SensitiveByteArray::new([b; 32]);
+    KeyPair {
+        public: <X25519 as Dh>::pubkey(&secret),
+        secret,
+    }
+}
+
+fn clatter_side(initiator: bool) -> Dual {
+    let (s, e) = if initiator { (1, 2) } else { (3, 4) };
+    let outer = ClatterOuter::new(
+        noise_xx(),
+        STANDARD_PROLOGUE,
+        initiator,
+        Some(clatter_keypair(s)),
+        Some(clatter_keypair(e)),
+        None,
+        None,
+    )
+    .unwrap();
+    let (kem_e, rng) = if initiator {
+        let kp: KeyPair<_, _> = Fips203MlKem768::genkey_rng(&mut Given::new(&[&KEM_SEED])).unwrap();
+        (Some(kp), Given::default())
+    } else {
+        (None, Given::new(&[&ENCAPS_M]))
+    };
+    let inner = ClatterInner::new(
+        noise_pqnn(),
+        PQ_PROLOGUE,
+        initiator,
+        None,
+        kem_e,
+        None,
+        None,
+    )
+    .unwrap()
+    .with_rng(rng);
+    Dual::new(outer, inner)
+}
+
+#[test]
+fn same_bytes_as_clatters_dual_layer() {
+    let payloads: [&[u8]; 5] = [b"", b"server hello", b"client hello", b"", b"logged in"];
+    let (wire, mut ti, mut tr) = ours(&payloads);
+    let (mut ci, mut cr) = (clatter_side(true), clatter_side(false));
+    let mut buf = vec![0u8; 4096];
+    let mut got = vec![0u8; 4096];
+    // XX's three, then pqNN's two: the initiator sends two in a row (XX
+    // message 3 and the inner message 1 leave together).
+    let initiator_writes = [true, false, true, true, false];
+    for (k, p) in payloads.iter().enumerate() {
+        let (w, rd) = if initiator_writes[k] {
+            (&mut ci, &mut cr)
+        } else {
+            (&mut cr, &mut ci)
+        };
+        let n = w.write_message(p, &mut buf).unwrap();
+        assert_eq!(buf[..n], wire[k][..], "message {k}");
+        let m = rd.read_message(&buf[..n], &mut got).unwrap();
+        assert_eq!(&got[..m], *p);
+    }
+    let (mut xi, mut xr) = (ci.finalize().unwrap(), cr.finalize().unwrap());
+    assert_eq!(xi.get_handshake_hash()[..], ti.handshake_hash()[..]);
+    assert_eq!(ti.handshake_hash(), tr.handshake_hash());
+    // Both directions of the transport, against clatter's.
+    let mut a = [0u8; 64];
+    let mut b = [0u8; 64];
+    let n = ti.encrypt(b"to the responder", &mut a).unwrap();
+    let m = xi.send(b"to the responder", &mut b).unwrap();
+    assert_eq!(a[..n], b[..m]);
+    let n = tr.encrypt(b"and back", &mut a).unwrap();
+    let m = xr.send(b"and back", &mut b).unwrap();
+    assert_eq!(a[..n], b[..m]);
+    let mut plain = [0u8; 64];
+    let k = ti.decrypt(&a[..n], &mut plain).unwrap();
+    assert_eq!(&plain[..k], b"and back");
+    // The sizes the design note gives: the KEM key and ciphertext with their
+    // payload and outer tags.
+    assert_eq!(wire[3].len(), 1184 + 16 + 16);
+    assert_eq!(wire[4].len(), 1088 + b"logged in".len() + 16 + 16);
+}
+
+#[test]
+fn the_session_keys_are_not_the_outer_ones() {
+    let (_, mut ti, _) = ours(&[b"", b"", b"", b"", b""]);
+    // The outer transport of the same run, rebuilt.
+    let (mut i, mut r) = (outer(true), outer(false));
+    let mut buf = [0u8; MAX_NOISE_MESSAGE];
+    let mut got = [0u8; MAX_NOISE_MESSAGE];
+    for k in 0..3 {
+        let (w, rd) = if k % 2 == 0 {
+            (&mut i, &mut r)
+        } else {
+            (&mut r, &mut i)
+        };
+        let n = w.write_message(b"", &mut buf).unwrap();
+        rd.read_message(&buf[..n], &mut got).unwrap();
+    }
+    let mut or = r.into_transport(&Limits::default(), Instant::ZERO).unwrap();
+    let mut sealed = [0u8; 64];
+    let n = ti.encrypt(b"secret", &mut sealed).unwrap();
+    let mut plain = [0u8; 64];
+    // The responder's outer transport, at the same nonce 0, cannot open the
+    // session's first message: the session keys are the inner handshake's.
+    assert!(or.decrypt(&sealed[..n], &mut plain).is_err());
+}
+
+fn layers() -> (PqLayer, PqLayer, Transport, Transport) {
+    let (mut i, mut r) = (outer(true), outer(false));
+    let mut buf = [0u8; MAX_NOISE_MESSAGE];
+    let mut got = [0u8; MAX_NOISE_MESSAGE];
+    for k in 0..3 {
+        let (w, rd) = if k % 2 == 0 {
+            (&mut i, &mut r)
+        } else {
+            (&mut r, &mut i)
+        };
+        let n = w.write_message(b"", &mut buf).unwrap();
+        rd.read_message(&buf[..n], &mut got).unwrap();
+    }
+    let oi = i.into_transport(&Limits::default(), Instant::ZERO).unwrap();
+    let or = r.into_transport(&Limits::default(), Instant::ZERO).unwrap();
+    let li = PqLayer::new(true, &oi, &mut Given::new(&[&KEM_SEED])).unwrap();
+    let lr = PqLayer::new(false, &or, &mut Given::new(&[&ENCAPS_M])).unwrap();
+    (li, lr, oi, or)
+}
+
+#[test]
+fn every_tampered_byte_of_either_message_is_refused() {
+    let mut big = [0u8; MAX_PQ_MESSAGE];
+    let mut got = [0u8; MAX_PQ_PAYLOAD];
+    let (mut li, _, mut oi, _) = layers();
+    let n = li.write_message(b"", &mut oi, &mut big).unwrap();
+    let first = big[..n].to_vec();
+    for at in (0..first.len()).step_by(7) {
+        let (_, mut lr, _, mut or) = layers();
+        let mut bad = first.clone();
+        bad[at] ^= 0x01;
+        assert!(
+            lr.read_message(&bad, &mut or, &mut got).is_err(),
+            "byte {at}"
+        );
+    }
+    let (mut li, mut lr, mut oi, mut or) = layers();
+    let n = li.write_message(b"", &mut oi, &mut big).unwrap();
+    lr.read_message(&big[..n], &mut or, &mut got).unwrap();
+    let n = lr.write_message(b"ok", &mut or, &mut big).unwrap();
+    let second = big[..n].to_vec();
+    for at in (0..second.len()).step_by(7) {
+        let (mut li, mut lr, mut oi, mut or) = layers();
+        let n = li.write_message(b"", &mut oi, &mut big).unwrap();
+        lr.read_message(&big[..n], &mut or, &mut got).unwrap();
+        lr.write_message(b"ok", &mut or, &mut big).unwrap();
+        let mut bad = second.clone();
+        bad[at] ^= 0x01;
+        assert!(
+            li.read_message(&bad, &mut oi, &mut got).is_err(),
+            "byte {at}"
+        );
+    }
+}
+
+#[test]
+fn replayed_truncated_oversized_and_out_of_turn_messages_fail() {
+    let mut big = [0u8; MAX_PQ_MESSAGE];
+    let mut got = [0u8; MAX_PQ_PAYLOAD];
+    let (mut li, mut lr, mut oi, mut or) = layers();
+    let n = li.write_message(b"", &mut oi, &mut big).unwrap();
+    let first = big[..n].to_vec();
+    assert!(lr.read_message(&first[..n - 1], &mut or, &mut got).is_err());
+    let (_, mut lr, _, mut or) = layers();
+    lr.read_message(&first, &mut or, &mut got).unwrap();
+    // The same message again: the outer nonce has moved on.
+    assert!(lr.read_message(&first, &mut or, &mut got).is_err());
+    // A payload over the bound, and writing out of turn.
+    let (mut li, mut lr, mut oi, mut or) = layers();
+    assert!(li
+        .write_message(&[0u8; MAX_PQ_PAYLOAD + 1], &mut oi, &mut big)
+        .is_err());
+    assert!(lr.write_message(b"", &mut or, &mut big).is_err());
+    // Garbage of lengths across the whole range (and past it) never panics.
+    for len in (0..=MAX_PQ_MESSAGE + 16).step_by(13) {
+        let (_, mut lr, _, mut or) = layers();
+        let junk = vec![0xa5u8; len];
+        assert!(lr.read_message(&junk, &mut or, &mut got).is_err());
+    }
+}

@@ -1,0 +1,61 @@
+use clatter::PqHandshake;
+use clatter::crypto::cipher::ChaChaPoly;
+use clatter::crypto::hash::Sha512;
+use clatter::crypto::kem::rust_crypto_ml_kem::{MlKem512, MlKem1024};
+use clatter::handshakepattern::noise_pqnn;
+use clatter::traits::Handshaker;
+
+fn main() {
+    let mut alice = PqHandshake::<MlKem512, MlKem1024, ChaChaPoly, Sha512>::new(
+        noise_pqnn(),
+        &[],
+        true,
+        None,
+        None,
+        None,
+        None,
+    )
+    .unwrap();
+
+    let mut bob = PqHandshake::<MlKem512, MlKem1024, ChaChaPoly, Sha512>::new(
+        noise_pqnn(),
+        &[],
+        false,
+        None,
+        None,
+        None,
+        None,
+    )
+    .unwrap();
+
+    // Handshake message buffers
+    let mut buf_alice = [0u8; 4096];
+    let mut buf_bob = [0u8; 4096];
+
+    // First handshake message from initiator to responder
+    // e -->
+    let n = alice.write_message(&[], &mut buf_alice).unwrap();
+    let _ = bob.read_message(&buf_alice[..n], &mut buf_bob).unwrap();
+
+    // Second handshake message from responder to initiator
+    // <-- ekem
+    let n = bob.write_message(&[], &mut buf_bob).unwrap();
+    let _ = alice.read_message(&buf_bob[..n], &mut buf_alice).unwrap();
+
+    // Handshake should be done
+    assert!(alice.is_finished() && bob.is_finished());
+
+    // Finish handshakes and move to transport mode
+    let mut alice = alice.finalize().unwrap();
+    let mut bob = bob.finalize().unwrap();
+
+    // Send a message from Alice to Bob
+    let msg = b"Hello from initiator";
+    let n = alice.send(msg, &mut buf_alice).unwrap();
+    let n = bob.receive(&buf_alice[..n], &mut buf_bob).unwrap();
+
+    println!(
+        "Bob received from Alice: {}",
+        str::from_utf8(&buf_bob[..n]).unwrap()
+    );
+}

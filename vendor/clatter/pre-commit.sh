@@ -1,0 +1,5 @@
+#!/bin/bash
+
+cargo clippy --all-features -- -Dwarnings
+cargo +nightly fmt --all
+./test.sh
