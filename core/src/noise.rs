@@ -16,10 +16,10 @@
 //! Ephemeral keys always come from the caller's RNG: clatter would otherwise
 //! build its own RNG with `Default`, which a sans-IO core must not do.
 
+use clatter::cipherstate::{CipherState, CipherStates};
 use clatter::crypto::hash::Blake2s;
 use clatter::handshakepattern::{noise_kk, noise_nn_psk0, noise_xx, HandshakePattern};
 use clatter::traits::{Handshaker, Hash};
-use clatter::transportstate::TransportState;
 use clatter::NqHandshakeCore;
 use rand_core::{CryptoRng, RngCore};
 use zeroize::{Zeroize, ZeroizeOnDrop};
@@ -494,11 +494,20 @@ impl<P: CryptoProvider> Handshake<P> {
         now: Instant,
     ) -> Result<Transport<P>, CryptoError> {
         let remote = self.remote_static();
-        let inner = self
+        let initiator = self.engine.is_initiator();
+        let state = self
             .engine
             .finalize()
             .map_err(|_| CryptoError::WrongState)?;
-        Ok(Transport::from_state(inner, remote, limits, now))
+        let hash = *state.get_handshake_hash();
+        Ok(Transport::from_ciphers(
+            state.take(),
+            initiator,
+            hash,
+            remote,
+            limits,
+            now,
+        ))
     }
 }
 
@@ -510,7 +519,10 @@ impl<P: CryptoProvider> Handshake<P> {
 /// The cipher states zeroize themselves (clatter); the handshake hash, which
 /// keys the request channel's PSK, is zeroized on drop here.
 pub struct Transport<P: CryptoProvider = RustCrypto> {
-    inner: TransportState<P::Cipher, Blake2s>,
+    /// Our sending cipher state (key and nonce).
+    tx: CipherState<P::Cipher>,
+    /// Our receiving one.
+    rx: CipherState<P::Cipher>,
     hash: [u8; HASH_LEN],
     remote: Option<PublicKey>,
     max_messages: u64,
@@ -526,15 +538,24 @@ impl<P: CryptoProvider> Drop for Transport<P> {
 }
 
 impl<P: CryptoProvider> Transport<P> {
-    pub(crate) fn from_state(
-        inner: TransportState<P::Cipher, Blake2s>,
+    /// The transport of a finished handshake: `Split()`'s two cipher
+    /// states, ours to send with first if we were the `initiator`.
+    pub(crate) fn from_ciphers(
+        ciphers: CipherStates<P::Cipher>,
+        initiator: bool,
+        hash: [u8; HASH_LEN],
         remote: Option<PublicKey>,
         limits: &Limits,
         now: Instant,
     ) -> Self {
-        let hash = *inner.get_handshake_hash();
+        let CipherStates {
+            initiator_to_responder: i2r,
+            responder_to_initiator: r2i,
+        } = ciphers;
+        let (tx, rx) = if initiator { (i2r, r2i) } else { (r2i, i2r) };
         Transport {
-            inner,
+            tx,
+            rx,
             hash,
             remote,
             max_messages: limits.max_messages,
@@ -544,38 +565,32 @@ impl<P: CryptoProvider> Transport<P> {
         }
     }
 
-    /// Seals an inner (post-quantum) handshake message, which may be longer
-    /// than a transport message ([`crate::pq::MAX_PQ_MESSAGE`]).
-    pub(crate) fn seal_inner(
-        &mut self,
-        message: &[u8],
-        out: &mut [u8],
-    ) -> Result<usize, CryptoError> {
-        match message.len().checked_add(TAG_LEN) {
-            Some(needed) if needed <= crate::pq::MAX_PQ_MESSAGE && out.len() >= needed => {}
+    /// Seals in place an inner (post-quantum) handshake message, which may
+    /// be longer than a transport message ([`crate::pq::MAX_PQ_MESSAGE`]):
+    /// its `len` bytes at the start of `buf`; returns the sealed length.
+    pub(crate) fn seal_inner(&mut self, buf: &mut [u8], len: usize) -> Result<usize, CryptoError> {
+        match len.checked_add(TAG_LEN) {
+            Some(needed) if needed <= crate::pq::MAX_PQ_MESSAGE && buf.len() >= needed => {}
             _ => return Err(CryptoError::BufferTooSmall),
         }
         let n = self
-            .inner
-            .send(message, out)
+            .tx
+            .encrypt_with_ad_in_place(&[], buf, len)
             .map_err(|_| CryptoError::MessageLimit)?;
         self.sent = self.sent.saturating_add(1);
         Ok(n)
     }
 
-    /// Opens an inner handshake message sealed by [`Self::seal_inner`].
-    pub(crate) fn open_inner(
-        &mut self,
-        sealed: &[u8],
-        out: &mut [u8],
-    ) -> Result<usize, CryptoError> {
-        match sealed.len().checked_sub(TAG_LEN) {
-            Some(n) if sealed.len() <= crate::pq::MAX_PQ_MESSAGE && out.len() >= n => {}
-            _ => return Err(CryptoError::DecryptFailed),
+    /// Opens in place an inner handshake message sealed by
+    /// [`Self::seal_inner`]; returns the plaintext length.
+    pub(crate) fn open_inner(&mut self, buf: &mut [u8]) -> Result<usize, CryptoError> {
+        if buf.len() < TAG_LEN || buf.len() > crate::pq::MAX_PQ_MESSAGE {
+            return Err(CryptoError::DecryptFailed);
         }
+        let len = buf.len();
         let n = self
-            .inner
-            .receive(sealed, out)
+            .rx
+            .decrypt_with_ad_in_place(&[], buf, len)
             .map_err(|_| CryptoError::DecryptFailed)?;
         self.received = self.received.saturating_add(1);
         Ok(n)
@@ -620,9 +635,10 @@ impl<P: CryptoProvider> Transport<P> {
             Some(needed) if needed <= MAX_NOISE_MESSAGE && out.len() >= needed => {}
             _ => return Err(CryptoError::BufferTooSmall),
         }
-        let n = self
-            .inner
-            .send(plaintext, out)
+        let n = plaintext.len().saturating_add(TAG_LEN);
+        let out = out.get_mut(..n).ok_or(CryptoError::BufferTooSmall)?;
+        self.tx
+            .encrypt_with_ad(&[], plaintext, out)
             .map_err(|_| CryptoError::MessageLimit)?;
         // `sent < max_messages` (checked above): cannot saturate.
         self.sent = self.sent.saturating_add(1);
@@ -641,13 +657,15 @@ impl<P: CryptoProvider> Transport<P> {
         if out.len() < plain_len {
             return Err(CryptoError::BufferTooSmall);
         }
-        let n = self
-            .inner
-            .receive(ciphertext, out)
+        let out = out
+            .get_mut(..plain_len)
+            .ok_or(CryptoError::BufferTooSmall)?;
+        self.rx
+            .decrypt_with_ad(&[], ciphertext, out)
             .map_err(|_| CryptoError::DecryptFailed)?;
         // `received < max_messages` (checked above): cannot saturate.
         self.received = self.received.saturating_add(1);
-        Ok(n)
+        Ok(plain_len)
     }
 
     /// Decrypts in place; returns the plaintext length (the plaintext is `buf[..n]`).
@@ -660,8 +678,8 @@ impl<P: CryptoProvider> Transport<P> {
         }
         let len = buf.len();
         let n = self
-            .inner
-            .receive_in_place(buf, len)
+            .rx
+            .decrypt_with_ad_in_place(&[], buf, len)
             .map_err(|_| CryptoError::DecryptFailed)?;
         // `received < max_messages` (checked above): cannot saturate.
         self.received = self.received.saturating_add(1);

@@ -17,23 +17,22 @@
 //!
 //! Randomness is the caller's, drawn when the layer is made: the
 //! initiator's ephemeral KEM key (64 bytes, `d || z`) or the responder's
-//! encapsulation (32 bytes, `m`); clatter's engine gets them through
-//! `with_rng` (the one addition of `vendor/clatter`).
+//! encapsulation (32 bytes, `m`).
 //!
 //! Not on the wire yet: the channels still speak protocol 1.
 
 use clatter::bytearray::SensitiveByteArray;
 use clatter::crypto::hash::Blake2s;
 use clatter::error::{KemError, KemResult};
-use clatter::handshakepattern::noise_pqnn;
-use clatter::traits::{CryptoComponent, Handshaker, Kem};
-use clatter::{KeyPair, PqHandshakeCore};
+use clatter::symmetricstate::SymmetricState;
+use clatter::traits::{CryptoComponent, Kem};
+use clatter::KeyPair;
 use rand_core::{CryptoRng, RngCore};
 use zeroize::Zeroize;
 
 use crate::crypto::CryptoProvider;
 use crate::error::CryptoError;
-use crate::kem::{CIPHERTEXT_LEN, PUBLIC_KEY_LEN};
+use crate::kem::{CIPHERTEXT_LEN, PUBLIC_KEY_LEN, SECRET_KEY_LEN};
 use crate::limits::{Limits, TAG_LEN};
 use crate::noise::Transport;
 use crate::time::Instant;
@@ -124,102 +123,219 @@ impl RngCore for Drawn {
 
 impl CryptoRng for Drawn {}
 
-type Engine<P> = PqHandshakeCore<
-    <P as CryptoProvider>::Kem,
-    NoKem,
-    <P as CryptoProvider>::Cipher,
-    Blake2s,
-    Drawn,
->;
+/// The name clatter gives this pattern with these primitives (its
+/// `PqHandshakeCore::build_name`), the inner handshake's protocol name.
+pub const PQ_PROTOCOL_NAME: &str = "Noise_pqNN_MLKEM768+NoSKEM_ChaChaPoly_BLAKE2s";
+
+/// Where the inner handshake is. Kept small (the largest is the 2.4 KB
+/// secret key): the device moves it around on a small stack.
+enum Step {
+    /// Initiator, to write `-> e`: the seed of its ephemeral KEM key.
+    InitiatorSend(Drawn64),
+    /// Initiator, to read `<- ekem` with the ephemeral secret key.
+    InitiatorReceive(SensitiveByteArray<[u8; SECRET_KEY_LEN]>),
+    /// Responder, to read `-> e`; the encapsulation's randomness.
+    ResponderReceive(Drawn),
+    /// Responder, to write `<- ekem` to the peer's KEM key.
+    ResponderSend(Drawn, [u8; PUBLIC_KEY_LEN]),
+    /// Both messages done.
+    Done,
+    /// A message failed: the handshake is dead.
+    Failed,
+}
 
 /// The inner `pqNN` handshake of one channel, over the finished outer one.
+///
+/// The two tokens are processed here, on clatter's `SymmetricState`
+/// (`MixHash`, `MixKey`, `EncryptAndHash`, `Split` as Noise defines them),
+/// rather than by clatter's `PqHandshakeCore`, whose construction alone
+/// overflows the device's stack (measured: its 5 KB state with both KEM key
+/// slots is moved several times); the state here is the symmetric state
+/// and at most one KEM secret key, and messages are built and sealed in
+/// the caller's buffer. The bytes are clatter's to the bit
+/// (`core/tests/pq_layer.rs` runs both).
 pub struct PqLayer<P: CryptoProvider = RustCrypto> {
-    engine: Engine<P>,
+    state: SymmetricState<P::Cipher, Blake2s>,
+    step: Step,
+    initiator: bool,
 }
 
 impl<P: CryptoProvider> PqLayer<P> {
     /// Starts the inner handshake over `outer` (finished); `initiator` as in
-    /// the outer one. Draws the initiator's KEM key or the responder's
+    /// the outer one. Draws the initiator's KEM key seed or the responder's
     /// encapsulation randomness from `rng` now.
     pub fn new<R: RngCore + CryptoRng>(
         initiator: bool,
         outer: &Transport<P>,
         rng: &mut R,
     ) -> Result<Self, CryptoError> {
-        let (e, drawn) = if initiator {
+        let step = if initiator {
             let mut seed = Drawn64::default();
             rng.try_fill_bytes(&mut seed.0[..])
                 .map_err(|_| CryptoError::WrongState)?;
-            let kp = P::Kem::genkey_rng(&mut seed).map_err(|_| CryptoError::WrongState)?;
-            (Some(kp), Drawn::default())
+            Step::InitiatorSend(seed)
         } else {
             let mut m = SensitiveByteArray::new([0u8; 32]);
             rng.try_fill_bytes(&mut m[..])
                 .map_err(|_| CryptoError::WrongState)?;
-            (None, Drawn { bytes: Some(m) })
+            Step::ResponderReceive(Drawn { bytes: Some(m) })
         };
-        let mut engine =
-            Engine::<P>::new(noise_pqnn(), PQ_PROLOGUE, initiator, None, e, None, None)
-                .map_err(|_| CryptoError::WrongState)?
-                .with_rng(drawn);
-        let state = engine.get_state_mut();
+        let mut state = SymmetricState::new(PQ_PROTOCOL_NAME);
+        state.mix_hash(PQ_PROLOGUE);
+        // clatter's dual-layer binding.
         state.mix_hash(DUAL_LAYER_DOMAIN);
         state.mix_key_and_hash(outer.handshake_hash());
-        Ok(PqLayer { engine })
+        Ok(PqLayer {
+            state,
+            step,
+            initiator,
+        })
     }
 
     /// True when it is our turn to write.
     pub fn is_write_turn(&self) -> bool {
-        !self.engine.is_finished() && self.engine.is_write_turn()
+        matches!(self.step, Step::InitiatorSend(_) | Step::ResponderSend(..))
     }
 
     /// True when both messages have been exchanged.
     pub fn is_finished(&self) -> bool {
-        self.engine.is_finished()
+        matches!(self.step, Step::Done)
     }
 
-    /// Writes the next inner message with `payload`, sealed by `outer`, into `out`.
+    /// Writes the next inner message with `payload`, sealed by `outer`,
+    /// into `out` (at least [`MAX_PQ_MESSAGE`] bytes); returns its length.
+    /// On error the handshake is dead.
     pub fn write_message(
         &mut self,
         payload: &[u8],
         outer: &mut Transport<P>,
         out: &mut [u8],
     ) -> Result<usize, CryptoError> {
-        if payload.len() > MAX_PQ_PAYLOAD {
-            return Err(CryptoError::BufferTooSmall);
+        if payload.len() > MAX_PQ_PAYLOAD || !self.is_write_turn() {
+            return Err(CryptoError::WrongState);
         }
-        let mut inner = [0u8; MAX_PQ_MESSAGE];
-        let n = self
-            .engine
-            .write_message(payload, &mut inner)
-            .map_err(|_| CryptoError::WrongState)?;
-        let sealed = inner
-            .get(..n)
-            .ok_or(CryptoError::BufferTooSmall)
-            .and_then(|m| outer.seal_inner(m, out));
-        inner.zeroize();
-        sealed
+        let r = self
+            .write_inner(payload, out)
+            .and_then(|n| outer.seal_inner(out, n));
+        if r.is_err() {
+            self.step = Step::Failed;
+            if let Some(out) = out.get_mut(..MAX_PQ_MESSAGE) {
+                out.zeroize();
+            }
+        }
+        r
     }
 
-    /// Reads an inner message sealed by `outer`; its payload goes to `out`.
+    fn write_inner(&mut self, payload: &[u8], out: &mut [u8]) -> Result<usize, CryptoError> {
+        let token_len = match &mut self.step {
+            // -> e: the ephemeral KEM key in clear.
+            Step::InitiatorSend(seed) => {
+                let kp = P::Kem::genkey_rng(seed).map_err(|_| CryptoError::WrongState)?;
+                let dst = out
+                    .get_mut(..PUBLIC_KEY_LEN)
+                    .ok_or(CryptoError::BufferTooSmall)?;
+                dst.copy_from_slice(&kp.public);
+                self.state.mix_hash(&kp.public);
+                // The key pair is wiped on drop; its secret half stays.
+                self.step = Step::InitiatorReceive(kp.secret.clone());
+                PUBLIC_KEY_LEN
+            }
+            // <- ekem: encapsulate to it; the ciphertext in clear, its secret mixed in.
+            Step::ResponderSend(rng, re) => {
+                let (ct, ss) =
+                    P::Kem::encapsulate(&re[..], rng).map_err(|_| CryptoError::WeakKey)?;
+                let dst = out
+                    .get_mut(..CIPHERTEXT_LEN)
+                    .ok_or(CryptoError::BufferTooSmall)?;
+                dst.copy_from_slice(&ct);
+                self.state.mix_hash(&ct);
+                self.state.mix_key(&ss[..]);
+                self.step = Step::Done;
+                CIPHERTEXT_LEN
+            }
+            _ => return Err(CryptoError::WrongState),
+        };
+        // payload ≤ MAX_PQ_PAYLOAD (checked by the caller): cannot overflow.
+        let end = token_len
+            .saturating_add(payload.len())
+            .saturating_add(TAG_LEN);
+        let dst = out
+            .get_mut(token_len..end)
+            .ok_or(CryptoError::BufferTooSmall)?;
+        self.state
+            .encrypt_and_hash(payload, dst)
+            .map_err(|_| CryptoError::WrongState)?;
+        Ok(end)
+    }
+
+    /// Reads an inner message sealed by `outer`, opening it in place in
+    /// `message`; its payload goes to `out`. On error the handshake is dead.
     pub fn read_message(
         &mut self,
-        message: &[u8],
+        message: &mut [u8],
         outer: &mut Transport<P>,
         out: &mut [u8],
     ) -> Result<usize, CryptoError> {
-        let mut inner = [0u8; MAX_PQ_MESSAGE];
-        let n = outer.open_inner(message, &mut inner)?;
-        let read = inner
-            .get(..n)
-            .ok_or(CryptoError::DecryptFailed)
-            .and_then(|m| {
-                self.engine
-                    .read_message(m, out)
-                    .map_err(|_| CryptoError::DecryptFailed)
-            });
-        inner.zeroize();
-        read
+        if !matches!(
+            self.step,
+            Step::InitiatorReceive(_) | Step::ResponderReceive(_)
+        ) {
+            return Err(CryptoError::WrongState);
+        }
+        let r = outer.open_inner(message).and_then(|n| {
+            message
+                .get(..n)
+                .ok_or(CryptoError::DecryptFailed)
+                .and_then(|m| self.read_inner(m, out))
+        });
+        if r.is_err() {
+            self.step = Step::Failed;
+        }
+        r
+    }
+
+    fn read_inner(&mut self, message: &[u8], out: &mut [u8]) -> Result<usize, CryptoError> {
+        let token = match &mut self.step {
+            Step::ResponderReceive(_) => {
+                let re = message
+                    .get(..PUBLIC_KEY_LEN)
+                    .ok_or(CryptoError::DecryptFailed)?;
+                self.state.mix_hash(re);
+                PUBLIC_KEY_LEN
+            }
+            Step::InitiatorReceive(sk) => {
+                let ct = message
+                    .get(..CIPHERTEXT_LEN)
+                    .ok_or(CryptoError::DecryptFailed)?;
+                let ss =
+                    P::Kem::decapsulate(ct, &sk[..]).map_err(|_| CryptoError::DecryptFailed)?;
+                self.state.mix_hash(ct);
+                self.state.mix_key(&ss[..]);
+                CIPHERTEXT_LEN
+            }
+            _ => return Err(CryptoError::WrongState),
+        };
+        let sealed = message.get(token..).unwrap_or_default();
+        let n = sealed
+            .len()
+            .checked_sub(TAG_LEN)
+            .ok_or(CryptoError::DecryptFailed)?;
+        let dst = out.get_mut(..n).ok_or(CryptoError::BufferTooSmall)?;
+        self.state
+            .decrypt_and_hash(sealed, dst)
+            .map_err(|_| CryptoError::DecryptFailed)?;
+        // Only now, with the payload authenticated, does the step move on.
+        self.step = match core::mem::replace(&mut self.step, Step::Failed) {
+            Step::ResponderReceive(rng) => {
+                let mut re = [0u8; PUBLIC_KEY_LEN];
+                if let Some(k) = message.get(..PUBLIC_KEY_LEN) {
+                    re.copy_from_slice(k);
+                }
+                Step::ResponderSend(rng, re)
+            }
+            _ => Step::Done,
+        };
+        Ok(n)
     }
 
     /// Ends both layers: the session's transport on the inner keys, with the
@@ -230,13 +346,22 @@ impl<P: CryptoProvider> PqLayer<P> {
         limits: &Limits,
         now: Instant,
     ) -> Result<Transport<P>, CryptoError> {
+        if !self.is_finished() {
+            return Err(CryptoError::WrongState);
+        }
         let remote = outer.remote_static();
         drop(outer);
-        let state = self
-            .engine
-            .finalize()
-            .map_err(|_| CryptoError::WrongState)?;
-        Ok(Transport::from_state(state, remote, limits, now))
+        let ciphers = self.state.split().map_err(|_| CryptoError::WrongState)?;
+        let mut hash = [0u8; 32];
+        hash.copy_from_slice(&self.state.get_hash()[..]);
+        Ok(Transport::from_ciphers(
+            ciphers,
+            self.initiator,
+            hash,
+            remote,
+            limits,
+            now,
+        ))
     }
 }
 

@@ -103,14 +103,15 @@ fn ours(payloads: &[&[u8]; 5]) -> (Vec<Vec<u8>>, Transport, Transport) {
     let mut big = [0u8; MAX_PQ_MESSAGE];
     let mut got = [0u8; MAX_PQ_PAYLOAD];
     assert!(li.is_write_turn() && !lr.is_write_turn());
+    // (Captured before reading: a message is opened in place.)
     let n = li.write_message(payloads[3], &mut oi, &mut big).unwrap();
-    let m = lr.read_message(&big[..n], &mut or, &mut got).unwrap();
+    wire.push(big[..n].to_vec());
+    let m = lr.read_message(&mut big[..n], &mut or, &mut got).unwrap();
     assert_eq!(&got[..m], payloads[3]);
-    wire.push(big[..n].to_vec());
     let n = lr.write_message(payloads[4], &mut or, &mut big).unwrap();
-    let m = li.read_message(&big[..n], &mut oi, &mut got).unwrap();
-    assert_eq!(&got[..m], payloads[4]);
     wire.push(big[..n].to_vec());
+    let m = li.read_message(&mut big[..n], &mut oi, &mut got).unwrap();
+    assert_eq!(&got[..m], payloads[4]);
     assert!(li.is_finished() && lr.is_finished());
     let ti = li.into_transport(oi, &limits, Instant::ZERO).unwrap();
     let tr = lr.into_transport(or, &limits, Instant::ZERO).unwrap();
@@ -147,7 +148,7 @@ fn clatter_side(initiator: bool) -> Dual {
     } else {
         (None, Given::new(&[&ENCAPS_M]))
     };
-    let inner = ClatterInner::new(
+    let mut inner = ClatterInner::new(
         noise_pqnn(),
         PQ_PROLOGUE,
         initiator,
@@ -156,8 +157,8 @@ fn clatter_side(initiator: bool) -> Dual {
         None,
         None,
     )
-    .unwrap()
-    .with_rng(rng);
+    .unwrap();
+    inner.set_rng(rng);
     Dual::new(outer, inner)
 }
 
@@ -260,24 +261,24 @@ fn every_tampered_byte_of_either_message_is_refused() {
         let mut bad = first.clone();
         bad[at] ^= 0x01;
         assert!(
-            lr.read_message(&bad, &mut or, &mut got).is_err(),
+            lr.read_message(&mut bad, &mut or, &mut got).is_err(),
             "byte {at}"
         );
     }
     let (mut li, mut lr, mut oi, mut or) = layers();
     let n = li.write_message(b"", &mut oi, &mut big).unwrap();
-    lr.read_message(&big[..n], &mut or, &mut got).unwrap();
+    lr.read_message(&mut big[..n], &mut or, &mut got).unwrap();
     let n = lr.write_message(b"ok", &mut or, &mut big).unwrap();
     let second = big[..n].to_vec();
     for at in (0..second.len()).step_by(7) {
         let (mut li, mut lr, mut oi, mut or) = layers();
         let n = li.write_message(b"", &mut oi, &mut big).unwrap();
-        lr.read_message(&big[..n], &mut or, &mut got).unwrap();
+        lr.read_message(&mut big[..n], &mut or, &mut got).unwrap();
         lr.write_message(b"ok", &mut or, &mut big).unwrap();
         let mut bad = second.clone();
         bad[at] ^= 0x01;
         assert!(
-            li.read_message(&bad, &mut oi, &mut got).is_err(),
+            li.read_message(&mut bad, &mut oi, &mut got).is_err(),
             "byte {at}"
         );
     }
@@ -290,11 +291,16 @@ fn replayed_truncated_oversized_and_out_of_turn_messages_fail() {
     let (mut li, mut lr, mut oi, mut or) = layers();
     let n = li.write_message(b"", &mut oi, &mut big).unwrap();
     let first = big[..n].to_vec();
-    assert!(lr.read_message(&first[..n - 1], &mut or, &mut got).is_err());
+    assert!(lr
+        .read_message(&mut first.clone()[..n - 1], &mut or, &mut got)
+        .is_err());
     let (_, mut lr, _, mut or) = layers();
-    lr.read_message(&first, &mut or, &mut got).unwrap();
+    lr.read_message(&mut first.clone(), &mut or, &mut got)
+        .unwrap();
     // The same message again: the outer nonce has moved on.
-    assert!(lr.read_message(&first, &mut or, &mut got).is_err());
+    assert!(lr
+        .read_message(&mut first.clone(), &mut or, &mut got)
+        .is_err());
     // A payload over the bound, and writing out of turn.
     let (mut li, mut lr, mut oi, mut or) = layers();
     assert!(li
@@ -304,7 +310,7 @@ fn replayed_truncated_oversized_and_out_of_turn_messages_fail() {
     // Garbage of lengths across the whole range (and past it) never panics.
     for len in (0..=MAX_PQ_MESSAGE + 16).step_by(13) {
         let (_, mut lr, _, mut or) = layers();
-        let junk = vec![0xa5u8; len];
-        assert!(lr.read_message(&junk, &mut or, &mut got).is_err());
+        let mut junk = vec![0xa5u8; len];
+        assert!(lr.read_message(&mut junk, &mut or, &mut got).is_err());
     }
 }

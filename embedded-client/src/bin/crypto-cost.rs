@@ -71,7 +71,8 @@ fn main() -> ! {
 }
 
 /// The core's XX handshake (the login's pattern), both ends on the device,
-/// each message timed: how the raw costs add up inside the protocol.
+/// each message timed with the stack it needs above this function; then
+/// protocol 2's post-quantum layer (`securecom_core::pq`) over it.
 fn xx_handshake(clock: &mut Clock) {
     use securecom_core::noise::{
         Handshake, HandshakeParams, Pattern, RemoteCheck, STANDARD_PROLOGUE,
@@ -99,13 +100,18 @@ fn xx_handshake(clock: &mut Clock) {
     let mut msg = [0u8; 256];
     let mut payload = [0u8; 256];
     let step = |clock: &mut Clock, what: &str, f: &mut dyn FnMut() -> bool| {
+        use securecom_embedded_client::hw::{repaint_stack, stack_high_water};
+        repaint_stack();
+        let base = stack_high_water();
         let t0 = clock.nanos();
         let ok = f();
         let t1 = clock.nanos();
+        let stack = stack_high_water().saturating_sub(base);
         defmt::info!(
-            "xx {=str}: {=u64} ns{=str}",
+            "xx {=str}: {=u64} ns, stack {=usize} bytes{=str}",
             what,
             t1 - t0,
+            stack,
             if ok { "" } else { " FAILED" }
         );
     };
@@ -143,6 +149,96 @@ fn xx_handshake(clock: &mut Clock) {
     step(clock, "-> s, se (read)", &mut || {
         s.read_message(&msg[..n], &mut payload).is_ok()
     });
+
+    // Protocol 2: the inner pqNN over the finished XX.
+    let limits = securecom_core::Limits::default();
+    if let (Ok(oc), Ok(os)) = (
+        c.into_transport(&limits, securecom_core::Instant::ZERO),
+        s.into_transport(&limits, securecom_core::Instant::ZERO),
+    ) {
+        pq_layer(clock, oc, os, &mut rng);
+    }
+}
+
+/// Protocol 2's post-quantum layer (`securecom_core::pq`) over a finished
+/// XX, both ends on the device, each step timed with its stack.
+fn pq_layer(
+    clock: &mut Clock,
+    mut oc: securecom_core::noise::Transport,
+    mut os: securecom_core::noise::Transport,
+    rng: &mut rand_chacha::ChaCha20Rng,
+) {
+    use securecom_core::pq::{PqLayer, MAX_PQ_MESSAGE};
+    use securecom_embedded_client::hw::{repaint_stack, stack_high_water};
+    defmt::info!(
+        "pq layer state: {=usize} bytes",
+        core::mem::size_of::<PqLayer>()
+    );
+    let step = |clock: &mut Clock, what: &str, f: &mut dyn FnMut() -> bool| {
+        repaint_stack();
+        let base = stack_high_water();
+        let t0 = clock.nanos();
+        let ok = f();
+        let t1 = clock.nanos();
+        let stack = stack_high_water().saturating_sub(base);
+        defmt::info!(
+            "pq {=str}: {=u64} ns, stack {=usize} bytes{=str}",
+            what,
+            t1 - t0,
+            stack,
+            if ok { "" } else { " FAILED" }
+        );
+    };
+    let mut lc = None;
+    let mut ls = None;
+    step(clock, "initiator new (ML-KEM key)", &mut || {
+        lc = PqLayer::new(true, &oc, rng).ok();
+        lc.is_some()
+    });
+    step(clock, "responder new", &mut || {
+        ls = PqLayer::new(false, &os, rng).ok();
+        ls.is_some()
+    });
+    let (Some(mut lc), Some(mut ls)) = (lc, ls) else {
+        return;
+    };
+    let mut big = [0u8; MAX_PQ_MESSAGE];
+    let mut payload = [0u8; 16];
+    let mut n = 0;
+    step(clock, "-> e (write)", &mut || {
+        lc.write_message(&[], &mut oc, &mut big)
+            .map(|k| n = k)
+            .is_ok()
+    });
+    step(clock, "-> e (read)", &mut || {
+        ls.read_message(&mut big[..n], &mut os, &mut payload)
+            .is_ok()
+    });
+    step(clock, "<- ekem (write)", &mut || {
+        ls.write_message(&[1], &mut os, &mut big)
+            .map(|k| n = k)
+            .is_ok()
+    });
+    step(clock, "<- ekem (read)", &mut || {
+        lc.read_message(&mut big[..n], &mut oc, &mut payload)
+            .is_ok()
+    });
+    let limits = securecom_core::Limits::default();
+    let ok = matches!(
+        (
+            lc.into_transport(oc, &limits, securecom_core::Instant::ZERO),
+            ls.into_transport(os, &limits, securecom_core::Instant::ZERO),
+        ),
+        (Ok(a), Ok(b)) if a.handshake_hash() == b.handshake_hash()
+    );
+    defmt::info!(
+        "pq transports: {=str}",
+        if ok {
+            "same keys on both ends"
+        } else {
+            "FAILED"
+        }
+    );
 }
 
 /// ML-KEM-768 key generation, encapsulation and decapsulation through the

@@ -193,10 +193,11 @@ where
     /// secureCom patch (see vendor/README.md): replaces the RNG that `new`
     /// made with `RNG::default()` by the caller's own, so that a sans-IO
     /// caller supplies every random byte the handshake draws (ephemeral keys
-    /// not given in the parameters, and every KEM encapsulation).
-    pub fn with_rng(mut self, rng: RNG) -> Self {
+    /// not given in the parameters, and every KEM encapsulation). In place:
+    /// the state is kilobytes with ML-KEM keys, and a small device's stack
+    /// should not carry another copy of it.
+    pub fn set_rng(&mut self, rng: RNG) {
         self.dh_internals.rng = rng;
-        self
     }
 
     /// Initialize new hybrid handshake
