@@ -74,9 +74,11 @@ impl<T> ChaChaPoly for T where T: Cipher<Key = SensitiveByteArray<[u8; 32]>> {}
 ///   coefficients reduced; else `KemError::Input`) and returns
 ///   `ML-KEM.Encaps_internal(ek, m)`;
 /// - `decapsulate` fails (`KemError::Input`) on a ciphertext or key of the
-///   wrong length or a decapsulation key whose embedded hash is wrong, and
-///   otherwise returns ML-KEM's secret, the implicit-rejection one for a
-///   forged ciphertext.
+///   wrong length, a decapsulation key whose embedded hash of `ek` is wrong
+///   (FIPS 203 section 7.3), or one whose secret vector or embedded `ek`
+///   holds an unreduced coefficient (as `fips203` refuses; AWS-LC alone
+///   would reduce it, so the host provider checks), and otherwise returns
+///   ML-KEM's secret, the implicit-rejection one for a forged ciphertext.
 pub trait MlKem768:
     Kem<
     PubKey = [u8; PUBLIC_KEY_LEN],

@@ -1,5 +1,6 @@
 //! Per-operation timings of the host crypto provider (`securecom_host::crypto`)
-//! against clatter's RustCrypto primitives and against aws-lc-rs's safe API.
+//! against clatter's RustCrypto primitives (and the core's portable ML-KEM,
+//! `fips203`) and against aws-lc-rs's safe API.
 //!
 //! `cargo run -p securecom-host --release --example crypto_bench`
 //!
@@ -10,15 +11,20 @@ use std::time::Instant;
 
 use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, CHACHA20_POLY1305};
 use aws_lc_rs::agreement::{self, UnparsedPublicKey};
+use aws_lc_rs::kem::{Ciphertext, DecapsulationKey, EncapsulationKey, ML_KEM_768};
 use clatter::bytearray::SensitiveByteArray;
 use clatter::crypto::cipher::ChaChaPoly;
 use clatter::crypto::dh::X25519;
 use clatter::crypto::hash::Blake2s;
 use clatter::handshakepattern::noise_xx;
-use clatter::traits::{Cipher, Dh, Handshaker};
+use clatter::traits::{Cipher, Dh, Handshaker, Kem};
 use clatter::{KeyPair, NqHandshakeCore};
+use rand_chacha::ChaCha20Rng;
+use rand_core::{CryptoRng, RngCore, SeedableRng};
+use securecom_core::crypto::MlKem768;
+use securecom_core::kem::Fips203MlKem768;
 use securecom_core::noise::NoInternalRng;
-use securecom_host::crypto::{AwsLcChaChaPoly, AwsLcX25519};
+use securecom_host::crypto::{AwsLcChaChaPoly, AwsLcMlKem768, AwsLcX25519};
 
 /// The message size the brief asks about (a typical secureCom frame).
 const MSG: usize = 283;
@@ -272,8 +278,125 @@ fn xx<D: Dh<PubKey = [u8; 32], PrivateKey = Key>, C: Cipher>() {
     black_box((i.finalize().unwrap(), r.finalize().unwrap()));
 }
 
+/// clatter's `Rng` wants `Default` and `Clone`, which `ChaCha20Rng` lacks
+/// (`Default`); both KEMs draw the same bytes from it.
+#[derive(Clone)]
+struct BenchRng(ChaCha20Rng);
+
+impl Default for BenchRng {
+    fn default() -> Self {
+        BenchRng(ChaCha20Rng::seed_from_u64(203))
+    }
+}
+impl RngCore for BenchRng {
+    fn next_u32(&mut self) -> u32 {
+        self.0.next_u32()
+    }
+    fn next_u64(&mut self) -> u64 {
+        self.0.next_u64()
+    }
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        self.0.fill_bytes(dest)
+    }
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
+        self.0.try_fill_bytes(dest)
+    }
+}
+impl CryptoRng for BenchRng {}
+
+/// Key generation, encapsulation and decapsulation of one KEM, in ns.
+fn kem_ops<K: MlKem768>(n: u32) -> [f64; 3] {
+    let mut rng = BenchRng::default();
+    let kp = K::genkey_rng(&mut rng).unwrap();
+    let (ct, _) = K::encapsulate(&kp.public, &mut rng).unwrap();
+    let keygen = time(n, || {
+        black_box(K::genkey_rng(&mut rng).unwrap());
+    });
+    let encaps = time(n, || {
+        black_box(K::encapsulate(black_box(&kp.public), &mut rng).unwrap());
+    });
+    let decaps = time(n, || {
+        black_box(K::decapsulate(black_box(&ct), black_box(&kp.secret[..])).unwrap());
+    });
+    [keygen, encaps, decaps]
+}
+
+fn mlkem() {
+    let n = 20_000;
+    println!("ML-KEM-768 (the same ChaCha20 RNG for both; its draws are in the figures)");
+    let [rc_kg, rc_enc, rc_dec] = kem_ops::<Fips203MlKem768>(n);
+    let [aws_kg, aws_enc, aws_dec] = kem_ops::<AwsLcMlKem768>(n);
+    row("  Fips203MlKem768::genkey_rng (fips203)", rc_kg, None);
+    row(
+        "  AwsLcMlKem768::genkey_rng (keygen_deterministic)",
+        aws_kg,
+        Some(rc_kg),
+    );
+    row("  Fips203MlKem768::encapsulate", rc_enc, None);
+    row(
+        "  AwsLcMlKem768::encapsulate (encapsulate_determ.)",
+        aws_enc,
+        Some(rc_enc),
+    );
+    row("  Fips203MlKem768::decapsulate", rc_dec, None);
+    row("  AwsLcMlKem768::decapsulate", aws_dec, Some(rc_dec));
+    let rc_all = rc_kg + rc_enc + rc_dec;
+    let aws_all = aws_kg + aws_enc + aws_dec;
+    row("  one hybrid handshake's KEM work, fips203", rc_all, None);
+    row(
+        "  one hybrid handshake's KEM work, AWS-LC",
+        aws_all,
+        Some(rc_all),
+    );
+
+    // aws-lc-rs's safe API, for comparison: AWS-LC's own RNG (no seeded
+    // variant), keys as heap objects.
+    let ours = AwsLcMlKem768::genkey_rng(&mut BenchRng::default()).unwrap();
+    let dk = DecapsulationKey::new(&ML_KEM_768, &ours.secret[..]).unwrap();
+    let generated = DecapsulationKey::generate(&ML_KEM_768).unwrap();
+    let ek_bytes = generated.encapsulation_key().unwrap().key_bytes().unwrap();
+    let ek_bytes = ek_bytes.as_ref().to_vec();
+    let (ct, _) = EncapsulationKey::new(&ML_KEM_768, &ek_bytes)
+        .unwrap()
+        .encapsulate()
+        .unwrap();
+    let ct = ct.as_ref().to_vec();
+    let safe_kg = time(n, || {
+        black_box(DecapsulationKey::generate(&ML_KEM_768).unwrap());
+    });
+    row(
+        "  aws-lc-rs DecapsulationKey::generate",
+        safe_kg,
+        Some(rc_kg),
+    );
+    let safe_enc = time(n, || {
+        let ek = EncapsulationKey::new(&ML_KEM_768, black_box(&ek_bytes)).unwrap();
+        black_box(ek.encapsulate().unwrap());
+    });
+    row(
+        "  aws-lc-rs EncapsulationKey::new + encapsulate",
+        safe_enc,
+        Some(rc_enc),
+    );
+    let dk_bytes = dk.key_bytes().unwrap().as_ref().to_vec();
+    let safe_dec = time(n, || {
+        let dk = DecapsulationKey::new(&ML_KEM_768, black_box(&dk_bytes)).unwrap();
+        black_box(
+            dk.decapsulate(Ciphertext::from(black_box(&ct[..])))
+                .unwrap(),
+        );
+    });
+    row(
+        "  aws-lc-rs DecapsulationKey::new + decapsulate",
+        safe_dec,
+        Some(rc_dec),
+    );
+}
+
 fn main() {
     x25519();
+    println!();
+    mlkem();
     println!();
     chacha(MSG, 0, 200_000);
     println!();

@@ -1,7 +1,9 @@
-//! The host crypto provider against clatter's RustCrypto primitives: known
-//! answers (RFC 7748), the same bytes on seeded random inputs, low-order and
-//! non-canonical points, tampering, maximum-size messages, and whole Noise
-//! handshakes (each side on either provider) giving identical transcripts.
+//! The host crypto provider against clatter's RustCrypto primitives and the
+//! core's portable ML-KEM (`fips203`): known answers (RFC 7748), the same
+//! bytes on seeded random inputs, low-order and non-canonical points,
+//! tampering, maximum-size messages, FIPS 203's key checks, garbage of every
+//! length, and whole Noise and PQNoise handshakes (each side on either
+//! provider) giving identical transcripts.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -9,14 +11,19 @@ use clatter::bytearray::{ByteArray, SensitiveByteArray};
 use clatter::crypto::cipher::ChaChaPoly;
 use clatter::crypto::dh::X25519;
 use clatter::crypto::hash::Blake2s;
-use clatter::handshakepattern::{noise_kk, noise_nn_psk0, noise_xx, HandshakePattern};
-use clatter::traits::{Cipher, CryptoComponent, Dh, Handshaker};
+use clatter::error::KemError;
+use clatter::handshakepattern::{
+    noise_kk, noise_nn_psk0, noise_pqkk, noise_pqnn, noise_pqxx, noise_xx, HandshakePattern,
+};
+use clatter::traits::{Cipher, CryptoComponent, Dh, Handshaker, Kem};
 use clatter::transportstate::TransportState;
-use clatter::{KeyPair, NqHandshakeCore};
+use clatter::{KeyPair, NqHandshakeCore, PqHandshakeCore};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{CryptoRng, RngCore, SeedableRng};
+use securecom_core::kem::{Fips203MlKem768, CIPHERTEXT_LEN, PUBLIC_KEY_LEN, SECRET_KEY_LEN};
 use securecom_core::noise::NoInternalRng;
-use securecom_host::crypto::{AwsLcChaChaPoly, AwsLcX25519};
+use securecom_host::crypto::{AwsLcChaChaPoly, AwsLcMlKem768, AwsLcX25519};
+use sha3::Digest;
 
 type Key = SensitiveByteArray<[u8; 32]>;
 
@@ -691,4 +698,462 @@ fn xx_first_message_is_the_ephemeral() {
     let _s = random32(&mut r);
     let e = random32(&mut r);
     assert_eq!(wire[0][..32], X25519::pubkey(&key(e))[..]);
+}
+
+// ------------------------------------------------------------ ML-KEM-768 --
+
+type Dk = SensitiveByteArray<[u8; SECRET_KEY_LEN]>;
+
+/// `(public, secret)` of both KEMs from the same seeded RNG, checked equal,
+/// and that both left the RNG in the same state (each drew exactly the same
+/// bytes).
+fn both_keypairs(seed: u64) -> ([u8; PUBLIC_KEY_LEN], Dk) {
+    let (mut r1, mut r2) = (Seeded(rng(seed)), Seeded(rng(seed)));
+    let a = AwsLcMlKem768::genkey_rng(&mut r1).unwrap();
+    let b = Fips203MlKem768::genkey_rng(&mut r2).unwrap();
+    assert_eq!(a.public, b.public, "seed {seed}: encapsulation key");
+    assert_eq!(a.secret, b.secret, "seed {seed}: decapsulation key");
+    assert_eq!(r1.next_u64(), r2.next_u64(), "seed {seed}: RNG use");
+    (a.public, a.secret.clone())
+}
+
+/// What both KEMs return for a refused input, as compared here.
+fn refused<T>() -> Result<T, String> {
+    Err("Input".to_string())
+}
+
+/// Both KEMs' results as comparable values (`KemError` has no `PartialEq`).
+fn kem_result<T: AsRef<[u8]>>(r: Result<T, KemError>) -> Result<Vec<u8>, String> {
+    r.map(|v| v.as_ref().to_vec()).map_err(|e| format!("{e:?}"))
+}
+
+fn encaps_both(pk: &[u8], seed: u64) -> Result<(Vec<u8>, Vec<u8>), String> {
+    let (mut r1, mut r2) = (Seeded(rng(seed)), Seeded(rng(seed)));
+    let a = AwsLcMlKem768::encapsulate(pk, &mut r1);
+    let b = Fips203MlKem768::encapsulate(pk, &mut r2);
+    // m is drawn first, whatever the key: the RNG moves on alike.
+    assert_eq!(r1.next_u64(), r2.next_u64(), "RNG use");
+    let a = a
+        .map(|(ct, ss)| (ct.to_vec(), ss.to_vec()))
+        .map_err(|e| format!("{e:?}"));
+    let b = b
+        .map(|(ct, ss)| (ct.to_vec(), ss.to_vec()))
+        .map_err(|e| format!("{e:?}"));
+    assert_eq!(a, b, "encapsulation of a {}-byte key", pk.len());
+    a
+}
+
+fn decaps_both(ct: &[u8], sk: &[u8]) -> Result<Vec<u8>, String> {
+    let a = kem_result(AwsLcMlKem768::decapsulate(ct, sk).map(|s| s.to_vec()));
+    let b = kem_result(Fips203MlKem768::decapsulate(ct, sk).map(|s| s.to_vec()));
+    assert_eq!(a, b, "decapsulation ({} B ct, {} B sk)", ct.len(), sk.len());
+    a
+}
+
+#[test]
+fn mlkem_same_names_and_types() {
+    assert_eq!(AwsLcMlKem768::name(), Fips203MlKem768::name());
+    assert_eq!(AwsLcMlKem768::name(), "MLKEM768");
+    fn same<T>(_: T, _: T) {}
+    let a = AwsLcMlKem768::genkey_rng(&mut Seeded(rng(1))).unwrap();
+    let b = Fips203MlKem768::genkey_rng(&mut Seeded(rng(1))).unwrap();
+    same::<<AwsLcMlKem768 as Kem>::PubKey>(a.public, b.public);
+    same::<<AwsLcMlKem768 as Kem>::SecretKey>(a.secret.clone(), b.secret.clone());
+    let (ca, sa) = AwsLcMlKem768::encapsulate(&a.public, &mut Seeded(rng(2))).unwrap();
+    let (cb, sb) = Fips203MlKem768::encapsulate(&b.public, &mut Seeded(rng(2))).unwrap();
+    same::<<AwsLcMlKem768 as Kem>::Ct>(ca, cb);
+    same::<<AwsLcMlKem768 as Kem>::Ss>(sa, sb);
+}
+
+/// Seeded random keys, encapsulations and forged ciphertexts: the same bytes
+/// from both, and each decapsulates what the other encapsulated.
+#[test]
+fn mlkem_matches_fips203_on_random_inputs() {
+    let mut r = rng(203);
+    for seed in 0..300 {
+        let (pk, sk) = both_keypairs(seed);
+        let (ct, ss) = encaps_both(&pk, seed + 1_000_000).unwrap();
+        let ct: [u8; CIPHERTEXT_LEN] = ct.try_into().unwrap();
+        assert_eq!(*AwsLcMlKem768::decapsulate(&ct, &sk[..]).unwrap(), ss[..]);
+        assert_eq!(*Fips203MlKem768::decapsulate(&ct, &sk[..]).unwrap(), ss[..]);
+        // A random ciphertext: the implicit-rejection secret, the same on both.
+        let forged = random_vec(&mut r, CIPHERTEXT_LEN);
+        let rejected = decaps_both(&forged, &sk[..]).unwrap();
+        assert_ne!(rejected, ss);
+    }
+}
+
+/// Every byte of a ciphertext changed in turn (a random non-zero XOR):
+/// never the real secret, always the same implicit-rejection secret on
+/// both, and a different one for each change.
+#[test]
+fn mlkem_every_single_byte_tamper_gives_the_same_rejection() {
+    let mut r = rng(1088);
+    for seed in [7u64, 8] {
+        let (pk, sk) = both_keypairs(seed);
+        let (ct, ss) = encaps_both(&pk, seed).unwrap();
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..CIPHERTEXT_LEN {
+            let mut bad = ct.clone();
+            bad[i] ^= (r.next_u32() % 255 + 1) as u8;
+            let rejected = decaps_both(&bad, &sk[..]).unwrap();
+            assert_ne!(rejected, ss, "byte {i}");
+            assert!(seen.insert(rejected), "byte {i}: a repeated secret");
+        }
+    }
+}
+
+/// The `j`-th 12-bit coefficient of an encoded vector of polynomials.
+fn coefficient(key: &[u8], j: usize) -> u16 {
+    let (b, c) = (j / 2 * 3, j % 2 == 1);
+    if c {
+        u16::from(key[b + 1] >> 4) | (u16::from(key[b + 2]) << 4)
+    } else {
+        u16::from(key[b]) | (u16::from(key[b + 1] & 0x0f) << 8)
+    }
+}
+
+/// Sets the `j`-th 12-bit coefficient of an encoded vector of polynomials.
+fn set_coefficient(key: &mut [u8], j: usize, v: u16) {
+    let b = j / 2 * 3;
+    if j % 2 == 1 {
+        key[b + 1] = (key[b + 1] & 0x0f) | ((v << 4) as u8);
+        key[b + 2] = (v >> 4) as u8;
+    } else {
+        key[b] = v as u8;
+        key[b + 1] = (key[b + 1] & 0xf0) | (v >> 8) as u8;
+    }
+}
+
+/// A decapsulation key is `dk_PKE || ek || H(ek) || z`. Every byte changed
+/// in turn (two ways): a byte of `ek` or `H(ek)` gets the key refused (FIPS
+/// 203 section 7.3's hash check); one of `dk_PKE` too if it makes a
+/// coefficient unreduced (a check both make beyond FIPS 203), else it gives
+/// a secret, the same on both; one of `z` leaves the real secret.
+#[test]
+fn mlkem_decapsulation_key_checks() {
+    let (pk, sk) = both_keypairs(73);
+    let (ct, ss) = encaps_both(&pk, 73).unwrap();
+    let mut r = rng(2400);
+    let (mut refused_pke, mut accepted_pke) = (0, 0);
+    for i in 0..SECRET_KEY_LEN {
+        for mask in [0x01 << (i % 8), (r.next_u32() % 255 + 1) as u8] {
+            let mut bad = sk.to_vec();
+            bad[i] ^= mask;
+            let got = decaps_both(&ct, &bad);
+            if i < 1152 {
+                if (0..768).any(|j| coefficient(&bad, j) >= 3329) {
+                    assert_eq!(got, refused(), "byte {i}");
+                    refused_pke += 1;
+                } else {
+                    got.unwrap_or_else(|e| panic!("byte {i}: {e}"));
+                    accepted_pke += 1;
+                }
+            } else if i < SECRET_KEY_LEN - 32 {
+                assert_eq!(got, refused(), "byte {i}");
+            } else {
+                assert_eq!(got, Ok(ss.clone()), "byte {i}: z is not used here");
+            }
+        }
+    }
+    assert!(refused_pke > 50 && accepted_pke > 1000);
+
+    // An unreduced coefficient in the embedded ek, with H(ek) made to match:
+    // only the modulus check of ek refuses it.
+    for j in [0, 1, 400, 767] {
+        let mut bad = sk.to_vec();
+        set_coefficient(&mut bad[1152..], j, 3329 + (j % 767) as u16);
+        let h = sha3::Sha3_256::digest(&bad[1152..1152 + PUBLIC_KEY_LEN]);
+        bad[1152 + PUBLIC_KEY_LEN..SECRET_KEY_LEN - 32].copy_from_slice(&h);
+        assert_eq!(decaps_both(&ct, &bad), refused(), "coefficient {j}");
+        // And the hash as computed here is the one checked: with the
+        // coefficient put back, the key is the original again.
+        set_coefficient(&mut bad[1152..], j, coefficient(&pk, j));
+        let h = sha3::Sha3_256::digest(&bad[1152..1152 + PUBLIC_KEY_LEN]);
+        bad[1152 + PUBLIC_KEY_LEN..SECRET_KEY_LEN - 32].copy_from_slice(&h);
+        assert_eq!(bad, sk.to_vec());
+    }
+    // The largest reduced value in dk_PKE is accepted.
+    let mut edge = sk.to_vec();
+    set_coefficient(&mut edge, 5, 3328);
+    decaps_both(&ct, &edge).unwrap();
+}
+
+/// FIPS 203 section 7.2: every one of the 768 coefficients of an
+/// encapsulation key made unreduced (3329 ..= 4095) gets the key refused by
+/// both; the largest reduced value, 3328, is accepted by both, and so is
+/// anything in the last 32 bytes (rho).
+#[test]
+fn mlkem_encapsulation_key_modulus_check() {
+    let (pk, _) = both_keypairs(72);
+    let mut r = rng(3329);
+    for j in 0..768 {
+        for v in [3329, 4095, 3329 + (r.next_u32() % 767) as u16] {
+            let mut bad = pk;
+            set_coefficient(&mut bad, j, v);
+            assert_eq!(
+                encaps_both(&bad, j as u64),
+                refused(),
+                "coefficient {j} = {v}"
+            );
+        }
+        let mut edge = pk;
+        set_coefficient(&mut edge, j, 3328);
+        encaps_both(&edge, j as u64).unwrap();
+    }
+    for i in 1152..PUBLIC_KEY_LEN {
+        let mut rho = pk;
+        rho[i] ^= 0xff;
+        encaps_both(&rho, i as u64).unwrap();
+    }
+}
+
+/// Keys and ciphertexts of every wrong length, and random bytes of the right
+/// ones: refused alike (`Input`), never a panic; random ones are refused by
+/// their checks (a random encapsulation key has a coefficient >= 3329 with
+/// overwhelming probability, a random decapsulation key the wrong hash).
+#[test]
+fn mlkem_garbage_inputs_are_refused_alike() {
+    let mut r = rng(404);
+    let (pk, sk) = both_keypairs(404);
+    let (ct, _) = encaps_both(&pk, 404).unwrap();
+    for len in 0..=2500 {
+        let junk = random_vec(&mut r, len);
+        let zeros = vec![0u8; len];
+        for bytes in [&junk, &zeros] {
+            let enc = encaps_both(bytes, len as u64);
+            if len != PUBLIC_KEY_LEN {
+                assert_eq!(enc, refused(), "{len}-byte key");
+            }
+            if len != CIPHERTEXT_LEN {
+                assert_eq!(decaps_both(bytes, &sk[..]), refused(), "{len}-byte ct");
+            }
+            if len != SECRET_KEY_LEN {
+                assert_eq!(decaps_both(&ct, bytes), refused(), "{len}-byte dk");
+            }
+        }
+    }
+    // The right lengths: random keys refused by their checks; an all-zero
+    // encapsulation key is well formed (every coefficient 0) and accepted.
+    assert_eq!(
+        encaps_both(&random_vec(&mut r, PUBLIC_KEY_LEN), 1),
+        refused(),
+        "random ek"
+    );
+    encaps_both(&[0u8; PUBLIC_KEY_LEN], 2).unwrap();
+    assert_eq!(
+        decaps_both(&ct, &random_vec(&mut r, SECRET_KEY_LEN)),
+        refused(),
+        "random dk"
+    );
+    assert_eq!(
+        decaps_both(&ct, &[0u8; SECRET_KEY_LEN]),
+        refused(),
+        "zero dk"
+    );
+    // A random and an all-zero ciphertext under a real key: rejection
+    // secrets, not errors.
+    decaps_both(&random_vec(&mut r, CIPHERTEXT_LEN), &sk[..]).unwrap();
+    decaps_both(&[0u8; CIPHERTEXT_LEN], &sk[..]).unwrap();
+}
+
+/// An RNG that fails: key generation and encapsulation report it (the
+/// trait's errors for each), on both.
+#[test]
+fn mlkem_rng_failure_is_reported_alike() {
+    #[derive(Clone, Default)]
+    struct Failing;
+    impl RngCore for Failing {
+        fn next_u32(&mut self) -> u32 {
+            unreachable!()
+        }
+        fn next_u64(&mut self) -> u64 {
+            unreachable!()
+        }
+        fn fill_bytes(&mut self, _: &mut [u8]) {
+            unreachable!()
+        }
+        fn try_fill_bytes(&mut self, _: &mut [u8]) -> Result<(), rand_core::Error> {
+            Err(std::num::NonZeroU32::new(rand_core::Error::CUSTOM_START)
+                .unwrap()
+                .into())
+        }
+    }
+    impl CryptoRng for Failing {}
+    let (pk, _) = both_keypairs(5);
+    assert!(matches!(
+        AwsLcMlKem768::genkey_rng(&mut Failing),
+        Err(KemError::KeyGeneration)
+    ));
+    assert!(matches!(
+        Fips203MlKem768::genkey_rng(&mut Failing),
+        Err(KemError::KeyGeneration)
+    ));
+    assert!(matches!(
+        AwsLcMlKem768::encapsulate(&pk, &mut Failing),
+        Err(KemError::Encapsulation)
+    ));
+    assert!(matches!(
+        Fips203MlKem768::encapsulate(&pk, &mut Failing),
+        Err(KemError::Encapsulation)
+    ));
+}
+
+/// The KEM from many threads at once (AWS-LC's per-thread error queue and
+/// one-time initialization): the same bytes as on one thread.
+#[test]
+fn mlkem_from_many_threads() {
+    let expected: Vec<_> = (0..16u64)
+        .map(|s| {
+            let (pk, _) = both_keypairs(s);
+            encaps_both(&pk, s).unwrap()
+        })
+        .collect();
+    let handles: Vec<_> = (0..16u64)
+        .map(|s| {
+            std::thread::spawn(move || {
+                (0..20)
+                    .map(|_| {
+                        let kp = AwsLcMlKem768::genkey_rng(&mut Seeded(rng(s))).unwrap();
+                        let (ct, ss) =
+                            AwsLcMlKem768::encapsulate(&kp.public, &mut Seeded(rng(s))).unwrap();
+                        assert_eq!(AwsLcMlKem768::decapsulate(&ct, &kp.secret[..]).unwrap(), ss);
+                        // A refusal in between leaves nothing behind.
+                        let mut bad = kp.public;
+                        bad[0] = 0xff;
+                        bad[1] |= 0x0f;
+                        assert!(matches!(
+                            AwsLcMlKem768::encapsulate(&bad, &mut Seeded(rng(s))),
+                            Err(KemError::Input)
+                        ));
+                        (ct.to_vec(), ss.to_vec())
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    for (s, h) in handles.into_iter().enumerate() {
+        for got in h.join().unwrap() {
+            assert_eq!(got, expected[s], "thread {s}");
+        }
+    }
+}
+
+// -------------------------------------------------- post-quantum handshakes --
+
+type KemPair = KeyPair<[u8; PUBLIC_KEY_LEN], Dk>;
+
+/// A clatter PQNoise handshake state with the ephemeral KEM `E` and the
+/// static KEM `S`; the ephemeral key and every encapsulation come from the
+/// seeded `rng`.
+fn pq_engine<E, S>(
+    pattern: HandshakePattern,
+    initiator: bool,
+    s: Option<KemPair>,
+    rs: Option<[u8; PUBLIC_KEY_LEN]>,
+    rng_seed: u64,
+) -> PqHandshakeCore<E, S, ChaChaPoly, Blake2s, Seeded>
+where
+    E: Kem<PubKey = [u8; PUBLIC_KEY_LEN], SecretKey = Dk>,
+    S: Kem<PubKey = [u8; PUBLIC_KEY_LEN], SecretKey = Dk>,
+{
+    let mut hs = PqHandshakeCore::<E, S, ChaChaPoly, Blake2s, Seeded>::new(
+        pattern,
+        b"secureCom/test/pq",
+        initiator,
+        s,
+        None,
+        rs,
+        None,
+    )
+    .unwrap();
+    hs.set_rng(Seeded(rng(rng_seed)));
+    hs
+}
+
+#[derive(Clone, Copy, Debug)]
+enum PqPat {
+    NN,
+    KK,
+    XX,
+}
+
+impl PqPat {
+    fn clatter(self) -> HandshakePattern {
+        match self {
+            PqPat::NN => noise_pqnn(),
+            PqPat::KK => noise_pqkk(),
+            PqPat::XX => noise_pqxx(),
+        }
+    }
+}
+
+/// Runs a PQNoise handshake with the initiator on the KEMs (E1, S1) and the
+/// responder on (E2, S2), then a transport message each way; returns every
+/// message and the handshake hash.
+fn run_pq<E1, S1, E2, S2>(pat: PqPat, seed: u64) -> (Vec<Vec<u8>>, Vec<u8>)
+where
+    E1: Kem<PubKey = [u8; PUBLIC_KEY_LEN], SecretKey = Dk>,
+    S1: Kem<PubKey = [u8; PUBLIC_KEY_LEN], SecretKey = Dk>,
+    E2: Kem<PubKey = [u8; PUBLIC_KEY_LEN], SecretKey = Dk>,
+    S2: Kem<PubKey = [u8; PUBLIC_KEY_LEN], SecretKey = Dk>,
+{
+    let statics = !matches!(pat, PqPat::NN);
+    let known = matches!(pat, PqPat::KK);
+    let a: KemPair = S1::genkey_rng(&mut Seeded(rng(seed * 4))).unwrap();
+    let b: KemPair = S2::genkey_rng(&mut Seeded(rng(seed * 4 + 1))).unwrap();
+    let mut i = pq_engine::<E1, S1>(
+        pat.clatter(),
+        true,
+        statics.then(|| a.clone()),
+        known.then_some(b.public),
+        seed * 4 + 2,
+    );
+    let mut j = pq_engine::<E2, S2>(
+        pat.clatter(),
+        false,
+        statics.then(|| b.clone()),
+        known.then_some(a.public),
+        seed * 4 + 3,
+    );
+    let mut r = rng(seed);
+    let mut wire = Vec::new();
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    let mut out = vec![0u8; MAX_MESSAGE];
+    let mut turn = 0;
+    while !(i.is_finished() && j.is_finished()) {
+        let payload = random_vec(&mut r, 5 + turn * 11);
+        let (n, m) = if i.is_write_turn() {
+            let n = i.write_message(&payload, &mut buf).unwrap();
+            (n, j.read_message(&buf[..n], &mut out).unwrap())
+        } else {
+            let n = j.write_message(&payload, &mut buf).unwrap();
+            (n, i.read_message(&buf[..n], &mut out).unwrap())
+        };
+        assert_eq!(out[..m], payload[..]);
+        wire.push(buf[..n].to_vec());
+        turn += 1;
+    }
+    let mut ti = i.finalize().unwrap();
+    let mut tj = j.finalize().unwrap();
+    let hash = ti.get_handshake_hash().as_slice().to_vec();
+    assert_eq!(hash, tj.get_handshake_hash().as_slice());
+    wire.push(transport(&mut ti, &mut tj, b"after the KEMs", false));
+    wire.push(transport(&mut tj, &mut ti, b"and back", true));
+    (wire, hash)
+}
+
+#[test]
+fn pq_handshakes_are_byte_identical_and_interoperate() {
+    type A = AwsLcMlKem768;
+    type F = Fips203MlKem768;
+    for pat in [PqPat::NN, PqPat::KK, PqPat::XX] {
+        for seed in 0..4 {
+            let portable = run_pq::<F, F, F, F>(pat, seed);
+            assert_eq!(portable, run_pq::<A, A, A, A>(pat, seed), "{pat:?}");
+            assert_eq!(portable, run_pq::<A, A, F, F>(pat, seed), "{pat:?}");
+            assert_eq!(portable, run_pq::<F, F, A, A>(pat, seed), "{pat:?}");
+            assert_eq!(portable, run_pq::<A, F, F, A>(pat, seed), "{pat:?}");
+        }
+    }
 }
