@@ -87,18 +87,28 @@ impl Kem for NoKem {
     }
 }
 
-/// The responder's encapsulation randomness, drawn from the caller's RNG
-/// when the layer is made and handed out once, to the one `fill_bytes` of
-/// 32 bytes the encapsulation makes. Any other draw is a bug of ours (the
-/// initiator's key is generated before the engine exists): it fails the
-/// handshake, or (for the infallible calls) stops the program rather than
-/// hand out predictable bytes.
+/// `N` bytes of the caller's randomness, drawn when the layer is made and
+/// handed out once, to the one `fill_bytes` of `N` bytes that the KEM makes
+/// (clatter's `Kem` wants an `Rng` it could make with `Default`): the
+/// initiator's key seed (`N` = 64, `d || z`) or the responder's
+/// encapsulation randomness (`N` = 32, `m`). Any other draw is a bug of
+/// ours: it fails the handshake, or (for the infallible calls) stops the
+/// program rather than hand out predictable bytes.
 #[derive(Clone, Default)]
-pub struct Drawn {
-    bytes: Option<SensitiveByteArray<[u8; 32]>>,
+pub struct Drawn<const N: usize> {
+    bytes: Option<SensitiveByteArray<[u8; N]>>,
 }
 
-impl RngCore for Drawn {
+impl<const N: usize> Drawn<N> {
+    fn from_rng<R: RngCore + CryptoRng>(rng: &mut R) -> Result<Self, CryptoError> {
+        let mut b = SensitiveByteArray::new([0u8; N]);
+        rng.try_fill_bytes(&mut b[..])
+            .map_err(|_| CryptoError::WrongState)?;
+        Ok(Drawn { bytes: Some(b) })
+    }
+}
+
+impl<const N: usize> RngCore for Drawn<N> {
     fn next_u32(&mut self) -> u32 {
         unreachable!("the KEM draws with fill_bytes")
     }
@@ -107,12 +117,12 @@ impl RngCore for Drawn {
     }
     fn fill_bytes(&mut self, dest: &mut [u8]) {
         if self.try_fill_bytes(dest).is_err() {
-            unreachable!("one encapsulation per handshake")
+            unreachable!("one draw per handshake")
         }
     }
     fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
         match self.bytes.take() {
-            Some(b) if dest.len() == b.len() => {
+            Some(b) if dest.len() == N => {
                 dest.copy_from_slice(&b[..]);
                 Ok(())
             }
@@ -121,7 +131,7 @@ impl RngCore for Drawn {
     }
 }
 
-impl CryptoRng for Drawn {}
+impl<const N: usize> CryptoRng for Drawn<N> {}
 
 /// The name clatter gives this pattern with these primitives (its
 /// `PqHandshakeCore::build_name`), the inner handshake's protocol name.
@@ -131,13 +141,13 @@ pub const PQ_PROTOCOL_NAME: &str = "Noise_pqNN_MLKEM768+NoSKEM_ChaChaPoly_BLAKE2
 /// secret key): the device moves it around on a small stack.
 enum Step {
     /// Initiator, to write `-> e`: the seed of its ephemeral KEM key.
-    InitiatorSend(Drawn64),
+    InitiatorSend(Drawn<64>),
     /// Initiator, to read `<- ekem` with the ephemeral secret key.
     InitiatorReceive(SensitiveByteArray<[u8; SECRET_KEY_LEN]>),
     /// Responder, to read `-> e`; the encapsulation's randomness.
-    ResponderReceive(Drawn),
+    ResponderReceive(Drawn<32>),
     /// Responder, to write `<- ekem` to the peer's KEM key.
-    ResponderSend(Drawn, [u8; PUBLIC_KEY_LEN]),
+    ResponderSend(Drawn<32>, [u8; PUBLIC_KEY_LEN]),
     /// Both messages done.
     Done,
     /// A message failed: the handshake is dead.
@@ -170,15 +180,9 @@ impl<P: CryptoProvider> PqLayer<P> {
         rng: &mut R,
     ) -> Result<Self, CryptoError> {
         let step = if initiator {
-            let mut seed = Drawn64::default();
-            rng.try_fill_bytes(&mut seed.0[..])
-                .map_err(|_| CryptoError::WrongState)?;
-            Step::InitiatorSend(seed)
+            Step::InitiatorSend(Drawn::from_rng(rng)?)
         } else {
-            let mut m = SensitiveByteArray::new([0u8; 32]);
-            rng.try_fill_bytes(&mut m[..])
-                .map_err(|_| CryptoError::WrongState)?;
-            Step::ResponderReceive(Drawn { bytes: Some(m) })
+            Step::ResponderReceive(Drawn::from_rng(rng)?)
         };
         let mut state = SymmetricState::new(PQ_PROTOCOL_NAME);
         state.mix_hash(PQ_PROLOGUE);
@@ -364,38 +368,3 @@ impl<P: CryptoProvider> PqLayer<P> {
         ))
     }
 }
-
-/// The initiator's 64 bytes of KEM key seed, for clatter's `genkey_rng`
-/// (which wants an `Rng` it can make with `Default`).
-#[derive(Clone)]
-struct Drawn64(SensitiveByteArray<[u8; 64]>, bool);
-
-impl Default for Drawn64 {
-    fn default() -> Self {
-        Drawn64(SensitiveByteArray::new([0u8; 64]), false)
-    }
-}
-
-impl RngCore for Drawn64 {
-    fn next_u32(&mut self) -> u32 {
-        unreachable!("the KEM draws with fill_bytes")
-    }
-    fn next_u64(&mut self) -> u64 {
-        unreachable!("the KEM draws with fill_bytes")
-    }
-    fn fill_bytes(&mut self, dest: &mut [u8]) {
-        if self.try_fill_bytes(dest).is_err() {
-            unreachable!("one key generation")
-        }
-    }
-    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
-        if self.1 || dest.len() != self.0.len() {
-            return Err(rand_core::Error::from(core::num::NonZeroU32::MIN));
-        }
-        self.1 = true;
-        dest.copy_from_slice(&self.0[..]);
-        Ok(())
-    }
-}
-
-impl CryptoRng for Drawn64 {}
