@@ -75,16 +75,15 @@ impl Kem for Fips203MlKem768 {
     /// `ML-KEM.Decaps`; a wrong ciphertext gives the implicit-rejection
     /// secret, not an error (the handshake then fails on its next tag).
     fn decapsulate(ct: &[u8], sk: &[u8]) -> KemResult<Self::Ss> {
-        let ct: [u8; CIPHERTEXT_LEN] = ct.try_into().map_err(|_| KemError::Input)?;
-        let mut sk_bytes = SensitiveByteArray::new([0u8; SECRET_KEY_LEN]);
-        sk_bytes
-            .get_mut(..)
-            .filter(|b| b.len() == sk.len())
-            .ok_or(KemError::Input)?
-            .copy_from_slice(sk);
-        // Validates the key's embedded hash (FIPS 203 section 7.3).
-        let dk = ml_kem_768::DecapsKey::try_from_bytes(*sk_bytes).map_err(|_| KemError::Input)?;
-        let ct = ml_kem_768::CipherText::try_from_bytes(ct).map_err(|_| KemError::Input)?;
+        // Each conversion is one copy, straight into the argument fips203
+        // takes by value (the device's stack is the constraint here).
+        let ct =
+            ml_kem_768::CipherText::try_from_bytes(ct.try_into().map_err(|_| KemError::Input)?)
+                .map_err(|_| KemError::Input)?;
+        // Validates the key's embedded hash (FIPS 203 section 7.3). fips203's
+        // key wipes itself on drop; the by-value argument is its own copy.
+        let dk = ml_kem_768::DecapsKey::try_from_bytes(sk.try_into().map_err(|_| KemError::Input)?)
+            .map_err(|_| KemError::Input)?;
         let ss = dk.try_decaps(&ct).map_err(|_| KemError::Decapsulation)?;
         Ok(SensitiveByteArray::new(ss.into_bytes()))
     }
