@@ -119,7 +119,30 @@ fn ours(payloads: &[&[u8]; 5]) -> (Vec<Vec<u8>>, Transport, Transport) {
 }
 
 type ClatterOuter = NqHandshakeCore<X25519, ChaChaPoly, Blake2s, NoInternalRng>;
-type ClatterInner = PqHandshakeCore<Fips203MlKem768, NoKem, ChaChaPoly, Blake2s, Given>;
+type ClatterInner = PqHandshakeCore<Fips203MlKem768, NoKem, ChaChaPoly, Blake2s, FixedM>;
+
+/// clatter's engine makes its RNG with `Default` and draws the responder's
+/// encapsulation randomness from it: this one gives [`ENCAPS_M`], the bytes
+/// our responder is given, so that both encapsulate alike.
+#[derive(Clone, Default)]
+struct FixedM;
+
+impl RngCore for FixedM {
+    fn next_u32(&mut self) -> u32 {
+        unreachable!()
+    }
+    fn next_u64(&mut self) -> u64 {
+        unreachable!()
+    }
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        dest.copy_from_slice(&ENCAPS_M);
+    }
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
+        self.fill_bytes(dest);
+        Ok(())
+    }
+}
+impl CryptoRng for FixedM {}
 type Dual = HybridDualLayerHandshake<ClatterOuter, ClatterInner, ChaChaPoly, Blake2s, 2048>;
 
 fn clatter_keypair(b: u8) -> KeyPair<[u8; 32], SensitiveByteArray<[u8; 32]>> {
@@ -142,13 +165,9 @@ fn clatter_side(initiator: bool) -> Dual {
         None,
     )
     .unwrap();
-    let (kem_e, rng) = if initiator {
-        let kp: KeyPair<_, _> = Fips203MlKem768::genkey_rng(&mut Given::new(&[&KEM_SEED])).unwrap();
-        (Some(kp), Given::default())
-    } else {
-        (None, Given::new(&[&ENCAPS_M]))
-    };
-    let mut inner = ClatterInner::new(
+    let kem_e =
+        initiator.then(|| Fips203MlKem768::genkey_rng(&mut Given::new(&[&KEM_SEED])).unwrap());
+    let inner = ClatterInner::new(
         noise_pqnn(),
         PQ_PROLOGUE,
         initiator,
@@ -158,7 +177,6 @@ fn clatter_side(initiator: bool) -> Dual {
         None,
     )
     .unwrap();
-    inner.set_rng(rng);
     Dual::new(outer, inner)
 }
 

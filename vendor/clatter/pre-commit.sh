@@ -1,5 +1,0 @@
-#!/bin/bash
-
-cargo clippy --all-features -- -Dwarnings
-cargo +nightly fmt --all
-./test.sh
