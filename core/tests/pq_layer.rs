@@ -9,13 +9,14 @@ use clatter::bytearray::SensitiveByteArray;
 use clatter::crypto::cipher::ChaChaPoly;
 use clatter::crypto::dh::X25519;
 use clatter::crypto::hash::Blake2s;
-use clatter::handshakepattern::{noise_pqnn, noise_xx};
+use clatter::handshakepattern::{noise_kk, noise_nn_psk0, noise_pqnn, noise_xx};
 use clatter::traits::{Dh, Handshaker, Kem};
 use clatter::{HybridDualLayerHandshake, KeyPair, NqHandshakeCore, PqHandshakeCore};
 use rand_core::{CryptoRng, RngCore};
 use securecom_core::kem::Fips203MlKem768;
 use securecom_core::noise::{
-    Handshake, HandshakeParams, NoInternalRng, Pattern, RemoteCheck, Transport, STANDARD_PROLOGUE,
+    Handshake, HandshakeParams, NoInternalRng, Pattern, Psk, RemoteCheck, Transport,
+    REQUEST_PROLOGUE, STANDARD_PROLOGUE,
 };
 use securecom_core::pq::{NoKem, PqLayer, MAX_PQ_MESSAGE, MAX_PQ_PAYLOAD, PQ_PROLOGUE};
 use securecom_core::{Instant, Limits, StaticSecret, MAX_NOISE_MESSAGE};
@@ -56,20 +57,42 @@ fn key(b: u8) -> StaticSecret {
     StaticSecret::from_bytes([b; 32])
 }
 
-fn outer(initiator: bool) -> Handshake {
-    let (s, e) = if initiator {
-        (key(1), key(2))
+const PSK: [u8; 32] = [0x77; 32];
+
+/// The outer handshakes of the three channels: the standard channel's XX,
+/// the request channel's NNpsk0, the chat's KK (each with its prologue).
+const OUTERS: [Pattern; 3] = [Pattern::XX, Pattern::NNpsk0, Pattern::KK];
+
+fn prologue(p: Pattern) -> &'static [u8] {
+    match p {
+        Pattern::XX => STANDARD_PROLOGUE,
+        Pattern::NNpsk0 => REQUEST_PROLOGUE,
+        Pattern::KK => b"secureCom/1/chat test",
+    }
+}
+
+/// Static and ephemeral key bytes (initiator: 1, 2; responder: 3, 4).
+fn keys(initiator: bool) -> (u8, u8) {
+    if initiator {
+        (1, 2)
     } else {
-        (key(3), key(4))
-    };
+        (3, 4)
+    }
+}
+
+fn outer_of(pattern: Pattern, initiator: bool) -> Handshake {
+    let (s, e) = keys(initiator);
+    let (s, e) = (key(s), key(e));
+    let peer = key(keys(!initiator).0).public_key();
+    let psk = Psk::from_bytes(PSK);
     Handshake::new_with_fixed_ephemeral_for_testing_only(
         HandshakeParams {
-            pattern: Pattern::XX,
+            pattern,
             initiator,
-            prologue: STANDARD_PROLOGUE,
-            local_static: Some(&s),
-            remote_static: None,
-            psk: None,
+            prologue: prologue(pattern),
+            local_static: (pattern != Pattern::NNpsk0).then_some(&s),
+            remote_static: (pattern == Pattern::KK).then_some(peer),
+            psk: (pattern == Pattern::NNpsk0).then_some(&psk),
             check: RemoteCheck::Any,
         },
         &e,
@@ -77,14 +100,21 @@ fn outer(initiator: bool) -> Handshake {
     .unwrap()
 }
 
-/// Ours: the outer XX, then the layer; every wire message in order, and the
-/// two finished transports.
-fn ours(payloads: &[&[u8]; 5]) -> (Vec<Vec<u8>>, Transport, Transport) {
-    let (mut i, mut r) = (outer(true), outer(false));
+fn outer(initiator: bool) -> Handshake {
+    outer_of(Pattern::XX, initiator)
+}
+
+/// Ours: the outer handshake, then the layer; every wire message in order,
+/// and the two finished transports. `payloads` has one per outer message,
+/// then the inner two.
+fn ours_with(pattern: Pattern, payloads: &[&[u8]]) -> (Vec<Vec<u8>>, Transport, Transport) {
+    let (mut i, mut r) = (outer_of(pattern, true), outer_of(pattern, false));
     let mut wire = Vec::new();
     let mut buf = [0u8; MAX_NOISE_MESSAGE];
     let mut got = [0u8; MAX_NOISE_MESSAGE];
-    for (k, p) in payloads[..3].iter().enumerate() {
+    let outer_messages = pattern.messages();
+    assert_eq!(payloads.len(), outer_messages + 2);
+    for (k, p) in payloads[..outer_messages].iter().enumerate() {
         let (w, rd) = if k % 2 == 0 {
             (&mut i, &mut r)
         } else {
@@ -104,14 +134,15 @@ fn ours(payloads: &[&[u8]; 5]) -> (Vec<Vec<u8>>, Transport, Transport) {
     let mut got = [0u8; MAX_PQ_PAYLOAD];
     assert!(li.is_write_turn() && !lr.is_write_turn());
     // (Captured before reading: a message is opened in place.)
-    let n = li.write_message(payloads[3], &mut oi, &mut big).unwrap();
+    let (p3, p4) = (payloads[outer_messages], payloads[outer_messages + 1]);
+    let n = li.write_message(p3, &mut oi, &mut big).unwrap();
     wire.push(big[..n].to_vec());
     let m = lr.read_message(&mut big[..n], &mut or, &mut got).unwrap();
-    assert_eq!(&got[..m], payloads[3]);
-    let n = lr.write_message(payloads[4], &mut or, &mut big).unwrap();
+    assert_eq!(&got[..m], p3);
+    let n = lr.write_message(p4, &mut or, &mut big).unwrap();
     wire.push(big[..n].to_vec());
     let m = li.read_message(&mut big[..n], &mut oi, &mut got).unwrap();
-    assert_eq!(&got[..m], payloads[4]);
+    assert_eq!(&got[..m], p4);
     assert!(li.is_finished() && lr.is_finished());
     let ti = li.into_transport(oi, &limits, Instant::ZERO).unwrap();
     let tr = lr.into_transport(or, &limits, Instant::ZERO).unwrap();
@@ -153,18 +184,27 @@ fn clatter_keypair(b: u8) -> KeyPair<[u8; 32], SensitiveByteArray<[u8; 32]>> {
     }
 }
 
-fn clatter_side(initiator: bool) -> Dual {
-    let (s, e) = if initiator { (1, 2) } else { (3, 4) };
-    let outer = ClatterOuter::new(
-        noise_xx(),
-        STANDARD_PROLOGUE,
+fn clatter_side(pattern: Pattern, initiator: bool) -> Dual {
+    let (s, e) = keys(initiator);
+    let peer = clatter_keypair(keys(!initiator).0).public;
+    let clatter_pattern = match pattern {
+        Pattern::XX => noise_xx(),
+        Pattern::NNpsk0 => noise_nn_psk0(),
+        Pattern::KK => noise_kk(),
+    };
+    let mut outer = ClatterOuter::new(
+        clatter_pattern,
+        prologue(pattern),
         initiator,
-        Some(clatter_keypair(s)),
+        (pattern != Pattern::NNpsk0).then(|| clatter_keypair(s)),
         Some(clatter_keypair(e)),
-        None,
+        (pattern == Pattern::KK).then_some(peer),
         None,
     )
     .unwrap();
+    if pattern == Pattern::NNpsk0 {
+        outer.push_psk(&PSK);
+    }
     let kem_e =
         initiator.then(|| Fips203MlKem768::genkey_rng(&mut Given::new(&[&KEM_SEED])).unwrap());
     let inner = ClatterInner::new(
@@ -181,50 +221,62 @@ fn clatter_side(initiator: bool) -> Dual {
 }
 
 #[test]
-fn same_bytes_as_clatters_dual_layer() {
-    let payloads: [&[u8]; 5] = [b"", b"server hello", b"client hello", b"", b"logged in"];
-    let (wire, mut ti, mut tr) = ours(&payloads);
-    let (mut ci, mut cr) = (clatter_side(true), clatter_side(false));
-    let mut buf = vec![0u8; 4096];
-    let mut got = vec![0u8; 4096];
-    // XX's three, then pqNN's two: the initiator sends two in a row (XX
-    // message 3 and the inner message 1 leave together).
-    let initiator_writes = [true, false, true, true, false];
-    for (k, p) in payloads.iter().enumerate() {
-        let (w, rd) = if initiator_writes[k] {
-            (&mut ci, &mut cr)
-        } else {
-            (&mut cr, &mut ci)
+fn same_bytes_as_clatters_dual_layer_over_each_channels_handshake() {
+    for pattern in OUTERS {
+        // One payload per outer message, then the inner two.
+        let payloads: &[&[u8]] = match pattern {
+            Pattern::XX => &[b"", b"server hello", b"client hello", b"", b"logged in"],
+            _ => &[b"first", b"second", b"", b"ready"],
         };
-        let n = w.write_message(p, &mut buf).unwrap();
-        assert_eq!(buf[..n], wire[k][..], "message {k}");
-        let m = rd.read_message(&buf[..n], &mut got).unwrap();
-        assert_eq!(&got[..m], *p);
+        let (wire, mut ti, mut tr) = ours_with(pattern, payloads);
+        let (mut ci, mut cr) = (clatter_side(pattern, true), clatter_side(pattern, false));
+        let mut buf = vec![0u8; 4096];
+        let mut got = vec![0u8; 4096];
+        // The outer messages alternate from the initiator; then the inner
+        // two, the initiator's first (after XX's message 3, two in a row).
+        let outer_messages = pattern.messages();
+        for (k, p) in payloads.iter().enumerate() {
+            let initiator_writes = if k < outer_messages {
+                k % 2 == 0
+            } else {
+                k == outer_messages
+            };
+            let (w, rd) = if initiator_writes {
+                (&mut ci, &mut cr)
+            } else {
+                (&mut cr, &mut ci)
+            };
+            let n = w.write_message(p, &mut buf).unwrap();
+            assert_eq!(buf[..n], wire[k][..], "{pattern:?} message {k}");
+            let m = rd.read_message(&buf[..n], &mut got).unwrap();
+            assert_eq!(&got[..m], *p);
+        }
+        let (mut xi, mut xr) = (ci.finalize().unwrap(), cr.finalize().unwrap());
+        assert_eq!(xi.get_handshake_hash()[..], ti.handshake_hash()[..]);
+        assert_eq!(ti.handshake_hash(), tr.handshake_hash());
+        // Both directions of the transport, against clatter's.
+        let mut a = [0u8; 64];
+        let mut b = [0u8; 64];
+        let n = ti.encrypt(b"to the responder", &mut a).unwrap();
+        let m = xi.send(b"to the responder", &mut b).unwrap();
+        assert_eq!(a[..n], b[..m]);
+        let n = tr.encrypt(b"and back", &mut a).unwrap();
+        let m = xr.send(b"and back", &mut b).unwrap();
+        assert_eq!(a[..n], b[..m]);
+        let mut plain = [0u8; 64];
+        let k = ti.decrypt(&a[..n], &mut plain).unwrap();
+        assert_eq!(&plain[..k], b"and back");
+        // The sizes the design note gives: the KEM key and ciphertext with
+        // their payload and outer tags.
+        let last = payloads[outer_messages + 1].len();
+        assert_eq!(wire[outer_messages].len(), 1184 + 16 + 16);
+        assert_eq!(wire[outer_messages + 1].len(), 1088 + last + 16 + 16);
     }
-    let (mut xi, mut xr) = (ci.finalize().unwrap(), cr.finalize().unwrap());
-    assert_eq!(xi.get_handshake_hash()[..], ti.handshake_hash()[..]);
-    assert_eq!(ti.handshake_hash(), tr.handshake_hash());
-    // Both directions of the transport, against clatter's.
-    let mut a = [0u8; 64];
-    let mut b = [0u8; 64];
-    let n = ti.encrypt(b"to the responder", &mut a).unwrap();
-    let m = xi.send(b"to the responder", &mut b).unwrap();
-    assert_eq!(a[..n], b[..m]);
-    let n = tr.encrypt(b"and back", &mut a).unwrap();
-    let m = xr.send(b"and back", &mut b).unwrap();
-    assert_eq!(a[..n], b[..m]);
-    let mut plain = [0u8; 64];
-    let k = ti.decrypt(&a[..n], &mut plain).unwrap();
-    assert_eq!(&plain[..k], b"and back");
-    // The sizes the design note gives: the KEM key and ciphertext with their
-    // payload and outer tags.
-    assert_eq!(wire[3].len(), 1184 + 16 + 16);
-    assert_eq!(wire[4].len(), 1088 + b"logged in".len() + 16 + 16);
 }
 
 #[test]
 fn the_session_keys_are_not_the_outer_ones() {
-    let (_, mut ti, _) = ours(&[b"", b"", b"", b"", b""]);
+    let (_, mut ti, _) = ours_with(Pattern::XX, &[b"", b"", b"", b"", b""]);
     // The outer transport of the same run, rebuilt.
     let (mut i, mut r) = (outer(true), outer(false));
     let mut buf = [0u8; MAX_NOISE_MESSAGE];
