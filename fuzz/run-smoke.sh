@@ -15,7 +15,7 @@ cd "$(dirname "$0")"
 lenctl() { case "$1" in client|daemon|server_session) echo 0 ;; *) echo 100 ;; esac; }
 
 seconds="${FUZZ_SECONDS:-20}"
-targets=(frame_decoder messages handshakes client daemon server_session)
+targets=(frame_decoder messages handshakes pq_layer client daemon server_session)
 # Flags shared by the build and the runs (a run must not rebuild differently).
 flags=(--release --sanitizer none)
 

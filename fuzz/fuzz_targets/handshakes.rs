@@ -17,42 +17,8 @@ use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use securecom_core::noise::{Handshake, HandshakeParams, Pattern, Psk, RemoteCheck, Transport};
 use securecom_core::{Instant, Limits, PublicKey, StaticSecret, MAX_NOISE_MESSAGE, TAG_LEN};
-use securecom_fuzz::arb::Bytes;
+use securecom_fuzz::arb::{tamper as apply, Bytes, Tamper as Step};
 use securecom_fuzz::fixtures::{limits, rng, server_key, server_secret, user_key, user_secret};
-
-#[derive(Arbitrary, Debug, Clone, PartialEq, Eq)]
-enum Step {
-    Real,
-    Flip { pos: u16, mask: u8 },
-    Truncate { len: u16 },
-    Append(Bytes),
-    Replace(Bytes),
-    Dup,
-    Drop,
-}
-
-fn apply(step: &Step, real: &[u8]) -> Vec<Vec<u8>> {
-    match step {
-        Step::Real => vec![real.to_vec()],
-        Step::Flip { pos, mask } => {
-            let mut m = real.to_vec();
-            if !m.is_empty() {
-                let i = usize::from(*pos) % m.len();
-                m[i] ^= *mask;
-            }
-            vec![m]
-        }
-        Step::Truncate { len } => vec![real[..usize::from(*len) % (real.len() + 1)].to_vec()],
-        Step::Append(b) => {
-            let mut m = real.to_vec();
-            m.extend_from_slice(&b.0);
-            vec![m]
-        }
-        Step::Replace(b) => vec![b.0.clone()],
-        Step::Dup => vec![real.to_vec(), real.to_vec()],
-        Step::Drop => vec![],
-    }
-}
 
 fn params<'a>(
     pattern: Pattern,

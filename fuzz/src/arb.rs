@@ -750,3 +750,40 @@ impl Shown {
         }
     }
 }
+
+/// What the network does to one message on its way: nothing, a flipped
+/// byte, a cut, extra bytes, other bytes, a duplicate, or a loss.
+#[derive(Arbitrary, Debug, Clone, PartialEq, Eq)]
+pub enum Tamper {
+    Real,
+    Flip { pos: u16, mask: u8 },
+    Truncate { len: u16 },
+    Append(Bytes),
+    Replace(Bytes),
+    Dup,
+    Drop,
+}
+
+/// The messages that arrive instead of `real`.
+pub fn tamper(step: &Tamper, real: &[u8]) -> Vec<Vec<u8>> {
+    match step {
+        Tamper::Real => vec![real.to_vec()],
+        Tamper::Flip { pos, mask } => {
+            let mut m = real.to_vec();
+            if !m.is_empty() {
+                let i = usize::from(*pos) % m.len();
+                m[i] ^= *mask;
+            }
+            vec![m]
+        }
+        Tamper::Truncate { len } => vec![real[..usize::from(*len) % (real.len() + 1)].to_vec()],
+        Tamper::Append(b) => {
+            let mut m = real.to_vec();
+            m.extend_from_slice(&b.0);
+            vec![m]
+        }
+        Tamper::Replace(b) => vec![b.0.clone()],
+        Tamper::Dup => vec![real.to_vec(), real.to_vec()],
+        Tamper::Drop => vec![],
+    }
+}

@@ -255,6 +255,19 @@ fn main() {
         write("handshakes", name, &w.0);
     }
 
+    // ---------------------------------------------------------------- pq_layer
+    // pattern, small-read-buffer flag; then per inner message: payload (u16
+    // length, bytes), step (u32: 0 = Real).
+    for (p, name) in [(0u8, "xx"), (1, "nnpsk0"), (2, "kk")] {
+        let mut w = W::default();
+        w.u8(p).u8(0);
+        for payload in [&b""[..], b"logged in"] {
+            w.put(&Bytes(payload.to_vec()));
+            real(&mut w);
+        }
+        write("pq_layer", name, &w.0);
+    }
+
     // ---------------------------------------------------------------- client (fake server)
     use ClientOp as C;
     let chat_request = |id: u32, from: &str| ArbServerToDaemon::ChatRequest {
