@@ -81,6 +81,9 @@ pub const REQUEST_PROLOGUE: &[u8] = b"secureCom/1/request";
 pub const CHAT_PROLOGUE_PREFIX: &[u8] = b"secureCom/1/chat";
 /// Label of the request channel's PSK derivation.
 pub const REQUEST_PSK_LABEL: &[u8] = b"secureCom/1/request-psk";
+/// Label of the secret a finished handshake leaves for re-keying its
+/// session ([`Transport::rekey_psk`]).
+pub const REKEY_SECRET_LABEL: &[u8] = b"secureCom/2/rekey-secret";
 /// Label of the ticket of a client-dialled request channel.
 pub const REQUEST_TICKET_LABEL: &[u8] = b"secureCom/1/request-ticket";
 /// Longest chat prologue.
@@ -495,6 +498,7 @@ impl<P: CryptoProvider> Handshake<P> {
     ) -> Result<Transport<P>, CryptoError> {
         let remote = self.remote_static();
         let initiator = self.engine.is_initiator();
+        let rekey = rekey_secret(&self.engine.get_state().get_chaining_key()[..]);
         let state = self
             .engine
             .finalize()
@@ -504,6 +508,7 @@ impl<P: CryptoProvider> Handshake<P> {
             state.take(),
             initiator,
             hash,
+            rekey,
             remote,
             limits,
             now,
@@ -523,6 +528,8 @@ pub struct Transport<P: CryptoProvider = RustCrypto> {
     tx: CipherState<P::Cipher>,
     /// Our receiving one.
     rx: CipherState<P::Cipher>,
+    /// The secret a re-keying handshake of this session is keyed with.
+    rekey: [u8; 32],
     hash: [u8; HASH_LEN],
     remote: Option<PublicKey>,
     max_messages: u64,
@@ -534,7 +541,19 @@ pub struct Transport<P: CryptoProvider = RustCrypto> {
 impl<P: CryptoProvider> Drop for Transport<P> {
     fn drop(&mut self) {
         self.hash.zeroize();
+        self.rekey.zeroize();
     }
+}
+
+/// The re-keying secret of a finished handshake: `HMAC-BLAKE2s(ck, label)`
+/// of its final chaining key, which nothing else reveals (the transport keys
+/// are `HKDF(ck, "")`'s outputs).
+pub(crate) fn rekey_secret(chaining_key: &[u8]) -> [u8; 32] {
+    let mut out = Blake2s::hmac(chaining_key, REKEY_SECRET_LABEL);
+    let mut secret = [0u8; 32];
+    secret.copy_from_slice(&out[..32]);
+    out.zeroize();
+    secret
 }
 
 impl<P: CryptoProvider> Transport<P> {
@@ -544,6 +563,7 @@ impl<P: CryptoProvider> Transport<P> {
         ciphers: CipherStates<P::Cipher>,
         initiator: bool,
         hash: [u8; HASH_LEN],
+        rekey: [u8; 32],
         remote: Option<PublicKey>,
         limits: &Limits,
         now: Instant,
@@ -557,12 +577,25 @@ impl<P: CryptoProvider> Transport<P> {
             tx,
             rx,
             hash,
+            rekey,
             remote,
             max_messages: limits.max_messages,
             sent: 0,
             received: 0,
             started: now,
         }
+    }
+
+    /// Sets the peer a re-keyed session inherits from the one it replaces.
+    pub(crate) fn set_remote(&mut self, remote: Option<PublicKey>) {
+        self.remote = remote;
+    }
+
+    /// The PSK of a handshake that re-keys this session
+    /// ([`crate::pq::Rekey`]): known to its two ends only, and different for
+    /// every session.
+    pub fn rekey_psk(&self) -> Psk {
+        Psk(self.rekey)
     }
 
     /// Seals in place an inner (post-quantum) handshake message, which may

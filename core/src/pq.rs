@@ -34,7 +34,7 @@ use crate::crypto::CryptoProvider;
 use crate::error::CryptoError;
 use crate::kem::{CIPHERTEXT_LEN, PUBLIC_KEY_LEN, SECRET_KEY_LEN};
 use crate::limits::{Limits, TAG_LEN};
-use crate::noise::Transport;
+use crate::noise::{Handshake, Transport};
 use crate::time::Instant;
 use crate::RustCrypto;
 
@@ -358,13 +358,190 @@ impl<P: CryptoProvider> PqLayer<P> {
         let ciphers = self.state.split().map_err(|_| CryptoError::WrongState)?;
         let mut hash = [0u8; 32];
         hash.copy_from_slice(&self.state.get_hash()[..]);
+        let rekey = crate::noise::rekey_secret(&self.state.get_chaining_key()[..]);
         Ok(Transport::from_ciphers(
             ciphers,
             self.initiator,
             hash,
+            rekey,
             remote,
             limits,
             now,
         ))
+    }
+}
+
+/// The prologue of a re-keying handshake.
+pub const REKEY_PROLOGUE: &[u8] = b"secureCom/2/rekey";
+
+/// The randomness a [`Rekey`] draws up front for its inner layer.
+enum LayerSeed {
+    Initiator(Drawn<64>),
+    Responder(Drawn<32>),
+}
+
+impl RngCore for LayerSeed {
+    fn next_u32(&mut self) -> u32 {
+        unreachable!("the layer draws with fill_bytes")
+    }
+    fn next_u64(&mut self) -> u64 {
+        unreachable!("the layer draws with fill_bytes")
+    }
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        if self.try_fill_bytes(dest).is_err() {
+            unreachable!("one draw per layer")
+        }
+    }
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
+        match self {
+            LayerSeed::Initiator(d) => d.try_fill_bytes(dest),
+            LayerSeed::Responder(d) => d.try_fill_bytes(dest),
+        }
+    }
+}
+
+impl CryptoRng for LayerSeed {}
+
+enum RekeyStage<P: CryptoProvider> {
+    /// The fresh `NNpsk0` (ephemeral X25519), keyed by the old session.
+    Classical(Handshake<P>, LayerSeed),
+    /// The `pqNN` over it (ephemeral ML-KEM-768).
+    PostQuantum(Transport<P>, PqLayer<P>),
+    Failed,
+}
+
+/// A handshake that re-keys a running session in place: a fresh `NNpsk0`
+/// (new ephemeral X25519 keys on both sides) whose PSK is the old session's
+/// re-keying secret ([`Transport::rekey_psk`]: so only the two ends of that
+/// session, in that session, can complete it), then the post-quantum layer
+/// over it exactly as for the channels' first handshakes. Four messages,
+/// initiator first; they travel inside the old session (the caller seals
+/// them as its own messages), and the result replaces it: the old keys are
+/// then dropped (and wiped).
+///
+/// What it gives: the new keys depend on fresh ephemeral secrets of both
+/// kinds, so a passive attacker who stole the old session's keys learns
+/// nothing of the new ones (post-compromise security), and one who later
+/// takes the new state learns nothing of the old traffic (forward
+/// secrecy). An active attacker holding the old keys could impersonate a
+/// side for the re-key (the PSK is all that authenticates it, as the old
+/// transport authenticated every message before it): re-keying heals from
+/// a passive compromise, not from an attacker in the middle with the keys.
+pub struct Rekey<P: CryptoProvider = RustCrypto> {
+    stage: RekeyStage<P>,
+    initiator: bool,
+}
+
+impl<P: CryptoProvider> Rekey<P> {
+    /// Starts a re-key of `session`; draws every random byte it needs now.
+    pub fn new<R: RngCore + CryptoRng>(
+        initiator: bool,
+        session: &Transport<P>,
+        rng: &mut R,
+    ) -> Result<Self, CryptoError> {
+        let psk = session.rekey_psk();
+        let classical = Handshake::new(
+            crate::noise::HandshakeParams {
+                pattern: crate::noise::Pattern::NNpsk0,
+                initiator,
+                prologue: REKEY_PROLOGUE,
+                local_static: None,
+                remote_static: None,
+                psk: Some(&psk),
+                check: crate::noise::RemoteCheck::Any,
+            },
+            rng,
+        )?;
+        let seed = if initiator {
+            LayerSeed::Initiator(Drawn::from_rng(rng)?)
+        } else {
+            LayerSeed::Responder(Drawn::from_rng(rng)?)
+        };
+        Ok(Rekey {
+            stage: RekeyStage::Classical(classical, seed),
+            initiator,
+        })
+    }
+
+    /// True when it is our turn to write.
+    pub fn is_write_turn(&self) -> bool {
+        match &self.stage {
+            RekeyStage::Classical(h, _) => h.is_write_turn(),
+            RekeyStage::PostQuantum(_, l) => l.is_write_turn(),
+            RekeyStage::Failed => false,
+        }
+    }
+
+    /// True when all four messages have been exchanged.
+    pub fn is_finished(&self) -> bool {
+        matches!(&self.stage, RekeyStage::PostQuantum(_, l) if l.is_finished())
+    }
+
+    /// Writes the next message with `payload` into `out` (at least
+    /// [`MAX_PQ_MESSAGE`] bytes). On error the re-key is dead.
+    pub fn write_message(&mut self, payload: &[u8], out: &mut [u8]) -> Result<usize, CryptoError> {
+        let r = match &mut self.stage {
+            RekeyStage::Classical(h, _) => h.write_message(payload, out),
+            RekeyStage::PostQuantum(t, l) => l.write_message(payload, t, out),
+            RekeyStage::Failed => Err(CryptoError::WrongState),
+        };
+        self.settle(r)
+    }
+
+    /// Reads the next message (opened in place in `message`); its payload
+    /// goes to `out`. On error the re-key is dead.
+    pub fn read_message(
+        &mut self,
+        message: &mut [u8],
+        out: &mut [u8],
+    ) -> Result<usize, CryptoError> {
+        let r = match &mut self.stage {
+            RekeyStage::Classical(h, _) => h.read_message(message, out),
+            RekeyStage::PostQuantum(t, l) => l.read_message(message, t, out),
+            RekeyStage::Failed => Err(CryptoError::WrongState),
+        };
+        self.settle(r)
+    }
+
+    /// After a message: the classical stage, once finished, gives way to
+    /// the post-quantum one; any error kills the re-key.
+    fn settle(&mut self, r: Result<usize, CryptoError>) -> Result<usize, CryptoError> {
+        if r.is_err() {
+            self.stage = RekeyStage::Failed;
+            return r;
+        }
+        if matches!(&self.stage, RekeyStage::Classical(h, _) if h.is_finished()) {
+            let RekeyStage::Classical(h, mut seed) =
+                core::mem::replace(&mut self.stage, RekeyStage::Failed)
+            else {
+                return Err(CryptoError::WrongState);
+            };
+            // Limits and time do not matter for this intermediate transport:
+            // it seals two messages and is gone.
+            let t = h.into_transport(&Limits::default(), Instant::ZERO)?;
+            let layer = PqLayer::new(self.initiator, &t, &mut seed)?;
+            self.stage = RekeyStage::PostQuantum(t, layer);
+        }
+        r
+    }
+
+    /// The new session, to replace `old` (which is dropped, and its keys
+    /// wiped): its peer, limits and message counts start afresh from `now`.
+    pub fn into_transport(
+        self,
+        old: Transport<P>,
+        limits: &Limits,
+        now: Instant,
+    ) -> Result<Transport<P>, CryptoError> {
+        match self.stage {
+            RekeyStage::PostQuantum(t, l) if l.is_finished() => {
+                let remote = old.remote_static();
+                drop(old);
+                let mut new = l.into_transport(t, limits, now)?;
+                new.set_remote(remote);
+                Ok(new)
+            }
+            _ => Err(CryptoError::WrongState),
+        }
     }
 }

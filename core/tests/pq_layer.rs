@@ -12,7 +12,7 @@ use clatter::crypto::hash::Blake2s;
 use clatter::handshakepattern::{noise_kk, noise_nn_psk0, noise_pqnn, noise_xx};
 use clatter::traits::{Dh, Handshaker, Kem};
 use clatter::{HybridDualLayerHandshake, KeyPair, NqHandshakeCore, PqHandshakeCore};
-use rand_core::{CryptoRng, RngCore};
+use rand_core::{CryptoRng, RngCore, SeedableRng};
 use securecom_core::kem::Fips203MlKem768;
 use securecom_core::noise::{
     Handshake, HandshakeParams, NoInternalRng, Pattern, Psk, RemoteCheck, Transport,
@@ -383,4 +383,158 @@ fn replayed_truncated_oversized_and_out_of_turn_messages_fail() {
         let mut junk = vec![0xa5u8; len];
         assert!(lr.read_message(&mut junk, &mut or, &mut got).is_err());
     }
+}
+
+// ------------------------------------------------------------------ re-keying
+
+use securecom_core::pq::Rekey;
+
+/// Runs a re-key of the session (`a`, `b`: its two ends, `a` the
+/// initiator), delivering each message through `deliver` (which may change
+/// it); returns the two new sessions, or `None` if the re-key failed.
+fn rekey(
+    a: Transport,
+    b: Transport,
+    seed: u8,
+    deliver: &mut dyn FnMut(usize, &mut Vec<u8>),
+) -> Option<(Transport, Transport)> {
+    let mut ra = Rekey::new(
+        true,
+        &a,
+        &mut rand_chacha::ChaCha20Rng::from_seed([seed; 32]),
+    )
+    .unwrap();
+    let mut rb = Rekey::new(
+        false,
+        &b,
+        &mut rand_chacha::ChaCha20Rng::from_seed([seed ^ 0xff; 32]),
+    )
+    .unwrap();
+    let mut buf = [0u8; MAX_PQ_MESSAGE];
+    let mut got = [0u8; MAX_PQ_PAYLOAD];
+    for k in 0..4 {
+        let (w, r) = if k % 2 == 0 {
+            (&mut ra, &mut rb)
+        } else {
+            (&mut rb, &mut ra)
+        };
+        assert!(w.is_write_turn() && !r.is_write_turn(), "message {k}");
+        let n = w.write_message(b"rk", &mut buf).unwrap();
+        let mut m = buf[..n].to_vec();
+        deliver(k, &mut m);
+        match r.read_message(&mut m, &mut got) {
+            Ok(len) => assert_eq!(&got[..len], b"rk"),
+            Err(_) => return None,
+        }
+    }
+    assert!(ra.is_finished() && rb.is_finished());
+    let limits = Limits::default();
+    Some((
+        ra.into_transport(a, &limits, Instant::ZERO).unwrap(),
+        rb.into_transport(b, &limits, Instant::ZERO).unwrap(),
+    ))
+}
+
+fn session() -> (Transport, Transport) {
+    let (_, ti, tr) = ours_with(Pattern::XX, &[b"", b"", b"", b"", b""]);
+    (ti, tr)
+}
+
+fn talk(a: &mut Transport, b: &mut Transport, text: &[u8]) -> Vec<u8> {
+    let mut ct = [0u8; 128];
+    let mut pt = [0u8; 128];
+    let n = a.encrypt(text, &mut ct).unwrap();
+    let m = b.decrypt(&ct[..n], &mut pt).unwrap();
+    assert_eq!(&pt[..m], text);
+    ct[..n].to_vec()
+}
+
+#[test]
+fn a_rekey_gives_both_ends_new_keys_and_keeps_the_peer() {
+    let (mut a, mut b) = session();
+    talk(&mut a, &mut b, b"before");
+    let (old_hash, old_peer) = (*a.handshake_hash(), a.remote_static());
+    let (mut a, mut b) = rekey(a, b, 1, &mut |_, _| {}).expect("rekey");
+    assert_eq!(a.handshake_hash(), b.handshake_hash());
+    assert_ne!(*a.handshake_hash(), old_hash);
+    assert_eq!(a.remote_static(), old_peer);
+    // New counters, both ways.
+    assert_eq!((a.sent(), a.received()), (0, 0));
+    talk(&mut a, &mut b, b"after");
+    talk(&mut b, &mut a, b"and back");
+    // And again: a re-keyed session re-keys.
+    let (mut a, mut b) = rekey(a, b, 2, &mut |_, _| {}).expect("second rekey");
+    talk(&mut a, &mut b, b"twice");
+}
+
+#[test]
+fn the_new_keys_are_not_the_old_ones() {
+    // Two copies of one session (same seeds): one re-keyed, one not.
+    let (a, b) = session();
+    let (_, mut old_b) = session();
+    let (mut a, _) = rekey(a, b, 3, &mut |_, _| {}).expect("rekey");
+    let mut ct = [0u8; 64];
+    let n = a.encrypt(b"new", &mut ct).unwrap();
+    let mut pt = [0u8; 64];
+    assert!(old_b.decrypt(&ct[..n], &mut pt).is_err());
+}
+
+#[test]
+fn a_rekey_with_any_message_changed_fails() {
+    for k in 0..4 {
+        for at in [0usize, 17, 31, 33, 47, 100, 1200] {
+            let (a, b) = session();
+            let mut changed = false;
+            let r = rekey(a, b, 4, &mut |i, m| {
+                if i == k && at < m.len() {
+                    m[at] ^= 0x40;
+                    changed = true;
+                }
+            });
+            assert_eq!(r.is_none(), changed, "message {k}, byte {at}");
+        }
+    }
+}
+
+#[test]
+fn a_rekey_between_two_other_sessions_fails() {
+    // The same keys, another session (other ephemerals): other PSKs.
+    let (a, _) = session();
+    let (_, b) = {
+        let mut rng = rand_chacha::ChaCha20Rng::from_seed([9; 32]);
+        let mk = |init: bool, rng: &mut rand_chacha::ChaCha20Rng| {
+            let k = key(if init { 1 } else { 3 });
+            Handshake::new(
+                HandshakeParams {
+                    pattern: Pattern::XX,
+                    initiator: init,
+                    prologue: STANDARD_PROLOGUE,
+                    local_static: Some(&k),
+                    remote_static: None,
+                    psk: None,
+                    check: RemoteCheck::Any,
+                },
+                rng,
+            )
+            .unwrap()
+        };
+        let (mut i, mut r) = (mk(true, &mut rng), mk(false, &mut rng));
+        let mut buf = [0u8; MAX_NOISE_MESSAGE];
+        let mut got = [0u8; MAX_NOISE_MESSAGE];
+        for k in 0..3 {
+            let (w, rd) = if k % 2 == 0 {
+                (&mut i, &mut r)
+            } else {
+                (&mut r, &mut i)
+            };
+            let n = w.write_message(b"", &mut buf).unwrap();
+            rd.read_message(&buf[..n], &mut got).unwrap();
+        }
+        let l = Limits::default();
+        (
+            i.into_transport(&l, Instant::ZERO).unwrap(),
+            r.into_transport(&l, Instant::ZERO).unwrap(),
+        )
+    };
+    assert!(rekey(a, b, 5, &mut |_, _| {}).is_none());
 }
