@@ -549,10 +549,12 @@ impl<P: CryptoProvider> Drop for Transport<P> {
 /// of its final chaining key, which nothing else reveals (the transport keys
 /// are `HKDF(ck, "")`'s outputs).
 pub(crate) fn rekey_secret(chaining_key: &[u8]) -> [u8; 32] {
-    let mut out = Blake2s::hmac(chaining_key, REKEY_SECRET_LABEL);
+    // BLAKE2s's output is 32 bytes: the whole of it.
+    let out = Blake2s::hmac(chaining_key, REKEY_SECRET_LABEL);
     let mut secret = [0u8; 32];
-    secret.copy_from_slice(&out[..32]);
-    out.zeroize();
+    for (d, b) in secret.iter_mut().zip(out.iter()) {
+        *d = *b;
+    }
     secret
 }
 
