@@ -144,10 +144,11 @@ impl Psk {
 /// `HMAC-BLAKE2s(key = standard handshake hash, "secureCom/1/request-ticket" || secret)`
 /// for the `secret` of the `DialRequestChannel` it sent. It looks random to
 /// anyone without the standard channel's keys: the HMAC key (the handshake
-/// hash) is not secret, but the `secret` it covers is, fresh per announce
-/// and sent only inside the standard channel's transport, and HMAC-BLAKE2s
-/// is a PRF in its message as well as in its key. It is independent of the
-/// PSK (another label), and it
+/// hash) is not secret, but the 32-byte `secret` it covers is, fresh per
+/// announce and sent only inside the standard channel's transport; with
+/// BLAKE2s taken as a random oracle (as Noise's own key derivation takes
+/// it), the ticket is unpredictable without that secret. It is independent
+/// of the PSK (another label), and it
 /// names one announce of one login: the server forgets it once used, at the
 /// next announce and when the session ends.
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
