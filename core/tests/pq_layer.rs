@@ -104,6 +104,26 @@ fn outer(initiator: bool) -> Handshake {
     outer_of(Pattern::XX, initiator)
 }
 
+/// Runs an outer handshake (empty payloads) to its two transports.
+fn finish(mut i: Handshake, mut r: Handshake) -> (Transport, Transport) {
+    let mut buf = [0u8; MAX_NOISE_MESSAGE];
+    let mut got = [0u8; MAX_NOISE_MESSAGE];
+    for k in 0..i.pattern().messages() {
+        let (w, rd) = if k % 2 == 0 {
+            (&mut i, &mut r)
+        } else {
+            (&mut r, &mut i)
+        };
+        let n = w.write_message(b"", &mut buf).unwrap();
+        rd.read_message(&buf[..n], &mut got).unwrap();
+    }
+    let l = Limits::default();
+    (
+        i.into_transport(&l, Instant::ZERO).unwrap(),
+        r.into_transport(&l, Instant::ZERO).unwrap(),
+    )
+}
+
 /// Ours: the outer handshake, then the layer; every wire message in order,
 /// and the two finished transports. `payloads` has one per outer message,
 /// then the inner two.
@@ -278,19 +298,7 @@ fn same_bytes_as_clatters_dual_layer_over_each_channels_handshake() {
 fn the_session_keys_are_not_the_outer_ones() {
     let (_, mut ti, _) = ours_with(Pattern::XX, &[b"", b"", b"", b"", b""]);
     // The outer transport of the same run, rebuilt.
-    let (mut i, mut r) = (outer(true), outer(false));
-    let mut buf = [0u8; MAX_NOISE_MESSAGE];
-    let mut got = [0u8; MAX_NOISE_MESSAGE];
-    for k in 0..3 {
-        let (w, rd) = if k % 2 == 0 {
-            (&mut i, &mut r)
-        } else {
-            (&mut r, &mut i)
-        };
-        let n = w.write_message(b"", &mut buf).unwrap();
-        rd.read_message(&buf[..n], &mut got).unwrap();
-    }
-    let mut or = r.into_transport(&Limits::default(), Instant::ZERO).unwrap();
+    let (_, mut or) = finish(outer(true), outer(false));
     let mut sealed = [0u8; 64];
     let n = ti.encrypt(b"secret", &mut sealed).unwrap();
     let mut plain = [0u8; 64];
@@ -300,20 +308,7 @@ fn the_session_keys_are_not_the_outer_ones() {
 }
 
 fn layers() -> (PqLayer, PqLayer, Transport, Transport) {
-    let (mut i, mut r) = (outer(true), outer(false));
-    let mut buf = [0u8; MAX_NOISE_MESSAGE];
-    let mut got = [0u8; MAX_NOISE_MESSAGE];
-    for k in 0..3 {
-        let (w, rd) = if k % 2 == 0 {
-            (&mut i, &mut r)
-        } else {
-            (&mut r, &mut i)
-        };
-        let n = w.write_message(b"", &mut buf).unwrap();
-        rd.read_message(&buf[..n], &mut got).unwrap();
-    }
-    let oi = i.into_transport(&Limits::default(), Instant::ZERO).unwrap();
-    let or = r.into_transport(&Limits::default(), Instant::ZERO).unwrap();
+    let (oi, or) = finish(outer(true), outer(false));
     let li = PqLayer::new(true, &oi, &mut Given::new(&[&KEM_SEED])).unwrap();
     let lr = PqLayer::new(false, &or, &mut Given::new(&[&ENCAPS_M])).unwrap();
     (li, lr, oi, or)
@@ -518,23 +513,7 @@ fn a_rekey_between_two_other_sessions_fails() {
             )
             .unwrap()
         };
-        let (mut i, mut r) = (mk(true, &mut rng), mk(false, &mut rng));
-        let mut buf = [0u8; MAX_NOISE_MESSAGE];
-        let mut got = [0u8; MAX_NOISE_MESSAGE];
-        for k in 0..3 {
-            let (w, rd) = if k % 2 == 0 {
-                (&mut i, &mut r)
-            } else {
-                (&mut r, &mut i)
-            };
-            let n = w.write_message(b"", &mut buf).unwrap();
-            rd.read_message(&buf[..n], &mut got).unwrap();
-        }
-        let l = Limits::default();
-        (
-            i.into_transport(&l, Instant::ZERO).unwrap(),
-            r.into_transport(&l, Instant::ZERO).unwrap(),
-        )
+        finish(mk(true, &mut rng), mk(false, &mut rng))
     };
     assert!(rekey(a, b, 5, &mut |_, _| {}).is_none());
 }
