@@ -99,22 +99,8 @@ fn xx_handshake(clock: &mut Clock) {
     };
     let mut msg = [0u8; 256];
     let mut payload = [0u8; 256];
-    let step = |clock: &mut Clock, what: &str, f: &mut dyn FnMut() -> bool| {
-        use securecom_embedded_client::hw::{repaint_stack, stack_high_water};
-        repaint_stack();
-        let base = stack_high_water();
-        let t0 = clock.nanos();
-        let ok = f();
-        let t1 = clock.nanos();
-        let stack = stack_high_water().saturating_sub(base);
-        defmt::info!(
-            "xx {=str}: {=u64} ns, stack {=usize} bytes{=str}",
-            what,
-            t1 - t0,
-            stack,
-            if ok { "" } else { " FAILED" }
-        );
-    };
+    let step =
+        |clock: &mut Clock, what: &str, f: &mut dyn FnMut() -> bool| step(clock, "xx", what, f);
     let mut client: Option<Handshake> = None;
     let mut server: Option<Handshake> = None;
     step(clock, "initiator new (ephemeral key)", &mut || {
@@ -169,26 +155,12 @@ fn pq_layer(
     rng: &mut rand_chacha::ChaCha20Rng,
 ) {
     use securecom_core::pq::{PqLayer, MAX_PQ_MESSAGE};
-    use securecom_embedded_client::hw::{repaint_stack, stack_high_water};
     defmt::info!(
         "pq layer state: {=usize} bytes",
         core::mem::size_of::<PqLayer>()
     );
-    let step = |clock: &mut Clock, what: &str, f: &mut dyn FnMut() -> bool| {
-        repaint_stack();
-        let base = stack_high_water();
-        let t0 = clock.nanos();
-        let ok = f();
-        let t1 = clock.nanos();
-        let stack = stack_high_water().saturating_sub(base);
-        defmt::info!(
-            "pq {=str}: {=u64} ns, stack {=usize} bytes{=str}",
-            what,
-            t1 - t0,
-            stack,
-            if ok { "" } else { " FAILED" }
-        );
-    };
+    let step =
+        |clock: &mut Clock, what: &str, f: &mut dyn FnMut() -> bool| step(clock, "pq", what, f);
     let mut lc = None;
     let mut ls = None;
     step(clock, "initiator new (ML-KEM key)", &mut || {
@@ -238,6 +210,26 @@ fn pq_layer(
         } else {
             "FAILED"
         }
+    );
+}
+
+/// Runs one protocol step `f`, printing its time and its stack above this
+/// function (the stack is repainted first) as `<layer> <what>: ...`.
+fn step(clock: &mut Clock, layer: &str, what: &str, f: &mut dyn FnMut() -> bool) {
+    use securecom_embedded_client::hw::{repaint_stack, stack_high_water};
+    repaint_stack();
+    let base = stack_high_water();
+    let t0 = clock.nanos();
+    let ok = f();
+    let t1 = clock.nanos();
+    let stack = stack_high_water().saturating_sub(base);
+    defmt::info!(
+        "{=str} {=str}: {=u64} ns, stack {=usize} bytes{=str}",
+        layer,
+        what,
+        t1 - t0,
+        stack,
+        if ok { "" } else { " FAILED" }
     );
 }
 
