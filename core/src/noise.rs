@@ -623,7 +623,13 @@ impl<P: CryptoProvider> Transport<P> {
     /// Opens in place an inner handshake message sealed by
     /// [`Self::seal_inner`]; returns the plaintext length.
     pub(crate) fn open_inner(&mut self, buf: &mut [u8]) -> Result<usize, CryptoError> {
-        if buf.len() < TAG_LEN || buf.len() > crate::pq::MAX_PQ_MESSAGE {
+        self.open_in_place(buf, crate::pq::MAX_PQ_MESSAGE)
+    }
+
+    /// Opens `buf` in place if it is a whole sealed message of at most `max`
+    /// bytes, and counts it.
+    fn open_in_place(&mut self, buf: &mut [u8], max: usize) -> Result<usize, CryptoError> {
+        if buf.len() < TAG_LEN || buf.len() > max {
             return Err(CryptoError::DecryptFailed);
         }
         let len = buf.len();
@@ -631,6 +637,7 @@ impl<P: CryptoProvider> Transport<P> {
             .rx
             .decrypt_with_ad_in_place(&[], buf, len)
             .map_err(|_| CryptoError::DecryptFailed)?;
+        // At most one per message received: far from saturating.
         self.received = self.received.saturating_add(1);
         Ok(n)
     }
@@ -712,16 +719,6 @@ impl<P: CryptoProvider> Transport<P> {
         if self.received >= self.max_messages {
             return Err(CryptoError::MessageLimit);
         }
-        if buf.len() < TAG_LEN || buf.len() > MAX_NOISE_MESSAGE {
-            return Err(CryptoError::DecryptFailed);
-        }
-        let len = buf.len();
-        let n = self
-            .rx
-            .decrypt_with_ad_in_place(&[], buf, len)
-            .map_err(|_| CryptoError::DecryptFailed)?;
-        // `received < max_messages` (checked above): cannot saturate.
-        self.received = self.received.saturating_add(1);
-        Ok(n)
+        self.open_in_place(buf, MAX_NOISE_MESSAGE)
     }
 }
