@@ -84,6 +84,9 @@ pub const REQUEST_PSK_LABEL: &[u8] = b"secureCom/1/request-psk";
 /// Label of the secret a finished handshake leaves for re-keying its
 /// session ([`Transport::rekey_psk`]).
 pub const REKEY_SECRET_LABEL: &[u8] = b"secureCom/2/rekey-secret";
+/// Label of the secret a finished classical handshake hands to the
+/// post-quantum layer over it ([`Transport::hybrid_psk`]).
+pub const HYBRID_PSK_LABEL: &[u8] = b"secureCom/2/hybrid-psk";
 /// Label of the ticket of a client-dialled request channel.
 pub const REQUEST_TICKET_LABEL: &[u8] = b"secureCom/1/request-ticket";
 /// Longest chat prologue.
@@ -136,6 +139,13 @@ impl Psk {
     /// Raw PSK (tests and the `snow` interop only).
     pub fn from_bytes(bytes: [u8; 32]) -> Psk {
         Psk(bytes)
+    }
+
+    /// Its bytes, for a second implementation in the tests only (nothing in
+    /// the programs reads a PSK out).
+    #[doc(hidden)]
+    pub fn bytes_for_testing_only(&self) -> &[u8; 32] {
+        &self.0
     }
 }
 
@@ -502,7 +512,7 @@ impl<P: CryptoProvider> Handshake<P> {
     ) -> Result<Transport<P>, CryptoError> {
         let remote = self.remote_static();
         let initiator = self.engine.is_initiator();
-        let rekey = rekey_secret(&self.engine.get_state().get_chaining_key()[..]);
+        let secrets = Exported::of(&self.engine.get_state().get_chaining_key()[..]);
         let state = self
             .engine
             .finalize()
@@ -512,7 +522,7 @@ impl<P: CryptoProvider> Handshake<P> {
             state.take(),
             initiator,
             hash,
-            rekey,
+            secrets,
             remote,
             limits,
             now,
@@ -532,8 +542,8 @@ pub struct Transport<P: CryptoProvider = RustCrypto> {
     tx: CipherState<P::Cipher>,
     /// Our receiving one.
     rx: CipherState<P::Cipher>,
-    /// The secret a re-keying handshake of this session is keyed with.
-    rekey: [u8; 32],
+    /// The secrets this session's handshake exported.
+    secrets: Exported,
     hash: [u8; HASH_LEN],
     remote: Option<PublicKey>,
     max_messages: u64,
@@ -545,21 +555,36 @@ pub struct Transport<P: CryptoProvider = RustCrypto> {
 impl<P: CryptoProvider> Drop for Transport<P> {
     fn drop(&mut self) {
         self.hash.zeroize();
-        self.rekey.zeroize();
     }
 }
 
-/// The re-keying secret of a finished handshake: `HMAC-BLAKE2s(ck, label)`
-/// of its final chaining key, which nothing else reveals (the transport keys
-/// are `HKDF(ck, "")`'s outputs).
-pub(crate) fn rekey_secret(chaining_key: &[u8]) -> [u8; 32] {
-    // BLAKE2s's output is 32 bytes: the whole of it.
-    let out = Blake2s::hmac(chaining_key, REKEY_SECRET_LABEL);
-    let mut secret = [0u8; 32];
-    for (d, b) in secret.iter_mut().zip(out.iter()) {
-        *d = *b;
+/// The two secrets a finished handshake exports from its final chaining key
+/// `ck`, which nothing else reveals (the transport keys are
+/// `HKDF(ck, "")`'s outputs): each `HMAC-BLAKE2s(ck, label)`, the whole
+/// 32-byte output. Zeroized on drop.
+#[derive(Zeroize, ZeroizeOnDrop)]
+pub(crate) struct Exported {
+    /// Keys a handshake that re-keys this session ([`REKEY_SECRET_LABEL`]).
+    rekey: [u8; 32],
+    /// Keys the post-quantum layer over this handshake ([`HYBRID_PSK_LABEL`]).
+    hybrid: [u8; 32],
+}
+
+impl Exported {
+    pub(crate) fn of(chaining_key: &[u8]) -> Self {
+        let derive = |label: &[u8]| {
+            let out = Blake2s::hmac(chaining_key, label);
+            let mut secret = [0u8; 32];
+            for (d, b) in secret.iter_mut().zip(out.iter()) {
+                *d = *b;
+            }
+            secret
+        };
+        Exported {
+            rekey: derive(REKEY_SECRET_LABEL),
+            hybrid: derive(HYBRID_PSK_LABEL),
+        }
     }
-    secret
 }
 
 impl<P: CryptoProvider> Transport<P> {
@@ -569,7 +594,7 @@ impl<P: CryptoProvider> Transport<P> {
         ciphers: CipherStates<P::Cipher>,
         initiator: bool,
         hash: [u8; HASH_LEN],
-        rekey: [u8; 32],
+        secrets: Exported,
         remote: Option<PublicKey>,
         limits: &Limits,
         now: Instant,
@@ -583,7 +608,7 @@ impl<P: CryptoProvider> Transport<P> {
             tx,
             rx,
             hash,
-            rekey,
+            secrets,
             remote,
             max_messages: limits.max_messages,
             sent: 0,
@@ -601,7 +626,14 @@ impl<P: CryptoProvider> Transport<P> {
     /// ([`crate::pq::Rekey`]): known to its two ends only, and different for
     /// every session.
     pub fn rekey_psk(&self) -> Psk {
-        Psk(self.rekey)
+        Psk(self.secrets.rekey)
+    }
+
+    /// The PSK of the post-quantum layer run over this (classical)
+    /// handshake ([`crate::pq::PqLayer`]): it makes the session's keys
+    /// depend on the classical handshake's secrets as well as on ML-KEM's.
+    pub fn hybrid_psk(&self) -> Psk {
+        Psk(self.secrets.hybrid)
     }
 
     /// Seals in place an inner (post-quantum) handshake message, which may

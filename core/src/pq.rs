@@ -1,19 +1,25 @@
-//! Protocol 2's post-quantum layer: a PQNoise `pqNN` handshake (`-> e`,
-//! `<- ekem`, ephemeral ML-KEM-768) run *inside* a finished classical
-//! handshake and bound to it, exactly as clatter's
-//! `HybridDualLayerHandshake` composes the two (see
-//! `docs/design/protocol-v2.md` for why this construction):
+//! Protocol 2's post-quantum layer: a PQNoise `pqNNpsk2` handshake
+//! (`-> e`, `<- ekem, psk`, ephemeral ML-KEM-768) run *inside* a finished
+//! classical handshake and bound to it as clatter's
+//! `HybridDualLayerHandshake` composes the two, with the `psk` a secret of
+//! the classical handshake (see `docs/design/protocol-v2.md` for why this
+//! construction):
 //!
 //! 1. the outer (classical) handshake finishes and becomes a [`Transport`];
 //! 2. the inner one mixes `MixHash("clatter.hybrid_dual_layer.outer")` and
-//!    `MixKeyAndHash(h_outer)` before its first message;
+//!    `MixKeyAndHash(h_outer)` before its first message (clatter's binding);
 //! 3. each inner message travels encrypted by the outer transport;
-//! 4. the session's transport keys are the inner handshake's.
+//! 4. the inner `psk` token mixes [`Transport::hybrid_psk`], a secret the
+//!    outer handshake exports from its final chaining key;
+//! 5. the session's transport keys are the inner handshake's.
 //!
-//! So the keys rest on ML-KEM's secret (an attacker who recorded everything
-//! and later breaks X25519 learns nothing), while an attacker who can break
-//! ML-KEM but not X25519 never sees the KEM key or ciphertext (they are
-//! under the outer transport); authentication is the outer handshake's.
+//! So the keys rest on both secrets (a combiner, as TLS's and OpenSSH's
+//! hybrids concatenate theirs): an attacker who recorded everything and
+//! later breaks X25519 still lacks ML-KEM's shared secret, and one who can
+//! break ML-KEM, or meets a KEM that fails in a way nobody foresaw, still
+//! lacks the classical chaining key (nor does he see the KEM key or
+//! ciphertext, which are under the outer transport). Authentication is the
+//! outer handshake's.
 //!
 //! Randomness is the caller's, drawn when the layer is made: the
 //! initiator's ephemeral KEM key (64 bytes, `d || z`) or the responder's
@@ -34,7 +40,7 @@ use crate::crypto::CryptoProvider;
 use crate::error::CryptoError;
 use crate::kem::{CIPHERTEXT_LEN, PUBLIC_KEY_LEN, SECRET_KEY_LEN};
 use crate::limits::{Limits, TAG_LEN};
-use crate::noise::{Handshake, Transport};
+use crate::noise::{Handshake, Psk, Transport};
 use crate::time::Instant;
 use crate::RustCrypto;
 
@@ -135,7 +141,7 @@ impl<const N: usize> CryptoRng for Drawn<N> {}
 
 /// The name clatter gives this pattern with these primitives (its
 /// `PqHandshakeCore::build_name`), the inner handshake's protocol name.
-pub const PQ_PROTOCOL_NAME: &str = "Noise_pqNN_MLKEM768+NoSKEM_ChaChaPoly_BLAKE2s";
+pub const PQ_PROTOCOL_NAME: &str = "Noise_pqNNpsk2_MLKEM768+NoSKEM_ChaChaPoly_BLAKE2s";
 
 /// Where the inner handshake is. Kept small (the largest is the 2.4 KB
 /// secret key): the device moves it around on a small stack.
@@ -154,7 +160,7 @@ enum Step {
     Failed,
 }
 
-/// The inner `pqNN` handshake of one channel, over the finished outer one.
+/// The inner `pqNNpsk2` handshake of one channel, over the finished outer one.
 ///
 /// The two tokens are processed here, on clatter's `SymmetricState`
 /// (`MixHash`, `MixKey`, `EncryptAndHash`, `Split` as Noise defines them),
@@ -166,6 +172,8 @@ enum Step {
 /// (`core/tests/pq_layer.rs` runs both).
 pub struct PqLayer<P: CryptoProvider = RustCrypto> {
     state: SymmetricState<P::Cipher, Blake2s>,
+    /// The outer handshake's secret, for the `psk` token.
+    psk: Psk,
     step: Step,
     initiator: bool,
 }
@@ -191,6 +199,7 @@ impl<P: CryptoProvider> PqLayer<P> {
         state.mix_key_and_hash(outer.handshake_hash());
         Ok(PqLayer {
             state,
+            psk: outer.hybrid_psk(),
             step,
             initiator,
         })
@@ -239,7 +248,9 @@ impl<P: CryptoProvider> PqLayer<P> {
                     .get_mut(..PUBLIC_KEY_LEN)
                     .ok_or(CryptoError::BufferTooSmall)?;
                 dst.copy_from_slice(&kp.public);
+                // A psk pattern's `e` is mixed into the key too.
                 self.state.mix_hash(&kp.public);
+                self.state.mix_key(&kp.public);
                 // The key pair is wiped on drop; its secret half stays.
                 self.step = Step::InitiatorReceive(kp.secret.clone());
                 PUBLIC_KEY_LEN
@@ -254,6 +265,8 @@ impl<P: CryptoProvider> PqLayer<P> {
                 dst.copy_from_slice(&ct);
                 self.state.mix_hash(&ct);
                 self.state.mix_key(&ss[..]);
+                // psk
+                self.state.mix_key_and_hash(&self.psk.0);
                 self.step = Step::Done;
                 CIPHERTEXT_LEN
             }
@@ -305,6 +318,7 @@ impl<P: CryptoProvider> PqLayer<P> {
                     .get(..PUBLIC_KEY_LEN)
                     .ok_or(CryptoError::DecryptFailed)?;
                 self.state.mix_hash(re);
+                self.state.mix_key(re);
                 PUBLIC_KEY_LEN
             }
             Step::InitiatorReceive(sk) => {
@@ -315,6 +329,7 @@ impl<P: CryptoProvider> PqLayer<P> {
                     P::Kem::decapsulate(ct, &sk[..]).map_err(|_| CryptoError::DecryptFailed)?;
                 self.state.mix_hash(ct);
                 self.state.mix_key(&ss[..]);
+                self.state.mix_key_and_hash(&self.psk.0);
                 CIPHERTEXT_LEN
             }
             _ => return Err(CryptoError::WrongState),
@@ -358,12 +373,12 @@ impl<P: CryptoProvider> PqLayer<P> {
         let ciphers = self.state.split().map_err(|_| CryptoError::WrongState)?;
         let mut hash = [0u8; 32];
         hash.copy_from_slice(&self.state.get_hash()[..]);
-        let rekey = crate::noise::rekey_secret(&self.state.get_chaining_key()[..]);
+        let secrets = crate::noise::Exported::of(&self.state.get_chaining_key()[..]);
         Ok(Transport::from_ciphers(
             ciphers,
             self.initiator,
             hash,
-            rekey,
+            secrets,
             remote,
             limits,
             now,
@@ -405,7 +420,7 @@ impl CryptoRng for LayerSeed {}
 enum RekeyStage<P: CryptoProvider> {
     /// The fresh `NNpsk0` (ephemeral X25519), keyed by the old session.
     Classical(Handshake<P>, LayerSeed),
-    /// The `pqNN` over it (ephemeral ML-KEM-768).
+    /// The `pqNNpsk2` over it (ephemeral ML-KEM-768).
     PostQuantum(Transport<P>, PqLayer<P>),
     Failed,
 }

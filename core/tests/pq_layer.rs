@@ -1,15 +1,15 @@
-//! Protocol 2's post-quantum layer (`securecom_core::pq`): the inner `pqNN`
-//! over a finished classical handshake, checked byte for byte against
-//! clatter's own `HybridDualLayerHandshake` fed the same keys and
-//! randomness (the second implementation of the composition), and against
-//! tampering, replay and misuse.
+//! Protocol 2's post-quantum layer (`securecom_core::pq`): the inner
+//! `pqNNpsk2` over a finished classical handshake, checked byte for byte
+//! against clatter's own `HybridDualLayerHandshake` fed the same keys,
+//! randomness and PSK (the second implementation of the composition), and
+//! against tampering, replay and misuse.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use clatter::bytearray::SensitiveByteArray;
 use clatter::crypto::cipher::ChaChaPoly;
 use clatter::crypto::dh::X25519;
 use clatter::crypto::hash::Blake2s;
-use clatter::handshakepattern::{noise_kk, noise_nn_psk0, noise_pqnn, noise_xx};
+use clatter::handshakepattern::{noise_kk, noise_nn_psk0, noise_pqnn_psk2, noise_xx};
 use clatter::traits::{Dh, Handshaker, Kem};
 use clatter::{HybridDualLayerHandshake, KeyPair, NqHandshakeCore, PqHandshakeCore};
 use rand_core::{CryptoRng, RngCore, SeedableRng};
@@ -127,7 +127,10 @@ fn finish(mut i: Handshake, mut r: Handshake) -> (Transport, Transport) {
 /// Ours: the outer handshake, then the layer; every wire message in order,
 /// and the two finished transports. `payloads` has one per outer message,
 /// then the inner two.
-fn ours_with(pattern: Pattern, payloads: &[&[u8]]) -> (Vec<Vec<u8>>, Transport, Transport) {
+fn ours_with(
+    pattern: Pattern,
+    payloads: &[&[u8]],
+) -> (Vec<Vec<u8>>, Transport, Transport, [u8; 32]) {
     let (mut i, mut r) = (outer_of(pattern, true), outer_of(pattern, false));
     let mut wire = Vec::new();
     let mut buf = [0u8; MAX_NOISE_MESSAGE];
@@ -148,6 +151,8 @@ fn ours_with(pattern: Pattern, payloads: &[&[u8]]) -> (Vec<Vec<u8>>, Transport, 
     let limits = Limits::default();
     let mut oi = i.into_transport(&limits, Instant::ZERO).unwrap();
     let mut or = r.into_transport(&limits, Instant::ZERO).unwrap();
+    let hybrid = *oi.hybrid_psk().bytes_for_testing_only();
+    assert_eq!(hybrid, *or.hybrid_psk().bytes_for_testing_only());
     let mut li = PqLayer::new(true, &oi, &mut Given::new(&[&KEM_SEED])).unwrap();
     let mut lr = PqLayer::new(false, &or, &mut Given::new(&[&ENCAPS_M])).unwrap();
     let mut big = [0u8; MAX_PQ_MESSAGE];
@@ -166,7 +171,7 @@ fn ours_with(pattern: Pattern, payloads: &[&[u8]]) -> (Vec<Vec<u8>>, Transport, 
     assert!(li.is_finished() && lr.is_finished());
     let ti = li.into_transport(oi, &limits, Instant::ZERO).unwrap();
     let tr = lr.into_transport(or, &limits, Instant::ZERO).unwrap();
-    (wire, ti, tr)
+    (wire, ti, tr, hybrid)
 }
 
 type ClatterOuter = NqHandshakeCore<X25519, ChaChaPoly, Blake2s, NoInternalRng>;
@@ -204,7 +209,9 @@ fn clatter_keypair(b: u8) -> KeyPair<[u8; 32], SensitiveByteArray<[u8; 32]>> {
     }
 }
 
-fn clatter_side(pattern: Pattern, initiator: bool) -> Dual {
+/// clatter's dual layer over `pattern`, its inner `pqNNpsk2` given `hybrid`,
+/// the outer handshake's exported secret (ours: clatter exports none).
+fn clatter_side(pattern: Pattern, initiator: bool, hybrid: &[u8; 32]) -> Dual {
     let (s, e) = keys(initiator);
     let peer = clatter_keypair(keys(!initiator).0).public;
     let clatter_pattern = match pattern {
@@ -227,8 +234,8 @@ fn clatter_side(pattern: Pattern, initiator: bool) -> Dual {
     }
     let kem_e =
         initiator.then(|| Fips203MlKem768::genkey_rng(&mut Given::new(&[&KEM_SEED])).unwrap());
-    let inner = ClatterInner::new(
-        noise_pqnn(),
+    let mut inner = ClatterInner::new(
+        noise_pqnn_psk2(),
         PQ_PROLOGUE,
         initiator,
         None,
@@ -237,6 +244,7 @@ fn clatter_side(pattern: Pattern, initiator: bool) -> Dual {
         None,
     )
     .unwrap();
+    inner.push_psk(hybrid);
     Dual::new(outer, inner)
 }
 
@@ -248,8 +256,11 @@ fn same_bytes_as_clatters_dual_layer_over_each_channels_handshake() {
             Pattern::XX => &[b"", b"server hello", b"client hello", b"", b"logged in"],
             _ => &[b"first", b"second", b"", b"ready"],
         };
-        let (wire, mut ti, mut tr) = ours_with(pattern, payloads);
-        let (mut ci, mut cr) = (clatter_side(pattern, true), clatter_side(pattern, false));
+        let (wire, mut ti, mut tr, hybrid) = ours_with(pattern, payloads);
+        let (mut ci, mut cr) = (
+            clatter_side(pattern, true, &hybrid),
+            clatter_side(pattern, false, &hybrid),
+        );
         let mut buf = vec![0u8; 4096];
         let mut got = vec![0u8; 4096];
         // The outer messages alternate from the initiator; then the inner
@@ -295,8 +306,43 @@ fn same_bytes_as_clatters_dual_layer_over_each_channels_handshake() {
 }
 
 #[test]
+fn the_outer_handshakes_secret_keys_the_layer() {
+    let payloads: &[&[u8]] = &[b"", b"", b"", b"", b""];
+    let (wire, _, _, hybrid) = ours_with(Pattern::XX, payloads);
+    // Exported from the outer chaining key: another secret than the re-key's.
+    let (oi, or) = finish(outer(true), outer(false));
+    assert_eq!(oi.hybrid_psk().bytes_for_testing_only(), &hybrid);
+    assert_eq!(or.hybrid_psk().bytes_for_testing_only(), &hybrid);
+    assert_ne!(oi.rekey_psk().bytes_for_testing_only(), &hybrid);
+    // clatter's responder keyed with another PSK: the same KEM ciphertext,
+    // but the payload's tag (and every key after it) differs.
+    let (mut ci, mut cr) = (
+        clatter_side(Pattern::XX, true, &hybrid),
+        clatter_side(Pattern::XX, false, &[0u8; 32]),
+    );
+    let mut buf = vec![0u8; 4096];
+    let mut got = vec![0u8; 4096];
+    for (k, p) in payloads.iter().enumerate() {
+        let initiator_writes = k == 0 || k == 2 || k == 3;
+        let (w, rd) = if initiator_writes {
+            (&mut ci, &mut cr)
+        } else {
+            (&mut cr, &mut ci)
+        };
+        let n = w.write_message(p, &mut buf).unwrap();
+        if k < 4 {
+            assert_eq!(buf[..n], wire[k][..], "message {k}");
+            rd.read_message(&buf[..n], &mut got).unwrap();
+        } else {
+            assert_ne!(buf[..n], wire[k][..]);
+            assert!(rd.read_message(&buf[..n], &mut got).is_err());
+        }
+    }
+}
+
+#[test]
 fn the_session_keys_are_not_the_outer_ones() {
-    let (_, mut ti, _) = ours_with(Pattern::XX, &[b"", b"", b"", b"", b""]);
+    let (_, mut ti, _, _) = ours_with(Pattern::XX, &[b"", b"", b"", b"", b""]);
     // The outer transport of the same run, rebuilt.
     let (_, mut or) = finish(outer(true), outer(false));
     let mut sealed = [0u8; 64];
@@ -431,7 +477,7 @@ fn rekey(
 }
 
 fn session() -> (Transport, Transport) {
-    let (_, ti, tr) = ours_with(Pattern::XX, &[b"", b"", b"", b"", b""]);
+    let (_, ti, tr, _) = ours_with(Pattern::XX, &[b"", b"", b"", b"", b""]);
     (ti, tr)
 }
 

@@ -136,7 +136,7 @@ fn xx_handshake(clock: &mut Clock) {
         s.read_message(&msg[..n], &mut payload).is_ok()
     });
 
-    // Protocol 2: the inner pqNN over the finished XX.
+    // Protocol 2: the inner pqNNpsk2 over the finished XX.
     let limits = securecom_core::Limits::default();
     if let (Ok(oc), Ok(os)) = (
         c.into_transport(&limits, securecom_core::Instant::ZERO),
