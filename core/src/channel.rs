@@ -1,20 +1,30 @@
-//! One secure, framed connection: a Noise handshake, then transport messages.
+//! One secure, framed connection: a hybrid handshake, then transport messages.
 //!
 //! [`Channel`] is the building block of every role: it owns the frame
 //! accumulator for input, a fixed queue of encrypted frames for output, the
 //! Noise state, and the timers. Roles decide what the messages mean.
+//!
+//! The handshake is protocol 3's hybrid (`docs/PROTOCOL.md` 4.3-4.5): the
+//! role's classical Noise handshake (its messages and payloads are the
+//! role's), then the post-quantum layer over it ([`crate::pq::PqLayer`]:
+//! two messages with empty payloads, which the channel writes and reads by
+//! itself). The channel is open ([`Incoming::Handshake`] with `finished`)
+//! once both are done; its transport keys are the layer's.
 
+use rand_core::{CryptoRng, RngCore};
 use serde::Serialize;
 use zeroize::Zeroize;
 
 use crate::crypto::{CryptoProvider, RustCrypto};
 use crate::error::{CryptoError, Error, FrameError, ProtocolError};
-use crate::frame::{encode_frame, Feed, FrameDecoder};
+use crate::frame::{Feed, FrameDecoder};
+use crate::keys::PublicKey;
 use crate::limits::{
     Limits, FRAME_HEADER, MAX_FRAME, MAX_NOISE_MESSAGE, MAX_PLAINTEXT, MAX_REQUEST_FRAME,
 };
 use crate::message::{encode, Bounded};
 use crate::noise::{Handshake, Transport};
+use crate::pq::{LayerSeed, PqLayer};
 use crate::time::Instant;
 
 /// Capacity of a channel's output queue: two whole frames.
@@ -69,18 +79,6 @@ impl<const T: usize> TxQueue<T> {
         Ok(())
     }
 
-    /// Appends a whole frame.
-    fn push_frame(&mut self, payload: &[u8]) -> Result<(), Error> {
-        const FULL: Error = Error::Protocol(ProtocolError::QueueFull);
-        let free = self.buf.get_mut(self.len..).ok_or(FULL)?;
-        let n = encode_frame(payload, free).map_err(|e| match e {
-            FrameError::BufferTooSmall => FULL,
-            e => e.into(),
-        })?;
-        self.len = self.len.checked_add(n).ok_or(FULL)?;
-        Ok(())
-    }
-
     /// Moves as many queued bytes as fit into `out`; returns how many.
     pub fn drain(&mut self, out: &mut [u8]) -> usize {
         let Some(queued) = self.buf.get_mut(..self.len) else {
@@ -109,7 +107,10 @@ impl<const T: usize> TxQueue<T> {
 }
 
 enum Phase<P: CryptoProvider> {
-    Handshake(Handshake<P>),
+    /// The classical handshake, and the randomness of the layer after it.
+    Handshake(Handshake<P>, LayerSeed),
+    /// The post-quantum layer, over the classical handshake's transport.
+    PostQuantum(Transport<P>, PqLayer<P>),
     Transport(Transport<P>),
     Closed,
 }
@@ -119,11 +120,13 @@ enum Phase<P: CryptoProvider> {
 pub enum Incoming {
     /// The input ran out before a frame was complete.
     Nothing,
-    /// A handshake message arrived; its payload is `scratch[..len]`.
+    /// A handshake message arrived; its payload is `scratch[..len]` (the
+    /// post-quantum layer's messages have empty payloads).
     Handshake {
         /// Payload length.
         len: usize,
-        /// True if the handshake is now finished (transport keys are ready).
+        /// True if the whole handshake, the post-quantum layer included, is
+        /// now finished (transport keys are ready).
         finished: bool,
     },
     /// A transport message arrived; its plaintext is `scratch[..len]`.
@@ -168,17 +171,76 @@ pub type StandardChannel<P = RustCrypto> = Channel<MAX_FRAME, TX_CAPACITY, P>;
 pub type RequestChannel<P = RustCrypto> = Channel<MAX_REQUEST_FRAME, REQUEST_TX_CAPACITY, P>;
 
 impl<const R: usize, const Q: usize, P: CryptoProvider> Channel<R, Q, P> {
-    /// A channel whose handshake starts now.
-    pub fn new(hs: Handshake<P>, limits: Limits, now: Instant) -> Self {
-        Channel {
-            phase: Phase::Handshake(hs),
+    /// A channel whose handshake starts now: `hs`, then the post-quantum
+    /// layer, whose randomness is drawn from `rng` now.
+    pub fn new<G: RngCore + CryptoRng>(
+        hs: Handshake<P>,
+        limits: Limits,
+        now: Instant,
+        rng: &mut G,
+    ) -> Result<Self, Error> {
+        let seed = LayerSeed::undrawn(hs.is_initiator());
+        let mut channel = Channel {
+            phase: Phase::Handshake(hs, seed),
             rx: FrameDecoder::new(),
             tx: TxQueue::new(),
             limits,
             created: now,
             last_rx: now,
             last_tx: now,
+        };
+        channel.draw_layer_seed(rng)?;
+        Ok(channel)
+    }
+
+    /// Draws the layer's randomness where it stays (for an initiator, its
+    /// ML-KEM key pair, made here at the channel's creation: the shallowest
+    /// point of a device's call stack there is for it).
+    fn draw_layer_seed<G: RngCore + CryptoRng>(&mut self, rng: &mut G) -> Result<(), Error> {
+        if let Phase::Handshake(_, seed) = &mut self.phase {
+            seed.fill::<P, G>(rng)?;
         }
+        Ok(())
+    }
+
+    /// A closed channel, made without a handshake (a stand-in to
+    /// [`Self::restart`] in place).
+    pub const fn closed(limits: Limits) -> Self {
+        Channel {
+            phase: Phase::Closed,
+            rx: FrameDecoder::new(),
+            tx: TxQueue::new(),
+            limits,
+            created: Instant::ZERO,
+            last_rx: Instant::ZERO,
+            last_tx: Instant::ZERO,
+        }
+    }
+
+    /// Starts this channel again, in place, as [`Self::new`] would make it
+    /// (nothing of the 1.5 KB buffers moves: the device builds its client
+    /// in its static this way).
+    pub fn restart<G: RngCore + CryptoRng>(
+        &mut self,
+        hs: Handshake<P>,
+        limits: Limits,
+        now: Instant,
+        rng: &mut G,
+    ) -> Result<(), Error> {
+        let initiator = hs.is_initiator();
+        self.phase = Phase::Handshake(hs, LayerSeed::undrawn(initiator));
+        if let Err(e) = self.draw_layer_seed(rng) {
+            self.phase = Phase::Closed;
+            return Err(e);
+        }
+        self.rx.clear();
+        self.rx.set_limit(R);
+        self.tx.len = 0;
+        self.limits = limits;
+        self.created = now;
+        self.last_rx = now;
+        self.last_tx = now;
+        Ok(())
     }
 
     /// Lowers the largest frame this channel accepts (header included).
@@ -204,11 +266,25 @@ impl<const R: usize, const Q: usize, P: CryptoProvider> Channel<R, Q, P> {
         }
     }
 
-    /// The handshake, while it runs.
+    /// The classical handshake, while it runs.
     pub fn handshake(&self) -> Option<&Handshake<P>> {
         match &self.phase {
-            Phase::Handshake(h) => Some(h),
+            Phase::Handshake(h, _) => Some(h),
             _ => None,
+        }
+    }
+
+    /// True while the handshake (classical or post-quantum) runs.
+    pub fn is_handshaking(&self) -> bool {
+        matches!(self.phase, Phase::Handshake(..) | Phase::PostQuantum(..))
+    }
+
+    /// The peer's static key, once the classical handshake has proved it.
+    pub fn remote_static(&self) -> Option<PublicKey> {
+        match &self.phase {
+            Phase::Handshake(h, _) => h.remote_static(),
+            Phase::PostQuantum(t, _) | Phase::Transport(t) => t.remote_static(),
+            Phase::Closed => None,
         }
     }
 
@@ -243,17 +319,27 @@ impl<const R: usize, const Q: usize, P: CryptoProvider> Channel<R, Q, P> {
             Err(e) => return self.fail(e),
         };
         self.last_rx = now;
-        let Some(frame) = self.rx.frame() else {
+        let Some(frame) = self.rx.frame_mut() else {
             return self.fail(FrameError::BadLength);
         };
         let result = match &mut self.phase {
-            Phase::Handshake(hs) => {
+            Phase::Handshake(hs, _) => {
                 hs.read_message(frame, scratch)
                     .map(|len| Incoming::Handshake {
                         len,
-                        finished: hs.is_finished(),
+                        finished: false,
                     })
             }
+            // The layer's payloads are empty: anything else is a peer of
+            // another protocol (or a broken one).
+            Phase::PostQuantum(outer, layer) => match layer.read_message(frame, outer, scratch) {
+                Ok(0) => Ok(Incoming::Handshake {
+                    len: 0,
+                    finished: false,
+                }),
+                Ok(_) => Err(CryptoError::WrongState),
+                Err(e) => Err(e),
+            },
             Phase::Transport(t) => t
                 .decrypt(frame, scratch)
                 .map(|len| Incoming::Message { len }),
@@ -261,45 +347,88 @@ impl<const R: usize, const Q: usize, P: CryptoProvider> Channel<R, Q, P> {
         };
         self.rx.clear();
         match result {
-            Ok(incoming) => {
-                if let Incoming::Handshake { finished: true, .. } = incoming {
-                    self.finish_handshake(now)?;
-                }
-                Ok((consumed, incoming))
-            }
+            Ok(Incoming::Handshake { len, .. }) => match self.advance(now) {
+                Ok(finished) => Ok((consumed, Incoming::Handshake { len, finished })),
+                Err(e) => self.fail(e),
+            },
+            Ok(incoming) => Ok((consumed, incoming)),
             Err(e) => self.fail(e),
         }
     }
 
-    fn finish_handshake(&mut self, now: Instant) -> Result<(), Error> {
-        match core::mem::replace(&mut self.phase, Phase::Closed) {
-            Phase::Handshake(hs) => {
-                let t = hs.into_transport(&self.limits, now)?;
-                self.phase = Phase::Transport(t);
-                Ok(())
-            }
-            _ => Err(CryptoError::WrongState.into()),
+    /// After a handshake message in or out: a finished classical handshake
+    /// gives way to the post-quantum layer, whose messages the channel
+    /// writes when it is its turn, and a finished layer to the transport.
+    /// Returns true when the channel is open.
+    fn advance(&mut self, now: Instant) -> Result<bool, Error> {
+        if matches!(&self.phase, Phase::Handshake(hs, _) if hs.is_finished()) {
+            let Phase::Handshake(hs, seed) = core::mem::replace(&mut self.phase, Phase::Closed)
+            else {
+                return Err(CryptoError::WrongState.into());
+            };
+            let outer = hs.into_transport(&self.limits, now)?;
+            let layer = PqLayer::from_seed(&outer, seed);
+            self.phase = Phase::PostQuantum(outer, layer);
         }
+        if let Phase::PostQuantum(outer, layer) = &mut self.phase {
+            if layer.is_write_turn() {
+                self.tx
+                    .push_with(0, |out| Ok(layer.write_message(&[], outer, out)?))?;
+                self.last_tx = now;
+            }
+        }
+        if matches!(&self.phase, Phase::PostQuantum(_, layer) if layer.is_finished()) {
+            let Phase::PostQuantum(outer, layer) =
+                core::mem::replace(&mut self.phase, Phase::Closed)
+            else {
+                return Err(CryptoError::WrongState.into());
+            };
+            self.phase = Phase::Transport(layer.into_transport(outer, &self.limits, now)?);
+        }
+        Ok(self.is_transport())
     }
 
     /// Queues our next handshake message with `payload`.
     pub fn send_handshake(&mut self, now: Instant, payload: &[u8]) -> Result<(), Error> {
-        let Phase::Handshake(hs) = &mut self.phase else {
+        let Phase::Handshake(hs, _) = &mut self.phase else {
             return Err(CryptoError::WrongState.into());
         };
-        let mut wire = [0u8; MAX_NOISE_MESSAGE];
-        let n = match hs.write_message(payload, &mut wire) {
-            Ok(n) => n,
-            Err(e) => return self.fail(e),
-        };
-        let finished = hs.is_finished();
-        let message = wire.get(..n).ok_or(CryptoError::BufferTooSmall)?;
-        self.tx.push_frame(message)?;
+        // Written straight into the output queue: no message-sized buffer
+        // stays on the stack under the layer's key generation below.
+        if let Err(e) = self
+            .tx
+            .push_with(0, |out| Ok(hs.write_message(payload, out)?))
+        {
+            return self.fail(e);
+        }
         self.last_tx = now;
-        if finished {
-            self.finish_handshake(now)?;
+        if let Err(e) = self.advance(now) {
+            return self.fail(e);
         }
         Ok(())
+    }
+
+    /// Sends `msg` under the classical handshake's keys, before the
+    /// post-quantum layer is done, and closes: how a server refuses a
+    /// client of another protocol version, which knows no layer
+    /// (`docs/PROTOCOL.md` 12).
+    pub fn send_outer_and_close<T: Serialize + Bounded>(
+        &mut self,
+        now: Instant,
+        msg: &T,
+    ) -> Result<(), Error> {
+        let Phase::PostQuantum(outer, _) = &mut self.phase else {
+            return Err(CryptoError::WrongState.into());
+        };
+        let mut plain = [0u8; MAX_PLAINTEXT];
+        let result = encode(msg, &mut plain).map_err(Error::from).and_then(|n| {
+            let body = plain.get(..n).ok_or(CryptoError::BufferTooSmall)?;
+            self.tx.push_with(0, |out| Ok(outer.encrypt(body, out)?))
+        });
+        plain.as_mut_slice().zeroize();
+        self.last_tx = now;
+        self.close();
+        result
     }
 
     /// Encodes, encrypts and queues one message.
@@ -352,7 +481,9 @@ impl<const R: usize, const Q: usize, P: CryptoProvider> Channel<R, Q, P> {
     /// When [`Self::check_timeout`] must next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
         match &self.phase {
-            Phase::Handshake(_) => Some(self.created.add(self.limits.handshake_timeout)),
+            Phase::Handshake(..) | Phase::PostQuantum(..) => {
+                Some(self.created.add(self.limits.handshake_timeout))
+            }
             Phase::Transport(t) => {
                 let idle = self.last_rx.add(self.limits.idle_timeout);
                 let age = t.started().add(self.limits.max_session_age);
@@ -365,7 +496,9 @@ impl<const R: usize, const Q: usize, P: CryptoProvider> Channel<R, Q, P> {
     /// Errors if a deadline has passed (the caller then closes the channel).
     pub fn check_timeout(&self, now: Instant) -> Result<(), ProtocolError> {
         match &self.phase {
-            Phase::Handshake(_) if now >= self.created.add(self.limits.handshake_timeout) => {
+            Phase::Handshake(..) | Phase::PostQuantum(..)
+                if now >= self.created.add(self.limits.handshake_timeout) =>
+            {
                 Err(ProtocolError::HandshakeTimeout)
             }
             Phase::Transport(t) if now >= t.started().add(self.limits.max_session_age) => {

@@ -1,11 +1,12 @@
 //! The end-to-end chat between two clients: Noise KK, relayed by the server.
 //!
 //! The server sends each side the other's registered key (`ChatStarted`);
-//! the requester is the KK initiator. Both handshake messages carry empty
-//! payloads (KK's first message has no forward secrecy, so it carries no
-//! text). Then the requester speaks first: the responder may send only after
-//! it has received one message. Any failure ends the chat; no text that did
-//! not authenticate is ever returned.
+//! the requester is the KK initiator. The handshake is KK, then the
+//! post-quantum layer over it ([`crate::pq::PqLayer`]), four messages in
+//! turn, all with empty payloads (KK's first message has no forward
+//! secrecy, so it carries no text). Then the requester speaks first: the
+//! responder may send only after it has received one message. Any failure
+//! ends the chat; no text that did not authenticate is ever returned.
 //!
 //! # Ending honestly
 //! Every `Text` carries how many texts its sender had received (an
@@ -28,13 +29,17 @@ use crate::message::{decode, encode, ChatId, ChatPayload, UserName};
 use crate::noise::{
     chat_prologue, Handshake, HandshakeParams, Pattern, RemoteCheck, Transport, MAX_CHAT_PROLOGUE,
 };
+use crate::pq::{LayerSeed, PqLayer};
 use crate::time::Instant;
 
 /// A chat text, owned (at most [`MAX_CHAT_TEXT`] bytes).
 pub type ChatText = heapless::String<MAX_CHAT_TEXT>;
 
 enum E2ePhase<P: CryptoProvider> {
-    Handshake(Handshake<P>),
+    /// KK, and the randomness of the layer after it.
+    Handshake(Handshake<P>, LayerSeed),
+    /// The post-quantum layer over KK's transport.
+    PostQuantum(Transport<P>, PqLayer<P>),
     Open {
         transport: Transport<P>,
         may_send: bool,
@@ -89,6 +94,29 @@ impl<P: CryptoProvider> E2eChat<P> {
         now: Instant,
         rng: &mut R,
     ) -> Result<Self, Error> {
+        let mut chat = Self::new_undrawn(
+            chat_id, identity, local_name, peer, peer_key, initiator, limits, now, rng,
+        )?;
+        chat.draw_layer_seed(rng)?;
+        Ok(chat)
+    }
+
+    /// [`Self::new`] without the post-quantum layer's randomness, which
+    /// [`Self::draw_layer_seed`] then draws where the chat stays (the
+    /// requester's ML-KEM key pair: the client makes it once the chat is in
+    /// its place, not under this constructor's frame).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new_undrawn<R: RngCore + CryptoRng>(
+        chat_id: ChatId,
+        identity: &StaticSecret,
+        local_name: &str,
+        peer: UserName,
+        peer_key: PublicKey,
+        initiator: bool,
+        limits: Limits,
+        now: Instant,
+        rng: &mut R,
+    ) -> Result<Self, Error> {
         let local_key = identity.public_key();
         let mut buf = [0u8; MAX_CHAT_PROLOGUE];
         let (requester, responder) = if initiator {
@@ -109,7 +137,7 @@ impl<P: CryptoProvider> E2eChat<P> {
             },
             rng,
         )?;
-        Ok(E2eChat {
+        let chat = E2eChat {
             chat_id,
             peer,
             peer_key,
@@ -117,11 +145,23 @@ impl<P: CryptoProvider> E2eChat<P> {
             initiator,
             limits,
             started: now,
-            phase: E2ePhase::Handshake(hs),
+            phase: E2ePhase::Handshake(hs, LayerSeed::undrawn(initiator)),
             sent: 0,
             received: 0,
             acked: 0,
-        })
+        };
+        Ok(chat)
+    }
+
+    /// Draws the layer's randomness in place (see [`Self::new_undrawn`]).
+    pub(crate) fn draw_layer_seed<R: RngCore + CryptoRng>(
+        &mut self,
+        rng: &mut R,
+    ) -> Result<(), Error> {
+        if let E2ePhase::Handshake(_, seed) = &mut self.phase {
+            seed.fill::<P, R>(rng)?;
+        }
+        Ok(())
     }
 
     /// The chat id.
@@ -151,8 +191,11 @@ impl<P: CryptoProvider> E2eChat<P> {
 
     /// While the KK handshake runs: when it must be over (the handshake timeout).
     pub fn handshake_deadline(&self) -> Option<Instant> {
-        matches!(self.phase, E2ePhase::Handshake(_))
-            .then(|| self.started.add(self.limits.handshake_timeout))
+        matches!(
+            self.phase,
+            E2ePhase::Handshake(..) | E2ePhase::PostQuantum(..)
+        )
+        .then(|| self.started.add(self.limits.handshake_timeout))
     }
 
     /// True once both handshake messages went through.
@@ -165,44 +208,70 @@ impl<P: CryptoProvider> E2eChat<P> {
         matches!(self.phase, E2ePhase::Open { may_send: true, .. })
     }
 
-    /// Writes our next handshake message, if it is our turn; returns its length.
+    /// Writes our next handshake message (KK's or the layer's), if it is
+    /// our turn, into `out` (at least [`MAX_E2E_MESSAGE`] bytes); returns
+    /// its length.
     pub fn write_handshake(
         &mut self,
         now: Instant,
         out: &mut [u8],
     ) -> Result<Option<usize>, Error> {
-        let E2ePhase::Handshake(hs) = &mut self.phase else {
-            return Ok(None);
+        let n = match &mut self.phase {
+            E2ePhase::Handshake(hs, _) if hs.is_write_turn() => hs.write_message(&[], out),
+            E2ePhase::PostQuantum(kk, layer) if layer.is_write_turn() => {
+                layer.write_message(&[], kk, out)
+            }
+            _ => return Ok(None),
         };
-        if !hs.is_write_turn() {
-            return Ok(None);
-        }
-        let n = hs.write_message(&[], out)?;
-        self.finish_if_done(now)?;
+        let n = self.settle(n, now)?;
         Ok(Some(n))
     }
 
-    /// Reads the peer's handshake message (its payload must be empty).
-    pub fn read_handshake(&mut self, now: Instant, msg: &[u8]) -> Result<(), Error> {
-        let E2ePhase::Handshake(hs) = &mut self.phase else {
-            return Err(ProtocolError::Unexpected.into());
+    /// Reads the peer's handshake message (its payload must be empty),
+    /// opening it in place in `msg`.
+    pub fn read_handshake(&mut self, now: Instant, msg: &mut [u8]) -> Result<(), Error> {
+        let mut payload = [0u8; crate::pq::MAX_PQ_PAYLOAD];
+        let n = match &mut self.phase {
+            E2ePhase::Handshake(hs, _) => hs.read_message(msg, &mut payload),
+            E2ePhase::PostQuantum(kk, layer) => layer.read_message(msg, kk, &mut payload),
+            _ => return Err(ProtocolError::Unexpected.into()),
         };
-        let mut payload = [0u8; MAX_E2E_MESSAGE];
-        let n = hs.read_message(msg, &mut payload)?;
-        if n != 0 {
+        if self.settle(n, now)? != 0 {
+            self.phase = E2ePhase::Dead;
             return Err(ProtocolError::Unexpected.into());
         }
-        self.finish_if_done(now)
+        Ok(())
     }
 
-    fn finish_if_done(&mut self, now: Instant) -> Result<(), Error> {
-        let done = matches!(&self.phase, E2ePhase::Handshake(hs) if hs.is_finished());
-        if done {
-            let E2ePhase::Handshake(hs) = core::mem::replace(&mut self.phase, E2ePhase::Dead)
+    /// After a handshake message: a finished KK gives way to the layer, a
+    /// finished layer to the open chat; an error ends the chat.
+    fn settle(&mut self, r: Result<usize, CryptoError>, now: Instant) -> Result<usize, Error> {
+        let r = r
+            .map_err(Error::from)
+            .and_then(|n| self.advance(now).map(|()| n));
+        if r.is_err() {
+            self.phase = E2ePhase::Dead;
+        }
+        r
+    }
+
+    fn advance(&mut self, now: Instant) -> Result<(), Error> {
+        if matches!(&self.phase, E2ePhase::Handshake(hs, _) if hs.is_finished()) {
+            let E2ePhase::Handshake(hs, seed) = core::mem::replace(&mut self.phase, E2ePhase::Dead)
             else {
                 return Err(CryptoError::WrongState.into());
             };
-            let transport = hs.into_transport(&self.limits, now)?;
+            let kk = hs.into_transport(&self.limits, now)?;
+            let layer = PqLayer::from_seed(&kk, seed);
+            self.phase = E2ePhase::PostQuantum(kk, layer);
+        }
+        if matches!(&self.phase, E2ePhase::PostQuantum(_, layer) if layer.is_finished()) {
+            let E2ePhase::PostQuantum(kk, layer) =
+                core::mem::replace(&mut self.phase, E2ePhase::Dead)
+            else {
+                return Err(CryptoError::WrongState.into());
+            };
+            let transport = layer.into_transport(kk, &self.limits, now)?;
             self.phase = E2ePhase::Open {
                 transport,
                 may_send: self.initiator,

@@ -362,7 +362,7 @@ impl<P: CryptoProvider> Client<P> {
         now: Instant,
         rng: &mut R,
     ) -> Result<Self, Error> {
-        Self::start(config, None, identity, now, rng)
+        Self::started(config, None, identity, now, rng)
     }
 
     #[cfg(feature = "certificates")]
@@ -379,30 +379,37 @@ impl<P: CryptoProvider> Client<P> {
         now: Instant,
         rng: &mut R,
     ) -> Result<Self, Error> {
-        Self::start(config, Some(ca), identity, now, rng)
+        Self::started(config, Some(ca), identity, now, rng)
     }
 
-    fn start<R: RngCore + CryptoRng>(
+    fn started<R: RngCore + CryptoRng>(
         config: ClientConfig,
         ca: Option<CaTrust>,
         identity: StaticSecret,
         now: Instant,
         rng: &mut R,
     ) -> Result<Self, Error> {
-        let check = match ca {
-            Some(_) => RemoteCheck::Any,
-            None => RemoteCheck::Exactly(config.server_key),
-        };
-        let hs = Handshake::standard(true, &identity, check, rng)?;
-        let mut std = Channel::new(hs, config.limits, now);
-        std.send_handshake(now, &[])?;
-        Ok(Client {
-            config,
-            ca,
+        let mut c = Self::unstarted();
+        c.start_in_place(config, ca, identity, now, rng)?;
+        Ok(c)
+    }
+
+    /// A client that is not started: closed, with no key and no name. Its
+    /// only use is [`Self::start`]'s in place: a device builds its 14 KB
+    /// client in a static this way, without a copy of it on the stack.
+    pub const fn unstarted() -> Self {
+        Client {
+            config: ClientConfig {
+                user: UserName::new(),
+                server_key: PublicKey([0; 32]),
+                daemon_port: None,
+                limits: Limits::DEFAULT,
+            },
+            ca: None,
             certified: None,
-            identity,
-            std,
-            login: Login::Handshake,
+            identity: StaticSecret::none(),
+            std: Channel::closed(Limits::DEFAULT),
+            login: Login::Closed,
             chat: ChatState::Idle,
             events: Deque::new(),
             psk: None,
@@ -415,7 +422,57 @@ impl<P: CryptoProvider> Client<P> {
             backoff: REANNOUNCE_BACKOFF,
             spare: None,
             retrying: false,
-        })
+        }
+    }
+
+    /// [`Self::new`] in place, on an [`Self::unstarted`] client (or any:
+    /// everything is reset): the first handshake message is queued.
+    pub fn start(
+        &mut self,
+        config: ClientConfig,
+        identity: StaticSecret,
+        now: Instant,
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> Result<(), Error> {
+        self.start_in_place(config, None, identity, now, rng)
+    }
+
+    fn start_in_place<R: RngCore + CryptoRng>(
+        &mut self,
+        config: ClientConfig,
+        ca: Option<CaTrust>,
+        identity: StaticSecret,
+        now: Instant,
+        rng: &mut R,
+    ) -> Result<(), Error> {
+        let check = match ca {
+            Some(_) => RemoteCheck::Any,
+            None => RemoteCheck::Exactly(config.server_key),
+        };
+        let hs = Handshake::standard(true, &identity, check, rng)?;
+        self.std.restart(hs, config.limits, now, rng)?;
+        self.config = config;
+        self.ca = ca;
+        self.certified = None;
+        self.identity = identity;
+        self.login = Login::Handshake;
+        self.chat = ChatState::Idle;
+        self.events.clear();
+        self.psk = None;
+        self.next_link = 0;
+        self.pending_answer = None;
+        self.request_mode = RequestMode::Auto;
+        self.dialling = false;
+        self.current_link = None;
+        self.reannounce_at = None;
+        self.backoff = REANNOUNCE_BACKOFF;
+        self.spare = None;
+        self.retrying = false;
+        if let Err(e) = self.std.send_handshake(now, &[]) {
+            self.login = Login::Closed;
+            return Err(e);
+        }
+        Ok(())
     }
 
     // ------------------------------------------------------------ getters
@@ -560,9 +617,17 @@ impl<P: CryptoProvider> Client<P> {
             // No whole frame yet: nothing was written to `scratch` (still the
             // zeros above), so there is nothing to wipe.
             Incoming::Nothing => return Ok(used),
-            Incoming::Handshake { len, .. } => {
-                received(&scratch, len).and_then(|p| self.on_server_hello(now, p))
-            }
+            // XX message 2: the server's hello.
+            Incoming::Handshake {
+                len,
+                finished: false,
+            } => received(&scratch, len).and_then(|p| self.on_server_hello(now, p)),
+            // The post-quantum layer's answer: the channel is open, and the
+            // server's verdict on the login comes next.
+            Incoming::Handshake { finished: true, .. } => match self.login {
+                Login::AwaitResult => Ok(()),
+                _ => Err(ProtocolError::Unexpected.into()),
+            },
             Incoming::Message { len } => received(&scratch, len)
                 .and_then(|p| Ok(decode::<ServerMsg>(p)?))
                 .and_then(|msg| self.on_message(now, msg, rng)),
@@ -585,13 +650,20 @@ impl<P: CryptoProvider> Client<P> {
         Ok(used)
     }
 
+    // Not inlined (nor `on_message`, `on_daemon_message`): their buffers
+    // would sit in `handle_input`'s frame, under the post-quantum layer's
+    // decapsulation in `Channel::read` (the device's stack decides this).
+    #[inline(never)]
     fn on_server_hello(&mut self, now: Instant, payload: &[u8]) -> Result<(), Error> {
         if !matches!(self.login, Login::Handshake) {
             return Err(ProtocolError::Unexpected.into());
         }
         let hello: ServerHello = decode(payload)?;
         if hello.version != PROTOCOL_VERSION {
-            return Err(ProtocolError::VersionMismatch.into());
+            return Err(ProtocolError::VersionMismatch {
+                peer: hello.version,
+            }
+            .into());
         }
         #[cfg(feature = "certificates")]
         if let Some(ca) = &self.ca {
@@ -623,6 +695,7 @@ impl<P: CryptoProvider> Client<P> {
         Ok(())
     }
 
+    #[inline(never)]
     fn on_message<R: RngCore + CryptoRng>(
         &mut self,
         now: Instant,
@@ -749,6 +822,7 @@ impl<P: CryptoProvider> Client<P> {
         Ok(())
     }
 
+    #[inline(never)]
     fn on_chat_started<R: RngCore + CryptoRng>(
         &mut self,
         now: Instant,
@@ -785,7 +859,7 @@ impl<P: CryptoProvider> Client<P> {
             // zeros: a chat keyed so would be open to whoever relays it.
             return self.chat_failed(now, CryptoError::WeakKey.into());
         }
-        let chat = E2eChat::new(
+        let chat = E2eChat::new_undrawn(
             chat_id,
             &self.identity,
             &self.config.user,
@@ -797,9 +871,21 @@ impl<P: CryptoProvider> Client<P> {
             rng,
         )?;
         self.chat = ChatState::Chat(chat);
+        self.draw_chat_seed(rng)?;
         self.flush_chat_handshake(now)
     }
 
+    /// The chat's layer randomness (the requester's ML-KEM key pair), drawn
+    /// where the chat now is, in a frame of its own (the device's stack).
+    #[inline(never)]
+    fn draw_chat_seed<R: RngCore + CryptoRng>(&mut self, rng: &mut R) -> Result<(), Error> {
+        match &mut self.chat {
+            ChatState::Chat(chat) => chat.draw_layer_seed(rng),
+            _ => Ok(()),
+        }
+    }
+
+    #[inline(never)]
     fn flush_chat_handshake(&mut self, now: Instant) -> Result<(), Error> {
         let ChatState::Chat(chat) = &mut self.chat else {
             return Ok(());
@@ -840,6 +926,7 @@ impl<P: CryptoProvider> Client<P> {
         }
     }
 
+    #[inline(never)]
     fn on_chat_handshake(
         &mut self,
         now: Instant,
@@ -852,12 +939,19 @@ impl<P: CryptoProvider> Client<P> {
         if chat.id() != chat_id {
             return Ok(());
         }
-        if let Err(e) = chat.read_handshake(now, noise) {
+        // Opened in place: a copy of the relayed bytes.
+        let mut msg = [0u8; MAX_E2E_MESSAGE];
+        let Some(msg) = msg.get_mut(..noise.len()) else {
+            return self.chat_failed(now, CryptoError::BufferTooSmall.into());
+        };
+        msg.copy_from_slice(noise);
+        if let Err(e) = chat.read_handshake(now, msg) {
             return self.chat_failed(now, e);
         }
         self.flush_chat_handshake(now)
     }
 
+    #[inline(never)]
     fn on_chat_data(&mut self, now: Instant, chat_id: ChatId, noise: &[u8]) -> Result<(), Error> {
         let ChatState::Chat(chat) = &mut self.chat else {
             return Ok(());
@@ -1207,7 +1301,7 @@ impl<P: CryptoProvider> Client<P> {
         self.next_link = self.next_link.wrapping_add(1);
         Ok(RequestLink {
             id: self.next_link,
-            channel: Channel::new(hs, self.config.limits, now),
+            channel: Channel::new(hs, self.config.limits, now, rng)?,
             authenticated: false,
             created: now,
             proof_timeout: self.config.limits.handshake_timeout,
@@ -1225,13 +1319,17 @@ impl<P: CryptoProvider> Client<P> {
         let (used, incoming) = link.channel.read(now, input, &mut scratch)?;
         let result = match incoming {
             Incoming::Nothing => Ok(()),
-            Incoming::Handshake { len, .. } => {
-                if len != 0 {
-                    Err(ProtocolError::Unexpected.into())
-                } else {
-                    link.channel.send_handshake(now, &[])
-                }
+            // NNpsk0 message 1: answer it (the channel then reads the
+            // layer's first message and answers that by itself).
+            Incoming::Handshake { len: 0, .. } if link.channel.handshake().is_some() => {
+                link.channel.send_handshake(now, &[])
             }
+            // The layer is done: the server's first message comes next.
+            Incoming::Handshake {
+                len: 0,
+                finished: true,
+            } => Ok(()),
+            Incoming::Handshake { .. } => Err(ProtocolError::Unexpected.into()),
             Incoming::Message { len } => received(&scratch, len)
                 .and_then(|p| Ok(decode::<ServerToDaemon>(p)?))
                 .and_then(|msg| {
@@ -1245,6 +1343,7 @@ impl<P: CryptoProvider> Client<P> {
         result.map(|()| used)
     }
 
+    #[inline(never)]
     fn on_daemon_message(
         &mut self,
         link: &mut RequestLink<P>,

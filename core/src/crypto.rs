@@ -87,16 +87,16 @@ pub trait MlKem768:
     Ss = SensitiveByteArray<[u8; SHARED_SECRET_LEN]>,
 >
 {
-}
-
-impl<T> MlKem768 for T where
-    T: Kem<
-        PubKey = [u8; PUBLIC_KEY_LEN],
-        Ct = [u8; CIPHERTEXT_LEN],
-        SecretKey = SensitiveByteArray<[u8; SECRET_KEY_LEN]>,
-        Ss = SensitiveByteArray<[u8; SHARED_SECRET_LEN]>,
-    >
-{
+    /// `ML-KEM.KeyGen_internal(d, z)` for `seed = d || z`, written into
+    /// `sk`: the FIPS 203 decapsulation key, which holds the encapsulation
+    /// key (`dk = dk_pke || ek || H(ek) || z`), so that nothing else need be
+    /// kept. The same key pair as `genkey_rng` drawing `seed`; with as few
+    /// copies of the keys as the implementation allows (the device's stack:
+    /// the layer makes its key pair this way).
+    fn keygen_into(
+        seed: &[u8; 64],
+        sk: &mut [u8; SECRET_KEY_LEN],
+    ) -> Result<(), clatter::error::KemError>;
 }
 
 /// A set of primitives for the `25519_ChaChaPoly_BLAKE2s` suite and its

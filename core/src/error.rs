@@ -64,8 +64,12 @@ pub enum ProtocolError {
     Unexpected,
     /// A chat id that is not the current chat's.
     WrongChat,
-    /// The peer speaks another protocol version.
-    VersionMismatch,
+    /// The peer speaks another protocol version (`peer`; ours is
+    /// [`crate::PROTOCOL_VERSION`]).
+    VersionMismatch {
+        /// The peer's version.
+        peer: u8,
+    },
     /// The operation needs a logged-in session.
     NotLoggedIn,
     /// The user is already in a chat (or has a request pending).

@@ -136,6 +136,14 @@ impl<const N: usize> FrameDecoder<N> {
         }
     }
 
+    /// The complete frame's Noise message, mutable (to open it in place).
+    pub fn frame_mut(&mut self) -> Option<&mut [u8]> {
+        match self.expected() {
+            Ok(Some(total)) if self.len == total => self.buf.get_mut(FRAME_HEADER..total),
+            _ => None,
+        }
+    }
+
     /// Forgets the current frame (or partial frame).
     pub fn clear(&mut self) {
         self.len = 0;

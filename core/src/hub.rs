@@ -323,7 +323,7 @@ impl<const N: usize, P: CryptoProvider> Hub<N, P> {
                     }
                 }
             }
-            ServerEvent::LoginFailed | ServerEvent::Closed => {}
+            ServerEvent::LoginFailed { .. } | ServerEvent::Closed => {}
             ServerEvent::DialDaemon { port } => {
                 if let Some(slot) = self.slots.get_mut(id).and_then(Option::as_mut) {
                     slot.ticket = None;

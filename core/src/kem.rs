@@ -1,4 +1,4 @@
-//! ML-KEM-768 (FIPS 203), the post-quantum half of protocol 2's hybrid
+//! ML-KEM-768 (FIPS 203), the post-quantum half of protocol 3's hybrid
 //! handshakes, as a clatter [`Kem`] (see [`crate::crypto::MlKem768`] for the
 //! contract every provider keeps).
 //!
@@ -75,17 +75,47 @@ impl Kem for Fips203MlKem768 {
     /// `ML-KEM.Decaps`; a wrong ciphertext gives the implicit-rejection
     /// secret, not an error (the handshake then fails on its next tag).
     fn decapsulate(ct: &[u8], sk: &[u8]) -> KemResult<Self::Ss> {
-        // Each conversion is one copy, straight into the argument fips203
-        // takes by value (the device's stack is the constraint here).
-        let ct =
-            ml_kem_768::CipherText::try_from_bytes(ct.try_into().map_err(|_| KemError::Input)?)
-                .map_err(|_| KemError::Input)?;
-        // Validates the key's embedded hash (FIPS 203 section 7.3). fips203's
-        // key wipes itself on drop; the by-value argument is its own copy.
-        let dk = ml_kem_768::DecapsKey::try_from_bytes(sk.try_into().map_err(|_| KemError::Input)?)
-            .map_err(|_| KemError::Input)?;
+        // The conversions run in frames of their own, gone before the
+        // decapsulation's deep stack (the device's constraint here).
+        let ct = ciphertext_of(ct)?;
+        let dk = decaps_key_of(sk)?;
         let ss = dk.try_decaps(&ct).map_err(|_| KemError::Decapsulation)?;
         Ok(SensitiveByteArray::new(ss.into_bytes()))
+    }
+}
+
+#[inline(never)]
+fn ciphertext_of(ct: &[u8]) -> KemResult<ml_kem_768::CipherText> {
+    ml_kem_768::CipherText::try_from_bytes(ct.try_into().map_err(|_| KemError::Input)?)
+        .map_err(|_| KemError::Input)
+}
+
+/// Validates the key's embedded hash (FIPS 203 section 7.3). fips203's key
+/// wipes itself on drop; the by-value argument is its own copy, wiped here.
+#[inline(never)]
+fn decaps_key_of(sk: &[u8]) -> KemResult<ml_kem_768::DecapsKey> {
+    let mut bytes: [u8; SECRET_KEY_LEN] = sk.try_into().map_err(|_| KemError::Input)?;
+    let dk = ml_kem_768::DecapsKey::try_from_bytes(bytes).map_err(|_| KemError::Input);
+    // As a slice: zeroize's bulk wipe, not one volatile store per byte.
+    bytes.as_mut_slice().zeroize();
+    dk
+}
+
+impl crate::crypto::MlKem768 for Fips203MlKem768 {
+    /// One call of `fips203` and one copy of its decapsulation key.
+    fn keygen_into(seed: &[u8; 64], sk: &mut [u8; SECRET_KEY_LEN]) -> KemResult<()> {
+        let mut d = [0u8; 32];
+        let mut z = [0u8; 32];
+        d.copy_from_slice(&seed[..32]);
+        z.copy_from_slice(&seed[32..]);
+        let (_, dk) = ml_kem_768::KG::keygen_from_seed(d, z);
+        d.zeroize();
+        z.zeroize();
+        // fips203's key wipes itself on drop; `into_bytes` is its copy.
+        let mut bytes = dk.into_bytes();
+        sk.copy_from_slice(&bytes);
+        bytes.as_mut_slice().zeroize();
+        Ok(())
     }
 }
 

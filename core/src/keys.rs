@@ -191,6 +191,15 @@ pub struct StaticSecret {
 }
 
 impl StaticSecret {
+    /// No key: all zeros, the stand-in of a client not started yet
+    /// ([`crate::Client::unstarted`]); it is never used for a handshake.
+    pub(crate) const fn none() -> Self {
+        StaticSecret {
+            secret: [0; KEY_LEN],
+            public: [0; KEY_LEN],
+        }
+    }
+
     /// A fresh key from the caller's cryptographic RNG.
     pub fn generate<R: RngCore + CryptoRng>(rng: &mut R) -> Self {
         let mut k = [0u8; KEY_LEN];

@@ -8,9 +8,10 @@ use crate::time::Duration;
 
 /// Protocol version, in the hello payloads of the standard channel's handshake
 /// (a peer of another version gets `VersionMismatch`, see `docs/PROTOCOL.md`
-/// 4.5). Version 2 gave every chat-scoped message its chat id and added the
-/// end-to-end `Close`; version 1 peers cannot parse either.
-pub const PROTOCOL_VERSION: u8 = 2;
+/// 12). Version 2 gave every chat-scoped message its chat id and added the
+/// end-to-end `Close`; version 3 runs a post-quantum layer (ML-KEM-768) over
+/// every handshake, whose messages a version 2 peer does not expect.
+pub const PROTOCOL_VERSION: u8 = 3;
 
 /// A daemon closes an authenticated request-channel link that has been silent
 /// this long (the server sends a keep-alive at least every 25 s; see
@@ -20,8 +21,10 @@ pub const REQUEST_LINK_IDLE: Duration = Duration::from_secs(90);
 /// Largest Noise message (the payload of one frame), in bytes.
 ///
 /// Far below Noise's own limit of 65535 so that a device keeps one receive and
-/// one send buffer per channel in a few KiB.
-pub const MAX_NOISE_MESSAGE: usize = 1024;
+/// one send buffer per channel in a few KiB; large enough for a chat's
+/// post-quantum handshake message relayed inside a standard-channel message
+/// (the largest message there is).
+pub const MAX_NOISE_MESSAGE: usize = 1536;
 
 /// Length of the frame header: a big-endian `u16` with the Noise message length.
 pub const FRAME_HEADER: usize = 2;
@@ -29,9 +32,16 @@ pub const FRAME_HEADER: usize = 2;
 /// Largest frame on the wire (header included).
 pub const MAX_FRAME: usize = FRAME_HEADER + MAX_NOISE_MESSAGE;
 
-/// Largest Noise message on the request channel (its messages are small:
-/// the NNpsk0 handshake is 48 bytes, a `ChatRequest` at most 87).
-pub const MAX_REQUEST_NOISE_MESSAGE: usize = 128;
+/// Largest Noise message on the request channel: the post-quantum layer's
+/// first message (1216 bytes; the NNpsk0 handshake is 48 bytes, a
+/// `ChatRequest` at most 87).
+pub const MAX_REQUEST_NOISE_MESSAGE: usize = 1280;
+
+/// The longest frame a protocol-abiding peer sends (header included): a
+/// `ChatHandshake` relaying a chat's first post-quantum message (1216 bytes),
+/// with its variant byte, a 5-byte chat id, a 2-byte length and the tag. A
+/// server may lower its frame limit to this, not below.
+pub const MIN_MAX_FRAME: usize = FRAME_HEADER + 1 + 5 + 2 + 1216 + TAG_LEN;
 
 /// Largest frame on the request channel (header included).
 pub const MAX_REQUEST_FRAME: usize = FRAME_HEADER + MAX_REQUEST_NOISE_MESSAGE;
@@ -48,11 +58,17 @@ pub const MAX_CHAT_TEXT: usize = 480;
 /// Longest user name, in bytes (`[a-z0-9_.-]`, see [`crate::UserName`]).
 pub const MAX_USER_NAME: usize = 32;
 
-/// Largest E2E (relayed) Noise message: chat text, its postcard header and the tag.
+/// Largest E2E (relayed) Noise message: a chat's post-quantum handshake
+/// message ([`crate::pq::MAX_PQ_MESSAGE`]), with room to spare; a text
+/// message (the text, its postcard header and the tag) is at most
+/// [`MAX_E2E_TEXT_MESSAGE`].
 ///
 /// Checked against [`MAX_PLAINTEXT`] at compile time below, with room for the
 /// standard channel's own message header around it.
-pub const MAX_E2E_MESSAGE: usize = MAX_CHAT_TEXT + 8 + TAG_LEN;
+pub const MAX_E2E_MESSAGE: usize = 1280;
+
+/// Largest E2E text message: chat text, its postcard header and the tag.
+pub const MAX_E2E_TEXT_MESSAGE: usize = MAX_CHAT_TEXT + 8 + TAG_LEN;
 
 /// Most user names in one `Users` message; longer lists come in several.
 pub const MAX_USERS_PER_MESSAGE: usize = 16;
@@ -64,6 +80,9 @@ pub const DAEMON_SECRET_LEN: usize = 32;
 pub const DEFAULT_DAEMON_PORT: u16 = 4242;
 
 const _: () = assert!(MAX_E2E_MESSAGE + 16 <= MAX_PLAINTEXT);
+const _: () = assert!(MAX_E2E_TEXT_MESSAGE <= MAX_E2E_MESSAGE);
+const _: () = assert!(crate::pq::MAX_PQ_MESSAGE <= MAX_E2E_MESSAGE);
+const _: () = assert!(crate::pq::MAX_PQ_MESSAGE <= MAX_REQUEST_NOISE_MESSAGE);
 const _: () = assert!(MAX_USERS_PER_MESSAGE * (MAX_USER_NAME + 1) + 8 <= MAX_PLAINTEXT);
 const _: () = assert!(MAX_NOISE_MESSAGE <= u16::MAX as usize);
 

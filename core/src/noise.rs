@@ -418,6 +418,11 @@ impl<P: CryptoProvider> Handshake<P> {
         })
     }
 
+    /// True for the side that writes the first message.
+    pub fn is_initiator(&self) -> bool {
+        self.engine.is_initiator()
+    }
+
     /// The pattern of this handshake.
     pub fn pattern(&self) -> Pattern {
         self.pattern

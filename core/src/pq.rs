@@ -1,4 +1,4 @@
-//! Protocol 2's post-quantum layer: a PQNoise `pqNNpsk2` handshake
+//! Protocol 3's post-quantum layer: a PQNoise `pqNNpsk2` handshake
 //! (`-> e`, `<- ekem, psk`, ephemeral ML-KEM-768) run *inside* a finished
 //! classical handshake and bound to it as clatter's
 //! `HybridDualLayerHandshake` composes the two, with the `psk` a secret of
@@ -25,7 +25,10 @@
 //! initiator's ephemeral KEM key (64 bytes, `d || z`) or the responder's
 //! encapsulation (32 bytes, `m`).
 //!
-//! Not on the wire yet: the channels still speak protocol 1.
+//! On the wire since protocol 3: [`crate::channel::Channel`] runs it over
+//! the standard and request channels' handshakes, [`crate::chat::E2eChat`]
+//! over the chat's (`docs/PROTOCOL.md` 4.6). [`Rekey`] is not on the wire
+//! yet.
 
 use clatter::bytearray::SensitiveByteArray;
 use clatter::crypto::hash::Blake2s;
@@ -50,8 +53,9 @@ pub const DUAL_LAYER_DOMAIN: &[u8] = b"clatter.hybrid_dual_layer.outer";
 /// The inner handshake's prologue.
 pub const PQ_PROLOGUE: &[u8] = b"secureCom/2/pq";
 
-/// Largest payload of an inner handshake message.
-pub const MAX_PQ_PAYLOAD: usize = 256;
+/// Largest payload of an inner handshake message (the channels send empty
+/// ones).
+pub const MAX_PQ_PAYLOAD: usize = 32;
 
 /// Largest inner handshake message on the wire: the KEM key (or
 /// ciphertext, which is shorter), the payload and its tag, the outer
@@ -143,17 +147,17 @@ impl<const N: usize> CryptoRng for Drawn<N> {}
 /// `PqHandshakeCore::build_name`), the inner handshake's protocol name.
 pub const PQ_PROTOCOL_NAME: &str = "Noise_pqNNpsk2_MLKEM768+NoSKEM_ChaChaPoly_BLAKE2s";
 
-/// Where the inner handshake is. Kept small (the largest is the 2.4 KB
-/// secret key): the device moves it around on a small stack.
+/// Where the inner handshake is. Small: the keys are in [`PqLayer::key`],
+/// so a step change moves no key around (the device's stack is small).
 enum Step {
-    /// Initiator, to write `-> e`: the seed of its ephemeral KEM key.
-    InitiatorSend(Drawn<64>),
+    /// Initiator, to write `-> e`: its ephemeral KEM key is in the key slot.
+    InitiatorSend,
     /// Initiator, to read `<- ekem` with the ephemeral secret key.
-    InitiatorReceive(SensitiveByteArray<[u8; SECRET_KEY_LEN]>),
+    InitiatorReceive,
     /// Responder, to read `-> e`; the encapsulation's randomness.
     ResponderReceive(Drawn<32>),
     /// Responder, to write `<- ekem` to the peer's KEM key.
-    ResponderSend(Drawn<32>, [u8; PUBLIC_KEY_LEN]),
+    ResponderSend(Drawn<32>),
     /// Both messages done.
     Done,
     /// A message failed: the handshake is dead.
@@ -175,39 +179,60 @@ pub struct PqLayer<P: CryptoProvider = RustCrypto> {
     /// The outer handshake's secret, for the `psk` token.
     psk: Psk,
     step: Step,
+    /// The initiator's ephemeral decapsulation key between its two
+    /// messages, or (its first [`PUBLIC_KEY_LEN`] bytes) the responder's
+    /// copy of the initiator's encapsulation key between read and write;
+    /// wiped after use and on drop.
+    key: SensitiveByteArray<[u8; SECRET_KEY_LEN]>,
     initiator: bool,
 }
 
 impl<P: CryptoProvider> PqLayer<P> {
     /// Starts the inner handshake over `outer` (finished); `initiator` as in
-    /// the outer one. Draws the initiator's KEM key seed or the responder's
-    /// encapsulation randomness from `rng` now.
+    /// the outer one. Draws the initiator's KEM key (and makes the key pair)
+    /// or the responder's encapsulation randomness from `rng` now.
     pub fn new<R: RngCore + CryptoRng>(
         initiator: bool,
         outer: &Transport<P>,
         rng: &mut R,
     ) -> Result<Self, CryptoError> {
-        let step = if initiator {
-            Step::InitiatorSend(Drawn::from_rng(rng)?)
-        } else {
-            Step::ResponderReceive(Drawn::from_rng(rng)?)
+        Ok(Self::from_seed(
+            outer,
+            LayerSeed::draw::<P, R>(initiator, rng)?,
+        ))
+    }
+
+    /// Starts the inner handshake over `outer` (finished) with randomness
+    /// drawn before ([`LayerSeed::draw`]; initiator or responder as drawn).
+    pub fn from_seed(outer: &Transport<P>, seed: LayerSeed) -> Self {
+        let drawn = seed.drawn;
+        let (step, key, initiator) = match seed.bytes {
+            SeedBytes::Initiator(sk) => (Step::InitiatorSend, sk, true),
+            SeedBytes::Responder(m) => (
+                Step::ResponderReceive(m),
+                SensitiveByteArray::new([0u8; SECRET_KEY_LEN]),
+                false,
+            ),
         };
+        // An undrawn seed would mean a zero key: the layer refuses to run.
+        let step = if drawn { step } else { Step::Failed };
         let mut state = SymmetricState::new(PQ_PROTOCOL_NAME);
         state.mix_hash(PQ_PROLOGUE);
         // clatter's dual-layer binding.
         state.mix_hash(DUAL_LAYER_DOMAIN);
         state.mix_key_and_hash(outer.handshake_hash());
-        Ok(PqLayer {
+        PqLayer {
             state,
             psk: outer.hybrid_psk(),
             step,
+            key,
             initiator,
-        })
+        }
     }
 
     /// True when it is our turn to write.
     pub fn is_write_turn(&self) -> bool {
-        matches!(self.step, Step::InitiatorSend(_) | Step::ResponderSend(..))
+        matches!(self.step, Step::InitiatorSend | Step::ResponderSend(..))
     }
 
     /// True when both messages have been exchanged.
@@ -232,7 +257,9 @@ impl<P: CryptoProvider> PqLayer<P> {
             .and_then(|n| outer.seal_inner(out, n));
         if r.is_err() {
             self.step = Step::Failed;
-            if let Some(out) = out.get_mut(..MAX_PQ_MESSAGE) {
+            self.key.zeroize();
+            let end = out.len().min(MAX_PQ_MESSAGE);
+            if let Some(out) = out.get_mut(..end) {
                 out.zeroize();
             }
         }
@@ -242,29 +269,34 @@ impl<P: CryptoProvider> PqLayer<P> {
     fn write_inner(&mut self, payload: &[u8], out: &mut [u8]) -> Result<usize, CryptoError> {
         let token_len = match &mut self.step {
             // -> e: the ephemeral KEM key in clear.
-            Step::InitiatorSend(seed) => {
-                let kp = P::Kem::genkey_rng(seed).map_err(|_| CryptoError::WrongState)?;
+            Step::InitiatorSend => {
                 let dst = out
                     .get_mut(..PUBLIC_KEY_LEN)
                     .ok_or(CryptoError::BufferTooSmall)?;
-                dst.copy_from_slice(&kp.public);
+                let pk = self.key.get(EK_IN_DK).ok_or(CryptoError::WrongState)?;
+                dst.copy_from_slice(pk);
                 // A psk pattern's `e` is mixed into the key too.
-                self.state.mix_hash(&kp.public);
-                self.state.mix_key(&kp.public);
-                // The key pair is wiped on drop; its secret half stays.
-                self.step = Step::InitiatorReceive(kp.secret.clone());
+                self.state.mix_hash(dst);
+                self.state.mix_key(dst);
+                self.step = Step::InitiatorReceive;
                 PUBLIC_KEY_LEN
             }
             // <- ekem: encapsulate to it; the ciphertext in clear, its secret mixed in.
-            Step::ResponderSend(rng, re) => {
-                let (ct, ss) =
-                    P::Kem::encapsulate(&re[..], rng).map_err(|_| CryptoError::WeakKey)?;
+            Step::ResponderSend(rng) => {
+                let re = self
+                    .key
+                    .get(..PUBLIC_KEY_LEN)
+                    .ok_or(CryptoError::WrongState)?;
                 let dst = out
                     .get_mut(..CIPHERTEXT_LEN)
                     .ok_or(CryptoError::BufferTooSmall)?;
-                dst.copy_from_slice(&ct);
-                self.state.mix_hash(&ct);
-                self.state.mix_key(&ss[..]);
+                let mut ss = [0u8; 32];
+                let r = encaps_into::<P>(re, rng, dst, &mut ss);
+                self.key.zeroize();
+                r?;
+                self.state.mix_hash(dst);
+                self.state.mix_key(&ss);
+                ss.zeroize();
                 // psk
                 self.state.mix_key_and_hash(&self.psk.0);
                 self.step = Step::Done;
@@ -295,7 +327,7 @@ impl<P: CryptoProvider> PqLayer<P> {
     ) -> Result<usize, CryptoError> {
         if !matches!(
             self.step,
-            Step::InitiatorReceive(_) | Step::ResponderReceive(_)
+            Step::InitiatorReceive | Step::ResponderReceive(_)
         ) {
             return Err(CryptoError::WrongState);
         }
@@ -307,6 +339,7 @@ impl<P: CryptoProvider> PqLayer<P> {
         });
         if r.is_err() {
             self.step = Step::Failed;
+            self.key.zeroize();
         }
         r
     }
@@ -321,12 +354,13 @@ impl<P: CryptoProvider> PqLayer<P> {
                 self.state.mix_key(re);
                 PUBLIC_KEY_LEN
             }
-            Step::InitiatorReceive(sk) => {
+            Step::InitiatorReceive => {
                 let ct = message
                     .get(..CIPHERTEXT_LEN)
                     .ok_or(CryptoError::DecryptFailed)?;
-                let ss =
-                    P::Kem::decapsulate(ct, &sk[..]).map_err(|_| CryptoError::DecryptFailed)?;
+                let r = P::Kem::decapsulate(ct, &self.key[..]);
+                self.key.zeroize();
+                let ss = r.map_err(|_| CryptoError::DecryptFailed)?;
                 self.state.mix_hash(ct);
                 self.state.mix_key(&ss[..]);
                 self.state.mix_key_and_hash(&self.psk.0);
@@ -346,11 +380,13 @@ impl<P: CryptoProvider> PqLayer<P> {
         // Only now, with the payload authenticated, does the step move on.
         self.step = match core::mem::replace(&mut self.step, Step::Failed) {
             Step::ResponderReceive(rng) => {
-                let mut re = [0u8; PUBLIC_KEY_LEN];
-                if let Some(k) = message.get(..PUBLIC_KEY_LEN) {
-                    re.copy_from_slice(k);
+                if let (Some(dst), Some(k)) = (
+                    self.key.get_mut(..PUBLIC_KEY_LEN),
+                    message.get(..PUBLIC_KEY_LEN),
+                ) {
+                    dst.copy_from_slice(k);
                 }
-                Step::ResponderSend(rng, re)
+                Step::ResponderSend(rng)
             }
             _ => Step::Done,
         };
@@ -386,36 +422,105 @@ impl<P: CryptoProvider> PqLayer<P> {
     }
 }
 
+/// Where a FIPS 203 decapsulation key holds its encapsulation key:
+/// `dk = dk_pke (384·k) || ek (384·k + 32) || H(ek) || z`, k = 3.
+const EK_IN_DK: core::ops::Range<usize> = 1152..1152 + PUBLIC_KEY_LEN;
+
+const _: () = assert!(1152 + PUBLIC_KEY_LEN + 64 == SECRET_KEY_LEN);
+
+/// Key generation into `sk` (which holds the public key too, [`EK_IN_DK`]),
+/// in a frame of its own: the KEM's deep stack is gone before anything
+/// that follows (inlined, the frames add up on the device).
+#[inline(never)]
+fn keygen_into<P: CryptoProvider>(
+    seed: &mut Drawn<64>,
+    sk: &mut SensitiveByteArray<[u8; SECRET_KEY_LEN]>,
+) -> Result<(), CryptoError> {
+    let seed = seed.bytes.take().ok_or(CryptoError::WrongState)?;
+    <P::Kem as crate::crypto::MlKem768>::keygen_into(&seed, sk).map_err(|_| CryptoError::WrongState)
+}
+
+/// Encapsulation to `pk` into the message (`ct`) and `ss`, in a frame of
+/// its own (see [`keygen_into`]).
+#[inline(never)]
+fn encaps_into<P: CryptoProvider>(
+    pk: &[u8],
+    rng: &mut Drawn<32>,
+    ct: &mut [u8],
+    ss: &mut [u8; 32],
+) -> Result<(), CryptoError> {
+    let (c, s) = P::Kem::encapsulate(pk, rng).map_err(|_| CryptoError::WeakKey)?;
+    ct.copy_from_slice(&c);
+    ss.copy_from_slice(&s[..]);
+    Ok(())
+}
+
 /// The prologue of a re-keying handshake.
 pub const REKEY_PROLOGUE: &[u8] = b"secureCom/2/rekey";
 
-/// The randomness a [`Rekey`] draws up front for its inner layer.
-enum LayerSeed {
-    Initiator(Drawn<64>),
+/// The randomness of one [`PqLayer`], drawn before its outer handshake
+/// finishes (by a channel when it is made, by a [`Rekey`] when it starts),
+/// so that the layer can start where no RNG is at hand. For an initiator
+/// its ephemeral ML-KEM key pair is generated from it at once: at the
+/// shallow call depth where channels are made, not deep inside a read (the
+/// device's stack decides this). Wiped on drop.
+pub struct LayerSeed {
+    bytes: SeedBytes,
+    /// Drawn ([`Self::fill`]): an undrawn seed makes a layer that fails.
+    drawn: bool,
+}
+
+enum SeedBytes {
+    /// The initiator's ephemeral decapsulation key, which holds its
+    /// encapsulation key (FIPS 203: `dk = dk_pke || ek || H(ek) || z`).
+    Initiator(SensitiveByteArray<[u8; SECRET_KEY_LEN]>),
+    /// The responder's encapsulation randomness `m`.
     Responder(Drawn<32>),
 }
 
-impl RngCore for LayerSeed {
-    fn next_u32(&mut self) -> u32 {
-        unreachable!("the layer draws with fill_bytes")
+impl LayerSeed {
+    /// Draws the layer's randomness: for the `initiator`, 64 bytes `d || z`
+    /// and its key pair `ML-KEM.KeyGen_internal(d, z)` (with `P`'s KEM);
+    /// for the responder, 32 bytes.
+    pub fn draw<P: CryptoProvider, R: RngCore + CryptoRng>(
+        initiator: bool,
+        rng: &mut R,
+    ) -> Result<Self, CryptoError> {
+        let mut seed = Self::undrawn(initiator);
+        seed.fill::<P, R>(rng)?;
+        Ok(seed)
     }
-    fn next_u64(&mut self) -> u64 {
-        unreachable!("the layer draws with fill_bytes")
-    }
-    fn fill_bytes(&mut self, dest: &mut [u8]) {
-        if self.try_fill_bytes(dest).is_err() {
-            unreachable!("one draw per layer")
+
+    /// A seed not drawn yet, to be drawn in place where it will stay
+    /// ([`Self::fill`]): the device makes its key pair straight into its
+    /// channel this way, with no 2.4 KB copy alive under the KEM's stack.
+    pub fn undrawn(initiator: bool) -> Self {
+        LayerSeed {
+            bytes: if initiator {
+                SeedBytes::Initiator(SensitiveByteArray::new([0u8; SECRET_KEY_LEN]))
+            } else {
+                SeedBytes::Responder(Drawn::default())
+            },
+            drawn: false,
         }
     }
-    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
-        match self {
-            LayerSeed::Initiator(d) => d.try_fill_bytes(dest),
-            LayerSeed::Responder(d) => d.try_fill_bytes(dest),
+
+    /// Draws this seed (see [`Self::draw`]) in place.
+    pub fn fill<P: CryptoProvider, R: RngCore + CryptoRng>(
+        &mut self,
+        rng: &mut R,
+    ) -> Result<(), CryptoError> {
+        match &mut self.bytes {
+            SeedBytes::Initiator(sk) => {
+                let mut seed = Drawn::<64>::from_rng(rng)?;
+                keygen_into::<P>(&mut seed, sk)?;
+            }
+            SeedBytes::Responder(m) => *m = Drawn::from_rng(rng)?,
         }
+        self.drawn = true;
+        Ok(())
     }
 }
-
-impl CryptoRng for LayerSeed {}
 
 enum RekeyStage<P: CryptoProvider> {
     /// The fresh `NNpsk0` (ephemeral X25519), keyed by the old session.
@@ -444,7 +549,6 @@ enum RekeyStage<P: CryptoProvider> {
 /// a passive compromise, not from an attacker in the middle with the keys.
 pub struct Rekey<P: CryptoProvider = RustCrypto> {
     stage: RekeyStage<P>,
-    initiator: bool,
 }
 
 impl<P: CryptoProvider> Rekey<P> {
@@ -467,14 +571,9 @@ impl<P: CryptoProvider> Rekey<P> {
             },
             rng,
         )?;
-        let seed = if initiator {
-            LayerSeed::Initiator(Drawn::from_rng(rng)?)
-        } else {
-            LayerSeed::Responder(Drawn::from_rng(rng)?)
-        };
+        let seed = LayerSeed::draw::<P, R>(initiator, rng)?;
         Ok(Rekey {
             stage: RekeyStage::Classical(classical, seed),
-            initiator,
         })
     }
 
@@ -526,7 +625,7 @@ impl<P: CryptoProvider> Rekey<P> {
             return r;
         }
         if matches!(&self.stage, RekeyStage::Classical(h, _) if h.is_finished()) {
-            let RekeyStage::Classical(h, mut seed) =
+            let RekeyStage::Classical(h, seed) =
                 core::mem::replace(&mut self.stage, RekeyStage::Failed)
             else {
                 return Err(CryptoError::WrongState);
@@ -534,7 +633,7 @@ impl<P: CryptoProvider> Rekey<P> {
             // Limits and time do not matter for this intermediate transport:
             // it seals two messages and is gone.
             let t = h.into_transport(&Limits::default(), Instant::ZERO)?;
-            let layer = PqLayer::new(self.initiator, &t, &mut seed)?;
+            let layer = PqLayer::from_seed(&t, seed);
             self.stage = RekeyStage::PostQuantum(t, layer);
         }
         r

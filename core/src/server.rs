@@ -72,7 +72,13 @@ pub enum ServerEvent {
         key: PublicKey,
     },
     /// A login was refused (for logs and rate limits; the session is closed).
-    LoginFailed,
+    LoginFailed {
+        /// Why, as the client was told.
+        reason: LoginError,
+        /// The protocol version the client's hello named (ours but for
+        /// `VersionMismatch`).
+        client_version: u8,
+    },
     /// The client will open its request channel's connection itself and
     /// present this ticket first (a [`RequestTicket::hello`] frame): hand
     /// that connection to this session ([`ServerSession::request_channel_connected`])
@@ -196,6 +202,9 @@ pub const REFUSED_MEMORY: usize = 8;
 
 enum Login {
     Handshake,
+    /// The client's hello arrived (XX message 3); the post-quantum layer
+    /// runs before the verdict.
+    Hello(UserName),
     LoggedIn,
     Closed,
 }
@@ -286,7 +295,7 @@ impl<P: CryptoProvider> ServerSession<P> {
             abuse: config.abuse,
             buckets: RateState::default(),
             refused: heapless::Vec::new(),
-            std: Channel::new(hs, config.limits, now),
+            std: Channel::new(hs, config.limits, now, rng)?,
             login: Login::Handshake,
             identity: None,
             chat: ChatSlot::None,
@@ -400,7 +409,7 @@ impl<P: CryptoProvider> ServerSession<P> {
     /// When to call [`Self::handle_timeout`].
     pub fn poll_timeout(&self) -> Option<Instant> {
         let req = self.request.as_ref().and_then(|c| {
-            if c.handshake().is_some() {
+            if c.is_handshaking() {
                 c.poll_timeout()
             } else if c.is_transport() {
                 // The next keep-alive, or the silence that breaks the channel.
@@ -435,7 +444,7 @@ impl<P: CryptoProvider> ServerSession<P> {
         }
         let (idle, keepalive) = (self.request_idle(), self.request_keepalive);
         if let Some(req) = &mut self.request {
-            if req.handshake().is_some() {
+            if req.is_handshaking() {
                 if req.check_timeout(now).is_err() {
                     self.request_channel_failed(now);
                 }
@@ -721,7 +730,7 @@ impl<P: CryptoProvider> ServerSession<P> {
         finished: bool,
         registry: &G,
     ) -> Result<(), Error> {
-        if !finished {
+        if self.std.handshake().is_some() {
             // Message 1: `e`, with an empty payload; answer with message 2.
             if !payload.is_empty() {
                 return Err(WireError::TrailingBytes.into());
@@ -737,18 +746,37 @@ impl<P: CryptoProvider> ServerSession<P> {
             let hello = buf.get(..n).ok_or(WireError::BufferTooSmall)?;
             return self.std.send_handshake(now, hello);
         }
-        // Message 3: the client's static key and its hello.
-        let hello: ClientHello = decode(payload)?;
-        let key = self
-            .std
-            .transport()
-            .and_then(|t| t.remote_static())
-            .ok_or(CryptoError::WrongState)?;
-        if hello.version != PROTOCOL_VERSION {
-            self.refuse_login(now, LoginError::VersionMismatch);
+        if !finished {
+            // Message 3: the client's static key and its hello; the layer's
+            // first message follows it.
+            if !matches!(self.login, Login::Handshake) {
+                return Err(ProtocolError::Unexpected.into());
+            }
+            let hello: ClientHello = decode(payload)?;
+            if hello.version != PROTOCOL_VERSION {
+                // A client of another version knows no layer: it reads the
+                // refusal under the XX keys (`docs/PROTOCOL.md` 12).
+                let _ = self.std.send_outer_and_close(
+                    now,
+                    &ServerMsg::LoginRefused {
+                        reason: LoginError::VersionMismatch,
+                    },
+                );
+                self.close_silently();
+                self.push_event(ServerEvent::LoginFailed {
+                    reason: LoginError::VersionMismatch,
+                    client_version: hello.version,
+                });
+                return Ok(());
+            }
+            self.login = Login::Hello(user_name(hello.user)?);
             return Ok(());
         }
-        let user = user_name(hello.user)?;
+        // The layer's first message, answered by the channel: open.
+        let Login::Hello(user) = core::mem::replace(&mut self.login, Login::Handshake) else {
+            return Err(ProtocolError::Unexpected.into());
+        };
+        let key = self.std.remote_static().ok_or(CryptoError::WrongState)?;
         match registry.lookup(&user) {
             Some(registered) if registered == key => {
                 self.send(now, &ServerMsg::LoginOk { user: &user })?;
@@ -765,7 +793,10 @@ impl<P: CryptoProvider> ServerSession<P> {
         let _ = self.std.send(now, &ServerMsg::LoginRefused { reason });
         self.close_silently();
         // `Closed` is already queued; `LoginFailed` tells the driver why.
-        self.push_event(ServerEvent::LoginFailed);
+        self.push_event(ServerEvent::LoginFailed {
+            reason,
+            client_version: PROTOCOL_VERSION,
+        });
     }
 
     /// Refuses a login the driver cannot take (e.g. the server is full).
@@ -1176,7 +1207,7 @@ impl<P: CryptoProvider> ServerSession<P> {
             .ok_or(ProtocolError::NotLoggedIn)?;
         let hs = Handshake::request_channel(true, psk, rng)?;
         self.request_awaited_until = None;
-        let mut ch = Channel::new(hs, self.limits, now);
+        let mut ch = Channel::new(hs, self.limits, now, rng)?;
         ch.send_handshake(now, &[])?;
         self.request = Some(ch);
         Ok(())
@@ -1207,6 +1238,12 @@ impl<P: CryptoProvider> ServerSession<P> {
         let (used, incoming) = req.read(now, input, &mut scratch)?;
         match incoming {
             Incoming::Nothing => {}
+            // NNpsk0 message 2: the channel answers with the layer's first
+            // message by itself.
+            Incoming::Handshake {
+                len: 0,
+                finished: false,
+            } => {}
             Incoming::Handshake { len, finished } => {
                 if len != 0 || !finished {
                     req.close();

@@ -15,10 +15,12 @@ use securecom_core::{
 
 type W = World<Hub<8>>;
 
-/// Frames the server sends on a fresh login: XX message 2, `LoginOk`, `DaemonStatus`.
-const LOGIN_FRAMES_DOWN: usize = 3;
-/// Frames a client sends on a fresh login: XX messages 1 and 3, `AnnounceDaemon`.
-const LOGIN_FRAMES_UP: usize = 3;
+/// Frames the server sends on a fresh login: XX message 2, the layer's
+/// second message, `LoginOk`, `DaemonStatus`.
+const LOGIN_FRAMES_DOWN: usize = 4;
+/// Frames a client sends on a fresh login: XX messages 1 and 3, the layer's
+/// first message, `AnnounceDaemon`.
+const LOGIN_FRAMES_UP: usize = 4;
 
 fn refused(user: &str, reason: RefuseReason) -> ClientEvent {
     ClientEvent::ChatRefused {

@@ -103,18 +103,25 @@ fn login(certificate: Option<&[u8]>, trust: CaTrust) -> Result<Client, Error> {
     );
     let n = session.poll_transmit(&mut buf);
     client.handle_input(now, &buf[..n], &mut rng)?;
-    // Accepted: the client sends message 3 and the server logs it in.
+    // Accepted: the client sends message 3 and the layer's first message,
+    // and the server logs it in.
     let n = client.poll_transmit(&mut buf);
     assert!(n > 0);
-    session
-        .handle_input(now, &buf[..n], &OneUser, &mut rng)
-        .unwrap();
+    let mut at = 0;
+    while at < n {
+        at += session
+            .handle_input(now, &buf[at..n], &OneUser, &mut rng)
+            .unwrap();
+    }
     assert!(matches!(
         session.poll_event(),
         Some(ServerEvent::LoggedIn { .. })
     ));
     let n = session.poll_transmit(&mut buf);
-    client.handle_input(now, &buf[..n], &mut rng)?;
+    let mut at = 0;
+    while at < n {
+        at += client.handle_input(now, &buf[at..n], &mut rng)?;
+    }
     assert!(matches!(
         client.poll_event(),
         Some(ClientEvent::LoggedIn { .. })

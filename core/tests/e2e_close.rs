@@ -1,4 +1,4 @@
-//! The end-to-end close and its counts (`docs/PROTOCOL.md` 8.5): what one
+//! The end-to-end close and its counts (`docs/PROTOCOL.md` 6.6 and 8.4): what one
 //! side's `Close` and acknowledgements say, and what happens to counts that
 //! cannot be true. The peer that lies here is a raw Noise KK transport with
 //! the chat's prologue: what a modified client (not the server, which has no
@@ -12,7 +12,8 @@ use securecom_core::message::{encode, user_name, ChatPayload};
 use securecom_core::noise::{
     chat_prologue, Handshake, HandshakeParams, Pattern, RemoteCheck, Transport, MAX_CHAT_PROLOGUE,
 };
-use securecom_core::{Error, Instant, Limits, ProtocolError, StaticSecret};
+use securecom_core::pq::PqLayer;
+use securecom_core::{Error, Instant, Limits, ProtocolError, StaticSecret, MAX_E2E_MESSAGE};
 
 const ID: u32 = 0x5eed_0001;
 
@@ -57,11 +58,17 @@ fn honest_pair() -> (E2eChat, E2eChat) {
         &mut rng,
     )
     .unwrap();
-    let mut buf = [0u8; 256];
-    let n = a.write_handshake(t0(), &mut buf).unwrap().unwrap();
-    b.read_handshake(t0(), &buf[..n]).unwrap();
-    let n = b.write_handshake(t0(), &mut buf).unwrap().unwrap();
-    a.read_handshake(t0(), &buf[..n]).unwrap();
+    // KK, then the post-quantum layer: four messages in turn.
+    let mut buf = [0u8; MAX_E2E_MESSAGE];
+    for k in 0..4 {
+        let (w, r) = if k % 2 == 0 {
+            (&mut a, &mut b)
+        } else {
+            (&mut b, &mut a)
+        };
+        let n = w.write_handshake(t0(), &mut buf).unwrap().unwrap();
+        r.read_handshake(t0(), &mut buf[..n]).unwrap();
+    }
     assert!(a.is_open() && b.is_open());
     (a, b)
 }
@@ -91,13 +98,24 @@ fn pair_with_raw_bob() -> (E2eChat, Transport) {
         &mut rng,
     )
     .unwrap();
-    let mut buf = [0u8; 256];
+    let mut buf = [0u8; MAX_E2E_MESSAGE];
     let mut pl = [0u8; 256];
     let n = a.write_handshake(t0(), &mut buf).unwrap().unwrap();
     b.read_message(&buf[..n], &mut pl).unwrap();
     let n = b.write_message(&[], &mut buf).unwrap();
-    a.read_handshake(t0(), &buf[..n]).unwrap();
-    (a, b.into_transport(&Limits::DEFAULT, t0()).unwrap())
+    a.read_handshake(t0(), &mut buf[..n]).unwrap();
+    // Bob's side of the post-quantum layer, by hand.
+    let mut kk = b.into_transport(&Limits::DEFAULT, t0()).unwrap();
+    let mut layer = PqLayer::new(false, &kk, &mut rng).unwrap();
+    let n = a.write_handshake(t0(), &mut buf).unwrap().unwrap();
+    assert_eq!(
+        layer.read_message(&mut buf[..n], &mut kk, &mut pl).unwrap(),
+        0
+    );
+    let n = layer.write_message(&[], &mut kk, &mut buf).unwrap();
+    a.read_handshake(t0(), &mut buf[..n]).unwrap();
+    assert!(a.is_open());
+    (a, layer.into_transport(kk, &Limits::DEFAULT, t0()).unwrap())
 }
 
 fn send(from: &mut E2eChat, to: &mut E2eChat, text: &str) -> Result<Received, Error> {

@@ -93,6 +93,27 @@ const ALICE_KK_E: u8 = 0xa0; // alice's ephemeral key in the chat
 const BOB_KK_E: u8 = 0xc0; // bob's ephemeral key in the chat
 /// The one-time secret alice announces with her daemon.
 const DAEMON_SECRET: u8 = 0xe0; // seq(0xe0)
+/// The randomness of each post-quantum layer: the initiator's ML-KEM key
+/// seed `d || z` (64 bytes: `seq(a) || seq(b)`) and the responder's
+/// encapsulation randomness `m` (`seq(c)`).
+const ALICE_XX_KEM: (u8, u8) = (0x08, 0x28);
+const SERVER_XX_M: u8 = 0x48;
+const SERVER_REQ_KEM: (u8, u8) = (0x68, 0x88);
+const ALICE_REQ_M: u8 = 0x98;
+const BOB_KK_KEM: (u8, u8) = (0xc8, 0xe8);
+const ALICE_KK_M: u8 = 0xa8;
+
+fn kem_seed((d, z): (u8, u8)) -> Vec<u8> {
+    [seq(d), seq(z)].concat()
+}
+
+/// BLAKE2s-256 of a message too long to quote (the layer's messages).
+fn digest(bytes: &[u8]) -> Vec<u8> {
+    use clatter::traits::Hash;
+    clatter::crypto::hash::Blake2s::hash(bytes)
+        .as_slice()
+        .to_vec()
+}
 
 fn alice() -> StaticSecret {
     StaticSecret::from_bytes(unhex32(ALICE_SK))
@@ -128,18 +149,18 @@ const SERVER_PK: &str = "8f40c5adb68f25624ae5b214ea767a6ec94d829d3d7b5e1ad1ba6f3
 #[test]
 fn server_hello() {
     golden!(
-        "0200",
+        "0300",
         ServerHello<'_>,
         ServerHello {
-            version: 2,
+            version: 3,
             certificate: None
         }
     );
     golden!(
-        "020103c0ffee",
+        "030103c0ffee",
         ServerHello<'_>,
         ServerHello {
-            version: 2,
+            version: 3,
             certificate: Some(&[0xc0, 0xff, 0xee])
         }
     );
@@ -148,10 +169,10 @@ fn server_hello() {
 #[test]
 fn client_hello() {
     golden!(
-        "0205616c696365",
+        "0305616c696365",
         ClientHello<'_>,
         ClientHello {
-            version: 2,
+            version: 3,
             user: "alice"
         }
     );
@@ -657,11 +678,12 @@ fn frame() {
     let mut d: FrameDecoder = FrameDecoder::new();
     assert_eq!(d.feed(&out[..n]), Ok(Feed::Frame { consumed: n }));
     assert_eq!(d.frame(), Some(&unhex("0105616c696365")[..]));
-    // The largest frame: 1024 bytes announced as 0x0400.
-    let big = [0x5a; 1024];
-    let n = encode_frame(&big, &mut out).unwrap();
-    pin("frame header of 1024 bytes", &out[..2], "0400");
-    assert_eq!(n, 1026);
+    // The largest frame: 1536 bytes announced as 0x0600; one more is refused.
+    let big = [0x5a; 1537];
+    let n = encode_frame(&big[..1536], &mut out).unwrap();
+    pin("frame header of 1536 bytes", &out[..2], "0600");
+    assert_eq!(n, 1538);
+    assert!(encode_frame(&big, &mut [0u8; 1540]).is_err());
 }
 
 // ------------------------------------------------------------------ keys, fingerprints, safety numbers
@@ -745,6 +767,33 @@ fn hs_step(from: &mut Handshake, to: &mut Handshake, payload: &[u8]) -> Vec<u8> 
     wire[..n].to_vec()
 }
 
+/// The post-quantum layer over two finished outer transports, with the
+/// initiator's KEM seed and the responder's encapsulation randomness: its two
+/// messages and the session's transports.
+fn layer(
+    mut i: Transport,
+    mut r: Transport,
+    seed: Vec<u8>,
+    m: Vec<u8>,
+) -> ([Vec<u8>; 2], Transport, Transport) {
+    use securecom_core::pq::PqLayer;
+    let mut li = PqLayer::new(true, &i, &mut Script(seed)).unwrap();
+    let mut lr = PqLayer::new(false, &r, &mut Script(m)).unwrap();
+    let mut wire = [0u8; 1536];
+    let mut out = [0u8; 64];
+    let n = li.write_message(&[], &mut i, &mut wire).unwrap();
+    let p1 = wire[..n].to_vec();
+    assert_eq!(lr.read_message(&mut wire[..n], &mut r, &mut out), Ok(0));
+    let n = lr.write_message(&[], &mut r, &mut wire).unwrap();
+    let p2 = wire[..n].to_vec();
+    assert_eq!(li.read_message(&mut wire[..n], &mut i, &mut out), Ok(0));
+    let limits = Limits::default();
+    let ti = li.into_transport(i, &limits, Instant::ZERO).unwrap();
+    let tr = lr.into_transport(r, &limits, Instant::ZERO).unwrap();
+    assert_eq!(ti.handshake_hash(), tr.handshake_hash());
+    ([p1, p2], ti, tr)
+}
+
 /// `from` encrypts the encoding of a message; `to` decrypts it.
 fn tr_step(from: &mut Transport, to: &mut Transport, plain: &[u8]) -> Vec<u8> {
     let mut wire = [0u8; 1024];
@@ -764,15 +813,26 @@ fn enc<T: serde::Serialize + securecom_core::message::Bounded>(msg: &T) -> Vec<u
 /// Every wire message of the reference transcript, in order.
 struct Transcript {
     xx: [Vec<u8>; 3],
+    /// XX's own handshake hash (the outer one, which `snow` reproduces).
+    xx_outer_hash: [u8; 32],
+    /// The secret XX exports to the layer (`HMAC-BLAKE2s(ck, "secureCom/2/hybrid-psk")`).
+    xx_hybrid_psk: [u8; 32],
+    /// The post-quantum layer's two messages over XX.
+    xx_pq: [Vec<u8>; 2],
+    /// The session's handshake hash (the layer's).
     xx_hash: [u8; 32],
     login_ok: Vec<u8>,
     announce: Vec<u8>,
     daemon_status: Vec<u8>,
     nn: [Vec<u8>; 2],
+    nn_outer_hash: [u8; 32],
+    nn_pq: [Vec<u8>; 2],
     nn_hash: [u8; 32],
     chat_request: Vec<u8>,
     answer: Vec<u8>,
     kk: [Vec<u8>; 2],
+    kk_outer_hash: [u8; 32],
+    kk_pq: [Vec<u8>; 2],
     kk_hash: [u8; 32],
     text_alice: Vec<u8>,
     text_bob: Vec<u8>,
@@ -823,9 +883,13 @@ fn transcript() -> Transcript {
     let m3 = hs_step(&mut c, &mut s, &client_hello);
     assert_eq!(s.remote_static(), Some(alice_pk()));
     assert_eq!(c.remote_static(), Some(server_sk.public_key()));
-    let mut ct = c.into_transport(&limits, now).unwrap();
-    let mut st = s.into_transport(&limits, now).unwrap();
+    let ct = c.into_transport(&limits, now).unwrap();
+    let st = s.into_transport(&limits, now).unwrap();
     assert_eq!(ct.handshake_hash(), st.handshake_hash());
+    let xx_outer_hash = *ct.handshake_hash();
+    let xx_hybrid_psk = *ct.hybrid_psk().bytes_for_testing_only();
+    assert_eq!(&xx_hybrid_psk, st.hybrid_psk().bytes_for_testing_only());
+    let (xx_pq, mut ct, mut st) = layer(ct, st, kem_seed(ALICE_XX_KEM), seq(SERVER_XX_M).to_vec());
     let xx_hash = *ct.handshake_hash();
     let login_ok = tr_step(
         &mut st,
@@ -871,8 +935,15 @@ fn transcript() -> Transcript {
     );
     let n1 = hs_step(&mut si, &mut dr, &[]);
     let n2 = hs_step(&mut dr, &mut si, &[]);
-    let mut sit = si.into_transport(&limits, now).unwrap();
-    let mut drt = dr.into_transport(&limits, now).unwrap();
+    let sit = si.into_transport(&limits, now).unwrap();
+    let drt = dr.into_transport(&limits, now).unwrap();
+    let nn_outer_hash = *sit.handshake_hash();
+    let (nn_pq, mut sit, mut drt) = layer(
+        sit,
+        drt,
+        kem_seed(SERVER_REQ_KEM),
+        seq(ALICE_REQ_M).to_vec(),
+    );
     let nn_hash = *sit.handshake_hash();
     assert_eq!(&nn_hash, drt.handshake_hash());
     let chat_request = tr_step(
@@ -919,8 +990,10 @@ fn transcript() -> Transcript {
     );
     let k1 = hs_step(&mut bi, &mut ar, &[]);
     let k2 = hs_step(&mut ar, &mut bi, &[]);
-    let mut bt = bi.into_transport(&limits, now).unwrap();
-    let mut at = ar.into_transport(&limits, now).unwrap();
+    let bt = bi.into_transport(&limits, now).unwrap();
+    let at = ar.into_transport(&limits, now).unwrap();
+    let kk_outer_hash = *bt.handshake_hash();
+    let (kk_pq, mut bt, mut at) = layer(bt, at, kem_seed(BOB_KK_KEM), seq(ALICE_KK_M).to_vec());
     let kk_hash = *bt.handshake_hash();
     assert_eq!(&kk_hash, at.handshake_hash());
     let text_bob = tr_step(
@@ -951,15 +1024,22 @@ fn transcript() -> Transcript {
 
     Transcript {
         xx: [m1, m2, m3],
+        xx_outer_hash,
+        xx_hybrid_psk,
+        xx_pq,
         xx_hash,
         login_ok,
         announce,
         daemon_status,
         nn: [n1, n2],
+        nn_outer_hash,
+        nn_pq,
         nn_hash,
         chat_request,
         answer,
         kk: [k1, k2],
+        kk_outer_hash,
+        kk_pq,
         kk_hash,
         text_alice,
         text_bob,
@@ -977,7 +1057,24 @@ fn xx_login_transcript() {
         XX_MSG2,
     );
     pin("XX message 3 (-> s, se + ClientHello)", &t.xx[2], XX_MSG3);
-    pin("XX handshake hash", &t.xx_hash, XX_HASH);
+    pin("XX's own handshake hash", &t.xx_outer_hash, XX_OUTER_HASH);
+    pin("XX's exported hybrid PSK", &t.xx_hybrid_psk, XX_HYBRID_PSK);
+    pin(
+        "layer message 1 (-> e), BLAKE2s",
+        &digest(&t.xx_pq[0]),
+        XX_PQ1_DIGEST,
+    );
+    pin(
+        "layer message 2 (<- ekem, psk), BLAKE2s",
+        &digest(&t.xx_pq[1]),
+        XX_PQ2_DIGEST,
+    );
+    pin(
+        "layer message 1, first bytes",
+        &t.xx_pq[0][..32],
+        XX_PQ1_HEAD,
+    );
+    pin("session handshake hash", &t.xx_hash, XX_HASH);
     pin("LoginOk (server transport #0)", &t.login_ok, XX_LOGIN_OK);
     pin(
         "AnnounceDaemon (client transport #0)",
@@ -992,6 +1089,8 @@ fn xx_login_transcript() {
     assert_eq!(t.xx[0].len(), 32);
     assert_eq!(t.xx[1].len(), 32 + 48 + 2 + 16);
     assert_eq!(t.xx[2].len(), 48 + 7 + 16);
+    assert_eq!(t.xx_pq[0].len(), 1184 + 16 + 16);
+    assert_eq!(t.xx_pq[1].len(), 1088 + 16 + 16);
 }
 
 #[test]
@@ -999,7 +1098,22 @@ fn request_channel_transcript() {
     let t = transcript();
     pin("NNpsk0 message 1 (-> psk, e)", &t.nn[0], NN_MSG1);
     pin("NNpsk0 message 2 (<- e, ee)", &t.nn[1], NN_MSG2);
-    pin("NNpsk0 handshake hash", &t.nn_hash, NN_HASH);
+    pin(
+        "NNpsk0's own handshake hash",
+        &t.nn_outer_hash,
+        NN_OUTER_HASH,
+    );
+    pin(
+        "layer message 1, BLAKE2s",
+        &digest(&t.nn_pq[0]),
+        NN_PQ1_DIGEST,
+    );
+    pin(
+        "layer message 2, BLAKE2s",
+        &digest(&t.nn_pq[1]),
+        NN_PQ2_DIGEST,
+    );
+    pin("session handshake hash", &t.nn_hash, NN_HASH);
     pin(
         "ChatRequest (server transport #0)",
         &t.chat_request,
@@ -1014,7 +1128,18 @@ fn chat_transcript() {
     let t = transcript();
     pin("KK message 1 (-> e, es, ss)", &t.kk[0], KK_MSG1);
     pin("KK message 2 (<- e, ee, se)", &t.kk[1], KK_MSG2);
-    pin("KK handshake hash", &t.kk_hash, KK_HASH);
+    pin("KK's own handshake hash", &t.kk_outer_hash, KK_OUTER_HASH);
+    pin(
+        "layer message 1, BLAKE2s",
+        &digest(&t.kk_pq[0]),
+        KK_PQ1_DIGEST,
+    );
+    pin(
+        "layer message 2, BLAKE2s",
+        &digest(&t.kk_pq[1]),
+        KK_PQ2_DIGEST,
+    );
+    pin("session handshake hash", &t.kk_hash, KK_HASH);
     pin("bob's first text", &t.text_bob, KK_TEXT_BOB);
     pin("alice's first text", &t.text_alice, KK_TEXT_ALICE);
     pin("bob's close", &t.close_bob, KK_CLOSE_BOB);
@@ -1033,6 +1158,11 @@ fn protocol_document_quotes_the_pinned_transcript() {
         ("XX_MSG1", XX_MSG1),
         ("XX_MSG2", XX_MSG2),
         ("XX_MSG3", XX_MSG3),
+        ("XX_OUTER_HASH", XX_OUTER_HASH),
+        ("XX_HYBRID_PSK", XX_HYBRID_PSK),
+        ("XX_PQ1_DIGEST", XX_PQ1_DIGEST),
+        ("XX_PQ1_HEAD", XX_PQ1_HEAD),
+        ("XX_PQ2_DIGEST", XX_PQ2_DIGEST),
         ("XX_HASH", XX_HASH),
         ("XX_LOGIN_OK", XX_LOGIN_OK),
         ("XX_ANNOUNCE", XX_ANNOUNCE),
@@ -1040,11 +1170,17 @@ fn protocol_document_quotes_the_pinned_transcript() {
         ("REQUEST_PSK", REQUEST_PSK),
         ("NN_MSG1", NN_MSG1),
         ("NN_MSG2", NN_MSG2),
+        ("NN_OUTER_HASH", NN_OUTER_HASH),
+        ("NN_PQ1_DIGEST", NN_PQ1_DIGEST),
+        ("NN_PQ2_DIGEST", NN_PQ2_DIGEST),
         ("NN_HASH", NN_HASH),
         ("NN_CHAT_REQUEST", NN_CHAT_REQUEST),
         ("NN_ANSWER", NN_ANSWER),
         ("KK_MSG1", KK_MSG1),
         ("KK_MSG2", KK_MSG2),
+        ("KK_OUTER_HASH", KK_OUTER_HASH),
+        ("KK_PQ1_DIGEST", KK_PQ1_DIGEST),
+        ("KK_PQ2_DIGEST", KK_PQ2_DIGEST),
         ("KK_HASH", KK_HASH),
         ("KK_TEXT_BOB", KK_TEXT_BOB),
         ("KK_TEXT_ALICE", KK_TEXT_ALICE),
@@ -1081,7 +1217,7 @@ fn request_ticket_and_hello() {
     assert!(RequestTicket::from_hello_payload(&[0x02; 33]).is_none());
 }
 
-const REQUEST_TICKET: &str = "8621979a802b563725f040209a3c59ff110a928a07a1aa165f3062e3a9cfe4fe";
+const REQUEST_TICKET: &str = "75a5989509cf323d5b37cf7d9a1027c31237f7ddd2b5255122bf0a0c9e74ca84";
 
 /// The request channel's PSK, pinned through the handshake it keys (the
 /// `Psk` type does not expose its bytes): `REQUEST_PSK` was computed
@@ -1117,7 +1253,7 @@ fn request_psk() {
     let n = si.write_message(&[], &mut wire).unwrap();
     assert!(dr.read_message(&wire[..n], &mut [0u8; 64]).is_err());
 }
-const REQUEST_PSK: &str = "1aa133ba085bb4c540c0856c0879bebc27240a07f18467164b3b8d8d301dc637";
+const REQUEST_PSK: &str = "2d079a8897d1b208402dfacd5006bd645470804979536ac5d07bec50f7796b6b";
 
 /// The pinned transcript is plain Noise: `snow`, an independent
 /// implementation, produces the same bytes from the same keys.
@@ -1186,7 +1322,7 @@ fn transcript_agrees_with_snow() {
         &[vec![], hello, client_hello],
     );
     assert_eq!(xx, t.xx.to_vec());
-    assert_eq!(h, t.xx_hash);
+    assert_eq!(h, t.xx_outer_hash);
 
     let (nn, h) = run(
         "Noise_NNpsk0_25519_ChaChaPoly_BLAKE2s",
@@ -1197,7 +1333,7 @@ fn transcript_agrees_with_snow() {
         &[vec![], vec![]],
     );
     assert_eq!(nn, t.nn.to_vec());
-    assert_eq!(h, t.nn_hash);
+    assert_eq!(h, t.nn_outer_hash);
 
     let (kk, h) = run(
         "Noise_KK_25519_ChaChaPoly_BLAKE2s",
@@ -1216,7 +1352,7 @@ fn transcript_agrees_with_snow() {
         &[vec![], vec![]],
     );
     assert_eq!(kk, t.kk.to_vec());
-    assert_eq!(h, t.kk_hash);
+    assert_eq!(h, t.kk_outer_hash);
 }
 
 /// The prologue of chat 1 as bob (the requester) and alice build it.
@@ -1258,6 +1394,11 @@ impl Registry for OneUser {
     }
 }
 
+/// `bytes` as one frame.
+fn frame_of(bytes: &[u8]) -> Vec<u8> {
+    [&(bytes.len() as u16).to_be_bytes()[..], bytes].concat()
+}
+
 fn framed(noise_hex: &str) -> String {
     let b = unhex(noise_hex);
     format!("{:04x}{}", b.len(), hex(&b))
@@ -1282,10 +1423,11 @@ fn client_and_server_send_the_pinned_login() {
         daemon_port: Some(DEFAULT_DAEMON_PORT),
         limits: Limits::DEFAULT,
     };
-    let mut client_rng = Script(seq(ALICE_XX_E).to_vec());
+    let t = transcript();
+    let mut client_rng = Script([&seq(ALICE_XX_E)[..], &kem_seed(ALICE_XX_KEM)].concat());
     let mut client =
         Client::<securecom_core::RustCrypto>::new(config, alice(), now, &mut client_rng).unwrap();
-    let mut server_rng = Script(seq(SERVER_XX_E).to_vec());
+    let mut server_rng = Script([seq(SERVER_XX_E), seq(SERVER_XX_M)].concat());
     let mut session = ServerSession::<securecom_core::RustCrypto>::new(
         &ServerConfig::new(Limits::DEFAULT),
         &server(),
@@ -1310,9 +1452,13 @@ fn client_and_server_send_the_pinned_login() {
     feed_all(&s2c, |b| {
         client.handle_input(now, b, &mut client_rng).unwrap()
     });
-    // -> s, se, ClientHello
+    // -> s, se, ClientHello; the layer's -> e
     let n = client.poll_transmit(&mut out);
-    pin("client's second bytes", &out[..n], &framed(XX_MSG3));
+    assert_eq!(
+        out[..n],
+        [unhex(&framed(XX_MSG3)), frame_of(&t.xx_pq[0])].concat(),
+        "client's second bytes"
+    );
     let c2s = out[..n].to_vec();
     feed_all(&c2s, |b| {
         session
@@ -1323,9 +1469,13 @@ fn client_and_server_send_the_pinned_login() {
         session.poll_event(),
         Some(ServerEvent::LoggedIn { .. })
     ));
-    // <- LoginOk
+    // <- the layer's ekem, psk; LoginOk
     let n = session.poll_transmit(&mut out);
-    pin("server's LoginOk", &out[..n], &framed(XX_LOGIN_OK));
+    assert_eq!(
+        out[..n],
+        [frame_of(&t.xx_pq[1]), unhex(&framed(XX_LOGIN_OK))].concat(),
+        "server's second bytes"
+    );
     let s2c = out[..n].to_vec();
     client_rng = Script(seq(DAEMON_SECRET).to_vec());
     feed_all(&s2c, |b| {
@@ -1352,7 +1502,7 @@ fn client_and_server_send_the_pinned_login() {
     );
 
     // The server dials the daemon: NNpsk0.
-    let mut server_rng = Script(seq(SERVER_REQ_E).to_vec());
+    let mut server_rng = Script([&seq(SERVER_REQ_E)[..], &kem_seed(SERVER_REQ_KEM)].concat());
     session
         .request_channel_connected(now, &mut server_rng)
         .unwrap();
@@ -1363,13 +1513,24 @@ fn client_and_server_send_the_pinned_login() {
         &framed(NN_MSG1),
     );
     let s2d = out[..n].to_vec();
-    let mut daemon_rng = Script(seq(ALICE_REQ_E).to_vec());
+    let mut daemon_rng = Script([seq(ALICE_REQ_E), seq(ALICE_REQ_M)].concat());
     let mut link = client.new_request_link(now, &mut daemon_rng).unwrap();
     feed_all(&s2d, |b| {
         client.handle_request_input(&mut link, now, b).unwrap()
     });
     let n = client.poll_request_transmit(&mut link, now, &mut out);
     pin("daemon's first bytes", &out[..n], &framed(NN_MSG2));
+    let d2s = out[..n].to_vec();
+    feed_all(&d2s, |b| session.handle_request_input(now, b).unwrap());
+    // The layer: the server's -> e, the daemon's <- ekem, psk.
+    let n = session.poll_request_transmit(&mut out);
+    assert_eq!(out[..n], frame_of(&t.nn_pq[0]), "server's layer message");
+    let s2d = out[..n].to_vec();
+    feed_all(&s2d, |b| {
+        client.handle_request_input(&mut link, now, b).unwrap()
+    });
+    let n = client.poll_request_transmit(&mut link, now, &mut out);
+    assert_eq!(out[..n], frame_of(&t.nn_pq[1]), "daemon's layer message");
     let d2s = out[..n].to_vec();
     feed_all(&d2s, |b| session.handle_request_input(now, b).unwrap());
     // <- DaemonStatus { reachable: true } (server transport #1)
@@ -1394,29 +1555,40 @@ fn client_and_server_send_the_pinned_login() {
 const XX_MSG1: &str = "358072d6365880d1aeea329adf9121383851ed21a28e3b75e965d0d2cd166254";
 const XX_MSG2: &str = "79a631eede1bf9c98f12032cdeadd0e7a079398fc786b88cc846ec89af85a51a\
     6c06dfc4329138d8fcc5c62a8471cb0327cb57854edb89d9f8b71262de2412c4\
-    f16cea0ec650994ad2d7907897ea45cd3558fe310c3afc149f68a6d05e4f6ef4\
-    a6e2";
+    f16cea0ec650994ad2d7907897ea45cd34584a644ad671efa4e15b570f1d512b\
+    e2ae";
 const XX_MSG3: &str = "f7d456ceca57ae85729e44930f8dc33e052e9a9acf5679870075bd28cc344add\
-    d9aa190e54afea360c8246d7c44c3135767eafa8c5819b66cfec35051d793729\
-    19d0dac5fc299a";
-const XX_HASH: &str = "ac4fc1faafa3d691339eb3dd756eea2365c4b95772f70e998b7a3738e09e5b3a";
-const XX_LOGIN_OK: &str = "670bcd9c91c12f9b5ad284731cc1dbecb894bd352ce189";
-const XX_ANNOUNCE: &str = "2f7619a2907152c9527b46b94921d565bb923697f6aa925620eca721d364504b\
-    723ec3c11914505a78073844b32f7015f1bc6d";
-const XX_DAEMON_STATUS: &str = "d2c35159df3de38e0d463bb4e89ea8a99496";
+    4d05a336a3d449d0997b37e2bddc1621777eafa8c5819bede6f0e87da1acd1a7\
+    97e188019fc6f7";
+const XX_OUTER_HASH: &str = "3f296bce7cb6096e82e2f3ed75f5bdb15473ee943baed9e9a27e7bb2529e5e3e";
+const XX_HYBRID_PSK: &str = "bef44ee6762620034d1242920c79c70a4b3cfb50e0cc9323dc3fe4edc0c6cc76";
+const XX_PQ1_DIGEST: &str = "97ddf2485f76f2b39af92645e9ca11e0b6a29a792739e96439b757c4668eea1e";
+const XX_PQ1_HEAD: &str = "fc149f23d6567bd1dd8c5599e1b2f26fb1b05903622328d2f46992557d34aed6";
+const XX_PQ2_DIGEST: &str = "1d91bb9d0b6f2d396e3532ea4d545d35d22999dcc1475fde8ff004c69a2a93c9";
+const XX_HASH: &str = "e7209fa0bd11cf014745204de4ff77f69aad1389ee4cc96a9c45adbde9537fac";
+const XX_LOGIN_OK: &str = "d316a3b42a32b253ecad28a396774353786ad05fe53d26";
+const XX_ANNOUNCE: &str = "e12037ff2ad06d07b2e78be567b7a98434ed2e50ab9d20936be512e2b839ced2\
+    eb333db8716dfaa8a91fd0b8f27d1d438e7b4c";
+const XX_DAEMON_STATUS: &str = "aa5ca86b5c78d83ac6de54358bfb8df0d6c1";
 const NN_MSG1: &str = "675dd574ed7789310b3d2e7681f3790b466c773b1521fecf36577958371ea52f\
-    c10a2d9be90e7908091f87fb890eb02f";
+    aa5897bed495e78efd902ca9af7c8320";
 const NN_MSG2: &str = "493e82fc74464a59268817623d2053c5eb8e2cc4a988b4fee179ec6b010d531d\
-    644c4b53144dc713a6dcfedc79474ec7";
-const NN_HASH: &str = "954d92e1fea3e3069c5c412d108cbc5b0ca0b34b40d93307cddbac88042c4e49";
-const NN_CHAT_REQUEST: &str = "8f04dd41d58dd5862ac98251af6ef0b1677bb77c17157ce8e9828d4e36571320\
-    8c22ada0a0599f83d948a8b33eb100dd409d2b211bc2";
-const NN_ANSWER: &str = "a3c0bbbb554e288c8aa1f6857cb33152b1f320";
+    615aacfb3cb3ac29533a120117cf50cb";
+const NN_OUTER_HASH: &str = "1e55c67e3a88d4d6acd3bb6181559042c678c3e7d9ad3b97983f05dd82e6875c";
+const NN_PQ1_DIGEST: &str = "69976626619e56544d7b14e64c0712adbe450e89c7989decb7a54300506b2700";
+const NN_PQ2_DIGEST: &str = "e8c4a7f1f82b71dceb4daaa638bb731b2b6141c66a4960c44106628b8a9b6696";
+const NN_HASH: &str = "7eb888aa729240380b5bc8ed781ba1f0460d41d9c71549397d59723127dc57d5";
+const NN_CHAT_REQUEST: &str = "f61851473c0c64eac20568dbb19d69b577b44baf20829f02de81572a6144558b\
+    c55fc2709f7e5c3e3e90f89fa258b3648d301e3e384d";
+const NN_ANSWER: &str = "3638375f8eb85c6e89addf3914ee47a9a794b4";
 const KK_MSG1: &str = "dc2cca31e8e43bbd91dff7e475cca3347eb478107d5bd765aba4ae4a30c35d44\
     fa59583531520d509a6c3c0b5df75fcb";
 const KK_MSG2: &str = "605a725d2a4adfeeb1a29e17edd621c1b7593ee8cdbc44ac6c4ab6e2f805d23c\
     d4c8579d38db6f9a2782c6050c4a58b0";
-const KK_HASH: &str = "c2595affc4a33a979f0d6ed135ccee1b08b9282a8a6f1c86af5195848d870593";
-const KK_TEXT_BOB: &str = "7dfab28910b52fd3554e3bcd66af41637d76af519b3129a98847feba84e1";
-const KK_CLOSE_BOB: &str = "36585532025009b6b64f213bf61be6cb1cfb7c";
-const KK_TEXT_ALICE: &str = "8793fa994e8db11229cb02fb97d60b66668661def0d91cfd21";
+const KK_OUTER_HASH: &str = "c2595affc4a33a979f0d6ed135ccee1b08b9282a8a6f1c86af5195848d870593";
+const KK_PQ1_DIGEST: &str = "28cbb46f87f5c6f052d4e9f94530b5fda61868dfc418f615a70794c8a585b7a5";
+const KK_PQ2_DIGEST: &str = "b9612b0da9dd3ee1488fb06980a6f903191f3d591a9f352045ec9cc3c3a80a05";
+const KK_HASH: &str = "fe1bfb5df9b3af2aa8804e8d8dfe404f7a95122c4bfd78a648eac94128a74423";
+const KK_TEXT_BOB: &str = "a8f096ca5f8533214fe7174adf54d71c70b7b2952835699db9cd1dfe9b23";
+const KK_CLOSE_BOB: &str = "b49a6f36f808c2b0aa63a4c6086a5b84cae5e2";
+const KK_TEXT_ALICE: &str = "53dac3fad97d3358e5c5378b4cdac15c64b64f337988a5bc6b";

@@ -85,13 +85,21 @@ fn login_ok() {
         link.poll_timeout(),
         Some(w.now.add(securecom_core::REQUEST_LINK_IDLE))
     );
-    assert_eq!(w.transcript[&Chan::ReqDown(a)].len(), 2, "msg1, Ready");
-    assert_eq!(w.transcript[&Chan::ReqUp(a)].len(), 1, "msg2");
+    assert_eq!(
+        w.transcript[&Chan::ReqDown(a)].len(),
+        3,
+        "msg1, the layer's first message, Ready"
+    );
+    assert_eq!(
+        w.transcript[&Chan::ReqUp(a)].len(),
+        2,
+        "msg2, the layer's second message"
+    );
     assert!(w.peers[a].client.is_logged_in());
     assert!(!w.peers[a].client.is_busy());
     assert!(w.all_errors().is_empty());
-    // XX: 2 frames up (msg1, msg3), then AnnounceDaemon.
-    assert_eq!(w.transcript[&Chan::StdUp(a)].len(), 3);
+    // XX: 2 frames up (msg1, msg3), the layer's first message, then AnnounceDaemon.
+    assert_eq!(w.transcript[&Chan::StdUp(a)].len(), 4);
 }
 
 #[test]
@@ -958,7 +966,11 @@ fn replayed_request_channel_authenticates_nothing() {
     w.peers[a].take_events();
     w.peers[b].take_events();
     let down = w.transcript[&Chan::ReqDown(a)].clone();
-    assert_eq!(down.len(), 3, "msg1, Ready and the ChatRequest");
+    assert_eq!(
+        down.len(),
+        4,
+        "msg1, the layer's first message, Ready and the ChatRequest"
+    );
 
     // Message 1 alone: the handshake "completes" on the daemon's side (NNpsk0
     // cannot tell a replay), but no message is authenticated, and the link is
@@ -986,8 +998,8 @@ fn replayed_request_channel_authenticates_nothing() {
     assert!(w.peers[a].take_events().is_empty());
     assert!(!w.peers[a].client.is_busy());
 
-    // The whole recorded connection: its `Ready` and the old ChatRequest do
-    // not decrypt under the daemon's fresh ephemeral key.
+    // The whole recorded connection: its layer message, `Ready` and the old
+    // ChatRequest do not decrypt under the daemon's fresh ephemeral key.
     let all: Vec<u8> = down.concat();
     let (r, auth) = feed_new_link(&mut w, a, &all);
     assert_eq!(r, Err(crypto(CryptoError::DecryptFailed)));
@@ -1028,6 +1040,28 @@ fn assert_no_messages<S: Server>(w: &World<S>, i: usize) {
     );
 }
 
+/// `MIN_MAX_FRAME` is the longest frame honest peers send: a login, a daemon
+/// link and a chat set-up (whose relayed first layer message is the longest)
+/// never exceed it, and the relayed one meets it when the chat id takes its
+/// five varint bytes (ids are random; most do).
+#[test]
+fn no_honest_frame_is_longer_than_min_max_frame() {
+    let (mut w, a, b) = pair();
+    w.open_chat(a, b);
+    let mut longest = 0;
+    for frames in w.transcript.values() {
+        for f in frames {
+            assert!(
+                f.len() <= securecom_core::MIN_MAX_FRAME,
+                "{} bytes",
+                f.len()
+            );
+            longest = longest.max(f.len());
+        }
+    }
+    assert!(longest >= securecom_core::MIN_MAX_FRAME - 4, "{longest}");
+}
+
 #[test]
 fn mitm_world_chats_like_the_hub() {
     let (mut w, a, b) = mitm_chat();
@@ -1037,8 +1071,9 @@ fn mitm_world_chats_like_the_hub() {
     w.pump();
     assert_eq!(w.peers[b].take_events(), vec![msg("alice", "hello")]);
     assert_eq!(w.peers[a].take_events(), vec![msg("bob", "hi")]);
-    assert_eq!(w.transcript[&Chan::E2eHs(a)].len(), 1);
-    assert_eq!(w.transcript[&Chan::E2eHs(b)].len(), 1);
+    // KK and the post-quantum layer: two messages each way.
+    assert_eq!(w.transcript[&Chan::E2eHs(a)].len(), 2);
+    assert_eq!(w.transcript[&Chan::E2eHs(b)].len(), 2);
 }
 
 #[test]
@@ -1401,10 +1436,10 @@ fn accepted_answer_lost_leaves_no_one_busy() {
     let (mut w, a, b) = pair();
     w.request_chat(a, "bob").unwrap();
     w.pump();
-    // The answer frame (ReqUp #1 after the handshake reply) is changed on the wire.
+    // The answer frame (ReqUp #2 after the handshake replies) is changed on the wire.
     w.set_tap(MutationTap::new(
         Chan::ReqUp(b),
-        1,
+        2,
         Mutation::Flip { pos: 5, mask: 1 },
     ));
     w.answer(b, true).unwrap();

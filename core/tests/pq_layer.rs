@@ -1,4 +1,4 @@
-//! Protocol 2's post-quantum layer (`securecom_core::pq`): the inner
+//! Protocol 3's post-quantum layer (`securecom_core::pq`): the inner
 //! `pqNNpsk2` over a finished classical handshake, checked byte for byte
 //! against clatter's own `HybridDualLayerHandshake` fed the same keys,
 //! randomness and PSK (the second implementation of the composition), and
@@ -562,4 +562,88 @@ fn a_rekey_between_two_other_sessions_fails() {
         finish(mk(true, &mut rng), mk(false, &mut rng))
     };
     assert!(rekey(a, b, 5, &mut |_, _| {}).is_none());
+}
+
+// ====================================================================== the attacker of issue 14
+
+/// What an attacker who recorded a session can compute of its keys: the
+/// layer's key schedule replayed from the wire (`pk`, `ct`, the outer hash)
+/// with the two secrets it may or may not have, the KEM's shared secret
+/// `ss` and the outer handshake's exported `psk`. Returns whether the
+/// session's first message (initiator to responder) opens under the keys
+/// so derived.
+fn attacker_opens(
+    h_outer: &[u8],
+    pk: &[u8],
+    ct: &[u8],
+    ss: &[u8],
+    psk: &[u8; 32],
+    first_message: &[u8],
+) -> bool {
+    use clatter::symmetricstate::SymmetricState;
+    use securecom_core::pq::{DUAL_LAYER_DOMAIN, PQ_PROTOCOL_NAME};
+    let mut st = SymmetricState::<ChaChaPoly, Blake2s>::new(PQ_PROTOCOL_NAME);
+    st.mix_hash(PQ_PROLOGUE);
+    st.mix_hash(DUAL_LAYER_DOMAIN);
+    st.mix_key_and_hash(h_outer);
+    let mut tag = [0u8; 16];
+    st.mix_hash(pk);
+    st.mix_key(pk);
+    st.encrypt_and_hash(&[], &mut tag).unwrap();
+    st.mix_hash(ct);
+    st.mix_key(ss);
+    st.mix_key_and_hash(psk);
+    st.encrypt_and_hash(&[], &mut tag).unwrap();
+    let mut c = st.split().unwrap().initiator_to_responder;
+    let mut out = [0u8; 64];
+    c.decrypt_with_ad(&[], first_message, &mut out[..first_message.len() - 16])
+        .is_ok()
+}
+
+/// docs/SECURITY.md, "A quantum attacker, later": the session's keys need
+/// both the X25519 secrets and ML-KEM's. One who breaks X25519 (here: holds
+/// the outer transports, so reads the layer's messages, and the exported
+/// PSK) still lacks the KEM's shared secret; one who breaks ML-KEM (holds
+/// the shared secret) still lacks the PSK, a secret of the X25519 handshake.
+/// The replayed key schedule is checked first: with both secrets it opens
+/// the message.
+#[test]
+fn the_session_keys_need_both_the_x25519_and_the_ml_kem_secrets() {
+    for pattern in OUTERS {
+        let n = pattern.messages();
+        let payloads: Vec<&[u8]> = vec![b""; n + 2];
+        let (wire, mut ti, _, hybrid) = ours_with(pattern, &payloads);
+        let mut sealed = [0u8; 64];
+        let len = ti.encrypt(b"recorded today", &mut sealed).unwrap();
+        let first = &sealed[..len];
+        // X25519 broken: the outer transports are the attacker's.
+        let (mut oi, mut or) = finish(outer_of(pattern, true), outer_of(pattern, false));
+        let h_outer = *oi.handshake_hash();
+        let mut m1 = [0u8; MAX_PQ_MESSAGE];
+        let k = or.decrypt(&wire[n], &mut m1).unwrap();
+        let pk = &m1[..1184];
+        assert_eq!(k, 1184 + 16);
+        let mut m2 = [0u8; MAX_PQ_MESSAGE];
+        let k = oi.decrypt(&wire[n + 1], &mut m2).unwrap();
+        let ct = &m2[..1088];
+        assert_eq!(k, 1088 + 16);
+        // The shared secret, which only the initiator's KEM key gives.
+        let (_, sk) = securecom_core::kem::keypair_from_seed(&KEM_SEED);
+        let ss = Fips203MlKem768::decapsulate(ct, &sk[..]).unwrap();
+        assert!(
+            attacker_opens(&h_outer, pk, ct, &ss[..], &hybrid, first),
+            "{pattern:?}: the replayed schedule with both secrets"
+        );
+        // Without ML-KEM's secret: every guess fails (implicit rejection's
+        // output included: a decapsulation with another key).
+        let (_, other_sk) = securecom_core::kem::keypair_from_seed(&[0x11; 64]);
+        let rejected = Fips203MlKem768::decapsulate(ct, &other_sk[..]).unwrap();
+        for guess in [[0u8; 32], [0xff; 32], *rejected] {
+            assert!(!attacker_opens(&h_outer, pk, ct, &guess, &hybrid, first));
+        }
+        // Without the X25519 handshake's secret (ML-KEM broken: `ss` known).
+        for psk in [[0u8; 32], *oi.rekey_psk().bytes_for_testing_only()] {
+            assert!(!attacker_opens(&h_outer, pk, ct, &ss[..], &psk, first));
+        }
+    }
 }

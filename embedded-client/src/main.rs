@@ -4,40 +4,66 @@
 #![forbid(unsafe_code)]
 
 use cortex_m_rt::entry;
-use securecom_core::{Client, ClientConfig, Error, Limits, RequestLink, RequestMode, MAX_FRAME};
+use securecom_core::{Client, ClientConfig, Limits, RequestLink, RequestMode};
 use static_cell::StaticCell;
 
 use securecom_embedded_client::clock::{Clock, Meter, CORE_HZ};
 use securecom_embedded_client::config::{self, RequestChannel, CONFIG_MAX};
-use securecom_embedded_client::device::{Behaviour, Device, Parts, RX_CHUNK};
+use securecom_embedded_client::device::{Behaviour, Device, Login, Parts, RX_CHUNK, TX_CHUNK};
 use securecom_embedded_client::entropy;
 use securecom_embedded_client::exit::{exit, ExitCode};
 use securecom_embedded_client::hw::pl011::{Port, Uart};
 use securecom_embedded_client::known_peers::{KnownPeers, KNOWN_PEERS_MAX};
 
 // All storage is static: the linker's figures are the device's RAM budget.
-static CONFIG_TEXT: StaticCell<[u8; CONFIG_MAX]> = StaticCell::new();
-static CLIENT: StaticCell<Result<Client, Error>> = StaticCell::new();
+static CLIENT: StaticCell<Client> = StaticCell::new();
 static LINK: StaticCell<Option<RequestLink>> = StaticCell::new();
-static TX: StaticCell<[u8; MAX_FRAME]> = StaticCell::new();
+static TX: StaticCell<[u8; TX_CHUNK]> = StaticCell::new();
 static RX: StaticCell<[u8; RX_CHUNK]> = StaticCell::new();
 static DEVICE: StaticCell<Device> = StaticCell::new();
 static KNOWN: StaticCell<KnownPeers> = StaticCell::new();
 
 #[entry]
 fn main() -> ! {
-    boot().run()
+    let (device, login) = boot();
+    // Out of `boot`'s frame: the login's start makes the ML-KEM key pair,
+    // the deepest stack of the firmware after decapsulation.
+    device.start_login(login)
 }
 
-/// Everything before the driver loop. Not inlined: its large temporaries
-/// (the client is built on the stack before it moves into its static) are
-/// gone before the loop's frames start, so the two peaks do not add up.
+/// Reads and parses the configuration. Not inlined: the 2 KB text is read
+/// into this frame (and wiped once parsed: the configuration keeps what it
+/// needs), gone before the client's key generation in `boot`.
 #[inline(never)]
-fn boot() -> &'static mut Device {
+fn load_config(known: &mut KnownPeers) -> config::DeviceConfig {
+    let mut text = [0u8; CONFIG_MAX];
+    match config::load(&mut text, known) {
+        Ok(c) => c,
+        Err(e) => {
+            defmt::error!("config: {}", e);
+            exit(ExitCode::Config)
+        }
+    }
+}
+
+/// The client's static, holding an unstarted client. Not inlined: the
+/// stand-in is built in this frame, gone before `Client::start`'s key
+/// generation.
+#[inline(never)]
+fn unstarted_client() -> &'static mut Client {
+    CLIENT.init_with(Client::unstarted)
+}
+
+/// Everything before the driver loop. Not inlined: its temporaries are gone
+/// before the loop's frames start, so the two peaks do not add up. The
+/// client is started in its static, in place (`Client::start`): its 14 KB
+/// never pass through the stack but as the unstarted stand-in.
+#[inline(never)]
+fn boot() -> (&'static mut Device, Login) {
     let Some(core) = cortex_m::Peripherals::take() else {
         exit(ExitCode::Panic)
     };
-    let mut clock = Clock::start(core.SYST);
+    let clock = Clock::start(core.SYST);
     defmt::info!(
         "secureCom embedded client {=str}, core clock {=u32} Hz",
         env!("CARGO_PKG_VERSION"),
@@ -45,13 +71,7 @@ fn boot() -> &'static mut Device {
     );
 
     let known = KNOWN.init_with(KnownPeers::new);
-    let config = match config::load(CONFIG_TEXT.init([0; CONFIG_MAX]), known) {
-        Ok(c) => c,
-        Err(e) => {
-            defmt::error!("config: {}", e);
-            exit(ExitCode::Config)
-        }
-    };
+    let config = load_config(known);
     defmt::info!(
         "config: user {}, request channel {}, chats {}, known peers {=usize} of {=usize}, admin {}",
         config.user,
@@ -62,7 +82,7 @@ fn boot() -> &'static mut Device {
         config.admin
     );
 
-    let mut rng = entropy::rng();
+    let rng = entropy::rng();
     // UARTs after the configuration: the first byte the server sees is our
     // handshake, and the request channel's host dials only after login.
     let (Some(std_uart), Some(req_uart)) = (Uart::take(Port::Uart0), Uart::take(Port::Uart1))
@@ -84,20 +104,13 @@ fn boot() -> &'static mut Device {
         daemon_port,
         limits: Limits::DEFAULT,
     };
-    let mut meter = Meter::default();
-    let now = clock.now();
-    let key = config.key;
-    let client = meter.run(&mut clock, || {
-        CLIENT.init_with(|| Client::new(client_config, key, now, &mut rng))
-    });
-    let client = match client {
-        Ok(c) => c,
-        Err(e) => {
-            defmt::error!("cannot start the login: {}", e);
-            exit(ExitCode::Session)
-        }
+    let meter = Meter::default();
+    let login = Login {
+        config: client_config,
+        key: config.key,
+        mode,
     };
-    client.set_request_mode(mode);
+    let client = unstarted_client();
 
     let parts = Parts {
         std_uart,
@@ -107,7 +120,7 @@ fn boot() -> &'static mut Device {
         rng,
         client,
         link: LINK.init(None),
-        tx: TX.init([0; MAX_FRAME]),
+        tx: TX.init([0; TX_CHUNK]),
         rx: RX.init([0; RX_CHUNK]),
         known,
         dial: mode == RequestMode::Dial,
@@ -118,5 +131,5 @@ fn boot() -> &'static mut Device {
         chats: config.chats,
         admin: config.admin,
     };
-    DEVICE.init_with(|| Device::new(parts, behaviour))
+    (DEVICE.init_with(|| Device::new(parts, behaviour)), login)
 }

@@ -1,4 +1,4 @@
-//! Protocol 2's post-quantum layer (`securecom_core::pq`) over a finished
+//! Protocol 3's post-quantum layer (`securecom_core::pq`) over a finished
 //! handshake of each channel (XX, NNpsk0, KK), its two messages as the
 //! fuzzer delivers them: the real one, or it flipped, truncated, extended,
 //! replaced, duplicated or dropped; payloads and read buffers of any size.

@@ -34,6 +34,7 @@ use securecom_core::message::{
     decode, ClientHello, ClientMsg, ServerHello, ServerMsg, ServerToDaemon,
 };
 use securecom_core::noise::{Handshake, Psk, RemoteCheck, RequestTicket, Transport};
+use securecom_core::pq::PqLayer;
 use securecom_core::server::RelayKind;
 use securecom_core::{
     Hub, Instant, Registry, ServerConfig, SessionId, MAX_FRAME, MAX_NOISE_MESSAGE, MAX_PLAINTEXT,
@@ -111,6 +112,8 @@ impl Enc for ServerOp {
 
 struct Daemon {
     hs: Option<Handshake>,
+    /// NNpsk0's transport and the post-quantum layer over it.
+    pq: Option<(Transport, PqLayer)>,
     tr: Option<Transport>,
     rx: FrameDecoder<MAX_REQUEST_FRAME>,
     dead: bool,
@@ -124,6 +127,7 @@ impl Daemon {
         let hs = Handshake::request_channel(false, psk, rng).expect("daemon handshake");
         Daemon {
             hs: Some(hs),
+            pq: None,
             tr: None,
             rx: FrameDecoder::new(),
             dead: false,
@@ -135,6 +139,8 @@ impl Daemon {
 struct Fake {
     sid: SessionId,
     hs: Option<Handshake>,
+    /// XX's transport and the post-quantum layer over it.
+    pq: Option<(Transport, PqLayer)>,
     tr: Option<Transport>,
     rx: FrameDecoder<MAX_FRAME>,
     /// Our side stopped reading (the hub sent what we could not read, e.g.
@@ -296,6 +302,7 @@ impl FakeClients {
         self.fakes[who] = Some(Fake {
             sid,
             hs: Some(hs),
+            pq: None,
             tr: None,
             rx: FrameDecoder::new(),
             dead: false,
@@ -331,11 +338,24 @@ impl FakeClients {
         };
         let mut m = [0u8; MAX_NOISE_MESSAGE];
         let n = hs.write_message(p, &mut m).expect("message 3");
-        f.tr = Some(
-            hs.into_transport(&fake_limits(), self.now)
-                .expect("transport"),
-        );
-        self.feed_hub(who, &frame_of(&m[..n]));
+        let mut outer = hs
+            .into_transport(&fake_limits(), self.now)
+            .expect("transport");
+        let mut bytes = frame_of(&m[..n]);
+        if version == PROTOCOL_VERSION {
+            // The layer's first message follows at once.
+            let mut layer = PqLayer::new(true, &outer, &mut self.frng).expect("layer");
+            let n = layer
+                .write_message(&[], &mut outer, &mut m)
+                .expect("layer message 1");
+            bytes.extend_from_slice(&frame_of(&m[..n]));
+            f.pq = Some((outer, layer));
+        } else {
+            // A client of another version knows no layer: the hub's
+            // refusal comes under the XX keys.
+            f.tr = Some(outer);
+        }
+        self.feed_hub(who, &bytes);
     }
 
     fn send_plain(&mut self, who: usize, plain: &[u8]) {
@@ -479,6 +499,21 @@ impl FakeClients {
             f.hello_due = true;
             return false;
         }
+        if let Some((outer, layer)) = f.pq.as_mut() {
+            let mut m = frame.to_vec();
+            assert_eq!(
+                layer.read_message(&mut m, outer, &mut scratch),
+                Ok(0),
+                "the hub's layer message 2 is valid"
+            );
+            let (outer, layer) = f.pq.take().expect("layer");
+            f.tr = Some(
+                layer
+                    .into_transport(outer, &fake_limits(), self.now)
+                    .expect("transport"),
+            );
+            return false;
+        }
         let Some(tr) = f.tr.as_mut() else {
             f.dead = true;
             return false;
@@ -590,11 +625,31 @@ impl FakeClients {
                         let mut m = [0u8; MAX_NOISE_MESSAGE];
                         let n = hs.write_message(&[], &mut m).expect("request message 2");
                         let hs = d.hs.take().expect("hs");
+                        let outer = hs
+                            .into_transport(&fake_limits(), self.now)
+                            .expect("transport");
+                        let layer = PqLayer::new(false, &outer, &mut self.frng).expect("layer");
+                        d.pq = Some((outer, layer));
+                        answer = Some(frame_of(&m[..n]));
+                    } else if let Some((outer, layer)) = d.pq.as_mut() {
+                        // The layer's first message, answered at once.
+                        let mut m = frame.clone();
+                        assert_eq!(
+                            layer.read_message(&mut m, outer, &mut scratch),
+                            Ok(0),
+                            "the hub's layer message 1 is valid"
+                        );
+                        let mut out = [0u8; MAX_NOISE_MESSAGE];
+                        let n = layer
+                            .write_message(&[], outer, &mut out)
+                            .expect("layer message 2");
+                        let (outer, layer) = d.pq.take().expect("layer");
                         d.tr = Some(
-                            hs.into_transport(&fake_limits(), self.now)
+                            layer
+                                .into_transport(outer, &fake_limits(), self.now)
                                 .expect("transport"),
                         );
-                        answer = Some(frame_of(&m[..n]));
+                        answer = Some(frame_of(&out[..n]));
                     } else if let Some(tr) = d.tr.as_mut() {
                         let n = tr
                             .decrypt(&frame, &mut scratch)

@@ -38,9 +38,11 @@ use securecom_core::noise::{
     Handshake, HandshakeParams, Pattern, Psk, RemoteCheck, RequestTicket, Transport,
     REQUEST_PROLOGUE, STANDARD_PROLOGUE,
 };
+use securecom_core::pq::PqLayer;
 use securecom_core::{
     Client, ClientConfig, ClientEvent, Error, Instant, Limits, RequestLink, MAX_FRAME,
-    MAX_NOISE_MESSAGE, MAX_PLAINTEXT, MAX_REQUEST_FRAME, PROTOCOL_VERSION,
+    MAX_NOISE_MESSAGE, MAX_PLAINTEXT, MAX_REQUEST_FRAME, MAX_REQUEST_NOISE_MESSAGE,
+    PROTOCOL_VERSION,
 };
 
 use crate::arb::{ArbServerMsg, ArbServerToDaemon, Bytes, Cid, Cmd, Enc, Shown, Text, W};
@@ -181,6 +183,8 @@ impl Setup {
 struct Link {
     link: RequestLink,
     hs: Option<Handshake>,
+    /// NNpsk0's transport and the post-quantum layer over it.
+    pq: Option<(Transport, PqLayer)>,
     tr: Option<Transport>,
     good_psk: bool,
     rx: FrameDecoder<MAX_REQUEST_FRAME>,
@@ -202,6 +206,8 @@ pub struct FakeServer {
     /// The client under test.
     pub client: Client,
     hs: Option<Handshake>,
+    /// XX's transport and the post-quantum layer over it.
+    pq: Option<(Transport, PqLayer)>,
     tr: Option<Transport>,
     dead: bool,
     rx: FrameDecoder<MAX_FRAME>,
@@ -293,6 +299,7 @@ impl FakeServer {
             srng,
             client,
             hs: Some(hs),
+            pq: None,
             tr: None,
             dead: false,
             rx: FrameDecoder::new(),
@@ -523,6 +530,31 @@ impl FakeServer {
 
     fn on_client_frame(&mut self, frame: &[u8]) {
         let mut scratch: Scratch = [0; MAX_NOISE_MESSAGE];
+        if let Some((outer, layer)) = self.pq.as_mut() {
+            // The layer's first message (empty payload), answered at once.
+            let mut m = frame.to_vec();
+            let mut payload = [0u8; 64];
+            if layer.read_message(&mut m, outer, &mut payload) != Ok(0) {
+                self.pq = None;
+                self.dead = true;
+                return;
+            }
+            let mut msg = [0u8; MAX_NOISE_MESSAGE];
+            let n = layer
+                .write_message(&[], outer, &mut msg)
+                .expect("layer message 2");
+            let (outer, layer) = self.pq.take().expect("layer");
+            self.tr = Some(
+                layer
+                    .into_transport(outer, &fake_limits(), self.now)
+                    .expect("transport"),
+            );
+            let mut f = [0u8; MAX_FRAME];
+            let len = encode_frame(&msg[..n], &mut f).expect("frame");
+            let f = f[..len].to_vec();
+            self.feed_client(&f);
+            return;
+        }
         if let Some(hs) = self.hs.as_mut() {
             if hs.read_message(frame, &mut scratch).is_err() {
                 self.dead = true;
@@ -535,10 +567,11 @@ impl FakeServer {
                     Some(user_key(ALICE)),
                     "client's static key"
                 );
-                self.tr = Some(
-                    hs.into_transport(&fake_limits(), self.now)
-                        .expect("transport"),
-                );
+                let outer = hs
+                    .into_transport(&fake_limits(), self.now)
+                    .expect("transport");
+                let layer = PqLayer::new(false, &outer, &mut self.srng).expect("layer");
+                self.pq = Some((outer, layer));
                 return;
             }
             let payload = match &self.hello {
@@ -600,7 +633,11 @@ impl FakeServer {
             }
             ClientMsg::ChatHandshake { chat_id, noise } => {
                 if let Some(bob) = self.bob.as_mut().filter(|b| b.id == chat_id) {
-                    if bob.chat.read_handshake(self.now, noise).is_err() {
+                    if bob
+                        .chat
+                        .read_handshake(self.now, &mut noise.to_vec())
+                        .is_err()
+                    {
                         self.bob = None;
                     }
                     self.bob_write();
@@ -767,6 +804,8 @@ impl FakeServer {
         };
         self.events();
         let mut rest = &out[..n];
+        // The layer's first message, to send once the daemon's bytes are read.
+        let mut layer_msg = None;
         while !rest.is_empty() {
             let l = &mut self.links[i];
             if l.dead {
@@ -783,12 +822,33 @@ impl FakeServer {
                         match hs.read_message(&frame, &mut scratch) {
                             Ok(_) if hs.is_finished() => {
                                 let hs = l.hs.take().expect("handshake");
-                                l.tr = Some(
-                                    hs.into_transport(&fake_limits(), self.now)
-                                        .expect("transport"),
-                                );
+                                let mut outer = hs
+                                    .into_transport(&fake_limits(), self.now)
+                                    .expect("transport");
+                                let mut layer =
+                                    PqLayer::new(true, &outer, &mut self.srng).expect("layer");
+                                let mut msg = [0u8; MAX_REQUEST_NOISE_MESSAGE];
+                                let n = layer
+                                    .write_message(&[], &mut outer, &mut msg)
+                                    .expect("layer message 1");
+                                let mut f = [0u8; MAX_REQUEST_FRAME];
+                                let len = encode_frame(&msg[..n], &mut f).expect("frame");
+                                layer_msg = Some(f[..len].to_vec());
+                                l.pq = Some((outer, layer));
                             }
                             _ => l.dead = true,
+                        }
+                    } else if let Some((outer, layer)) = l.pq.as_mut() {
+                        let mut m = frame.clone();
+                        if layer.read_message(&mut m, outer, &mut scratch) == Ok(0) {
+                            let (outer, layer) = l.pq.take().expect("layer");
+                            l.tr = Some(
+                                layer
+                                    .into_transport(outer, &fake_limits(), self.now)
+                                    .expect("transport"),
+                            );
+                        } else {
+                            l.dead = true;
                         }
                     } else if let Some(tr) = l.tr.as_mut() {
                         let n = tr
@@ -815,6 +875,10 @@ impl FakeServer {
                     }
                 }
             }
+        }
+        if let Some(f) = layer_msg {
+            self.feed_link(i, &f);
+            self.link_poll(i);
         }
     }
 
@@ -889,6 +953,7 @@ impl FakeServer {
                 self.links.push(Link {
                     link,
                     hs: Some(hs),
+                    pq: None,
                     tr: None,
                     good_psk: good,
                     rx: FrameDecoder::new(),

@@ -17,9 +17,10 @@ pub fn describe(e: &Error) -> String {
         | Error::Protocol(ProtocolError::SessionExpired) => "session expired".into(),
         Error::Protocol(ProtocolError::HandshakeTimeout) => "handshake timed out".into(),
         Error::Protocol(ProtocolError::IdleTimeout) => "the server was silent too long".into(),
-        Error::Protocol(ProtocolError::VersionMismatch) => {
-            "the server speaks another protocol version".into()
-        }
+        Error::Protocol(ProtocolError::VersionMismatch { peer }) => format!(
+            "the server speaks protocol version {peer}, this client version {}",
+            securecom_core::PROTOCOL_VERSION
+        ),
         Error::Protocol(ProtocolError::Unexpected) => "unexpected message from the peer".into(),
         other => other.to_string(),
     }

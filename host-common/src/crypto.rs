@@ -483,6 +483,15 @@ impl CryptoComponent for AwsLcMlKem768 {
     }
 }
 
+impl securecom_core::crypto::MlKem768 for AwsLcMlKem768 {
+    /// AWS-LC's key generation (the host's stack is not the constraint).
+    fn keygen_into(seed: &[u8; KEYGEN_SEED_LEN], sk: &mut [u8; SECRET_KEY_LEN]) -> KemResult<()> {
+        let kp = mlkem_keygen(seed)?;
+        sk.copy_from_slice(&kp.secret[..]);
+        Ok(())
+    }
+}
+
 impl Kem for AwsLcMlKem768 {
     type SecretKey = SensitiveByteArray<[u8; SECRET_KEY_LEN]>;
     type PubKey = [u8; PUBLIC_KEY_LEN];

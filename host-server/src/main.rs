@@ -154,9 +154,10 @@ pub struct RunArgs {
     /// Messages per direction per session before it must be renewed.
     #[arg(long, default_value_t = 1 << 32)]
     pub max_messages: u64,
-    /// Largest frame accepted from a client, in bytes, header included (128 to
-    /// the protocol's 1026; the longest chat message needs about 560). A
-    /// client that announces a longer frame is dropped.
+    /// Largest frame accepted from a client, in bytes, header included (1242,
+    /// the longest frame a client sends: a chat's first post-quantum
+    /// handshake message relayed, to the protocol's 1538). A client that
+    /// announces a longer frame is dropped.
     #[arg(long, default_value_t = securecom_core::MAX_FRAME)]
     pub max_frame: usize,
     /// The CA's certificate of this server's key, sent in the handshake to
@@ -431,9 +432,12 @@ fn run(dir: &Path, args: RunArgs, pass: &Sources) -> Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    if args.max_frame < 128 || args.max_frame > securecom_core::MAX_FRAME {
+    if args.max_frame < securecom_core::MIN_MAX_FRAME || args.max_frame > securecom_core::MAX_FRAME
+    {
         bail!(
-            "--max-frame must be between 128 and {} (the longest chat message needs about 560)",
+            "--max-frame must be between {} (the longest frame a client sends: a chat's \
+             post-quantum handshake message) and {}",
+            securecom_core::MIN_MAX_FRAME,
             securecom_core::MAX_FRAME
         );
     }

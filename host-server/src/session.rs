@@ -864,8 +864,23 @@ impl<P: CryptoProvider> Task<P> {
                     self.me = Some((user, key));
                     self.listed = true;
                 }
-                ServerEvent::LoginFailed => {
-                    info!(session = self.id, peer = %self.peer, "login refused")
+                ServerEvent::LoginFailed {
+                    reason,
+                    client_version,
+                } => {
+                    if client_version == securecom_core::PROTOCOL_VERSION {
+                        info!(session = self.id, peer = %self.peer, ?reason, "login refused")
+                    } else {
+                        info!(
+                            session = self.id,
+                            peer = %self.peer,
+                            client_version,
+                            server_version = securecom_core::PROTOCOL_VERSION,
+                            "login refused: the client speaks protocol version {client_version}, \
+                             this server {}",
+                            securecom_core::PROTOCOL_VERSION
+                        )
+                    }
                 }
                 ServerEvent::AwaitRequestChannel { ticket } => {
                     self.drop_request_channel();

@@ -23,10 +23,15 @@ fn free_port() -> u16 {
         .expect("free port")
 }
 
-/// A TCP forwarder to `to` for one client. It passes the client's first two
-/// frames (XX messages 1 and 3, the login) and holds the third, its
-/// `AnnounceDaemon`, until `go` is received: the client is logged in and its
-/// daemon takes connections, but the server has not dialled it yet.
+/// Frames a client sends before its `AnnounceDaemon`: XX messages 1 and 3
+/// and the post-quantum layer's message 1, which follows XX message 3 at
+/// once (the login; see `core/src/channel.rs`).
+const LOGIN_FRAMES: usize = 3;
+
+/// A TCP forwarder to `to` for one client. It passes the client's login
+/// frames ([`LOGIN_FRAMES`]) and holds the next one, its `AnnounceDaemon`,
+/// until `go` is received: the client is logged in and its daemon takes
+/// connections, but the server has not dialled it yet.
 fn gate(to: SocketAddr) -> (SocketAddr, mpsc::Sender<()>) {
     let l = TcpListener::bind("127.0.0.1:0").expect("gate");
     let addr = l.local_addr().expect("gate address");
@@ -50,7 +55,7 @@ fn gate(to: SocketAddr) -> (SocketAddr, mpsc::Sender<()>) {
             c.read_exact(&mut body).ok()?;
             Some([&h[..], &body].concat())
         };
-        for _ in 0..2 {
+        for _ in 0..LOGIN_FRAMES {
             let Some(f) = frame(&mut client) else { return };
             if server.write_all(&f).is_err() {
                 return;

@@ -32,7 +32,7 @@ use adversarial::procs::{
     fd_count, login_at, open_chat, rss_kib, say, RealServer, ScriptClient, TestUser,
 };
 use securecom_core::message::RefuseReason;
-use securecom_core::{ClientEvent, PublicKey, StaticSecret};
+use securecom_core::{ClientEvent, PublicKey, StaticSecret, MAX_NOISE_MESSAGE};
 use securecom_host::os_rng;
 
 /// Handshake timeout the flood server runs with (seconds): the default.
@@ -345,7 +345,8 @@ fn slowloris() {
     f.settle(Duration::from_secs(10));
 }
 
-/// Length prefixes over the limit (0xffff, 1025) and zero, for 3 s from many
+/// Length prefixes over the limit (0xffff, and one byte over the largest
+/// Noise message, [`MAX_NOISE_MESSAGE`]) and zero, for 3 s from many
 /// addresses, and one from a logged-in client: each connection is closed at
 /// once, without an answer.
 #[test]
@@ -359,15 +360,18 @@ fn oversize_length_prefixes() {
     let attacker = std::thread::spawn(move || {
         let mut n = 0u32;
         let mut slow = 0;
+        // The server runs with the default `--max-frame` (`MAX_FRAME`, a
+        // whole `MAX_NOISE_MESSAGE`).
+        let over = u16::try_from(MAX_NOISE_MESSAGE + 1).expect("a u16 length");
         while !stop2.load(Ordering::SeqCst) {
-            let prefix: &[u8] = match n % 3 {
-                0 => &[0xff, 0xff],
-                1 => &[0x04, 0x01],
-                _ => &[0x00, 0x00],
+            let prefix = match n % 3 {
+                0 => [0xff, 0xff],
+                1 => over.to_be_bytes(),
+                _ => [0x00, 0x00],
             };
             let mut s = connect_from(source_ip(3, n % 60_000), addr, Duration::from_secs(5))
                 .expect("connect");
-            s.write_all(prefix).expect("prefix");
+            s.write_all(&prefix).expect("prefix");
             s.write_all(&[0u8; 64]).ok();
             let e = wait_end(&mut s, Duration::from_secs(2));
             assert_eq!(e.bytes(), 0, "the server answered an oversize prefix");

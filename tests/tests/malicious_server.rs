@@ -422,8 +422,19 @@ fn full_key_substitution_is_shown_by_the_safety_numbers() {
     let hook = move |ctx: &RelayCtx, b: &[u8]| -> Vec<Deliver> {
         let name = |s: &str| UserName::try_from(s).expect("name");
         let mut out = Vec::new();
-        let mut buf = [0u8; 600];
+        let mut buf = [0u8; securecom_core::MAX_E2E_MESSAGE];
+        let mut msg = b.to_vec();
         match (ctx.from.as_str(), ctx.kind) {
+            // Alice's later handshake messages (the post-quantum layer's):
+            // answered by the server's chat with her.
+            ("alice", RelayKind::Handshake) if to_alice.is_some() => {
+                let a = to_alice.as_mut().expect("chat with alice");
+                a.read_handshake(now(), &mut msg)
+                    .expect("alice's layer message");
+                if let Some(n) = a.write_handshake(now(), &mut buf).expect("to alice") {
+                    out.push(Deliver::ToSender(RelayKind::Handshake, buf[..n].to_vec()));
+                }
+            }
             ("alice", RelayKind::Handshake) => {
                 let mut a = E2eChat::new(
                     ctx.chat_id,
@@ -437,7 +448,7 @@ fn full_key_substitution_is_shown_by_the_safety_numbers() {
                     &mut rng,
                 )
                 .expect("chat");
-                a.read_handshake(now(), b)
+                a.read_handshake(now(), &mut msg)
                     .expect("alice's KK1 is for the server's key");
                 let n = a
                     .write_handshake(now(), &mut buf)
@@ -466,7 +477,11 @@ fn full_key_substitution_is_shown_by_the_safety_numbers() {
             }
             (_, RelayKind::Handshake) => {
                 let c = to_bob.as_mut().expect("chat with bob");
-                c.read_handshake(now(), b).expect("bob's KK2");
+                c.read_handshake(now(), &mut msg)
+                    .expect("bob's handshake message");
+                if let Some(n) = c.write_handshake(now(), &mut buf).expect("to bob") {
+                    out.push(Deliver::ToSender(RelayKind::Handshake, buf[..n].to_vec()));
+                }
             }
             (from, RelayKind::Data) => {
                 let (src, dst) = if from == "alice" {

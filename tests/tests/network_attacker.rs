@@ -46,9 +46,15 @@ fn net() -> Net {
         .collect();
     let reg: Vec<(&str, securecom_core::PublicKey)> =
         users.iter().map(|u| (u.name.as_str(), u.public)).collect();
-    // The attacks ask the same user again after a refusal: no cool-down
-    // (it is tested in `abuse`).
-    let server = RealServer::start(dir.path(), &reg, "debug", &["--refuse-cooldown", "0"]);
+    // The attacks ask the same user again after a refusal: no cool-down;
+    // carol lists the users after every attack, more often than a person
+    // would: no listing limit (both are tested in `abuse`).
+    let server = RealServer::start(
+        dir.path(),
+        &reg,
+        "debug",
+        &["--refuse-cooldown", "0", "--rate-listings", "0"],
+    );
     let mut it = users.into_iter();
     let (alice, bob, carol_u, dave_u) = (
         it.next().expect("alice"),
@@ -257,44 +263,102 @@ fn std_attack_with(
 
 // ---------------------------------------------------------------- standard channel
 
+/// The standard channel's frames, by direction and index (connection 0 of
+/// the standard proxy). The client writes XX message 3 and the
+/// post-quantum layer's message 1 at once; the server answers the layer
+/// with its message 2 and `LoginOk` at once (`core/src/channel.rs`).
+mod std_frame {
+    /// Client to server (`Dir::Up`).
+    pub mod up {
+        /// XX message 1 (`-> e`).
+        pub const XX1: usize = 0;
+        /// XX message 3 (`-> s, se`, the `ClientHello`).
+        pub const XX3: usize = 1;
+        /// The post-quantum layer's message 1 (the client's KEM key).
+        pub const LAYER1: usize = 2;
+        /// `AnnounceDaemon`, sent on `LoginOk`.
+        pub const ANNOUNCE: usize = 3;
+        /// The next request: `ListUsers` in the tests that ask `/users`.
+        pub const LIST_USERS: usize = 4;
+    }
+    /// Server to client (`Dir::Down`).
+    pub mod down {
+        /// XX message 2 (`<- e, ee, s, es`, the `ServerHello`).
+        pub const XX2: usize = 0;
+        /// The post-quantum layer's message 2 (the KEM ciphertext).
+        pub const LAYER2: usize = 1;
+        /// `LoginOk`, the first message under the layer's keys.
+        pub const LOGIN_OK: usize = 2;
+        /// `DaemonStatus`, once the server has dialled the daemon.
+        pub const DAEMON_STATUS: usize = 3;
+        /// `Users`, the answer to `ListUsers` after `DaemonStatus`.
+        pub const USERS: usize = 4;
+    }
+}
+
+use std_frame::{down, up};
+
+/// The frame with the high bit of its length header flipped: a length far
+/// over the limit.
+fn length_flipped(f: &[u8]) -> Act {
+    let mut f = f.to_vec();
+    f[0] ^= 0x80;
+    Act::Replace(f)
+}
+
 /// 11.1: a flipped bit anywhere in the standard channel (each handshake
-/// message, the first transport message each way, a request after login,
-/// and a length header) closes that connection and nothing else.
+/// message, the post-quantum layer's included, the first transport message
+/// each way, a request after login, and a length header) closes that
+/// connection and nothing else.
 #[test]
 fn flipped_bits_on_the_standard_channel() {
     let mut n = net();
-    let cases: [(&str, Stage, Dir, usize, usize); 7] = [
-        ("XX1 flipped", Stage::Login, Dir::Up, 0, 5),
-        ("XX2 flipped", Stage::Login, Dir::Down, 0, 40),
-        ("XX3 flipped", Stage::Login, Dir::Up, 1, 50),
-        ("LoginOk flipped", Stage::Login, Dir::Down, 1, 3),
+    let cases: [(&str, Stage, Dir, usize, usize); 9] = [
+        ("XX1 flipped", Stage::Login, Dir::Up, up::XX1, 5),
+        ("XX2 flipped", Stage::Login, Dir::Down, down::XX2, 40),
+        ("XX3 flipped", Stage::Login, Dir::Up, up::XX3, 50),
+        ("layer 1 flipped", Stage::Login, Dir::Up, up::LAYER1, 600),
+        (
+            "layer 2 flipped",
+            Stage::Login,
+            Dir::Down,
+            down::LAYER2,
+            500,
+        ),
+        (
+            "LoginOk flipped",
+            Stage::Login,
+            Dir::Down,
+            down::LOGIN_OK,
+            3,
+        ),
         (
             "AnnounceDaemon flipped",
             Stage::LoginTransport,
             Dir::Up,
-            2,
+            up::ANNOUNCE,
             20,
         ),
-        ("ListUsers flipped", Stage::Users, Dir::Up, 3, 0),
-        ("Users flipped", Stage::Users, Dir::Down, 3, 1),
+        (
+            "ListUsers flipped",
+            Stage::Users,
+            Dir::Up,
+            up::LIST_USERS,
+            0,
+        ),
+        ("Users flipped", Stage::Users, Dir::Down, down::USERS, 1),
     ];
     for (i, (what, stage, dir, index, byte)) in cases.into_iter().enumerate() {
         let t = at(dir, index, move |f| Act::Replace(flip(f, byte, 3)));
         std_attack(&mut n, 20 + i as u8, what, stage, t);
     }
     // A flipped length header (the high bit: a frame far over the limit).
-    let t = at(Dir::Up, 1, |f| {
-        let mut f = f.to_vec();
-        f[0] ^= 0x80;
-        Act::Replace(f)
-    });
+    let t = at(Dir::Up, up::XX3, length_flipped);
     std_attack(&mut n, 30, "XX3 length flipped", Stage::Login, t);
-    let t = at(Dir::Up, 3, |f| {
-        let mut f = f.to_vec();
-        f[0] ^= 0x80;
-        Act::Replace(f)
-    });
-    std_attack(&mut n, 31, "ListUsers length flipped", Stage::Users, t);
+    let t = at(Dir::Up, up::LAYER1, length_flipped);
+    std_attack(&mut n, 31, "layer 1 length flipped", Stage::Login, t);
+    let t = at(Dir::Up, up::LIST_USERS, length_flipped);
+    std_attack(&mut n, 32, "ListUsers length flipped", Stage::Users, t);
 }
 
 /// 11.1: a truncated frame (shorter, with its length fixed) fails to
@@ -303,37 +367,50 @@ fn flipped_bits_on_the_standard_channel() {
 #[test]
 fn truncated_frames_on_the_standard_channel() {
     let mut n = net();
-    let cases: [(&str, Stage, Dir, usize); 4] = [
-        ("XX2 truncated", Stage::Login, Dir::Down, 0),
-        ("XX3 truncated", Stage::Login, Dir::Up, 1),
+    let cases: [(&str, Stage, Dir, usize); 6] = [
+        ("XX2 truncated", Stage::Login, Dir::Down, down::XX2),
+        ("XX3 truncated", Stage::Login, Dir::Up, up::XX3),
+        ("layer 1 truncated", Stage::Login, Dir::Up, up::LAYER1),
+        ("layer 2 truncated", Stage::Login, Dir::Down, down::LAYER2),
         (
             "AnnounceDaemon truncated",
             Stage::LoginTransport,
             Dir::Up,
-            2,
+            up::ANNOUNCE,
         ),
-        ("Users truncated", Stage::Users, Dir::Down, 3),
+        ("Users truncated", Stage::Users, Dir::Down, down::USERS),
     ];
     for (i, (what, stage, dir, index)) in cases.into_iter().enumerate() {
         let t = at(dir, index, |f| Act::Replace(shorten(f, 1)));
         std_attack(&mut n, 40 + i as u8, what, stage, t);
     }
-    let t = at(Dir::Up, 1, |f| Act::Cut(f[..f.len() / 2].to_vec()));
-    std_attack(&mut n, 45, "XX3 cut", Stage::Login, t);
-    let t = at(Dir::Up, 3, |f| Act::Cut(f[..f.len() / 2].to_vec()));
-    std_attack(&mut n, 46, "ListUsers cut", Stage::Users, t);
+    let cut = |f: &[u8]| Act::Cut(f[..f.len() / 2].to_vec());
+    let t = at(Dir::Up, up::XX3, cut);
+    std_attack(&mut n, 46, "XX3 cut", Stage::Login, t);
+    let t = at(Dir::Up, up::LAYER1, cut);
+    std_attack(&mut n, 47, "layer 1 cut", Stage::Login, t);
+    let t = at(Dir::Up, up::LIST_USERS, cut);
+    std_attack(&mut n, 48, "ListUsers cut", Stage::Users, t);
 }
 
 /// 11.1: a duplicated frame (a replay within the connection) fails.
+///
+/// A copy of a handshake message is read as the next message: a copy of
+/// XX message 3 as the layer's message 1, a copy of the layer's message 2
+/// as `LoginOk`, so in neither case does the login complete. A copy of the layer's message
+/// 1 is read after the server has answered it (and sent `LoginOk`): the
+/// login may complete before the copy is caught.
 #[test]
 fn duplicated_frames_on_the_standard_channel() {
     let mut n = net();
-    let cases: [(&str, Stage, Dir, usize); 5] = [
-        ("XX1 twice", Stage::Login, Dir::Up, 0),
-        ("XX3 twice", Stage::Any, Dir::Up, 1),
-        ("LoginOk twice", Stage::Any, Dir::Down, 1),
-        ("ListUsers twice", Stage::Users, Dir::Up, 3),
-        ("Users twice", Stage::Users, Dir::Down, 3),
+    let cases: [(&str, Stage, Dir, usize); 7] = [
+        ("XX1 twice", Stage::Login, Dir::Up, up::XX1),
+        ("XX3 twice", Stage::Login, Dir::Up, up::XX3),
+        ("layer 1 twice", Stage::Any, Dir::Up, up::LAYER1),
+        ("layer 2 twice", Stage::Login, Dir::Down, down::LAYER2),
+        ("LoginOk twice", Stage::Any, Dir::Down, down::LOGIN_OK),
+        ("ListUsers twice", Stage::Users, Dir::Up, up::LIST_USERS),
+        ("Users twice", Stage::Users, Dir::Down, down::USERS),
     ];
     for (i, (what, stage, dir, index)) in cases.into_iter().enumerate() {
         let t = at(dir, index, |f| Act::Replace([f, f].concat()));
@@ -341,12 +418,21 @@ fn duplicated_frames_on_the_standard_channel() {
     }
 }
 
-/// 11.1: two frames swapped fail (nonces are implicit counters).
+/// 11.1: two frames swapped fail (nonces are implicit counters; a
+/// handshake message out of turn is read as the one expected).
 #[test]
 fn reordered_frames_on_the_standard_channel() {
     let mut n = net();
+    // Client to server: XX message 3 held back until the layer's message 1,
+    // written with it, passes it.
+    let t = at(Dir::Up, up::XX3, |_| Act::Hold);
+    std_attack(&mut n, 62, "XX3 after layer 1", Stage::Login, t);
+    // Server to client: the layer's message 2 held back until LoginOk,
+    // written with it, passes it.
+    let t = at(Dir::Down, down::LAYER2, |_| Act::Hold);
+    std_attack(&mut n, 63, "layer 2 after LoginOk", Stage::Login, t);
     // Client to server: AnnounceDaemon held back until ListUsers passes it.
-    let t = at(Dir::Up, 2, |_| Act::Hold);
+    let t = at(Dir::Up, up::ANNOUNCE, |_| Act::Hold);
     std_attack(
         &mut n,
         60,
@@ -355,7 +441,7 @@ fn reordered_frames_on_the_standard_channel() {
         t,
     );
     // Server to client: the message after LoginOk held back until the next passes it.
-    let t = at(Dir::Down, 2, |_| Act::Hold);
+    let t = at(Dir::Down, down::DAEMON_STATUS, |_| Act::Hold);
     std_attack(
         &mut n,
         61,
@@ -420,6 +506,32 @@ impl Net {
 }
 
 // ---------------------------------------------------------------- request channel
+
+/// The request channel's frames, by direction and index (connection 0 of
+/// the daemon proxy, where `Dir::Up` is server → daemon). The layer's
+/// messages follow NN message 2, one each way, before `Ready`.
+mod req_frame {
+    /// Server to daemon (`Dir::Up`).
+    pub mod up {
+        /// NNpsk0 message 1.
+        pub const NN1: usize = 0;
+        /// The post-quantum layer's message 1.
+        pub const LAYER1: usize = 1;
+        /// `Ready`, the first message under the layer's keys.
+        pub const READY: usize = 2;
+        /// The first `ChatRequest`.
+        pub const CHAT_REQUEST: usize = 3;
+    }
+    /// Daemon to server (`Dir::Down`).
+    pub mod down {
+        /// NNpsk0 message 2.
+        pub const NN2: usize = 0;
+        /// The post-quantum layer's message 2.
+        pub const LAYER2: usize = 1;
+        /// The `Answer` to the first `ChatRequest`.
+        pub const ANSWER: usize = 2;
+    }
+}
 
 /// When a request-channel attack strikes, and what it must lead to.
 #[derive(Clone, Copy, Debug)]
@@ -492,17 +604,40 @@ fn daemon_attack(n: &mut Net, block: u8, what: &str, trigger: Trigger, tamper: T
 }
 
 /// 11.1 / 11.6: flipped bits on the request channel: NN message 1, NN
-/// message 2, `Ready`, a `ChatRequest`, an `Answer`.
+/// message 2, the layer's two messages, `Ready`, a `ChatRequest`, an
+/// `Answer`.
 #[test]
 fn flipped_bits_on_the_request_channel() {
+    // The request channel's frames (these shadow the standard channel's).
+    use req_frame::{down, up};
     let mut n = net();
     // In the daemon proxy, `Up` is server → daemon and `Down` daemon → server.
-    let cases: [(&str, Trigger, Dir, usize, usize); 5] = [
-        ("NN1 flipped", Trigger::Open, Dir::Up, 0, 7),
-        ("NN2 flipped", Trigger::Open, Dir::Down, 0, 33),
-        ("Ready flipped", Trigger::Open, Dir::Up, 1, 0),
-        ("ChatRequest flipped", Trigger::Request, Dir::Up, 2, 10),
-        ("Answer flipped", Trigger::Answer, Dir::Down, 1, 1),
+    let cases: [(&str, Trigger, Dir, usize, usize); 7] = [
+        ("NN1 flipped", Trigger::Open, Dir::Up, up::NN1, 7),
+        ("NN2 flipped", Trigger::Open, Dir::Down, down::NN2, 33),
+        ("layer 1 flipped", Trigger::Open, Dir::Up, up::LAYER1, 600),
+        (
+            "layer 2 flipped",
+            Trigger::Open,
+            Dir::Down,
+            down::LAYER2,
+            500,
+        ),
+        ("Ready flipped", Trigger::Open, Dir::Up, up::READY, 0),
+        (
+            "ChatRequest flipped",
+            Trigger::Request,
+            Dir::Up,
+            up::CHAT_REQUEST,
+            10,
+        ),
+        (
+            "Answer flipped",
+            Trigger::Answer,
+            Dir::Down,
+            down::ANSWER,
+            1,
+        ),
     ];
     for (i, (what, trigger, dir, index, byte)) in cases.into_iter().enumerate() {
         let t = at(dir, index, move |f| Act::Replace(flip(f, byte, 5)));
@@ -513,12 +648,26 @@ fn flipped_bits_on_the_request_channel() {
 /// 11.1: truncated, duplicated and reordered frames on the request channel.
 #[test]
 fn truncated_duplicated_reordered_request_channel() {
+    // The request channel's frames (these shadow the standard channel's).
+    use req_frame::{down, up};
     let mut n = net();
-    let t = at(Dir::Up, 0, |f| Act::Replace(shorten(f, 1)));
+    let t = at(Dir::Up, up::NN1, |f| Act::Replace(shorten(f, 1)));
     daemon_attack(&mut n, 90, "NN1 truncated", Trigger::Open, t);
-    let t = at(Dir::Up, 2, |f| Act::Cut(f[..f.len() / 2].to_vec()));
+    let t = at(Dir::Up, up::LAYER1, |f| Act::Replace(shorten(f, 1)));
+    daemon_attack(&mut n, 95, "layer 1 truncated", Trigger::Open, t);
+    let t = at(Dir::Down, down::LAYER2, |f| Act::Replace(shorten(f, 1)));
+    daemon_attack(&mut n, 96, "layer 2 truncated", Trigger::Open, t);
+    let t = at(Dir::Up, up::CHAT_REQUEST, |f| {
+        Act::Cut(f[..f.len() / 2].to_vec())
+    });
     daemon_attack(&mut n, 91, "ChatRequest cut", Trigger::Request, t);
-    let t = at(Dir::Up, 1, |f| Act::Replace([f, f].concat()));
+    // A copy of the layer's message 1 is read by the daemon as `Ready`, a
+    // copy of its message 2 by the server as the first message after it.
+    let t = at(Dir::Up, up::LAYER1, |f| Act::Replace([f, f].concat()));
+    daemon_attack(&mut n, 97, "layer 1 twice", Trigger::Open, t);
+    let t = at(Dir::Down, down::LAYER2, |f| Act::Replace([f, f].concat()));
+    daemon_attack(&mut n, 98, "layer 2 twice", Trigger::Open, t);
+    let t = at(Dir::Up, up::READY, |f| Act::Replace([f, f].concat()));
     daemon_attack(&mut n, 92, "Ready twice", Trigger::Open, t);
     // An answer twice: the first copy is genuine and starts the chat; the copy
     // closes the request channel. alice's client drops an accepted request
@@ -526,7 +675,7 @@ fn truncated_duplicated_reordered_request_channel() {
     // opens, or is started and ended at once (8.6). Either way nothing
     // inconsistent remains: both can chat right after.
     let mut bob = n.bob();
-    let t = at(Dir::Down, 1, |f| Act::Replace([f, f].concat()));
+    let t = at(Dir::Down, down::ANSWER, |f| Act::Replace([f, f].concat()));
     let mut v = n.victim(93, pass(), t);
     v.client.expect("logged_in");
     v.client.expect_where("daemon up", |e| {
@@ -556,7 +705,7 @@ fn truncated_duplicated_reordered_request_channel() {
     drop(bob);
     n.check("Answer twice");
     // Ready held back until the ChatRequest passes it.
-    let t = at(Dir::Up, 1, |_| Act::Hold);
+    let t = at(Dir::Up, up::READY, |_| Act::Hold);
     daemon_attack(&mut n, 94, "Ready after ChatRequest", Trigger::Request, t);
 }
 

@@ -533,7 +533,7 @@ impl Raw {
         let hs = Handshake::standard(true, key, RemoteCheck::Exactly(server_key), &mut rng)
             .map_err(core_err)?;
         let mut r = Raw {
-            ch: StandardChannel::new(hs, Limits::DEFAULT, now()),
+            ch: StandardChannel::new(hs, Limits::DEFAULT, now(), &mut rng).map_err(core_err)?,
             rd,
             wr,
             buf: vec![0; 16 * 1024],
@@ -557,6 +557,8 @@ impl Raw {
                             .map_err(core_err)?;
                     at += used;
                     match inc {
+                        // The layer's answer: the verdict follows.
+                        Incoming::Handshake { finished: true, .. } => {}
                         Incoming::Handshake { .. } => {
                             let mut hello = [0u8; 64];
                             let m = encode(

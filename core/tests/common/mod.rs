@@ -449,7 +449,7 @@ impl MitmServer {
                     old.replaced(now);
                 }
             }
-            ServerEvent::LoginFailed | ServerEvent::Closed => {}
+            ServerEvent::LoginFailed { .. } | ServerEvent::Closed => {}
             ServerEvent::DialDaemon { port } => self.dials.push_back((id, port)),
             // The MITM router does not take client-dialled request channels.
             ServerEvent::AwaitRequestChannel { .. } => {}

@@ -86,6 +86,16 @@ fn nist_acvp_key_generation() {
                 "tcId {}",
                 t["tcId"]
             );
+            // The in-place key generation the layer uses: the same
+            // decapsulation key, which holds the encapsulation key.
+            let mut sk = [0u8; SECRET_KEY_LEN];
+            <K as securecom_core::crypto::MlKem768>::keygen_into(
+                &seed.clone().try_into().unwrap(),
+                &mut sk,
+            )
+            .unwrap();
+            assert_eq!(sk[..], kp.secret[..], "tcId {}", t["tcId"]);
+            assert_eq!(sk[1152..1152 + PUBLIC_KEY_LEN], kp.public[..]);
             n += 1;
         }
     }

@@ -72,7 +72,7 @@ fn main() -> ! {
 
 /// The core's XX handshake (the login's pattern), both ends on the device,
 /// each message timed with the stack it needs above this function; then
-/// protocol 2's post-quantum layer (`securecom_core::pq`) over it.
+/// protocol 3's post-quantum layer (`securecom_core::pq`) over it.
 fn xx_handshake(clock: &mut Clock) {
     use securecom_core::noise::{
         Handshake, HandshakeParams, Pattern, RemoteCheck, STANDARD_PROLOGUE,
@@ -136,7 +136,7 @@ fn xx_handshake(clock: &mut Clock) {
         s.read_message(&msg[..n], &mut payload).is_ok()
     });
 
-    // Protocol 2: the inner pqNNpsk2 over the finished XX.
+    // Protocol 3: the inner pqNNpsk2 over the finished XX.
     let limits = securecom_core::Limits::default();
     if let (Ok(oc), Ok(os)) = (
         c.into_transport(&limits, securecom_core::Instant::ZERO),
@@ -146,8 +146,9 @@ fn xx_handshake(clock: &mut Clock) {
     }
 }
 
-/// Protocol 2's post-quantum layer (`securecom_core::pq`) over a finished
+/// Protocol 3's post-quantum layer (`securecom_core::pq`) over a finished
 /// XX, both ends on the device, each step timed with its stack.
+#[inline(never)]
 fn pq_layer(
     clock: &mut Clock,
     mut oc: securecom_core::noise::Transport,

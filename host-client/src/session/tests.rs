@@ -200,11 +200,13 @@ impl Fake {
         let mut out = [0u8; MAX_E2E_MESSAGE];
         match kind {
             RelayKind::Handshake => {
-                chat.read_handshake(now, payload)
-                    .expect("alice's KK message");
+                // KK message 1, then the layer's first message: bob, the
+                // responder, answers each.
+                chat.read_handshake(now, &mut payload.to_vec())
+                    .expect("alice's handshake message");
                 let n = chat
                     .write_handshake(now, &mut out)
-                    .expect("bob's KK message")
+                    .expect("bob's handshake message")
                     .expect("bob's turn");
                 self.session
                     .relay(now, CHAT, "bob", RelayKind::Handshake, &out[..n]);

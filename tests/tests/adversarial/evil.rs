@@ -422,7 +422,7 @@ impl Inner {
                     }
                 }
             }
-            ServerEvent::LoginFailed => {}
+            ServerEvent::LoginFailed { .. } => {}
             ServerEvent::Closed => {
                 if let Some((user, _)) = &me {
                     if self.online.get(user.as_str()) == Some(&id) {
