@@ -9,7 +9,10 @@
 //! role's), then the post-quantum layer over it ([`crate::pq::PqLayer`]:
 //! two messages with empty payloads, which the channel writes and reads by
 //! itself). The channel is open ([`Incoming::Handshake`] with `finished`)
-//! once both are done; its transport keys are the layer's.
+//! once both are done; its transport keys are the layer's, and the channel
+//! renews them in place ([`crate::rekey`]): the handshake's initiator
+//! starts a re-key from [`Channel::maybe_rekey`] when they are due, and the
+//! channel answers and completes it by itself inside [`Channel::read`].
 
 use rand_core::{CryptoRng, RngCore};
 use serde::Serialize;
@@ -25,6 +28,7 @@ use crate::limits::{
 use crate::message::{encode, Bounded};
 use crate::noise::{Handshake, Transport};
 use crate::pq::{LayerSeed, PqLayer};
+use crate::rekey::{is_rekey_message, Keys};
 use crate::time::Instant;
 
 /// Capacity of a channel's output queue: two whole frames.
@@ -111,14 +115,16 @@ enum Phase<P: CryptoProvider> {
     Handshake(Handshake<P>, LayerSeed),
     /// The post-quantum layer, over the classical handshake's transport.
     PostQuantum(Transport<P>, PqLayer<P>),
-    Transport(Transport<P>),
+    /// Open: the session's keys, renewed in place.
+    Transport(Keys<P>),
     Closed,
 }
 
 /// What one call to [`Channel::read`] produced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Incoming {
-    /// The input ran out before a frame was complete.
+    /// The input ran out before a frame was complete, or the frame was
+    /// the channel's own (a re-key message, handled and answered).
     Nothing,
     /// A handshake message arrived; its payload is `scratch[..len]` (the
     /// post-quantum layer's messages have empty payloads).
@@ -159,6 +165,8 @@ pub struct Channel<
     rx: FrameDecoder<R>,
     tx: TxQueue<T>,
     limits: Limits,
+    /// Initiator of the handshake (and so of re-keys).
+    initiator: bool,
     created: Instant,
     last_rx: Instant,
     last_tx: Instant,
@@ -179,12 +187,14 @@ impl<const R: usize, const Q: usize, P: CryptoProvider> Channel<R, Q, P> {
         now: Instant,
         rng: &mut G,
     ) -> Result<Self, Error> {
-        let seed = LayerSeed::undrawn(hs.is_initiator());
+        let initiator = hs.is_initiator();
+        let seed = LayerSeed::undrawn(initiator);
         let mut channel = Channel {
             phase: Phase::Handshake(hs, seed),
             rx: FrameDecoder::new(),
             tx: TxQueue::new(),
             limits,
+            initiator,
             created: now,
             last_rx: now,
             last_tx: now,
@@ -211,6 +221,7 @@ impl<const R: usize, const Q: usize, P: CryptoProvider> Channel<R, Q, P> {
             rx: FrameDecoder::new(),
             tx: TxQueue::new(),
             limits,
+            initiator: false,
             created: Instant::ZERO,
             last_rx: Instant::ZERO,
             last_tx: Instant::ZERO,
@@ -228,6 +239,7 @@ impl<const R: usize, const Q: usize, P: CryptoProvider> Channel<R, Q, P> {
         rng: &mut G,
     ) -> Result<(), Error> {
         let initiator = hs.is_initiator();
+        self.initiator = initiator;
         self.phase = Phase::Handshake(hs, LayerSeed::undrawn(initiator));
         if let Err(e) = self.draw_layer_seed(rng) {
             self.phase = Phase::Closed;
@@ -258,8 +270,8 @@ impl<const R: usize, const Q: usize, P: CryptoProvider> Channel<R, Q, P> {
         matches!(self.phase, Phase::Closed)
     }
 
-    /// The transport state, once open.
-    pub fn transport(&self) -> Option<&Transport<P>> {
+    /// The session's keys, once open.
+    pub fn transport(&self) -> Option<&Keys<P>> {
         match &self.phase {
             Phase::Transport(t) => Some(t),
             _ => None,
@@ -283,7 +295,8 @@ impl<const R: usize, const Q: usize, P: CryptoProvider> Channel<R, Q, P> {
     pub fn remote_static(&self) -> Option<PublicKey> {
         match &self.phase {
             Phase::Handshake(h, _) => h.remote_static(),
-            Phase::PostQuantum(t, _) | Phase::Transport(t) => t.remote_static(),
+            Phase::PostQuantum(t, _) => t.remote_static(),
+            Phase::Transport(k) => k.remote_static(),
             Phase::Closed => None,
         }
     }
@@ -304,11 +317,16 @@ impl<const R: usize, const Q: usize, P: CryptoProvider> Channel<R, Q, P> {
     /// Returns how many bytes of `input` were used and what arrived (the
     /// payload or plaintext is in `scratch`). Any error is fatal: the keys are
     /// dropped and the caller closes the connection.
-    pub fn read(
+    ///
+    /// A re-key message is handled here (`rng` gives a responder's
+    /// randomness for it) and its answer queued: the role sees
+    /// [`Incoming::Nothing`].
+    pub fn read<G: RngCore + CryptoRng>(
         &mut self,
         now: Instant,
         input: &[u8],
         scratch: &mut Scratch,
+        rng: &mut G,
     ) -> Result<(usize, Incoming), Error> {
         if self.is_closed() {
             return Err(ProtocolError::Closed.into());
@@ -340,12 +358,26 @@ impl<const R: usize, const Q: usize, P: CryptoProvider> Channel<R, Q, P> {
                 Ok(_) => Err(CryptoError::WrongState),
                 Err(e) => Err(e),
             },
-            Phase::Transport(t) => t
+            Phase::Transport(k) => k
                 .decrypt(frame, scratch)
                 .map(|len| Incoming::Message { len }),
             Phase::Closed => Err(CryptoError::WrongState),
         };
         self.rx.clear();
+        if let (Ok(Incoming::Message { len }), Phase::Transport(keys)) = (&result, &mut self.phase)
+        {
+            let plain = scratch.get_mut(..*len).unwrap_or_default();
+            if is_rekey_message(plain) {
+                let limits = self.limits;
+                let r = keys
+                    .read_rekey(plain, now, &limits, rng)
+                    .and_then(|()| self.flush_rekey(now));
+                return match r {
+                    Ok(()) => Ok((consumed, Incoming::Nothing)),
+                    Err(e) => self.fail(e),
+                };
+            }
+        }
         match result {
             Ok(Incoming::Handshake { len, .. }) => match self.advance(now) {
                 Ok(finished) => Ok((consumed, Incoming::Handshake { len, finished })),
@@ -383,7 +415,8 @@ impl<const R: usize, const Q: usize, P: CryptoProvider> Channel<R, Q, P> {
             else {
                 return Err(CryptoError::WrongState.into());
             };
-            self.phase = Phase::Transport(layer.into_transport(outer, &self.limits, now)?);
+            let transport = layer.into_transport(outer, &self.limits, now)?;
+            self.phase = Phase::Transport(Keys::new(transport, self.initiator));
         }
         Ok(self.is_transport())
     }
@@ -445,13 +478,15 @@ impl<const R: usize, const Q: usize, P: CryptoProvider> Channel<R, Q, P> {
         msg: &T,
         reserve: usize,
     ) -> Result<(), Error> {
-        let Phase::Transport(t) = &mut self.phase else {
+        let Phase::Transport(keys) = &mut self.phase else {
             return Err(ProtocolError::Closed.into());
         };
         let mut plain = [0u8; MAX_PLAINTEXT];
         let n = encode(msg, &mut plain)?;
         let result = match plain.get(..n) {
-            Some(body) => self.tx.push_with(reserve, |out| Ok(t.encrypt(body, out)?)),
+            Some(body) => self
+                .tx
+                .push_with(reserve, |out| Ok(keys.encrypt(body, out)?)),
             None => Err(CryptoError::BufferTooSmall.into()),
         };
         plain.as_mut_slice().zeroize();
@@ -464,8 +499,60 @@ impl<const R: usize, const Q: usize, P: CryptoProvider> Channel<R, Q, P> {
     }
 
     /// Moves queued output into `out`; returns how many bytes to write.
+    ///
+    /// A re-key message that did not fit the queue when it fell due is
+    /// queued first, as soon as there is room (a failure to write it closes
+    /// the channel, as any failed message does).
     pub fn poll_transmit(&mut self, out: &mut [u8]) -> usize {
+        if self.flush_rekey(self.last_rx.max(self.last_tx)).is_err() {
+            self.close();
+        }
         self.tx.drain(out)
+    }
+
+    /// Queues our next re-key message, if one is due and there is room for
+    /// it (if not, [`Self::poll_transmit`] queues it once there is).
+    fn flush_rekey(&mut self, now: Instant) -> Result<(), Error> {
+        let Phase::Transport(keys) = &mut self.phase else {
+            return Ok(());
+        };
+        if keys.pending_rekey().is_none() {
+            return Ok(());
+        }
+        let limits = self.limits;
+        let r = self.tx.push_with(0, |out| {
+            keys.write_rekey(now, &limits, out)?
+                .ok_or(Error::Crypto(CryptoError::BufferTooSmall))
+        });
+        match r {
+            Ok(()) => {
+                self.last_tx = now;
+                Ok(())
+            }
+            Err(Error::Protocol(ProtocolError::QueueFull)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Starts a re-key when ours are due (we initiated the handshake, and
+    /// the keys are [`Limits::rekey_after`] old or have carried
+    /// [`Limits::rekey_after_messages`]); the roles call it from their
+    /// `handle_timeout`. An error is fatal, as for [`Self::read`].
+    pub fn maybe_rekey<G: RngCore + CryptoRng>(
+        &mut self,
+        now: Instant,
+        rng: &mut G,
+    ) -> Result<(), Error> {
+        let Phase::Transport(keys) = &mut self.phase else {
+            return Ok(());
+        };
+        if !keys.rekey_due(now, &self.limits) {
+            return Ok(());
+        }
+        match keys.start(now, rng).and_then(|()| self.flush_rekey(now)) {
+            Ok(()) => Ok(()),
+            Err(e) => self.fail(e),
+        }
     }
 
     /// Bytes waiting to be written.
@@ -484,10 +571,10 @@ impl<const R: usize, const Q: usize, P: CryptoProvider> Channel<R, Q, P> {
             Phase::Handshake(..) | Phase::PostQuantum(..) => {
                 Some(self.created.add(self.limits.handshake_timeout))
             }
-            Phase::Transport(t) => {
+            Phase::Transport(keys) => {
                 let idle = self.last_rx.add(self.limits.idle_timeout);
-                let age = t.started().add(self.limits.max_session_age);
-                Some(idle.min(age))
+                let age = self.created.add(self.limits.max_session_age);
+                Some(idle.min(age).min(keys.deadline(&self.limits)))
             }
             Phase::Closed => None,
         }
@@ -501,13 +588,41 @@ impl<const R: usize, const Q: usize, P: CryptoProvider> Channel<R, Q, P> {
             {
                 Err(ProtocolError::HandshakeTimeout)
             }
-            Phase::Transport(t) if now >= t.started().add(self.limits.max_session_age) => {
+            Phase::Transport(_) if now >= self.created.add(self.limits.max_session_age) => {
                 Err(ProtocolError::SessionExpired)
             }
             Phase::Transport(_) if now >= self.last_rx.add(self.limits.idle_timeout) => {
                 Err(ProtocolError::IdleTimeout)
             }
+            Phase::Transport(keys) => keys.check(now, &self.limits),
             _ => Ok(()),
+        }
+    }
+
+    /// While open: when the keys' next re-key is due, the running one must
+    /// be over, or the peer's is overdue (see [`Keys::deadline`]); part of
+    /// [`Self::poll_timeout`], for roles with timers of their own.
+    pub fn rekey_deadline(&self) -> Option<Instant> {
+        match &self.phase {
+            Phase::Transport(keys) => Some(keys.deadline(&self.limits)),
+            _ => None,
+        }
+    }
+
+    /// Errors when a re-key ran out of time or the peer's is overdue; part
+    /// of [`Self::check_timeout`].
+    pub fn check_rekey(&self, now: Instant) -> Result<(), ProtocolError> {
+        match &self.phase {
+            Phase::Transport(keys) => keys.check(now, &self.limits),
+            _ => Ok(()),
+        }
+    }
+
+    /// How many re-keys this channel has completed.
+    pub fn rekeys(&self) -> u32 {
+        match &self.phase {
+            Phase::Transport(keys) => keys.rekeys(),
+            _ => 0,
         }
     }
 

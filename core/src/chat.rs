@@ -8,6 +8,11 @@
 //! responder may send only after it has received one message. Any failure
 //! ends the chat; no text that did not authenticate is ever returned.
 //!
+//! The chat's keys are renewed in place ([`crate::rekey`]): the requester
+//! starts a re-key when they are due ([`E2eChat::start_rekey`]), its
+//! messages travel as ordinary chat messages (`ChatData`), and texts go on
+//! around it.
+//!
 //! # Ending honestly
 //! Every `Text` carries how many texts its sender had received (an
 //! acknowledgement), and the side that leaves sends a last message, `Close`,
@@ -30,6 +35,7 @@ use crate::noise::{
     chat_prologue, Handshake, HandshakeParams, Pattern, RemoteCheck, Transport, MAX_CHAT_PROLOGUE,
 };
 use crate::pq::{LayerSeed, PqLayer};
+use crate::rekey::{is_rekey_message, Keys};
 use crate::time::Instant;
 
 /// A chat text, owned (at most [`MAX_CHAT_TEXT`] bytes).
@@ -41,7 +47,7 @@ enum E2ePhase<P: CryptoProvider> {
     /// The post-quantum layer over KK's transport.
     PostQuantum(Transport<P>, PqLayer<P>),
     Open {
-        transport: Transport<P>,
+        transport: Keys<P>,
         may_send: bool,
     },
     /// After a failure or a `Close` (either way): nothing more goes in or out.
@@ -54,6 +60,9 @@ enum E2ePhase<P: CryptoProvider> {
 pub enum Received {
     /// A text (in the caller's buffer).
     Text,
+    /// A re-key message: handled; an answer may be due
+    /// ([`E2eChat::write_rekey`]).
+    Rekey,
     /// The peer closed the chat end to end; nothing more comes.
     Closed {
         /// How many of our last texts the peer's close says it never
@@ -198,6 +207,75 @@ impl<P: CryptoProvider> E2eChat<P> {
         .then(|| self.started.add(self.limits.handshake_timeout))
     }
 
+    /// While open: when [`Self::check_rekey`] and [`Self::start_rekey`]
+    /// must next run (see [`Keys::deadline`]).
+    pub fn rekey_deadline(&self) -> Option<Instant> {
+        match &self.phase {
+            E2ePhase::Open { transport, .. } => Some(transport.deadline(&self.limits)),
+            _ => None,
+        }
+    }
+
+    /// Errors when a re-key ran out of time, or the peer's is overdue (the
+    /// caller then ends the chat).
+    pub fn check_rekey(&self, now: Instant) -> Result<(), ProtocolError> {
+        match &self.phase {
+            E2ePhase::Open { transport, .. } => transport.check(now, &self.limits),
+            _ => Ok(()),
+        }
+    }
+
+    /// Starts a re-key if ours is due (we are the requester, and the keys
+    /// are old or have carried many messages); its first message is then
+    /// due ([`Self::write_rekey`]).
+    pub fn start_rekey<R: RngCore + CryptoRng>(
+        &mut self,
+        now: Instant,
+        rng: &mut R,
+    ) -> Result<(), Error> {
+        let E2ePhase::Open { transport, .. } = &mut self.phase else {
+            return Ok(());
+        };
+        if !transport.rekey_due(now, &self.limits) {
+            return Ok(());
+        }
+        let r = transport.start(now, rng);
+        if r.is_err() {
+            self.phase = E2ePhase::Dead;
+        }
+        r
+    }
+
+    /// Length of our next re-key message, if one is due.
+    pub fn pending_rekey(&self) -> Option<usize> {
+        match &self.phase {
+            E2ePhase::Open { transport, .. } => transport.pending_rekey(),
+            _ => None,
+        }
+    }
+
+    /// Writes our next re-key message into `out` (at least
+    /// [`MAX_E2E_MESSAGE`] bytes), if one is due; the caller sends it as a
+    /// chat message. An error ends the chat.
+    pub fn write_rekey(&mut self, now: Instant, out: &mut [u8]) -> Result<Option<usize>, Error> {
+        let E2ePhase::Open { transport, .. } = &mut self.phase else {
+            return Ok(None);
+        };
+        let r = transport.write_rekey(now, &self.limits, out);
+        if r.is_err() {
+            self.phase = E2ePhase::Dead;
+        }
+        r
+    }
+
+    /// How many re-keys the chat has completed.
+    pub fn rekeys(&self) -> u32 {
+        match &self.phase {
+            E2ePhase::Open { transport, .. } => transport.rekeys(),
+            _ => 0,
+        }
+    }
+
     /// True once both handshake messages went through.
     pub fn is_open(&self) -> bool {
         matches!(self.phase, E2ePhase::Open { .. })
@@ -273,7 +351,7 @@ impl<P: CryptoProvider> E2eChat<P> {
             };
             let transport = layer.into_transport(kk, &self.limits, now)?;
             self.phase = E2ePhase::Open {
-                transport,
+                transport: Keys::new(transport, self.initiator),
                 may_send: self.initiator,
             };
         }
@@ -332,12 +410,20 @@ impl<P: CryptoProvider> E2eChat<P> {
         r.map(Some)
     }
 
-    /// Decrypts a message from the peer: a text (into `text`) or its close.
+    /// Decrypts a message from the peer: a text (into `text`), its close,
+    /// or a re-key message (handled here; `rng` gives the responder's
+    /// randomness for it).
     ///
     /// Any error ends the chat (the caller must not use it again): a message
     /// that does not authenticate, a text from the responder before the
     /// requester spoke, or counts that cannot be true.
-    pub fn decrypt(&mut self, msg: &[u8], text: &mut ChatText) -> Result<Received, Error> {
+    pub fn decrypt<R: RngCore + CryptoRng>(
+        &mut self,
+        now: Instant,
+        msg: &[u8],
+        text: &mut ChatText,
+        rng: &mut R,
+    ) -> Result<Received, Error> {
         let E2ePhase::Open {
             transport,
             may_send,
@@ -347,6 +433,12 @@ impl<P: CryptoProvider> E2eChat<P> {
         };
         let mut plain = [0u8; MAX_E2E_MESSAGE];
         let result = match transport.decrypt(msg, &mut plain) {
+            Ok(n) if plain.get(..n).is_some_and(is_rekey_message) => match plain.get_mut(..n) {
+                Some(p) => transport
+                    .read_rekey(p, now, &self.limits, rng)
+                    .map(|()| Received::Rekey),
+                None => Err(CryptoError::BufferTooSmall.into()),
+            },
             Ok(n) => match plain.get(..n).map(decode::<ChatPayload>) {
                 Some(Ok(ChatPayload::Text { received, text: t })) => {
                     // Acknowledging more than we sent, or less than before, is a lie.
@@ -384,7 +476,7 @@ impl<P: CryptoProvider> E2eChat<P> {
             Err(e) => Err(e.into()),
         };
         plain.as_mut_slice().zeroize();
-        if !matches!(result, Ok(Received::Text)) {
+        if !matches!(result, Ok(Received::Text | Received::Rekey)) {
             self.phase = E2ePhase::Dead;
         }
         result
@@ -393,7 +485,7 @@ impl<P: CryptoProvider> E2eChat<P> {
 
 /// Encodes `payload` and encrypts it with `transport`; the plaintext is wiped.
 fn seal<P: CryptoProvider>(
-    transport: &mut Transport<P>,
+    transport: &mut Keys<P>,
     payload: &ChatPayload<'_>,
     out: &mut [u8],
 ) -> Result<usize, Error> {

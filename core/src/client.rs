@@ -332,6 +332,11 @@ impl<P: CryptoProvider> RequestLink<P> {
         self.authenticated
     }
 
+    /// How many re-keys this link's channel has completed.
+    pub fn rekeys(&self) -> u32 {
+        self.channel.rekeys()
+    }
+
     /// True when the link is closed (after `Bye` or an error).
     pub fn is_closed(&self) -> bool {
         self.channel.is_closed()
@@ -345,8 +350,14 @@ impl<P: CryptoProvider> RequestLink<P> {
         if self.channel.is_closed() {
             None
         } else if self.authenticated {
-            // The server keeps the channel alive (`Ping`): silence means it is gone.
-            Some(self.channel.last_rx().add(REQUEST_LINK_IDLE))
+            // The server keeps the channel alive (`Ping`): silence means it
+            // is gone. And it re-keys the channel: a re-key that stalls, or
+            // keys it lets grow too old, end the link too.
+            let idle = self.channel.last_rx().add(REQUEST_LINK_IDLE);
+            Some(match self.channel.rekey_deadline() {
+                Some(t) => idle.min(t),
+                None => idle,
+            })
         } else {
             Some(self.created.add(self.proof_timeout))
         }
@@ -518,13 +529,23 @@ impl<P: CryptoProvider> Client<P> {
 
     // ------------------------------------------------------------ outputs
 
+    /// How many re-keys the standard channel has completed.
+    pub fn rekeys(&self) -> u32 {
+        self.std.rekeys()
+    }
+
     /// Next event for the user.
     pub fn poll_event(&mut self) -> Option<ClientEvent> {
         self.events.pop_front()
     }
 
-    /// Bytes to write to the standard channel's socket.
+    /// Bytes to write to the standard channel's socket (a chat re-key
+    /// message that waited for room is queued first).
     pub fn poll_transmit(&mut self, out: &mut [u8]) -> usize {
+        if self.is_logged_in() {
+            // A failure has ended the chat (or the session) already.
+            let _ = self.flush_chat_rekey(self.std.last_rx());
+        }
         self.std.poll_transmit(out)
     }
 
@@ -540,7 +561,7 @@ impl<P: CryptoProvider> Client<P> {
             _ => None,
         };
         let chat = match &self.chat {
-            ChatState::Chat(c) => c.handshake_deadline(),
+            ChatState::Chat(c) => c.handshake_deadline().or(c.rekey_deadline()),
             _ => None,
         };
         let reannounce = self.reannounce_at.filter(|_| self.is_logged_in());
@@ -550,11 +571,21 @@ impl<P: CryptoProvider> Client<P> {
             .min()
     }
 
-    /// Sends a keep-alive when due; errors (fatal) when a deadline passed.
-    pub fn handle_timeout(&mut self, now: Instant) -> Result<(), Error> {
+    /// Sends a keep-alive when due, re-keys the standard channel and the
+    /// chat when their keys are due (`rng`: their randomness); errors
+    /// (fatal) when a deadline passed.
+    pub fn handle_timeout<R: RngCore + CryptoRng>(
+        &mut self,
+        now: Instant,
+        rng: &mut R,
+    ) -> Result<(), Error> {
         if let Err(e) = self.std.check_timeout(now) {
             return self.fail(e.into());
         }
+        if let Err(e) = self.std.maybe_rekey(now, rng) {
+            return self.fail(e);
+        }
+        self.rekey_chat(now, rng)?;
         // The chat's deadline first: a keep-alive that does not fit a full
         // queue must not put it off.
         let late = matches!(&self.chat, ChatState::Chat(c) if c.handshake_deadline().is_some_and(|d| now >= d));
@@ -609,7 +640,7 @@ impl<P: CryptoProvider> Client<P> {
             return Err(ProtocolError::Closed.into());
         }
         let mut scratch: Scratch = [0; MAX_NOISE_MESSAGE];
-        let (used, incoming) = match self.std.read(now, input, &mut scratch) {
+        let (used, incoming) = match self.std.read(now, input, &mut scratch, rng) {
             Ok(r) => r,
             Err(e) => return self.fail(e),
         };
@@ -807,7 +838,9 @@ impl<P: CryptoProvider> Client<P> {
             ServerMsg::ChatHandshake { chat_id, noise } => {
                 self.on_chat_handshake(now, chat_id, noise)?
             }
-            ServerMsg::ChatData { chat_id, noise } => self.on_chat_data(now, chat_id, noise)?,
+            ServerMsg::ChatData { chat_id, noise } => {
+                self.on_chat_data(now, chat_id, noise, rng)?
+            }
             ServerMsg::PeerLeft { chat_id } => {
                 if self.current_chat_id() == Some(chat_id) {
                     self.end_by_server();
@@ -952,7 +985,13 @@ impl<P: CryptoProvider> Client<P> {
     }
 
     #[inline(never)]
-    fn on_chat_data(&mut self, now: Instant, chat_id: ChatId, noise: &[u8]) -> Result<(), Error> {
+    fn on_chat_data<R: RngCore + CryptoRng>(
+        &mut self,
+        now: Instant,
+        chat_id: ChatId,
+        noise: &[u8],
+        rng: &mut R,
+    ) -> Result<(), Error> {
         let ChatState::Chat(chat) = &mut self.chat else {
             return Ok(());
         };
@@ -960,7 +999,8 @@ impl<P: CryptoProvider> Client<P> {
             return Ok(());
         }
         let mut text = ChatText::new();
-        match chat.decrypt(noise, &mut text) {
+        match chat.decrypt(now, noise, &mut text, rng) {
+            Ok(Received::Rekey) => self.flush_chat_rekey(now),
             Ok(Received::Text) => {
                 let from = chat.peer().clone();
                 self.push_event(ClientEvent::ChatMessage { from, text });
@@ -973,6 +1013,49 @@ impl<P: CryptoProvider> Client<P> {
                 self.end_chat(ChatEnd::PeerClosed { undelivered });
                 self.send(now, &ClientMsg::LeaveChat { chat_id })
             }
+            Err(e) => self.chat_failed(now, e),
+        }
+    }
+
+    /// The chat's re-keying, from `handle_timeout`: a re-key that ran out of
+    /// time (or a peer's overdue one) ends the chat, not the session; a
+    /// due one starts.
+    fn rekey_chat<R: RngCore + CryptoRng>(
+        &mut self,
+        now: Instant,
+        rng: &mut R,
+    ) -> Result<(), Error> {
+        let ChatState::Chat(chat) = &mut self.chat else {
+            return Ok(());
+        };
+        if let Err(e) = chat.check_rekey(now) {
+            return self.chat_failed(now, e.into());
+        }
+        match chat.start_rekey(now, rng) {
+            Ok(()) => self.flush_chat_rekey(now),
+            Err(e) => self.chat_failed(now, e),
+        }
+    }
+
+    /// Sends the chat's next re-key message, if one is due and the standard
+    /// channel has room for it (else [`Self::poll_transmit`] sends it once
+    /// there is: a message sealed but not queued would break the chat).
+    #[inline(never)]
+    fn flush_chat_rekey(&mut self, now: Instant) -> Result<(), Error> {
+        let ChatState::Chat(chat) = &mut self.chat else {
+            return Ok(());
+        };
+        if chat.pending_rekey().is_none() || self.std.output_room() < crate::limits::MAX_FRAME {
+            return Ok(());
+        }
+        let mut buf = [0u8; MAX_E2E_MESSAGE];
+        let chat_id = chat.id();
+        match chat.write_rekey(now, &mut buf) {
+            Ok(Some(n)) => {
+                let noise = buf.get(..n).ok_or(CryptoError::BufferTooSmall)?;
+                self.send(now, &ClientMsg::ChatData { chat_id, noise })
+            }
+            Ok(None) => Ok(()),
             Err(e) => self.chat_failed(now, e),
         }
     }
@@ -1308,15 +1391,17 @@ impl<P: CryptoProvider> Client<P> {
         })
     }
 
-    /// Feeds bytes from a request-channel connection.
-    pub fn handle_request_input(
+    /// Feeds bytes from a request-channel connection (`rng`: for the
+    /// channel's re-keys, which the server starts).
+    pub fn handle_request_input<R: RngCore + CryptoRng>(
         &mut self,
         link: &mut RequestLink<P>,
         now: Instant,
         input: &[u8],
+        rng: &mut R,
     ) -> Result<usize, Error> {
         let mut scratch: Scratch = [0; MAX_NOISE_MESSAGE];
-        let (used, incoming) = link.channel.read(now, input, &mut scratch)?;
+        let (used, incoming) = link.channel.read(now, input, &mut scratch, rng)?;
         let result = match incoming {
             Incoming::Nothing => Ok(()),
             // NNpsk0 message 1: answer it (the channel then reads the
@@ -1443,12 +1528,13 @@ impl<P: CryptoProvider> Client<P> {
     ) -> Result<(), Error> {
         match link.poll_timeout() {
             Some(deadline) if now >= deadline => {
+                let e = match link.channel.check_rekey(now) {
+                    Err(e) => e,
+                    Ok(()) if link.authenticated => ProtocolError::IdleTimeout,
+                    Ok(()) => ProtocolError::HandshakeTimeout,
+                };
                 link.channel.close();
-                Err(if link.authenticated {
-                    ProtocolError::IdleTimeout.into()
-                } else {
-                    ProtocolError::HandshakeTimeout.into()
-                })
+                Err(e.into())
             }
             _ => Ok(()),
         }

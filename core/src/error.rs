@@ -86,6 +86,10 @@ pub enum ProtocolError {
     IdleTimeout,
     /// The session reached its age limit.
     SessionExpired,
+    /// A re-key we started got no answer in time (the handshake timeout).
+    RekeyTimeout,
+    /// The peer did not re-key its keys in time (`docs/PROTOCOL.md` 4.10).
+    RekeyOverdue,
     /// An outgoing queue is full: drain `poll_transmit` first.
     QueueFull,
     /// The server refused the login (unknown user or wrong key).

@@ -193,15 +193,16 @@ impl<const N: usize, P: CryptoProvider> Hub<N, P> {
     }
 
     /// Bytes from client `id`'s request channel.
-    pub fn handle_request_input<G: Registry + ?Sized>(
+    pub fn handle_request_input<R: RngCore + CryptoRng, G: Registry + ?Sized>(
         &mut self,
         id: SessionId,
         now: Instant,
         input: &[u8],
         registry: &G,
+        rng: &mut R,
     ) -> Result<usize, Error> {
         let s = self.session_mut(id).ok_or(ProtocolError::Closed)?;
-        let r = s.handle_request_input(now, input);
+        let r = s.handle_request_input(now, input, rng);
         self.route(now, registry);
         r
     }
@@ -236,10 +237,15 @@ impl<const N: usize, P: CryptoProvider> Hub<N, P> {
             .min()
     }
 
-    /// Runs every session's deadlines.
-    pub fn handle_timeout<G: Registry + ?Sized>(&mut self, now: Instant, registry: &G) {
+    /// Runs every session's deadlines (and its re-keys: `rng`).
+    pub fn handle_timeout<R: RngCore + CryptoRng, G: Registry + ?Sized>(
+        &mut self,
+        now: Instant,
+        registry: &G,
+        rng: &mut R,
+    ) {
         for s in self.slots.iter_mut().flatten() {
-            s.session.handle_timeout(now);
+            s.session.handle_timeout(now, rng);
         }
         self.route(now, registry);
     }

@@ -80,6 +80,7 @@ pub mod message;
 pub mod noise;
 pub mod pq;
 pub mod rate;
+pub mod rekey;
 pub mod server;
 pub mod time;
 

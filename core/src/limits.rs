@@ -38,10 +38,12 @@ pub const MAX_FRAME: usize = FRAME_HEADER + MAX_NOISE_MESSAGE;
 pub const MAX_REQUEST_NOISE_MESSAGE: usize = 1280;
 
 /// The longest frame a protocol-abiding peer sends (header included): a
-/// `ChatHandshake` relaying a chat's first post-quantum message (1216 bytes),
-/// with its variant byte, a 5-byte chat id, a 2-byte length and the tag. A
-/// server may lower its frame limit to this, not below.
-pub const MIN_MAX_FRAME: usize = FRAME_HEADER + 1 + 5 + 2 + 1216 + TAG_LEN;
+/// `ChatData` relaying a chat's re-key message 3 (`docs/PROTOCOL.md` 4.10:
+/// the 2-byte re-key header, the 1216-byte post-quantum message and the
+/// chat transport's tag), with its variant byte, a 5-byte chat id, a 2-byte
+/// length and the tag. A server may lower its frame limit to this, not below.
+pub const MIN_MAX_FRAME: usize =
+    FRAME_HEADER + 1 + 5 + 2 + crate::rekey::REKEY_HEADER + 1216 + TAG_LEN + TAG_LEN;
 
 /// Largest frame on the request channel (header included).
 pub const MAX_REQUEST_FRAME: usize = FRAME_HEADER + MAX_REQUEST_NOISE_MESSAGE;
@@ -88,32 +90,58 @@ const _: () = assert!(MAX_NOISE_MESSAGE <= u16::MAX as usize);
 
 /// Limits on one secure session (a standard channel, a request channel or a chat).
 ///
-/// When a limit is reached the session is **closed**, not re-keyed. On the
-/// standard channel the server says so first (`Bye { SessionExpired }`) and
-/// the client logs in again with a fresh handshake, which also gives fresh
-/// forward secrecy; a client that reaches a limit itself closes without a
-/// `Bye`. An E2E chat that reaches its message limit ends (`ChatEnded`).
+/// Keys are re-keyed in place (`docs/PROTOCOL.md` 4.10) every
+/// `rekey_after` or `rekey_after_messages` messages either way, whichever
+/// comes first: the handshake's initiator starts it, and its responder
+/// closes a session whose keys are older than `rekey_after` plus twice the
+/// handshake timeout. When a hard limit is reached (`max_messages` under
+/// one key, `max_session_age` since the session began) the session is
+/// **closed**. On the standard channel the server says so first
+/// (`Bye { SessionExpired }`) and the client logs in again with a fresh
+/// handshake; a client that reaches a limit itself closes without a `Bye`.
+/// An E2E chat that reaches its message limit ends (`ChatEnded`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Limits {
-    /// Transport messages per direction before the session is closed.
+    /// Transport messages per direction under one key before the session
+    /// is closed (a hard limit: re-keying comes long before).
     pub max_messages: u64,
-    /// Age of a session (since its handshake finished) before it is closed.
+    /// Age of a session (since its channel was opened) before it is
+    /// closed, whatever its keys' age.
     pub max_session_age: Duration,
-    /// Time allowed from the first byte of a handshake to its end.
+    /// Time allowed from the first byte of a handshake to its end, and for
+    /// a re-key from its first message to its last.
     pub handshake_timeout: Duration,
     /// Silence after which a session is closed (clients send `Ping` well before).
     pub idle_timeout: Duration,
+    /// Age of a session's keys at which its initiator re-keys it.
+    pub rekey_after: Duration,
+    /// Messages either way under one key at which the initiator re-keys.
+    pub rekey_after_messages: u64,
 }
 
 impl Limits {
-    /// Safe defaults: 2^32 messages, 24 h per session, 10 s handshakes, 5 min idle.
+    /// Safe defaults: 2^32 messages, 24 h per session, 10 s handshakes, 5 min
+    /// idle, keys renewed every 2 minutes (as WireGuard's) or 2^16 messages.
     pub const DEFAULT: Limits = Limits {
         max_messages: 1 << 32,
         max_session_age: Duration::from_secs(24 * 3600),
         handshake_timeout: Duration::from_secs(10),
         idle_timeout: Duration::from_secs(300),
+        rekey_after: Duration::from_secs(120),
+        rekey_after_messages: 1 << 16,
     };
+
+    /// When a responder gives up on a peer that does not re-key: keys this
+    /// old are overdue (the initiator had its `rekey_after` and a handshake
+    /// timeout for the re-key, and one more for clocks and queues).
+    pub const fn rekey_overdue_after(&self) -> Duration {
+        Duration::from_millis(
+            self.rekey_after
+                .as_millis()
+                .saturating_add(self.handshake_timeout.as_millis().saturating_mul(2)),
+        )
+    }
 
     /// Interval at which a client sends `Ping` so that the server never sees
     /// it idle: a third of its own idle timeout, and at most 25 s, since the

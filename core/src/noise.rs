@@ -622,9 +622,11 @@ impl<P: CryptoProvider> Transport<P> {
         }
     }
 
-    /// Sets the peer a re-keyed session inherits from the one it replaces.
-    pub(crate) fn set_remote(&mut self, remote: Option<PublicKey>) {
-        self.remote = remote;
+    /// What a re-keyed session inherits from the one it replaces: the peer
+    /// and the channel binding (the first handshake's hash).
+    pub(crate) fn inherit(&mut self, old: &Transport<P>) {
+        self.remote = old.remote;
+        self.hash = old.hash;
     }
 
     /// The PSK of a handshake that re-keys this session
@@ -722,6 +724,25 @@ impl<P: CryptoProvider> Transport<P> {
         let out = out.get_mut(..n).ok_or(CryptoError::BufferTooSmall)?;
         self.tx
             .encrypt_with_ad(&[], plaintext, out)
+            .map_err(|_| CryptoError::MessageLimit)?;
+        // `sent < max_messages` (checked above): cannot saturate.
+        self.sent = self.sent.saturating_add(1);
+        Ok(n)
+    }
+
+    /// Encrypts in place the `len` bytes at the start of `buf` (which must
+    /// have room for the tag); returns the ciphertext length.
+    pub fn encrypt_in_place(&mut self, buf: &mut [u8], len: usize) -> Result<usize, CryptoError> {
+        if self.sent >= self.max_messages {
+            return Err(CryptoError::MessageLimit);
+        }
+        match len.checked_add(TAG_LEN) {
+            Some(needed) if needed <= MAX_NOISE_MESSAGE && buf.len() >= needed => {}
+            _ => return Err(CryptoError::BufferTooSmall),
+        }
+        let n = self
+            .tx
+            .encrypt_with_ad_in_place(&[], buf, len)
             .map_err(|_| CryptoError::MessageLimit)?;
         // `sent < max_messages` (checked above): cannot saturate.
         self.sent = self.sent.saturating_add(1);

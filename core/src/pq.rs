@@ -639,20 +639,27 @@ impl<P: CryptoProvider> Rekey<P> {
         r
     }
 
-    /// The new session, to replace `old` (which is dropped, and its keys
-    /// wiped): its peer, limits and message counts start afresh from `now`.
+    /// True once the classical stage is over (the next messages are the
+    /// post-quantum layer's).
+    pub fn is_post_quantum(&self) -> bool {
+        matches!(self.stage, RekeyStage::PostQuantum(..))
+    }
+
+    /// The new session, to replace `old` (which the caller drops, and so
+    /// wipes, once nothing more travels under it): it keeps `old`'s peer and
+    /// its channel binding (the session's first handshake hash, which keys
+    /// the request channel and names the session), and its message counts
+    /// and key age start afresh from `now`.
     pub fn into_transport(
         self,
-        old: Transport<P>,
+        old: &Transport<P>,
         limits: &Limits,
         now: Instant,
     ) -> Result<Transport<P>, CryptoError> {
         match self.stage {
             RekeyStage::PostQuantum(t, l) if l.is_finished() => {
-                let remote = old.remote_static();
-                drop(old);
                 let mut new = l.into_transport(t, limits, now)?;
-                new.set_remote(remote);
+                new.inherit(old);
                 Ok(new)
             }
             _ => Err(CryptoError::WrongState),

@@ -406,18 +406,28 @@ impl<P: CryptoProvider> ServerSession<P> {
         self.request.as_mut().map_or(0, |c| c.poll_transmit(out))
     }
 
+    /// How many re-keys the standard channel and the current request
+    /// channel have completed.
+    pub fn rekeys(&self) -> (u32, u32) {
+        (
+            self.std.rekeys(),
+            self.request.as_ref().map_or(0, |r| r.rekeys()),
+        )
+    }
+
     /// When to call [`Self::handle_timeout`].
     pub fn poll_timeout(&self) -> Option<Instant> {
         let req = self.request.as_ref().and_then(|c| {
             if c.is_handshaking() {
                 c.poll_timeout()
             } else if c.is_transport() {
-                // The next keep-alive, or the silence that breaks the channel.
-                Some(
-                    c.last_tx()
-                        .add(self.request_keepalive)
-                        .min(c.last_rx().add(self.request_idle())),
-                )
+                // The next keep-alive, the silence that breaks the channel,
+                // or its keys' next re-key (and the channel's own limits).
+                let next = c
+                    .last_tx()
+                    .add(self.request_keepalive)
+                    .min(c.last_rx().add(self.request_idle()));
+                Some(c.rekey_deadline().map_or(next, |t| t.min(next)))
             } else {
                 None
             }
@@ -433,8 +443,10 @@ impl<P: CryptoProvider> ServerSession<P> {
             .min()
     }
 
-    /// Checks deadlines: a late handshake, an idle client, an old session.
-    pub fn handle_timeout(&mut self, now: Instant) {
+    /// Checks deadlines: a late handshake, an idle client, an old session,
+    /// a client that does not re-key the standard channel in time; re-keys
+    /// the request channel when its keys are due (`rng`: its randomness).
+    pub fn handle_timeout<R: RngCore + CryptoRng>(&mut self, now: Instant, rng: &mut R) {
         if self.is_closed() {
             return;
         }
@@ -449,9 +461,13 @@ impl<P: CryptoProvider> ServerSession<P> {
                     self.request_channel_failed(now);
                 }
             } else if req.is_transport() {
-                if now >= req.last_rx().add(idle) {
+                if now >= req.last_rx().add(idle)
+                    || req.check_rekey(now).is_err()
+                    || req.maybe_rekey(now, rng).is_err()
+                {
                     // No `Pong` (nor anything) for three keep-alives: the
-                    // connection is gone (a NAT forgot it, a cable came out).
+                    // connection is gone (a NAT forgot it, a cable came
+                    // out); or a re-key stalled or could not start.
                     self.request_channel_failed(now);
                 } else if now >= req.last_tx().add(keepalive)
                     && req.send(now, &ServerToDaemon::Ping).is_err()
@@ -488,6 +504,10 @@ impl<P: CryptoProvider> ServerSession<P> {
             Ok(()) => {}
             Err(ProtocolError::SessionExpired) => self.close_with(now, CloseReason::SessionExpired),
             Err(ProtocolError::IdleTimeout) => self.close_with(now, CloseReason::Idle),
+            // The client let its keys grow too old: it breaks the protocol.
+            Err(ProtocolError::RekeyOverdue) => {
+                self.close_with(now, CloseReason::ProtocolViolation)
+            }
             Err(_) => self.close_silently(),
         }
     }
@@ -516,7 +536,11 @@ impl<P: CryptoProvider> ServerSession<P> {
         msg: &ServerMsg<'_>,
         reserve: usize,
     ) -> Result<(), Error> {
-        if self.std.transport().is_some_and(|t| t.near_limit()) {
+        if self
+            .std
+            .transport()
+            .is_some_and(|t| t.sending().near_limit())
+        {
             self.close_with(now, CloseReason::SessionExpired);
             return Err(ProtocolError::SessionExpired.into());
         }
@@ -684,12 +708,11 @@ impl<P: CryptoProvider> ServerSession<P> {
         registry: &G,
         rng: &mut R,
     ) -> Result<usize, Error> {
-        let _ = rng;
         if self.is_closed() {
             return Err(ProtocolError::Closed.into());
         }
         let mut scratch: Scratch = [0; MAX_NOISE_MESSAGE];
-        let (used, incoming) = match self.std.read(now, input, &mut scratch) {
+        let (used, incoming) = match self.std.read(now, input, &mut scratch, rng) {
             Ok(r) => r,
             Err(e) => {
                 self.close_silently();
@@ -1230,12 +1253,21 @@ impl<P: CryptoProvider> ServerSession<P> {
 
     /// Feeds bytes from the request channel. An error means: close that
     /// connection (after which call [`Self::request_channel_failed`]).
-    pub fn handle_request_input(&mut self, now: Instant, input: &[u8]) -> Result<usize, Error> {
+    ///
+    /// `rng` is never asked for a byte here (the server starts the request
+    /// channel's re-keys, from [`Self::handle_timeout`]); it is what
+    /// [`Channel::read`] takes.
+    pub fn handle_request_input<R: RngCore + CryptoRng>(
+        &mut self,
+        now: Instant,
+        input: &[u8],
+        rng: &mut R,
+    ) -> Result<usize, Error> {
         let Some(req) = self.request.as_mut() else {
             return Err(ProtocolError::Closed.into());
         };
         let mut scratch: Scratch = [0; MAX_NOISE_MESSAGE];
-        let (used, incoming) = req.read(now, input, &mut scratch)?;
+        let (used, incoming) = req.read(now, input, &mut scratch, rng)?;
         match incoming {
             Incoming::Nothing => {}
             // NNpsk0 message 2: the channel answers with the layer's first

@@ -10,7 +10,8 @@ use rand_chacha::ChaCha20Rng;
 use securecom_core::chat::{ChatText, E2eChat, Received};
 use securecom_core::message::{encode, user_name, ChatPayload};
 use securecom_core::noise::{
-    chat_prologue, Handshake, HandshakeParams, Pattern, RemoteCheck, Transport, MAX_CHAT_PROLOGUE,
+    chat_prologue, Handshake, HandshakeParams, NoInternalRng, Pattern, RemoteCheck, Transport,
+    MAX_CHAT_PROLOGUE,
 };
 use securecom_core::pq::PqLayer;
 use securecom_core::{Error, Instant, Limits, ProtocolError, StaticSecret, MAX_E2E_MESSAGE};
@@ -122,7 +123,7 @@ fn send(from: &mut E2eChat, to: &mut E2eChat, text: &str) -> Result<Received, Er
     let mut buf = [0u8; 600];
     let n = from.encrypt_text(text, &mut buf).unwrap();
     let mut got = ChatText::new();
-    let r = to.decrypt(&buf[..n], &mut got);
+    let r = to.decrypt(Instant::ZERO, &buf[..n], &mut got, &mut NoInternalRng);
     if r == Ok(Received::Text) {
         assert_eq!(got.as_str(), text);
     }
@@ -168,11 +169,15 @@ fn a_close_tells_how_many_of_our_texts_never_arrived() {
     assert!(!b.is_open(), "our close ends the chat for us");
     let mut t = ChatText::new();
     assert_eq!(
-        a.decrypt(&c, &mut t),
+        a.decrypt(Instant::ZERO, &c, &mut t, &mut NoInternalRng),
         Ok(Received::Closed { undelivered: 2 })
     );
     assert!(!a.is_open(), "the peer's close ends the chat");
-    assert!(a.decrypt(&c, &mut t).is_err(), "nothing after a close");
+    assert!(
+        a.decrypt(Instant::ZERO, &c, &mut t, &mut NoInternalRng)
+            .is_err(),
+        "nothing after a close"
+    );
 }
 
 #[test]
@@ -183,7 +188,7 @@ fn a_clean_close_says_everything_arrived() {
     let c = close(&mut a);
     let mut t = ChatText::new();
     assert_eq!(
-        b.decrypt(&c, &mut t),
+        b.decrypt(Instant::ZERO, &c, &mut t, &mut NoInternalRng),
         Ok(Received::Closed { undelivered: 0 })
     );
 }
@@ -213,7 +218,10 @@ fn an_acknowledgement_of_more_than_was_sent_ends_the_chat() {
         },
     );
     let mut t = ChatText::new();
-    assert_eq!(a.decrypt(&lie, &mut t), unexpected());
+    assert_eq!(
+        a.decrypt(Instant::ZERO, &lie, &mut t, &mut NoInternalRng),
+        unexpected()
+    );
     assert!(t.is_empty(), "no text from a refused message");
     assert!(!a.is_open());
 }
@@ -232,7 +240,10 @@ fn an_acknowledgement_that_goes_back_ends_the_chat() {
             text: "both",
         },
     );
-    assert_eq!(a.decrypt(&ok, &mut t), Ok(Received::Text));
+    assert_eq!(
+        a.decrypt(Instant::ZERO, &ok, &mut t, &mut NoInternalRng),
+        Ok(Received::Text)
+    );
     let back = raw(
         &mut bob,
         &ChatPayload::Text {
@@ -240,7 +251,10 @@ fn an_acknowledgement_that_goes_back_ends_the_chat() {
             text: "only one?",
         },
     );
-    assert_eq!(a.decrypt(&back, &mut t), unexpected());
+    assert_eq!(
+        a.decrypt(Instant::ZERO, &back, &mut t, &mut NoInternalRng),
+        unexpected()
+    );
 }
 
 #[test]
@@ -256,7 +270,10 @@ fn a_close_whose_counts_cannot_be_true_ends_the_chat_as_failed() {
         },
     );
     let mut t = ChatText::new();
-    assert_eq!(a.decrypt(&lie, &mut t), unexpected());
+    assert_eq!(
+        a.decrypt(Instant::ZERO, &lie, &mut t, &mut NoInternalRng),
+        unexpected()
+    );
     // Nor more received than alice sent.
     let (mut a, mut bob) = pair_with_raw_bob();
     let lie = raw(
@@ -266,5 +283,8 @@ fn a_close_whose_counts_cannot_be_true_ends_the_chat_as_failed() {
             received: 1,
         },
     );
-    assert_eq!(a.decrypt(&lie, &mut t), unexpected());
+    assert_eq!(
+        a.decrypt(Instant::ZERO, &lie, &mut t, &mut NoInternalRng),
+        unexpected()
+    );
 }

@@ -20,6 +20,7 @@ use securecom_core::message::{
     decode, encode, Answer, ChatPayload, ClientHello, ClientMsg, CloseReason, DaemonToServer,
     ErrorCode, LoginError, RefuseReason, ServerHello, ServerMsg, ServerToDaemon,
 };
+use securecom_core::noise::NoInternalRng;
 use securecom_core::noise::{
     chat_prologue, Handshake, HandshakeParams, Pattern, Psk, RemoteCheck, Transport,
     MAX_CHAT_PROLOGUE, REQUEST_PROLOGUE, STANDARD_PROLOGUE,
@@ -1516,23 +1517,35 @@ fn client_and_server_send_the_pinned_login() {
     let mut daemon_rng = Script([seq(ALICE_REQ_E), seq(ALICE_REQ_M)].concat());
     let mut link = client.new_request_link(now, &mut daemon_rng).unwrap();
     feed_all(&s2d, |b| {
-        client.handle_request_input(&mut link, now, b).unwrap()
+        client
+            .handle_request_input(&mut link, now, b, &mut NoInternalRng)
+            .unwrap()
     });
     let n = client.poll_request_transmit(&mut link, now, &mut out);
     pin("daemon's first bytes", &out[..n], &framed(NN_MSG2));
     let d2s = out[..n].to_vec();
-    feed_all(&d2s, |b| session.handle_request_input(now, b).unwrap());
+    feed_all(&d2s, |b| {
+        session
+            .handle_request_input(now, b, &mut NoInternalRng)
+            .unwrap()
+    });
     // The layer: the server's -> e, the daemon's <- ekem, psk.
     let n = session.poll_request_transmit(&mut out);
     assert_eq!(out[..n], frame_of(&t.nn_pq[0]), "server's layer message");
     let s2d = out[..n].to_vec();
     feed_all(&s2d, |b| {
-        client.handle_request_input(&mut link, now, b).unwrap()
+        client
+            .handle_request_input(&mut link, now, b, &mut NoInternalRng)
+            .unwrap()
     });
     let n = client.poll_request_transmit(&mut link, now, &mut out);
     assert_eq!(out[..n], frame_of(&t.nn_pq[1]), "daemon's layer message");
     let d2s = out[..n].to_vec();
-    feed_all(&d2s, |b| session.handle_request_input(now, b).unwrap());
+    feed_all(&d2s, |b| {
+        session
+            .handle_request_input(now, b, &mut NoInternalRng)
+            .unwrap()
+    });
     // <- DaemonStatus { reachable: true } (server transport #1)
     let n = session.poll_transmit(&mut out);
     pin(

@@ -880,7 +880,10 @@ fn feed_new_link(w: &mut W, i: usize, bytes: &[u8]) -> (Result<(), Error>, bool)
     let mut rest = bytes;
     let mut result = Ok(());
     while !rest.is_empty() {
-        match p.client.handle_request_input(&mut link, now, rest) {
+        match p
+            .client
+            .handle_request_input(&mut link, now, rest, &mut p.rng)
+        {
             Ok(n) => rest = &rest[n..],
             Err(e) => {
                 result = Err(e);
@@ -941,7 +944,7 @@ fn request_channel_from_an_earlier_login_is_refused() {
     let now = w.now;
     let mut rng = rng_for(9, "old");
     let mut stale = old_client.new_request_link(now, &mut rng).unwrap();
-    let r = old_client.handle_request_input(&mut stale, now, &second_msg1);
+    let r = old_client.handle_request_input(&mut stale, now, &second_msg1, &mut rng);
     assert_eq!(r, Err(crypto(CryptoError::HandshakeFailed)));
     assert!(stale.is_closed());
     assert!(!stale.is_authenticated());
@@ -979,7 +982,8 @@ fn replayed_request_channel_authenticates_nothing() {
     let p = &mut w.peers[a];
     let mut link = p.client.new_request_link(now, &mut p.rng).unwrap();
     assert_eq!(
-        p.client.handle_request_input(&mut link, now, &down[0]),
+        p.client
+            .handle_request_input(&mut link, now, &down[0], &mut p.rng),
         Ok(down[0].len())
     );
     assert!(!link.is_authenticated());
@@ -1041,13 +1045,16 @@ fn assert_no_messages<S: Server>(w: &World<S>, i: usize) {
 }
 
 /// `MIN_MAX_FRAME` is the longest frame honest peers send: a login, a daemon
-/// link and a chat set-up (whose relayed first layer message is the longest)
-/// never exceed it, and the relayed one meets it when the chat id takes its
-/// five varint bytes (ids are random; most do).
+/// link, a chat set-up and the re-keys of all three (the chat's relayed
+/// re-key message 3 is the longest) never exceed it, and the relayed one
+/// meets it when the chat id takes its five varint bytes (ids are random;
+/// most do).
 #[test]
 fn no_honest_frame_is_longer_than_min_max_frame() {
     let (mut w, a, b) = pair();
     w.open_chat(a, b);
+    w.advance_ms(125_000);
+    assert_eq!(w.peers[a].client.chat().map(|c| c.rekeys()), Some(1));
     let mut longest = 0;
     for frames in w.transcript.values() {
         for f in frames {

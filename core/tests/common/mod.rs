@@ -299,11 +299,12 @@ pub trait Server {
         now: Instant,
         input: &[u8],
         reg: &Reg,
+        rng: &mut Rng,
     ) -> Result<usize, Error>;
     fn poll_request_transmit(&mut self, id: SessionId, out: &mut [u8]) -> usize;
     fn disconnected(&mut self, id: SessionId, now: Instant, reg: &Reg);
     fn remove(&mut self, id: SessionId, now: Instant, reg: &Reg);
-    fn handle_timeout(&mut self, now: Instant, reg: &Reg);
+    fn handle_timeout(&mut self, now: Instant, reg: &Reg, rng: &mut Rng);
     fn poll_timeout(&self) -> Option<Instant>;
     fn online(&self) -> usize;
     fn session(&self, id: SessionId) -> Option<&ServerSession<Self::Crypto>>;
@@ -361,8 +362,9 @@ impl<const N: usize, P: CryptoProvider> Server for Hub<N, P> {
         now: Instant,
         input: &[u8],
         reg: &Reg,
+        rng: &mut Rng,
     ) -> Result<usize, Error> {
-        Hub::handle_request_input(self, id, now, input, reg)
+        Hub::handle_request_input(self, id, now, input, reg, rng)
     }
     fn poll_request_transmit(&mut self, id: SessionId, out: &mut [u8]) -> usize {
         Hub::poll_request_transmit(self, id, out)
@@ -373,8 +375,8 @@ impl<const N: usize, P: CryptoProvider> Server for Hub<N, P> {
     fn remove(&mut self, id: SessionId, now: Instant, reg: &Reg) {
         Hub::remove(self, id, now, reg)
     }
-    fn handle_timeout(&mut self, now: Instant, reg: &Reg) {
-        Hub::handle_timeout(self, now, reg)
+    fn handle_timeout(&mut self, now: Instant, reg: &Reg, rng: &mut Rng) {
+        Hub::handle_timeout(self, now, reg, rng)
     }
     fn poll_timeout(&self) -> Option<Instant> {
         Hub::poll_timeout(self)
@@ -599,9 +601,10 @@ impl Server for MitmServer {
         now: Instant,
         input: &[u8],
         reg: &Reg,
+        rng: &mut Rng,
     ) -> Result<usize, Error> {
         let s = self.sess(id).ok_or(securecom_core::ProtocolError::Closed)?;
-        let r = s.handle_request_input(now, input);
+        let r = s.handle_request_input(now, input, rng);
         self.route(now, reg);
         r
     }
@@ -620,9 +623,9 @@ impl Server for MitmServer {
             *s = None;
         }
     }
-    fn handle_timeout(&mut self, now: Instant, reg: &Reg) {
+    fn handle_timeout(&mut self, now: Instant, reg: &Reg, rng: &mut Rng) {
         for s in self.sessions.iter_mut().flatten() {
-            s.handle_timeout(now);
+            s.handle_timeout(now, rng);
         }
         self.route(now, reg);
     }
@@ -1349,7 +1352,7 @@ impl<S: Server> World<S> {
                 break;
             };
             let input = std::mem::take(&mut p.req_down_in);
-            let r = p.client.handle_request_input(link, now, &input);
+            let r = p.client.handle_request_input(link, now, &input, &mut p.rng);
             self.drain_events(i);
             match r {
                 Ok(n) => {
@@ -1393,9 +1396,9 @@ impl<S: Server> World<S> {
             }
             let input = std::mem::take(&mut self.peers[i].req_up_in);
             let sid = self.peers[i].sid;
-            let r = self
-                .server
-                .handle_request_input(sid, self.now, &input, &self.reg);
+            let r =
+                self.server
+                    .handle_request_input(sid, self.now, &input, &self.reg, &mut self.rng);
             self.flush_relays();
             match r {
                 Ok(n) => {
@@ -1500,12 +1503,12 @@ impl<S: Server> World<S> {
     /// Runs all timers once at `self.now`.
     fn fire_timeouts(&mut self) {
         let now = self.now;
-        self.server.handle_timeout(now, &self.reg);
+        self.server.handle_timeout(now, &self.reg, &mut self.rng);
         self.flush_relays();
         for i in 0..self.peers.len() {
             let p = &mut self.peers[i];
             if p.drive_timeouts && p.std_open && !p.client.is_closed() {
-                if let Err(e) = p.client.handle_timeout(now) {
+                if let Err(e) = p.client.handle_timeout(now, &mut p.rng) {
                     p.errors.push((Chan::StdDown(i), e));
                     self.drain_events(i);
                     self.drop_connection(i);
