@@ -48,6 +48,17 @@ pub const MIN_MAX_FRAME: usize =
 /// Largest frame on the request channel (header included).
 pub const MAX_REQUEST_FRAME: usize = FRAME_HEADER + MAX_REQUEST_NOISE_MESSAGE;
 
+/// The longest an initiator may keep a session's keys before it starts a
+/// re-key (`docs/PROTOCOL.md` 4.10): [`Limits::rekey_after`] may be
+/// shorter, never longer. A protocol constant, since the responder's bound
+/// below rests on it and nothing announces a peer's settings.
+pub const MAX_REKEY_INTERVAL: Duration = Duration::from_secs(120);
+
+/// A responder closes a session whose keys are older than this (its own
+/// clock, from when it took them up): the initiator's
+/// [`MAX_REKEY_INTERVAL`] and 30 s for the re-key's round trips and queues.
+pub const REKEY_OVERDUE: Duration = Duration::from_secs(150);
+
 /// AEAD tag length (ChaChaPoly).
 pub const TAG_LEN: usize = 16;
 
@@ -85,6 +96,9 @@ const _: () = assert!(MAX_E2E_MESSAGE + 16 <= MAX_PLAINTEXT);
 const _: () = assert!(MAX_E2E_TEXT_MESSAGE <= MAX_E2E_MESSAGE);
 const _: () = assert!(crate::pq::MAX_PQ_MESSAGE <= MAX_E2E_MESSAGE);
 const _: () = assert!(crate::pq::MAX_PQ_MESSAGE <= MAX_REQUEST_NOISE_MESSAGE);
+const _: () = assert!(crate::rekey::MAX_REKEY_MESSAGE <= MAX_E2E_MESSAGE);
+const _: () = assert!(crate::rekey::MAX_REKEY_MESSAGE <= MAX_REQUEST_NOISE_MESSAGE);
+const _: () = assert!(FRAME_HEADER + 1 + 5 + 2 + crate::rekey::MAX_REKEY_MESSAGE + TAG_LEN == MIN_MAX_FRAME);
 const _: () = assert!(MAX_USERS_PER_MESSAGE * (MAX_USER_NAME + 1) + 8 <= MAX_PLAINTEXT);
 const _: () = assert!(MAX_NOISE_MESSAGE <= u16::MAX as usize);
 
@@ -93,8 +107,7 @@ const _: () = assert!(MAX_NOISE_MESSAGE <= u16::MAX as usize);
 /// Keys are re-keyed in place (`docs/PROTOCOL.md` 4.10) every
 /// `rekey_after` or `rekey_after_messages` messages either way, whichever
 /// comes first: the handshake's initiator starts it, and its responder
-/// closes a session whose keys are older than `rekey_after` plus twice the
-/// handshake timeout. When a hard limit is reached (`max_messages` under
+/// closes a session whose keys are older than [`REKEY_OVERDUE`]. When a hard limit is reached (`max_messages` under
 /// one key, `max_session_age` since the session began) the session is
 /// **closed**. On the standard channel the server says so first
 /// (`Bye { SessionExpired }`) and the client logs in again with a fresh
@@ -114,7 +127,9 @@ pub struct Limits {
     pub handshake_timeout: Duration,
     /// Silence after which a session is closed (clients send `Ping` well before).
     pub idle_timeout: Duration,
-    /// Age of a session's keys at which its initiator re-keys it.
+    /// Age of a session's keys at which its initiator re-keys it (at most
+    /// [`MAX_REKEY_INTERVAL`]: a responder closes keys older than
+    /// [`REKEY_OVERDUE`]).
     pub rekey_after: Duration,
     /// Messages either way under one key at which the initiator re-keys.
     pub rekey_after_messages: u64,
@@ -131,17 +146,6 @@ impl Limits {
         rekey_after: Duration::from_secs(120),
         rekey_after_messages: 1 << 16,
     };
-
-    /// When a responder gives up on a peer that does not re-key: keys this
-    /// old are overdue (the initiator had its `rekey_after` and a handshake
-    /// timeout for the re-key, and one more for clocks and queues).
-    pub const fn rekey_overdue_after(&self) -> Duration {
-        Duration::from_millis(
-            self.rekey_after
-                .as_millis()
-                .saturating_add(self.handshake_timeout.as_millis().saturating_mul(2)),
-        )
-    }
 
     /// Interval at which a client sends `Ping` so that the server never sees
     /// it idle: a third of its own idle timeout, and at most 25 s, since the

@@ -24,7 +24,7 @@
 //! session keeps the old one's peer and channel binding. A re-key message
 //! that fails, comes out of turn, or a re-key that is not over within the
 //! handshake timeout, ends the session like any failed message; so does a
-//! responder's keys growing older than [`Limits::rekey_overdue_after`].
+//! responder's keys growing older than [`crate::limits::REKEY_OVERDUE`].
 //!
 //! Used by [`crate::channel::Channel`] (standard and request channels) and
 //! [`crate::chat::E2eChat`] (the chat, relayed by the server). Role
@@ -36,7 +36,7 @@ use rand_core::{CryptoRng, RngCore};
 use crate::crypto::{CryptoProvider, RustCrypto};
 use crate::error::{CryptoError, Error, ProtocolError, WireError};
 use crate::keys::PublicKey;
-use crate::limits::{Limits, TAG_LEN};
+use crate::limits::{Limits, REKEY_OVERDUE, TAG_LEN};
 use crate::noise::{Transport, HASH_LEN};
 use crate::pq::Rekey;
 use crate::time::Instant;
@@ -51,20 +51,29 @@ pub const REKEY_HEADER: usize = 2;
 /// the tag of an empty payload.
 const CLASSICAL_LEN: usize = 32 + TAG_LEN;
 
-/// Plaintext length of each step's message (header included), 1 to 5.
-const fn plaintext_len(step: u8) -> usize {
-    REKEY_HEADER
-        + match step {
-            1 | 2 => CLASSICAL_LEN,
-            3 => crate::kem::PUBLIC_KEY_LEN + 2 * TAG_LEN,
-            4 => crate::kem::CIPHERTEXT_LEN + 2 * TAG_LEN,
-            _ => 0,
-        }
+/// Plaintext length of each step's message, header included (steps 1 to
+/// 5): the classical messages, the layer's (each sealed by the re-key's
+/// own classical transport: the ML-KEM key or ciphertext, the empty
+/// payload's tag and that transport's tag), and the bare switch.
+const PLAINTEXT_LEN: [usize; 5] = [
+    REKEY_HEADER + CLASSICAL_LEN,
+    REKEY_HEADER + CLASSICAL_LEN,
+    REKEY_HEADER + crate::kem::PUBLIC_KEY_LEN + 2 * TAG_LEN,
+    REKEY_HEADER + crate::kem::CIPHERTEXT_LEN + 2 * TAG_LEN,
+    REKEY_HEADER,
+];
+
+/// Plaintext length of step `step`'s message (0 for no step).
+fn plaintext_len(step: u8) -> usize {
+    PLAINTEXT_LEN
+        .get(usize::from(step).wrapping_sub(1))
+        .copied()
+        .unwrap_or(0)
 }
 
 /// The largest re-key message on the wire (step 3), sealed: the room a
 /// transport must have for it.
-pub const MAX_REKEY_MESSAGE: usize = plaintext_len(3) + TAG_LEN;
+pub const MAX_REKEY_MESSAGE: usize = PLAINTEXT_LEN[2] + TAG_LEN;
 
 enum Renewal<P: CryptoProvider> {
     /// No re-key running.
@@ -175,7 +184,7 @@ impl<P: CryptoProvider> Keys<P> {
                     self.current.started().add(limits.rekey_after)
                 }
             }
-            Renewal::Idle => self.current.started().add(limits.rekey_overdue_after()),
+            Renewal::Idle => self.current.started().add(REKEY_OVERDUE),
         }
     }
 
@@ -188,8 +197,7 @@ impl<P: CryptoProvider> Keys<P> {
                 Err(ProtocolError::RekeyTimeout)
             }
             Renewal::Idle
-                if !self.initiator
-                    && now >= self.current.started().add(limits.rekey_overdue_after()) =>
+                if !self.initiator && now >= self.current.started().add(REKEY_OVERDUE) =>
             {
                 Err(ProtocolError::RekeyOverdue)
             }
@@ -230,7 +238,8 @@ impl<P: CryptoProvider> Keys<P> {
 
     /// Sealed length of the next re-key message, if one is due.
     pub fn pending_rekey(&self) -> Option<usize> {
-        self.due_step().map(|s| plaintext_len(s) + TAG_LEN)
+        self.due_step()
+            .map(|s| plaintext_len(s).saturating_add(TAG_LEN))
     }
 
     /// Writes our next re-key message, sealed as a transport message, into
@@ -246,7 +255,7 @@ impl<P: CryptoProvider> Keys<P> {
             return Ok(None);
         };
         let plain = plaintext_len(step);
-        if out.len() < plain + TAG_LEN {
+        if out.len() < plain.saturating_add(TAG_LEN) {
             return Ok(None);
         }
         let (header, body) = out
@@ -255,7 +264,7 @@ impl<P: CryptoProvider> Keys<P> {
         *header = [REKEY_MARKER, step];
         if let Renewal::Running(rekey, _) = &mut self.renewal {
             let n = rekey.write_message(&[], body)?;
-            if n + REKEY_HEADER != plain {
+            if n.checked_add(REKEY_HEADER) != Some(plain) {
                 return Err(CryptoError::WrongState.into());
             }
         }
@@ -286,7 +295,7 @@ impl<P: CryptoProvider> Keys<P> {
     ) -> Result<(), Error> {
         let (step, body) = match plain {
             [REKEY_MARKER, step @ 1..=5, body @ ..]
-                if body.len() + REKEY_HEADER == plaintext_len(*step) =>
+                if body.len().checked_add(REKEY_HEADER) == Some(plaintext_len(*step)) =>
             {
                 (*step, body)
             }

@@ -356,9 +356,9 @@ impl Device {
             let Some(link) = self.link.as_mut() else {
                 return Ok(true);
             };
-            let (client, input) = (&mut *self.client, &self.rx[offset..n]);
+            let (client, rng, input) = (&mut *self.client, &mut self.rng, &self.rx[offset..n]);
             let result = self.meter.run(&mut self.clock, || {
-                client.handle_request_input(link, now, input)
+                client.handle_request_input(link, now, input, rng)
             });
             let closed = match result {
                 Ok(used) => {
@@ -441,10 +441,10 @@ impl Device {
     fn poll_timers(&mut self) -> Result<(), ExitCode> {
         let now = self.clock.now();
         if self.client.poll_timeout().is_some_and(|t| now >= t) {
-            let client = &mut *self.client;
+            let (client, rng) = (&mut *self.client, &mut self.rng);
             let result = self
                 .meter
-                .run(&mut self.clock, || client.handle_timeout(now));
+                .run(&mut self.clock, || client.handle_timeout(now, rng));
             if let Err(e) = result {
                 defmt::error!("standard channel: {}", e);
                 return Err(ExitCode::Session);

@@ -262,7 +262,7 @@ impl FakeClients {
         while !rest.is_empty() {
             match self
                 .hub
-                .handle_request_input(sid, self.now, rest, &self.reg)
+                .handle_request_input(sid, self.now, rest, &self.reg, &mut self.rng)
             {
                 Ok(used) => {
                     assert!(
@@ -771,7 +771,7 @@ impl FakeClients {
             }
             ServerOp::Advance(n) => {
                 self.now = self.now.add(fixtures::step(*n));
-                self.hub.handle_timeout(self.now, &self.reg);
+                self.hub.handle_timeout(self.now, &self.reg, &mut self.rng);
             }
             ServerOp::Shutdown => self.hub.shutdown(self.now, &self.reg),
             ServerOp::DialBack { who, right } => {

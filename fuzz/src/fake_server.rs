@@ -725,7 +725,7 @@ impl FakeServer {
             let l = &mut self.links[i];
             match self
                 .client
-                .handle_request_input(&mut l.link, self.now, rest)
+                .handle_request_input(&mut l.link, self.now, rest, &mut self.rng)
             {
                 Ok(used) => {
                     assert!(
@@ -1089,7 +1089,7 @@ impl FakeServer {
             ClientOp::Cmd(c) => self.cmd(c),
             ClientOp::Advance(n) => {
                 self.now = self.now.add(fixtures::step(*n));
-                let _ = self.client.handle_timeout(self.now);
+                let _ = self.client.handle_timeout(self.now, &mut self.rng);
                 self.events();
                 for i in 0..self.links.len() {
                     let l = &mut self.links[i];

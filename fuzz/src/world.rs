@@ -490,7 +490,7 @@ impl World {
                     .handle_input(c.sid, self.now, rest, &self.reg, &mut self.rng),
                 STD_DOWN => c.client.handle_input(self.now, rest, &mut self.rng),
                 REQ_DOWN => match c.link.as_mut() {
-                    Some(l) => c.client.handle_request_input(l, self.now, rest),
+                    Some(l) => c.client.handle_request_input(l, self.now, rest, &mut self.rng),
                     None => return,
                 },
                 _ => {
@@ -498,7 +498,7 @@ impl World {
                         return;
                     }
                     self.hub
-                        .handle_request_input(c.sid, self.now, rest, &self.reg)
+                        .handle_request_input(c.sid, self.now, rest, &self.reg, &mut self.rng)
                 }
             };
             self.events(u);
@@ -655,7 +655,7 @@ impl World {
                     if c.closed {
                         continue;
                     }
-                    let r = c.client.handle_timeout(self.now);
+                    let r = c.client.handle_timeout(self.now, &mut self.rng);
                     let link_late = c
                         .link
                         .as_mut()
@@ -669,7 +669,7 @@ impl World {
                         self.close_conn(u);
                     }
                 }
-                self.hub.handle_timeout(self.now, &self.reg);
+                self.hub.handle_timeout(self.now, &self.reg, &mut self.rng);
             }
             WorldOp::Disconnect { who } => self.close_conn(usize::from(*who) % USERS),
             WorldOp::Relogin { who } => self.login(usize::from(*who) % USERS),

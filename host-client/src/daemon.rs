@@ -297,10 +297,13 @@ async fn feed(
 ) -> Result<(), String> {
     while !input.is_empty() {
         let room = out.room().await;
-        let mut core = shared.lock();
-        let r = core.client.handle_request_input(link, shared.now(), input);
+        let mut guard = shared.lock();
+        let core = &mut *guard;
+        let r = core
+            .client
+            .handle_request_input(link, shared.now(), input, &mut core.rng);
         out.drain_input(&mut core.client, room);
-        drop(core);
+        drop(guard);
         match r {
             Ok(0) => break,
             Ok(used) => input = input.get(used..).unwrap_or_default(),

@@ -633,7 +633,8 @@ async fn timer(shared: Shared, out: Outputs) {
         }
         let (r, closed) = {
             let mut core = shared.lock();
-            let r = core.client.handle_timeout(shared.now());
+            let core = &mut *core;
+            let r = core.client.handle_timeout(shared.now(), &mut core.rng);
             out.drain(&mut core.client);
             (r, core.client.is_closed())
         };

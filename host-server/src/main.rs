@@ -143,6 +143,16 @@ pub struct RunArgs {
     /// Seconds of silence after which a client is dropped.
     #[arg(long, default_value_t = 300)]
     pub idle_timeout: u64,
+    /// Seconds after which the server re-keys a request channel in place
+    /// (1 to 120, the protocol's maximum; clients re-key the standard
+    /// channel and their chats themselves, and a client whose keys are
+    /// older than 150 s is closed).
+    #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=120))]
+    pub rekey_after: u64,
+    /// Messages either way after which the server re-keys a request
+    /// channel (at least 1).
+    #[arg(long, default_value_t = 65536, value_parser = clap::value_parser!(u64).range(1..))]
+    pub rekey_after_messages: u64,
     /// Seconds between keep-alives on an idle request channel (1 to 25):
     /// they keep NAT and firewall mappings open; a channel silent for three
     /// of them counts as broken.
@@ -453,6 +463,8 @@ fn run(dir: &Path, args: RunArgs, pass: &Sources) -> Result<()> {
         ),
         handshake_timeout: securecom_core::Duration::from_secs(args.handshake_timeout),
         idle_timeout: securecom_core::Duration::from_secs(args.idle_timeout),
+        rekey_after: securecom_core::Duration::from_secs(args.rekey_after),
+        rekey_after_messages: args.rekey_after_messages,
     };
     let abuse = AbuseLimits {
         requests: args.rate_requests,

@@ -374,7 +374,7 @@ async fn run_on<P: CryptoProvider>(
                     t.dialled(Ok(stream));
                 }
             }
-            _ = sleep_opt(deadline) => t.session.handle_timeout(now()),
+            _ = sleep_opt(deadline) => t.session.handle_timeout(now(), &mut thread_rng()),
             _ = shutdown.changed() => t.session.shutdown(now()),
             _ = handshake.shed() => t.session.disconnected(),
         }
@@ -603,7 +603,10 @@ impl<P: CryptoProvider> Task<P> {
     /// Feeds the request channel; false if it failed.
     fn feed_request(&mut self, mut input: &[u8]) -> bool {
         while !input.is_empty() {
-            match self.session.handle_request_input(self.clock, input) {
+            match self
+                .session
+                .handle_request_input(self.clock, input, &mut thread_rng())
+            {
                 // The core never uses more than it was given.
                 Ok(used) => input = input.get(used..).unwrap_or_default(),
                 Err(e) => {

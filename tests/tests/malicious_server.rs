@@ -492,7 +492,12 @@ fn full_key_substitution_is_shown_by_the_safety_numbers() {
                 let (src, dst) = (src.expect("chat"), dst.expect("chat"));
                 let mut text = ChatText::new();
                 let got = src
-                    .decrypt(b, &mut text)
+                    .decrypt(
+                        securecom_core::Instant::ZERO,
+                        b,
+                        &mut text,
+                        &mut securecom_core::noise::NoInternalRng,
+                    )
                     .expect("the server reads the text");
                 let n = if got == Received::Text {
                     read.lock().expect("lock").push(text.to_string());

@@ -375,7 +375,7 @@ async fn session(
                         Ok(n) => {
                             let mut at = 0;
                             while at < n {
-                                match s.client.handle_request_input(link, now(), &lbuf[at..n]) {
+                                match s.client.handle_request_input(link, now(), &lbuf[at..n], &mut securecom_host::thread_rng()) {
                                     Ok(used) => at += used,
                                     Err(_) => { gone = true; break; }
                                 }
@@ -393,7 +393,7 @@ async fn session(
                 s.events(rng)?;
             }
             () = tokio::time::sleep_until(wake) => {
-                if s.client.handle_timeout(now()).is_err() {
+                if s.client.handle_timeout(now(), &mut securecom_host::thread_rng()).is_err() {
                     return Err("a core deadline passed (idle or handshake)".into());
                 }
                 s.events(rng)?;

@@ -553,8 +553,13 @@ impl Raw {
                 while at < n {
                     let mut scratch: Scratch = [0; MAX_NOISE_MESSAGE];
                     let (used, inc) =
-                        r.ch.read(now(), &r.buf[at..n], &mut scratch)
-                            .map_err(core_err)?;
+                        r.ch.read(
+                            now(),
+                            &r.buf[at..n],
+                            &mut scratch,
+                            &mut securecom_host::thread_rng(),
+                        )
+                        .map_err(core_err)?;
                     at += used;
                     match inc {
                         // The layer's answer: the verdict follows.
@@ -633,7 +638,12 @@ fn feed(
     while at < input.len() {
         let mut scratch: Scratch = [0; MAX_NOISE_MESSAGE];
         let (used, inc) = ch
-            .read(now(), &input[at..], &mut scratch)
+            .read(
+                now(),
+                &input[at..],
+                &mut scratch,
+                &mut securecom_host::thread_rng(),
+            )
             .map_err(core_err)?;
         at += used;
         if let Incoming::Message { len } = inc {
@@ -872,7 +882,7 @@ async fn victim(
                 let mut at = 0;
                 let mut failed = false;
                 while at < n && !failed {
-                    match v.c.handle_request_input(l, now(), &dbuf[at..n]) {
+                    match v.c.handle_request_input(l, now(), &dbuf[at..n], &mut securecom_host::thread_rng()) {
                         Ok(used) => at += used,
                         Err(_) => failed = true,
                     }

@@ -482,7 +482,7 @@ async fn open_pair(
                 let (link, _, wr) = d.link.as_mut().context("link")?;
                 let mut at = 0;
                 while at < n {
-                    at += pb.c.handle_request_input(link, now(), &dbuf[at..n]).map_err(|e| anyhow!("{e}"))?;
+                    at += pb.c.handle_request_input(link, now(), &dbuf[at..n], &mut pb.rng).map_err(|e| anyhow!("{e}"))?;
                 }
                 while let Some(e) = pb.c.poll_event() {
                     if let ClientEvent::ChatRequest { chat_id, .. } = e {

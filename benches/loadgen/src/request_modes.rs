@@ -176,7 +176,7 @@ async fn run_link(p: &mut Peer, stream: TcpStream) -> Result<TcpStream> {
                 while at < n {
                     at += p
                         .c
-                        .handle_request_input(&mut link, now(), &buf[at..n])
+                        .handle_request_input(&mut link, now(), &buf[at..n], &mut securecom_host::thread_rng())
                         .map_err(|e| anyhow!("{e}"))?;
                 }
                 while let Some(e) = p.c.poll_event() {

@@ -213,7 +213,16 @@ impl Fake {
             }
             RelayKind::Data => {
                 let mut text = ChatText::new();
-                match chat.decrypt(payload, &mut text).expect("alice's message") {
+                let received = chat
+                    .decrypt(now, payload, &mut text, &mut securecom_host::thread_rng())
+                    .expect("alice's message");
+                match received {
+                    Received::Rekey => {
+                        if let Some(n) = chat.write_rekey(now, &mut out).expect("bob's re-key") {
+                            self.session
+                                .relay(now, CHAT, "bob", RelayKind::Data, &out[..n]);
+                        }
+                    }
                     Received::Closed { .. } => {
                         self.seen.lock().expect("seen").close_from_alice = true;
                     }

@@ -224,7 +224,12 @@ impl RawSession {
             let mut scratch: Scratch = [0; MAX_NOISE_MESSAGE];
             let (used, incoming) = self
                 .ch
-                .read(now(), &input[at..], &mut scratch)
+                .read(
+                    now(),
+                    &input[at..],
+                    &mut scratch,
+                    &mut securecom_host::thread_rng(),
+                )
                 .map_err(|e| format!("{}: channel: {e}", self.name))?;
             at += used;
             match incoming {

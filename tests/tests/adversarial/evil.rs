@@ -313,7 +313,10 @@ fn req_reader(id: u64, gen: u64, mut rd: TcpStream, shared: Shared) {
             let Some(conn) = inner.conns.get_mut(&id) else {
                 return;
             };
-            match conn.session.handle_request_input(now(), input) {
+            match conn
+                .session
+                .handle_request_input(now(), input, &mut securecom_host::thread_rng())
+            {
                 Ok(used) => input = &input[used..],
                 Err(_) => failed = true,
             }
