@@ -146,6 +146,11 @@ pub struct ChatArgs {
     /// dialled) or `dial` (only connect out; no listening daemon).
     #[arg(long, env = "SECURECOM_REQUEST_MODE", value_name = "auto|listen|dial")]
     pub request_mode: Option<String>,
+    /// Seconds after which the standard channel and our chats re-key in
+    /// place (1 to 120, the protocol's maximum; default 120).
+    #[arg(long, env = "SECURECOM_REKEY_AFTER", value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(1..=120))]
+    pub rekey_after: Option<u64>,
     /// Script mode: one JSON object per line on stdout per event.
     #[arg(long)]
     pub script: bool,
@@ -241,6 +246,8 @@ pub struct ChatSettings {
     pub daemon_allow: DaemonAllow,
     /// How the request channel is opened.
     pub request_mode: securecom_core::RequestMode,
+    /// The session's limits (re-keying included).
+    pub limits: securecom_core::Limits,
     /// JSON lines on stdout.
     pub script: bool,
 }
@@ -387,6 +394,13 @@ pub fn resolve_chat(args: ChatArgs, file: ConfigFile) -> Result<ChatSettings, St
         daemon_listen,
         daemon_allow,
         request_mode,
+        limits: securecom_core::Limits {
+            rekey_after: args.rekey_after.map_or(
+                securecom_core::Limits::DEFAULT.rekey_after,
+                securecom_core::Duration::from_secs,
+            ),
+            ..securecom_core::Limits::DEFAULT
+        },
         script: args.script,
     })
 }

@@ -48,7 +48,7 @@ use securecom_core::cert::{CaTrust, RevokedSerials};
 use securecom_core::client::EVENT_CAPACITY;
 use securecom_core::message::{user_name, UserName};
 use securecom_core::{
-    Client, ClientConfig, ClientEvent, Error, Instant, Limits, ProtocolError, PublicKey, MAX_FRAME,
+    Client, ClientConfig, ClientEvent, Error, Instant, ProtocolError, PublicKey, MAX_FRAME,
 };
 use securecom_host::certfile::{format_time, unix_now};
 use securecom_host::{os_rng, HostCrypto, Rng};
@@ -419,7 +419,7 @@ pub async fn chat(settings: ChatSettings, ui: Ui) -> i32 {
             ServerTrust::Ca { .. } => PublicKey([0; 32]),
         },
         daemon_port: listener.as_ref().map(|(_, a)| a.port()),
-        limits: Limits::DEFAULT,
+        limits: settings.limits,
     };
     let clock = Clock::new();
     let mut rng = os_rng();

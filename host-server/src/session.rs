@@ -428,7 +428,8 @@ async fn run_on<P: CryptoProvider>(
     }
     t.shared.tickets.forget(t.id);
     t.unlist();
-    debug!(session = id, %peer, "closed");
+    let (rekeys, request_rekeys) = t.session.rekeys();
+    debug!(session = id, %peer, rekeys, request_rekeys, "closed");
 }
 
 async fn incoming_opt(
