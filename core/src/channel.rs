@@ -394,13 +394,7 @@ impl<const R: usize, const Q: usize, P: CryptoProvider> Channel<R, Q, P> {
     /// Returns true when the channel is open.
     fn advance(&mut self, now: Instant) -> Result<bool, Error> {
         if matches!(&self.phase, Phase::Handshake(hs, _) if hs.is_finished()) {
-            let Phase::Handshake(hs, seed) = core::mem::replace(&mut self.phase, Phase::Closed)
-            else {
-                return Err(CryptoError::WrongState.into());
-            };
-            let outer = hs.into_transport(&self.limits, now)?;
-            let layer = PqLayer::from_seed(&outer, seed);
-            self.phase = Phase::PostQuantum(outer, layer);
+            self.start_layer(now)?;
         }
         if let Phase::PostQuantum(outer, layer) = &mut self.phase {
             if layer.is_write_turn() {
@@ -410,15 +404,34 @@ impl<const R: usize, const Q: usize, P: CryptoProvider> Channel<R, Q, P> {
             }
         }
         if matches!(&self.phase, Phase::PostQuantum(_, layer) if layer.is_finished()) {
-            let Phase::PostQuantum(outer, layer) =
-                core::mem::replace(&mut self.phase, Phase::Closed)
-            else {
-                return Err(CryptoError::WrongState.into());
-            };
-            let transport = layer.into_transport(outer, &self.limits, now)?;
-            self.phase = Phase::Transport(Keys::new(transport, self.initiator));
+            self.finish_layer(now)?;
         }
         Ok(self.is_transport())
+    }
+
+    /// The classical handshake gives way to the layer. Not inlined (nor
+    /// [`Self::finish_layer`]): the phases they move (9 KB of frame) are
+    /// gone before the layer's encapsulation in [`Self::advance`].
+    #[inline(never)]
+    fn start_layer(&mut self, now: Instant) -> Result<(), Error> {
+        let Phase::Handshake(hs, seed) = core::mem::replace(&mut self.phase, Phase::Closed) else {
+            return Err(CryptoError::WrongState.into());
+        };
+        let outer = hs.into_transport(&self.limits, now)?;
+        let layer = PqLayer::from_seed(&outer, seed);
+        self.phase = Phase::PostQuantum(outer, layer);
+        Ok(())
+    }
+
+    #[inline(never)]
+    fn finish_layer(&mut self, now: Instant) -> Result<(), Error> {
+        let Phase::PostQuantum(outer, layer) = core::mem::replace(&mut self.phase, Phase::Closed)
+        else {
+            return Err(CryptoError::WrongState.into());
+        };
+        let transport = layer.into_transport(outer, &self.limits, now)?;
+        self.phase = Phase::Transport(Keys::new(transport, self.initiator));
+        Ok(())
     }
 
     /// Queues our next handshake message with `payload`.

@@ -317,6 +317,23 @@ pub struct Client<P: CryptoProvider = RustCrypto> {
     retrying: bool,
 }
 
+/// Reads a relayed chat handshake message, opened in place in a copy, in a
+/// frame of its own: the copy is gone before our answer's encapsulation
+/// (`flush_chat_handshake`, the device's deepest stack).
+#[inline(never)]
+fn read_chat_handshake<P: CryptoProvider>(
+    chat: &mut E2eChat<P>,
+    now: Instant,
+    noise: &[u8],
+) -> Result<(), Error> {
+    let mut msg = [0u8; MAX_E2E_MESSAGE];
+    let msg = msg
+        .get_mut(..noise.len())
+        .ok_or(CryptoError::BufferTooSmall)?;
+    msg.copy_from_slice(noise);
+    chat.read_handshake(now, msg)
+}
+
 /// One request-channel connection (server → our daemon).
 pub struct RequestLink<P: CryptoProvider = RustCrypto> {
     id: u32,
@@ -972,13 +989,7 @@ impl<P: CryptoProvider> Client<P> {
         if chat.id() != chat_id {
             return Ok(());
         }
-        // Opened in place: a copy of the relayed bytes.
-        let mut msg = [0u8; MAX_E2E_MESSAGE];
-        let Some(msg) = msg.get_mut(..noise.len()) else {
-            return self.chat_failed(now, CryptoError::BufferTooSmall.into());
-        };
-        msg.copy_from_slice(noise);
-        if let Err(e) = chat.read_handshake(now, msg) {
+        if let Err(e) = read_chat_handshake(chat, now, noise) {
             return self.chat_failed(now, e);
         }
         self.flush_chat_handshake(now)

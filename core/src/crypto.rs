@@ -97,6 +97,23 @@ pub trait MlKem768:
         seed: &[u8; 64],
         sk: &mut [u8; SECRET_KEY_LEN],
     ) -> Result<(), clatter::error::KemError>;
+
+    /// `encapsulate`, the ciphertext written into `ct` and the secret into
+    /// `ss`: the same draw, checks and bytes, with as few copies of the key
+    /// and ciphertext as the implementation allows (the device's stack: the
+    /// layer encapsulates this way). On error `ct` and `ss` are left as
+    /// they were.
+    fn encapsulate_into<R: clatter::traits::Rng>(
+        pk: &[u8],
+        rng: &mut R,
+        ct: &mut [u8; CIPHERTEXT_LEN],
+        ss: &mut [u8; SHARED_SECRET_LEN],
+    ) -> Result<(), clatter::error::KemError> {
+        let (c, s) = Self::encapsulate(pk, rng)?;
+        ct.copy_from_slice(&c);
+        ss.copy_from_slice(&s[..]);
+        Ok(())
+    }
 }
 
 /// A set of primitives for the `25519_ChaChaPoly_BLAKE2s` suite and its

@@ -77,9 +77,14 @@ impl Kem for Fips203MlKem768 {
     fn decapsulate(ct: &[u8], sk: &[u8]) -> KemResult<Self::Ss> {
         // The conversions run in frames of their own, gone before the
         // decapsulation's deep stack (the device's constraint here).
-        let ct = ciphertext_of(ct)?;
-        let dk = decaps_key_of(sk)?;
-        let ss = dk.try_decaps(&ct).map_err(|_| KemError::Decapsulation)?;
+        // Used where they were returned (by reference): moved out of their
+        // `Result`s, the 3.5 KB of key and ciphertext would be copied.
+        let ct = ciphertext_of(ct);
+        let dk = decaps_key_of(sk);
+        let (Ok(ct), Ok(dk)) = (&ct, &dk) else {
+            return Err(KemError::Input);
+        };
+        let ss = dk.try_decaps(ct).map_err(|_| KemError::Decapsulation)?;
         Ok(SensitiveByteArray::new(ss.into_bytes()))
     }
 }
@@ -117,6 +122,35 @@ impl crate::crypto::MlKem768 for Fips203MlKem768 {
         bytes.as_mut_slice().zeroize();
         Ok(())
     }
+
+    /// `m` drawn first, as `encapsulate` draws it; the key checked in a
+    /// frame of its own, and fips203's ciphertext moved into `ct` (one
+    /// copy of each, where `encapsulate`'s return values make three).
+    fn encapsulate_into<R: Rng>(
+        pk: &[u8],
+        rng: &mut R,
+        ct: &mut [u8; CIPHERTEXT_LEN],
+        ss: &mut [u8; SHARED_SECRET_LEN],
+    ) -> KemResult<()> {
+        let mut m = SensitiveByteArray::new([0u8; 32]);
+        rng.try_fill_bytes(&mut m[..])
+            .map_err(|_| KemError::Encapsulation)?;
+        let ek = encaps_key_of(pk)?;
+        let (s, c) = ek.encaps_from_seed(&m);
+        *ct = c.into_bytes();
+        // fips203's secret wipes itself on drop; `into_bytes` is its copy.
+        let mut s = s.into_bytes();
+        ss.copy_from_slice(&s);
+        s.zeroize();
+        Ok(())
+    }
+}
+
+/// The modulus check of FIPS 203 section 7.2, in a frame of its own.
+#[inline(never)]
+fn encaps_key_of(pk: &[u8]) -> KemResult<ml_kem_768::EncapsKey> {
+    ml_kem_768::EncapsKey::try_from_bytes(pk.try_into().map_err(|_| KemError::Input)?)
+        .map_err(|_| KemError::Input)
 }
 
 /// `ML-KEM.KeyGen_internal(d, z)`, `seed = d || z`: for tests and vectors.
@@ -144,9 +178,7 @@ pub fn encapsulate_with(
     [u8; CIPHERTEXT_LEN],
     SensitiveByteArray<[u8; SHARED_SECRET_LEN]>,
 )> {
-    let pk: [u8; PUBLIC_KEY_LEN] = pk.try_into().map_err(|_| KemError::Input)?;
-    // The modulus check of FIPS 203 section 7.2.
-    let ek = ml_kem_768::EncapsKey::try_from_bytes(pk).map_err(|_| KemError::Input)?;
+    let ek = encaps_key_of(pk)?;
     let (ss, ct) = ek.encaps_from_seed(m);
     Ok((ct.into_bytes(), SensitiveByteArray::new(ss.into_bytes())))
 }

@@ -449,10 +449,9 @@ fn encaps_into<P: CryptoProvider>(
     ct: &mut [u8],
     ss: &mut [u8; 32],
 ) -> Result<(), CryptoError> {
-    let (c, s) = P::Kem::encapsulate(pk, rng).map_err(|_| CryptoError::WeakKey)?;
-    ct.copy_from_slice(&c);
-    ss.copy_from_slice(&s[..]);
-    Ok(())
+    let ct = ct.try_into().map_err(|_| CryptoError::BufferTooSmall)?;
+    <P::Kem as crate::crypto::MlKem768>::encapsulate_into(pk, rng, ct, ss)
+        .map_err(|_| CryptoError::WeakKey)
 }
 
 /// The prologue of a re-keying handshake.
