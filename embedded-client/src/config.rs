@@ -13,6 +13,7 @@
 //! chats 2                 # optional
 //! peer alice 4567…        # optional, repeatable: a known peer's public key
 //! admin alice             # optional: who may send `trust NAME` (must be a `peer`)
+//! rekey_after 120         # optional: seconds between re-keys (1 to 120, the default)
 //! ```
 //!
 //! [`parse`] is pure (it seeds the known-peers table it is given); [`load`]
@@ -91,6 +92,9 @@ pub struct DeviceConfig {
     pub chats: Option<u32>,
     /// Who may send `trust NAME` in a chat (a configured `peer`).
     pub admin: Option<UserName>,
+    /// Seconds after which the standard channel and the device's chats
+    /// re-key in place (1 to 120: the protocol's maximum).
+    pub rekey_after: u32,
 }
 
 /// What is wrong with the configuration.
@@ -157,6 +161,7 @@ pub fn parse(text: &str, peers: &mut KnownPeers) -> Result<DeviceConfig, ConfigE
     let mut call = None;
     let mut chats = None;
     let mut admin = None;
+    let mut rekey_after = 120;
 
     for (index, raw) in text.lines().enumerate() {
         let line = u16::try_from(index + 1).unwrap_or(u16::MAX);
@@ -222,6 +227,12 @@ pub fn parse(text: &str, peers: &mut KnownPeers) -> Result<DeviceConfig, ConfigE
                 })?;
             }
             "admin" => admin = Some(user_name(value).map_err(|_| bad)?),
+            "rekey_after" => {
+                rekey_after = match value.parse::<u32>() {
+                    Ok(s @ 1..=120) => s,
+                    _ => return Err(bad),
+                }
+            }
             _ => return Err(ConfigError::UnknownSetting { line }),
         }
     }
@@ -247,6 +258,7 @@ pub fn parse(text: &str, peers: &mut KnownPeers) -> Result<DeviceConfig, ConfigE
             Some(a) if peers.get(&a).is_none() => return Err(ConfigError::AdminNotPinned),
             a => a,
         },
+        rekey_after,
     })
 }
 

@@ -102,7 +102,10 @@ fn boot() -> (&'static mut Device, Login) {
         user: config.user,
         server_key: config.server_key,
         daemon_port,
-        limits: Limits::DEFAULT,
+        limits: Limits {
+            rekey_after: securecom_core::Duration::from_secs(u64::from(config.rekey_after)),
+            ..Limits::DEFAULT
+        },
     };
     let meter = Meter::default();
     let login = Login {
