@@ -10,8 +10,17 @@
 //!
 //! Invariants checked (a failure is a bug):
 //! - every frame the hub writes on the standard and request channels is
-//!   well-formed, decrypts in order and decodes; the daemon's first message
-//!   is `Ready`;
+//!   well-formed, decrypts in order and decodes as a role message or is a
+//!   valid re-key message; the daemon's first message is `Ready`;
+//! - re-keying: each fake client (initiator of the standard channel) and
+//!   daemon (responder of the request channel) runs [`Keys`]: it answers
+//!   the hub's re-key messages, and a fake client starts a re-key when its
+//!   keys are due as time passes (one whose keys grow overdue meanwhile is
+//!   closed by the hub, legitimately); when a re-key completes, the hub's
+//!   session counts the same number of re-keys, and every later message
+//!   still decrypts in order; a re-key message the fuzzer made (an
+//!   authentic plaintext starting with the marker) never completes a
+//!   re-key: the hub closes that channel;
 //! - `LoginOk` only for the user whose registered key the client holds;
 //!   `ChatStarted`, `ChatRequest` carry the peer's registered key; `Users`
 //!   lists only registered names;
@@ -35,6 +44,7 @@ use securecom_core::message::{
 };
 use securecom_core::noise::{Handshake, Psk, RemoteCheck, RequestTicket, Transport};
 use securecom_core::pq::PqLayer;
+use securecom_core::rekey::{is_rekey_message, Keys};
 use securecom_core::server::RelayKind;
 use securecom_core::{
     Hub, Instant, Registry, ServerConfig, SessionId, MAX_FRAME, MAX_NOISE_MESSAGE, MAX_PLAINTEXT,
@@ -114,7 +124,8 @@ struct Daemon {
     hs: Option<Handshake>,
     /// NNpsk0's transport and the post-quantum layer over it.
     pq: Option<(Transport, PqLayer)>,
-    tr: Option<Transport>,
+    /// The open channel's keys (the hub dialled: it re-keys, we answer).
+    tr: Option<Keys>,
     rx: FrameDecoder<MAX_REQUEST_FRAME>,
     dead: bool,
     got_ready: bool,
@@ -141,7 +152,8 @@ struct Fake {
     hs: Option<Handshake>,
     /// XX's transport and the post-quantum layer over it.
     pq: Option<(Transport, PqLayer)>,
-    tr: Option<Transport>,
+    /// The open channel's keys (we connected: we re-key them).
+    tr: Option<Keys>,
     rx: FrameDecoder<MAX_FRAME>,
     /// Our side stopped reading (the hub sent what we could not read, e.g.
     /// after we broke the protocol ourselves).
@@ -353,7 +365,7 @@ impl FakeClients {
         } else {
             // A client of another version knows no layer: the hub's
             // refusal comes under the XX keys.
-            f.tr = Some(outer);
+            f.tr = Some(Keys::new(outer, true));
         }
         self.feed_hub(who, &bytes);
     }
@@ -363,12 +375,64 @@ impl FakeClients {
             return;
         }
         self.note_sent(who, plain);
-        let Some(tr) = self.fakes[who].as_mut().and_then(|f| f.tr.as_mut()) else {
+        let Some(f) = self.fakes[who].as_mut() else {
             return;
         };
+        let sid = f.sid;
+        let Some(tr) = f.tr.as_mut() else {
+            return;
+        };
+        if crate::is_due_switch(tr, plain) {
+            // Exactly the switch we owe: it goes as ours.
+            self.flush_rekey(who);
+            return;
+        }
+        let forged = crate::forged_rekey(tr, plain);
         let mut ct = [0u8; MAX_NOISE_MESSAGE];
         let n = tr.encrypt(plain, &mut ct).expect("encrypt");
+        let before = self.hub.session(sid).map(|s| s.rekeys().0);
         self.feed_hub(who, &frame_of(&ct[..n]));
+        if forged {
+            let s = self.hub.session(sid);
+            assert!(
+                s.is_none_or(|s| s.is_closed()),
+                "a re-key message the fuzzer made left the hub's session open"
+            );
+            assert!(
+                s.map(|s| s.rekeys().0) <= before,
+                "a re-key message the fuzzer made completed a re-key"
+            );
+        }
+    }
+
+    /// Sends `who`'s next re-key messages on the standard channel, if due;
+    /// when we switch, the hub's session does too.
+    fn flush_rekey(&mut self, who: usize) {
+        let now = self.now;
+        loop {
+            let Some(f) = self.fakes[who].as_mut() else {
+                return;
+            };
+            let sid = f.sid;
+            let Some(tr) = f.tr.as_mut() else { return };
+            let done = tr.rekeys();
+            let Some(frame) = crate::rekey_frame(tr, now, &fake_limits()) else {
+                return;
+            };
+            let ours = tr.rekeys();
+            self.feed_hub(who, &frame);
+            if ours > done {
+                if let Some(s) = self.hub.session(sid).filter(|s| !s.is_closed()) {
+                    assert_eq!(
+                        s.rekeys().0,
+                        ours,
+                        "{} and the hub count different re-keys",
+                        NAMES[who]
+                    );
+                }
+                self.stats.rekeys += 1;
+            }
+        }
     }
 
     /// What an authentic message will make the hub do, judged by the
@@ -436,9 +500,19 @@ impl FakeClients {
         if plain.len() + 16 > MAX_REQUEST_NOISE_MESSAGE {
             return;
         }
+        // (The daemon is the responder: none of its re-key messages is a
+        // switch the hub may take.)
+        let forged = crate::forged_rekey(tr, plain);
         let mut ct = [0u8; MAX_NOISE_MESSAGE];
         let n = tr.encrypt(plain, &mut ct).expect("encrypt");
         self.feed_hub_request(who, &frame_of(&ct[..n]));
+        if forged {
+            // The hub failed the channel (and we dropped our end).
+            assert!(
+                self.fakes[who].as_ref().is_none_or(|f| f.daemon.is_none()),
+                "a re-key message the fuzzer made left the hub's request channel open"
+            );
+        }
     }
 
     /// Reads what the hub wrote to every unstalled fake, and checks it.
@@ -507,11 +581,11 @@ impl FakeClients {
                 "the hub's layer message 2 is valid"
             );
             let (outer, layer) = f.pq.take().expect("layer");
-            f.tr = Some(
-                layer
-                    .into_transport(outer, &fake_limits(), self.now)
-                    .expect("transport"),
-            );
+            let transport = layer
+                .into_transport(outer, &fake_limits(), self.now)
+                .expect("transport");
+            // We connected: we re-key the channel.
+            f.tr = Some(Keys::new(transport, true));
             return false;
         }
         let Some(tr) = f.tr.as_mut() else {
@@ -521,6 +595,13 @@ impl FakeClients {
         let n = tr
             .decrypt(frame, &mut scratch)
             .expect("hub frames decrypt in order");
+        if is_rekey_message(&scratch[..n]) {
+            tr.read_rekey(&mut scratch[..n], self.now, &fake_limits(), &mut self.frng)
+                .expect("the hub's re-key messages are valid");
+            // Messages 2 and 4 are answered at once (3 and 5).
+            self.flush_rekey(who);
+            return true;
+        }
         let msg: ServerMsg = decode(&scratch[..n]).expect("hub messages decode");
         match msg {
             ServerMsg::ChatPending { chat_id, .. }
@@ -597,7 +678,7 @@ impl FakeClients {
         let mut out = vec![0u8; 4 * MAX_REQUEST_FRAME];
         let n = self.hub.poll_request_transmit(sid, &mut out);
         let mut rest = &out[..n];
-        let mut answer = None;
+        let mut answer: Option<Vec<u8>> = None;
         while !rest.is_empty() {
             let Some(d) = self.fakes[who].as_mut().and_then(|f| f.daemon.as_mut()) else {
                 break;
@@ -644,16 +725,43 @@ impl FakeClients {
                             .write_message(&[], outer, &mut out)
                             .expect("layer message 2");
                         let (outer, layer) = d.pq.take().expect("layer");
-                        d.tr = Some(
-                            layer
-                                .into_transport(outer, &fake_limits(), self.now)
-                                .expect("transport"),
-                        );
+                        let transport = layer
+                            .into_transport(outer, &fake_limits(), self.now)
+                            .expect("transport");
+                        // The hub dialled: it re-keys, we answer.
+                        d.tr = Some(Keys::new(transport, false));
                         answer = Some(frame_of(&out[..n]));
                     } else if let Some(tr) = d.tr.as_mut() {
                         let n = tr
                             .decrypt(&frame, &mut scratch)
                             .expect("hub request frames decrypt in order");
+                        if is_rekey_message(&scratch[..n]) {
+                            let done = tr.rekeys();
+                            tr.read_rekey(
+                                &mut scratch[..n],
+                                self.now,
+                                &fake_limits(),
+                                &mut self.frng,
+                            )
+                            .expect("the hub's request re-key messages are valid");
+                            if tr.rekeys() > done {
+                                // Message 5 read: the hub switched when it wrote it.
+                                let ours = tr.rekeys();
+                                let theirs = self.hub.session(sid).map(|s| s.rekeys().1);
+                                assert_eq!(
+                                    theirs,
+                                    Some(ours),
+                                    "the hub and {}'s daemon count different re-keys",
+                                    NAMES[who]
+                                );
+                                self.stats.rekeys += 1;
+                            }
+                            // Messages 1 and 3 are answered at once (2 and 4).
+                            if let Some(f) = crate::rekey_frame(tr, self.now, &fake_limits()) {
+                                answer.get_or_insert_with(Vec::new).extend_from_slice(&f);
+                            }
+                            continue;
+                        }
                         let msg: ServerToDaemon =
                             decode(&scratch[..n]).expect("hub request messages decode");
                         if !d.got_ready {
@@ -772,6 +880,20 @@ impl FakeClients {
             ServerOp::Advance(n) => {
                 self.now = self.now.add(fixtures::step(*n));
                 self.hub.handle_timeout(self.now, &self.reg, &mut self.rng);
+                // Our timers, after the hub's (its came first: keys that
+                // grew overdue meanwhile were closed): each fake client
+                // whose keys are due starts a re-key.
+                for who in 0..5 {
+                    let Some(f) = self.fakes[who].as_mut().filter(|f| !f.dead) else {
+                        continue;
+                    };
+                    let Some(tr) = f.tr.as_mut() else { continue };
+                    if tr.rekey_due(self.now, &fake_limits()) {
+                        tr.start(self.now, &mut self.frng)
+                            .expect("a fake client starts a re-key");
+                        self.flush_rekey(who);
+                    }
+                }
             }
             ServerOp::Shutdown => self.hub.shutdown(self.now, &self.reg),
             ServerOp::DialBack { who, right } => {

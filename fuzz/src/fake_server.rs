@@ -8,7 +8,8 @@
 //! honest E2E peer, "bob", whose KK messages and texts it relays.
 //!
 //! Invariants checked (a failure is a bug):
-//! - every frame the client writes is well-formed, decrypts and decodes;
+//! - every frame the client writes is well-formed, decrypts in order and
+//!   decodes as a role message or is a valid re-key message;
 //! - `handle_input` consumes at least one byte of non-empty input and never
 //!   more than given; no call leaves `EVENT_CAPACITY` events (none lost);
 //! - `LoggedIn` names the configured user;
@@ -25,7 +26,15 @@
 //!   client;
 //! - the ends' `Close`s count right: alice's tells bob how many of his texts
 //!   she never showed, and bob's `Close` ends alice's chat with
-//!   `PeerClosed` and how many of hers he never received.
+//!   `PeerClosed` and how many of hers he never received;
+//! - re-keying: the fake server (responder on the standard channel), its
+//!   daemon links (initiators: they start a re-key when their keys are due,
+//!   as the real server does, when time passes) and bob (initiator when he
+//!   requested the chat) run [`Keys`], answer the client's re-key messages
+//!   and send theirs; when a re-key completes, both ends count the same
+//!   number of re-keys (and every later message still decrypts in order);
+//!   a re-key message the fuzzer made (an authentic plaintext starting
+//!   with the marker) never completes a re-key: the channel closes.
 
 use securecom_core::channel::Scratch;
 use securecom_core::chat::{ChatText, E2eChat, Received};
@@ -39,6 +48,7 @@ use securecom_core::noise::{
     REQUEST_PROLOGUE, STANDARD_PROLOGUE,
 };
 use securecom_core::pq::PqLayer;
+use securecom_core::rekey::{is_rekey_message, Keys};
 use securecom_core::{
     Client, ClientConfig, ClientEvent, Error, Instant, Limits, RequestLink, MAX_FRAME,
     MAX_NOISE_MESSAGE, MAX_PLAINTEXT, MAX_REQUEST_FRAME, MAX_REQUEST_NOISE_MESSAGE,
@@ -185,7 +195,8 @@ struct Link {
     hs: Option<Handshake>,
     /// NNpsk0's transport and the post-quantum layer over it.
     pq: Option<(Transport, PqLayer)>,
-    tr: Option<Transport>,
+    /// The open channel's keys (we dialled: we re-key it).
+    tr: Option<Keys>,
     good_psk: bool,
     rx: FrameDecoder<MAX_REQUEST_FRAME>,
     /// Our side stopped reading (the daemon closed or sent garbage).
@@ -208,7 +219,8 @@ pub struct FakeServer {
     hs: Option<Handshake>,
     /// XX's transport and the post-quantum layer over it.
     pq: Option<(Transport, PqLayer)>,
-    tr: Option<Transport>,
+    /// The open channel's keys (the client re-keys them; we answer).
+    tr: Option<Keys>,
     dead: bool,
     rx: FrameDecoder<MAX_FRAME>,
     hello: Option<Vec<u8>>,
@@ -220,6 +232,8 @@ pub struct FakeServer {
     bob: Option<Bob>,
     /// Texts bob sent that alice has not received yet.
     bob_sent: Vec<String>,
+    /// Re-keys of bob's chat counted in the stats.
+    bob_rekeys: usize,
     /// `ChatMessage` events since bob's chat started.
     bob_delivered: u32,
     /// While bob's `Close` is delivered: the `undelivered` alice's
@@ -310,6 +324,7 @@ impl FakeServer {
             links: Vec::new(),
             bob: None,
             bob_sent: Vec::new(),
+            bob_rekeys: 0,
             bob_delivered: 0,
             closing: None,
             given_ids: Vec::new(),
@@ -482,12 +497,38 @@ impl FakeServer {
         if let Some(id) = id.filter(|id| !self.given_ids.contains(id)) {
             self.given_ids.push(id);
         }
+        // A re-key message the fuzzer made (the client is the initiator:
+        // none of ours is ever a switch it may take).
+        let forged = crate::forged_rekey(tr, plain);
         let mut ct = [0u8; MAX_NOISE_MESSAGE];
         let n = tr.encrypt(plain, &mut ct).expect("fake server encrypts");
         let mut frame = [0u8; MAX_FRAME];
         let f = encode_frame(&ct[..n], &mut frame).expect("frame");
         let frame = frame[..f].to_vec();
+        let before = self.client.rekeys();
         self.feed_client(&frame);
+        if forged {
+            assert!(
+                self.client.is_closed(),
+                "a re-key message the fuzzer made left the client's channel open"
+            );
+            assert!(
+                self.client.rekeys() <= before,
+                "a re-key message the fuzzer made completed a re-key"
+            );
+        }
+    }
+
+    /// Sends our next re-key message on the standard channel, if one is due.
+    fn flush_rekey(&mut self) {
+        let now = self.now;
+        while let Some(f) = self
+            .tr
+            .as_mut()
+            .and_then(|tr| crate::rekey_frame(tr, now, &fake_limits()))
+        {
+            self.feed_client(&f);
+        }
     }
 
     fn send_msg(&mut self, msg: &ServerMsg<'_>) {
@@ -544,11 +585,11 @@ impl FakeServer {
                 .write_message(&[], outer, &mut msg)
                 .expect("layer message 2");
             let (outer, layer) = self.pq.take().expect("layer");
-            self.tr = Some(
-                layer
-                    .into_transport(outer, &fake_limits(), self.now)
-                    .expect("transport"),
-            );
+            let transport = layer
+                .into_transport(outer, &fake_limits(), self.now)
+                .expect("transport");
+            // The client initiated the handshake: it re-keys, we answer.
+            self.tr = Some(Keys::new(transport, false));
             let mut f = [0u8; MAX_FRAME];
             let len = encode_frame(&msg[..n], &mut f).expect("frame");
             let f = f[..len].to_vec();
@@ -614,6 +655,22 @@ impl FakeServer {
         let n = tr
             .decrypt(frame, &mut scratch)
             .expect("every client frame decrypts in order");
+        if is_rekey_message(&scratch[..n]) {
+            let done = tr.rekeys();
+            tr.read_rekey(&mut scratch[..n], self.now, &fake_limits(), &mut self.srng)
+                .expect("every client re-key message is valid");
+            if tr.rekeys() > done {
+                // Message 5 read: the client switched when it wrote it.
+                assert_eq!(
+                    tr.rekeys(),
+                    self.client.rekeys(),
+                    "the client and the server count different re-keys"
+                );
+                self.stats.rekeys += 1;
+            }
+            self.flush_rekey();
+            return;
+        }
         let msg: ClientMsg = decode(&scratch[..n]).expect("every client message decodes");
         match msg {
             ClientMsg::AnnounceDaemon { secret, .. } => {
@@ -646,7 +703,8 @@ impl FakeServer {
             ClientMsg::ChatData { chat_id, noise } => {
                 if let Some(bob) = self.bob.as_mut().filter(|b| b.id == chat_id) {
                     let mut text = ChatText::new();
-                    match bob.chat.decrypt(noise, &mut text) {
+                    match bob.chat.decrypt(self.now, noise, &mut text, &mut self.srng) {
+                        Ok(Received::Rekey) => self.bob_rekey(),
                         Ok(Received::Text) => {
                             let i = self
                                 .alice_sent
@@ -702,6 +760,53 @@ impl FakeServer {
             Ok(None) => {}
             Err(_) => self.bob = None,
         }
+    }
+
+    /// Sends bob's next re-key messages, if due (as chat messages, relayed
+    /// by the server); when he completes one, alice counts the same.
+    fn bob_rekey(&mut self) {
+        // Bob read message 5 (he is the responder)?
+        self.check_chat_rekeys();
+        loop {
+            let Some(bob) = self.bob.as_mut() else { return };
+            let mut buf = [0u8; MAX_NOISE_MESSAGE];
+            let n = match bob.chat.write_rekey(self.now, &mut buf) {
+                Ok(Some(n)) => n,
+                Ok(None) => break,
+                Err(e) => panic!("bob writes his re-key message: {e:?}"),
+            };
+            let id = bob.id;
+            let noise = buf[..n].to_vec();
+            self.send_msg(&ServerMsg::ChatData {
+                chat_id: id,
+                noise: &noise,
+            });
+            // His message 5 (he is the initiator): alice switched on it.
+            self.check_chat_rekeys();
+        }
+    }
+
+    /// When bob completed a re-key of his chat: alice's chat with him (if
+    /// it is still open) counts as many.
+    fn check_chat_rekeys(&mut self) {
+        let Some(bob) = self.bob.as_ref() else { return };
+        let theirs = bob.chat.rekeys();
+        if theirs as usize <= self.bob_rekeys {
+            return;
+        }
+        if let Some(c) = self
+            .client
+            .chat()
+            .filter(|c| c.id() == bob.id && c.is_open() && self.client.is_logged_in())
+        {
+            assert_eq!(
+                c.rekeys(),
+                theirs,
+                "alice's and bob's chat count different re-keys"
+            );
+        }
+        self.stats.rekeys += theirs as usize - self.bob_rekeys;
+        self.bob_rekeys = theirs as usize;
     }
 
     /// Exchanges standard-channel bytes until both sides are quiet.
@@ -770,6 +875,12 @@ impl FakeServer {
         if plain.len() + 16 > securecom_core::MAX_REQUEST_NOISE_MESSAGE {
             return;
         }
+        if crate::is_due_switch(tr, plain) {
+            // Exactly the switch we owe: it goes as ours.
+            self.link_flush_rekey(i);
+            return;
+        }
+        let forged = crate::forged_rekey(tr, plain);
         let mut ct = [0u8; MAX_NOISE_MESSAGE];
         let n = tr.encrypt(plain, &mut ct).expect("link encrypts");
         // An authentic chat request, whether built as one (`LinkMsg`) or
@@ -792,7 +903,46 @@ impl FakeServer {
         let mut f = [0u8; MAX_REQUEST_FRAME];
         let len = encode_frame(&ct[..n], &mut f).expect("frame");
         let f = f[..len].to_vec();
+        let before = self.links[i].link.rekeys();
         self.feed_link(i, &f);
+        if forged {
+            let l = &self.links[i].link;
+            assert!(
+                l.is_closed(),
+                "a re-key message the fuzzer made left the daemon's link open"
+            );
+            assert!(
+                l.rekeys() <= before,
+                "a re-key message the fuzzer made completed a re-key"
+            );
+        }
+    }
+
+    /// Sends link `i`'s next re-key messages, if due (we dialled it: we
+    /// started the re-key); when we switch, the daemon does too.
+    fn link_flush_rekey(&mut self, i: usize) {
+        let now = self.now;
+        loop {
+            let l = &mut self.links[i];
+            let Some(tr) = l.tr.as_mut() else { return };
+            let done = tr.rekeys();
+            let Some(f) = crate::rekey_frame(tr, now, &fake_limits()) else {
+                return;
+            };
+            let switched = tr.rekeys() > done;
+            self.feed_link(i, &f);
+            if switched {
+                let l = &self.links[i];
+                if !l.link.is_closed() {
+                    assert_eq!(
+                        l.link.rekeys(),
+                        l.tr.as_ref().map_or(0, |t| t.rekeys()),
+                        "the daemon and the server count different re-keys"
+                    );
+                }
+                self.stats.rekeys += 1;
+            }
+        }
     }
 
     fn link_poll(&mut self, i: usize) {
@@ -806,6 +956,8 @@ impl FakeServer {
         let mut rest = &out[..n];
         // The layer's first message, to send once the daemon's bytes are read.
         let mut layer_msg = None;
+        // A re-key message was read: our answer is due.
+        let mut rekey_answer = false;
         while !rest.is_empty() {
             let l = &mut self.links[i];
             if l.dead {
@@ -842,11 +994,11 @@ impl FakeServer {
                         let mut m = frame.clone();
                         if layer.read_message(&mut m, outer, &mut scratch) == Ok(0) {
                             let (outer, layer) = l.pq.take().expect("layer");
-                            l.tr = Some(
-                                layer
-                                    .into_transport(outer, &fake_limits(), self.now)
-                                    .expect("transport"),
-                            );
+                            let transport = layer
+                                .into_transport(outer, &fake_limits(), self.now)
+                                .expect("transport");
+                            // We dialled: we re-key the link.
+                            l.tr = Some(Keys::new(transport, true));
                         } else {
                             l.dead = true;
                         }
@@ -854,6 +1006,17 @@ impl FakeServer {
                         let n = tr
                             .decrypt(&frame, &mut scratch)
                             .expect("daemon frames decrypt in order");
+                        if is_rekey_message(&scratch[..n]) {
+                            tr.read_rekey(
+                                &mut scratch[..n],
+                                self.now,
+                                &fake_limits(),
+                                &mut self.srng,
+                            )
+                            .expect("the daemon's re-key messages are valid");
+                            rekey_answer = true;
+                            continue;
+                        }
                         let msg: DaemonToServer =
                             decode(&scratch[..n]).expect("daemon messages decode");
                         if let DaemonToServer::Answer {
@@ -878,6 +1041,10 @@ impl FakeServer {
         }
         if let Some(f) = layer_msg {
             self.feed_link(i, &f);
+            self.link_poll(i);
+        }
+        if rekey_answer {
+            self.link_flush_rekey(i);
             self.link_poll(i);
         }
     }
@@ -1036,6 +1203,7 @@ impl FakeServer {
                     id: chat_id.0,
                 });
                 self.bob_delivered = 0;
+                self.bob_rekeys = 0;
                 self.send_msg(&ServerMsg::ChatStarted {
                     chat_id: chat_id.0,
                     peer: "bob",
@@ -1095,6 +1263,26 @@ impl FakeServer {
                     let l = &mut self.links[i];
                     let _ = self.client.handle_request_timeout(&mut l.link, self.now);
                     self.events();
+                }
+                // Our timers, after the client's (theirs came first): the
+                // links we dialled and bob's chat (if he requested it)
+                // start a re-key when their keys are due.
+                for i in 0..self.links.len() {
+                    let l = &mut self.links[i];
+                    let Some(tr) = l.tr.as_mut().filter(|_| !l.dead) else {
+                        continue;
+                    };
+                    if tr.rekey_due(self.now, &fake_limits()) {
+                        tr.start(self.now, &mut self.srng)
+                            .expect("the server starts a re-key");
+                        self.link_flush_rekey(i);
+                    }
+                }
+                if let Some(bob) = self.bob.as_mut() {
+                    if bob.chat.start_rekey(self.now, &mut self.srng).is_err() {
+                        self.bob = None;
+                    }
+                    self.bob_rekey();
                 }
             }
         }

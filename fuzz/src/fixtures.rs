@@ -76,7 +76,8 @@ impl Registry for Reg {
 }
 
 /// Session limits: the defaults, or small ones so that the fuzzer reaches
-/// the message and age limits within a short input.
+/// the message and age limits, and re-keys (every 20 s or 4 messages),
+/// within a short input.
 pub fn limits(small: bool) -> Limits {
     if small {
         Limits {
@@ -84,6 +85,8 @@ pub fn limits(small: bool) -> Limits {
             max_session_age: Duration::from_secs(120),
             handshake_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(60),
+            rekey_after: Duration::from_secs(20),
+            rekey_after_messages: 4,
         }
     } else {
         Limits {
@@ -91,6 +94,7 @@ pub fn limits(small: bool) -> Limits {
             max_session_age: Duration::from_secs(24 * 3600),
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(300),
+            ..Limits::DEFAULT
         }
     }
 }

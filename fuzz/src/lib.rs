@@ -33,6 +33,10 @@ pub struct Stats {
     pub chats: usize,
     /// Chat texts delivered end to end (or relayed data messages).
     pub texts: usize,
+    /// Re-keys completed between the side under test and its peer (the
+    /// standard and request channels and the chat, counted by the fake
+    /// peers; in the network world, the clients' channels and chats).
+    pub rekeys: usize,
 }
 
 /// Splits a byte stream of well-formed frames (as an honest endpoint writes
@@ -51,6 +55,42 @@ pub fn split_frames(buf: &mut Vec<u8>) -> Vec<Vec<u8>> {
         let rest = buf.split_off(2 + n);
         out.push(core::mem::replace(buf, rest));
     }
+}
+
+/// The bare switch (re-key message 5) as its plaintext: the only re-key
+/// message without randomness or a tag of its own.
+const REKEY_SWITCH: [u8; 2] = [securecom_core::rekey::REKEY_MARKER, 5];
+
+/// True if `plain`, a plaintext the fuzzer chose for a fake peer to send
+/// under `keys`, is a re-key message that is not exactly the one those keys
+/// would write next (the switch, when it is due): one that must never
+/// complete a re-key at the real end.
+pub fn forged_rekey(keys: &securecom_core::rekey::Keys, plain: &[u8]) -> bool {
+    securecom_core::rekey::is_rekey_message(plain) && !is_due_switch(keys, plain)
+}
+
+/// True if `plain` is the switch and `keys` are due to write it (the fake
+/// peer then sends it as its own: [`rekey_frame`]).
+pub fn is_due_switch(keys: &securecom_core::rekey::Keys, plain: &[u8]) -> bool {
+    plain == REKEY_SWITCH
+        && keys.pending_rekey() == Some(REKEY_SWITCH.len() + securecom_core::TAG_LEN)
+}
+
+/// A fake peer's next re-key message, if one is due, sealed under `keys`
+/// and framed (an honest peer's, so it cannot fail).
+pub fn rekey_frame(
+    keys: &mut securecom_core::rekey::Keys,
+    now: securecom_core::Instant,
+    limits: &securecom_core::Limits,
+) -> Option<Vec<u8>> {
+    let mut msg = [0u8; securecom_core::MAX_NOISE_MESSAGE];
+    let n = keys
+        .write_rekey(now, limits, &mut msg)
+        .expect("a fake peer writes its re-key message")?;
+    let mut f = vec![0u8; n + securecom_core::FRAME_HEADER];
+    let len = securecom_core::frame::encode_frame(&msg[..n], &mut f).expect("frame");
+    f.truncate(len);
+    Some(f)
 }
 
 /// Hub invariants: at most one open, logged-in session per user, and

@@ -27,7 +27,13 @@
 //! - when the network lost nothing (no frame flipped, dropped, duplicated or
 //!   injected so far) and is quiet (everything delivered, nothing stalled),
 //!   every logged-in client agrees with its session on the chat: the client
-//!   is in chat `id` with `p` iff its session is.
+//!   is in chat `id` with `p` iff its session is; and on re-keying: the
+//!   client's standard channel and its session's, its open daemon link and
+//!   the session's request channel, and both ends of an open chat, count
+//!   the same number of completed re-keys (with small limits, every 20 s or
+//!   4 messages);
+//! - a flipped frame never completes a re-key at its receiver (a changed
+//!   re-key message fails like any other: the channel closes).
 
 use std::collections::VecDeque;
 
@@ -490,7 +496,9 @@ impl World {
                     .handle_input(c.sid, self.now, rest, &self.reg, &mut self.rng),
                 STD_DOWN => c.client.handle_input(self.now, rest, &mut self.rng),
                 REQ_DOWN => match c.link.as_mut() {
-                    Some(l) => c.client.handle_request_input(l, self.now, rest, &mut self.rng),
+                    Some(l) => c
+                        .client
+                        .handle_request_input(l, self.now, rest, &mut self.rng),
                     None => return,
                 },
                 _ => {
@@ -568,7 +576,73 @@ impl World {
                 "{} and its session disagree on the chat after a loss-free, quiet network",
                 NAMES[u]
             );
+            assert_eq!(
+                c.client.rekeys(),
+                s.rekeys().0,
+                "{} and its session count different re-keys after a loss-free, quiet network",
+                NAMES[u]
+            );
+            if let Some(l) = c
+                .link
+                .as_ref()
+                .filter(|l| l.is_authenticated() && !l.is_closed() && s.daemon_reachable())
+            {
+                assert_eq!(
+                    l.rekeys(),
+                    s.rekeys().1,
+                    "{}'s daemon and its session count different request re-keys after a \
+                     loss-free, quiet network",
+                    NAMES[u]
+                );
+            }
+            let Some(mine) = c.client.chat().filter(|ch| ch.is_open()) else {
+                continue;
+            };
+            let peer = name_index(mine.peer())
+                .and_then(|p| self.conns.get(p)?.as_ref())
+                .filter(|p| !p.closed && p.client.is_logged_in())
+                .and_then(|p| p.client.chat())
+                .filter(|ch| ch.id() == mine.id() && ch.is_open());
+            if let Some(theirs) = peer {
+                assert_eq!(
+                    mine.rekeys(),
+                    theirs.rekeys(),
+                    "the ends of chat {} count different re-keys after a loss-free, quiet network",
+                    mine.id()
+                );
+            }
         }
+    }
+
+    /// Re-keys completed at the receiving end of `u`'s channel `chan` (its
+    /// chat's included, for the client's standard channel).
+    fn rekeys_at(&self, u: usize, chan: usize) -> u32 {
+        let Some(c) = self.conns[u].as_ref() else {
+            return 0;
+        };
+        let session = self.hub.session(c.sid);
+        match chan {
+            STD_UP => session.map_or(0, |s| s.rekeys().0),
+            STD_DOWN => c.client.rekeys() + c.client.chat().map_or(0, |ch| ch.rekeys()),
+            REQ_DOWN => c.link.as_ref().map_or(0, |l| l.rekeys()),
+            _ => session.map_or(0, |s| s.rekeys().1),
+        }
+    }
+
+    /// Re-keys completed so far (the clients' channels and chats; a
+    /// high-water mark, for the stats).
+    fn count_rekeys(&mut self) {
+        let n: u32 = self
+            .conns
+            .iter()
+            .flatten()
+            .map(|c| {
+                c.client.rekeys()
+                    + c.link.as_ref().map_or(0, |l| l.rekeys())
+                    + c.client.chat().map_or(0, |ch| ch.rekeys())
+            })
+            .sum();
+        self.stats.rekeys = self.stats.rekeys.max(n as usize);
     }
 
     /// Delivers everything queued, unmodified, until quiet (bounded).
@@ -620,7 +694,15 @@ impl World {
                     self.lossy |= *mask != 0;
                     let i = usize::from(*pos) % f.len();
                     f[i] ^= *mask;
+                    let before = self.rekeys_at(u, c);
                     self.deliver(u, c, &f);
+                    if *mask != 0 {
+                        assert!(
+                            self.rekeys_at(u, c) <= before,
+                            "a flipped frame completed a re-key ({} channel {c})",
+                            NAMES[u]
+                        );
+                    }
                 }
             }
             WorldOp::Drop { who, chan } => {
@@ -676,6 +758,7 @@ impl World {
             WorldOp::DaemonFail { who } => self.daemon_fail(usize::from(*who) % USERS),
         }
         self.settle();
+        self.count_rekeys();
     }
 
     fn cmd(&mut self, u: usize, cmd: &Cmd) {

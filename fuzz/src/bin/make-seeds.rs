@@ -409,6 +409,36 @@ fn main() {
         s.logins == 1 && s.chats == 1 && s.texts == 3
     });
     write("client", "fake-bob-close", &seed);
+    // Re-keying (small limits: every 20 s): the client re-keys its standard
+    // channel and, as the requester, the chat; texts flow on after both.
+    let rekey = vec![
+        C::Login,
+        C::Cmd(Cmd::RequestChat(name("bob"))),
+        C::Pump,
+        C::Msg(ArbServerMsg::ChatPending {
+            chat_id: Cid(2),
+            user: name("bob"),
+        }),
+        C::BobStart {
+            chat_id: Cid(2),
+            alice_initiator: true,
+        },
+        C::Pump,
+        C::Cmd(Cmd::SendText(text("before"))),
+        C::Pump,
+        C::BobText(text("before too")),
+        C::Advance(1300),
+        C::Pump,
+        C::Cmd(Cmd::SendText(text("after"))),
+        C::Pump,
+        C::BobText(text("after too")),
+        C::Pump,
+    ];
+    let seed = op_seed(2, &rekey);
+    check("client/fake-rekey", targets::client(&seed), |s| {
+        s.logins == 1 && s.chats == 1 && s.texts == 4 && s.rekeys >= 2
+    });
+    write("client", "fake-rekey", &seed);
     let refused = vec![
         C::Hello(Bytes(vec![PROTOCOL_VERSION, 0])),
         C::Pump,
@@ -528,6 +558,29 @@ fn main() {
     });
     write("client", "network-close", &seed);
     write("server_session", "network-close", &seed);
+    // Re-keying over the network (small limits: every 20 s or 4 messages):
+    // the clients re-key their standard channels, the hub the request
+    // channels, alice (the requester) the chat; texts flow on after.
+    let rekey = vec![
+        cmd(0, Cmd::RequestChat(name("bob"))),
+        N::Pump,
+        cmd(1, Cmd::Answer(true)),
+        N::Pump,
+        cmd(0, Cmd::SendText(text("before"))),
+        N::Pump,
+        N::Advance(1300),
+        N::Pump,
+        cmd(1, Cmd::SendText(text("after"))),
+        N::Pump,
+        cmd(0, Cmd::SendText(text("again"))),
+        N::Pump,
+    ];
+    let seed = op_seed(3, &rekey);
+    check("client/network-rekey", targets::client(&seed), |s| {
+        s.chats == 2 && s.texts == 3 && s.rekeys >= 3
+    });
+    write("client", "network-rekey", &seed);
+    write("server_session", "network-rekey", &seed);
     let replace = vec![
         N::Stall { who: 1, chan: 1 },
         cmd(0, Cmd::RequestChat(name("bob"))),
@@ -703,6 +756,38 @@ fn main() {
         S::Shutdown,
     ];
     write("server_session", "fake-raw", &op_seed(2, &raw));
+    // Re-keying: alice's fake client re-keys her standard channel, the hub
+    // her daemon's request channel (which answers a keep-alive first, or
+    // the hub would find it gone); messages flow on after.
+    let rekey = vec![
+        S::Login { who: 0 },
+        S::Msg {
+            who: 0,
+            msg: ArbClientMsg::AnnounceDaemon { port: 1, secret: 1 },
+        },
+        S::Dial { ok: true },
+        S::Advance(4000),
+        S::DaemonMsg {
+            who: 0,
+            msg: ArbDaemonToServer::Pong,
+        },
+        S::Advance(3600),
+        S::Msg {
+            who: 0,
+            msg: ArbClientMsg::ListUsers,
+        },
+        S::DaemonMsg {
+            who: 0,
+            msg: ArbDaemonToServer::Pong,
+        },
+    ];
+    let seed = op_seed(0, &rekey);
+    check(
+        "server_session/fake-rekey",
+        targets::server_session(&seed),
+        |s| s.logins == 1 && s.daemons == 1 && s.rekeys >= 2,
+    );
+    write("server_session", "fake-rekey", &seed);
 
     // ---------------------------------------------------------------- daemon
     use DaemonOp as D;
@@ -765,6 +850,36 @@ fn main() {
         D::Closed { link: 1 },
     ];
     write("daemon", "plain-timeout", &op_seed(2, &daemon2));
+    // Re-keying: the server re-keys the link it dialled when its keys are
+    // due (a keep-alive first: the daemon drops a link silent for 90 s),
+    // the client its standard channel; a request and its answer flow after.
+    let rekey = vec![
+        D::Open { good_psk: true },
+        D::Handshake { link: 0 },
+        D::Msg {
+            link: 0,
+            msg: ArbServerToDaemon::Ready,
+        },
+        D::Advance(5000),
+        D::Msg {
+            link: 0,
+            msg: ArbServerToDaemon::Ping,
+        },
+        D::Advance(2600),
+        D::Poll { link: 0 },
+        D::Pump,
+        D::Msg {
+            link: 0,
+            msg: chat_request(6, "carol"),
+        },
+        D::Answer(true),
+        D::Poll { link: 0 },
+    ];
+    let seed = op_seed(0, &rekey);
+    check("daemon/rekey", targets::daemon(&seed), |s| {
+        s.daemons >= 1 && s.rekeys >= 2
+    });
+    write("daemon", "rekey", &seed);
     regressions();
     println!("done");
 }
