@@ -3,6 +3,13 @@
 //!
 //! - `handshake/{XX,NNpsk0,KK}`: one full in-process handshake (both sides,
 //!   empty payloads, into transport mode), our wrapper vs `snow` 0.10.
+//! - `hybrid/{XX,NNpsk0,KK}`: the same handshake followed by protocol 3's
+//!   post-quantum layer (ML-KEM-768, `pq::PqLayer`), as every session
+//!   opens, next to `snow`'s classical handshake (the anchor: what the
+//!   layer adds is the ratio's excess over `handshake/`'s).
+//! - `rekey`: one re-key in place (`rekey::Keys`: the five messages of
+//!   `docs/PROTOCOL.md` 4.10, both sides, each sealed by the running
+//!   session), next to `snow`'s `Noise_NNpsk0` handshake (its classical part).
 //! - `transport/{64,256,1008}B`: one message encrypted by one side and
 //!   decrypted by the other, our `Transport` vs the raw `ChaCha20Poly1305`
 //!   AEAD (same copies, no Noise). 1008 B is the largest plaintext a
@@ -23,6 +30,8 @@ use securecom_core::noise::{
     Handshake, HandshakeParams, Pattern, Psk, RemoteCheck, Transport, REQUEST_PROLOGUE,
     STANDARD_PROLOGUE,
 };
+use securecom_core::pq::PqLayer;
+use securecom_core::rekey::Keys as SessionKeys;
 use securecom_core::{Instant, Limits, StaticSecret, MAX_NOISE_MESSAGE, MAX_PLAINTEXT};
 
 const PSK: [u8; 32] = [0x42; 32];
@@ -164,6 +173,98 @@ fn handshakes(c: &mut Criterion) {
     }
 }
 
+/// A classical handshake and the post-quantum layer over it, both sides.
+fn ours_hybrid(
+    pattern: Pattern,
+    keys: &Keys,
+    psk: &Psk,
+    rng: &mut ChaCha20Rng,
+) -> (Transport, Transport) {
+    let (mut oi, mut or) = ours_handshake(pattern, keys, psk, rng);
+    let mut li = PqLayer::new(true, &oi, rng).expect("layer");
+    let mut lr = PqLayer::new(false, &or, rng).expect("layer");
+    let mut wire = [0u8; MAX_NOISE_MESSAGE];
+    let mut plain = [0u8; 64];
+    let n = li.write_message(&[], &mut oi, &mut wire).expect("pq 1");
+    lr.read_message(&mut wire[..n], &mut or, &mut plain)
+        .expect("pq 1");
+    let n = lr.write_message(&[], &mut or, &mut wire).expect("pq 2");
+    li.read_message(&mut wire[..n], &mut oi, &mut plain)
+        .expect("pq 2");
+    (
+        li.into_transport(oi, &Limits::DEFAULT, Instant::ZERO)
+            .expect("transport"),
+        lr.into_transport(or, &Limits::DEFAULT, Instant::ZERO)
+            .expect("transport"),
+    )
+}
+
+fn hybrid(c: &mut Criterion) {
+    let keys = keys();
+    let psk = Psk::from_bytes(PSK);
+    for pattern in [Pattern::XX, Pattern::NNpsk0, Pattern::KK] {
+        let mut g = c.benchmark_group(format!("hybrid/{pattern:?}"));
+        g.throughput(Throughput::Elements(1));
+        let mut rng = ChaCha20Rng::seed_from_u64(4);
+        g.bench_function("securecom", |b| {
+            b.iter(|| black_box(ours_hybrid(pattern, &keys, &psk, &mut rng)))
+        });
+        g.bench_function("snow-classical", |b| {
+            b.iter(|| black_box(snow_handshake(pattern, &keys)))
+        });
+        g.finish();
+    }
+}
+
+/// One whole re-key of a running session, both sides: returns how many
+/// bytes crossed the wire.
+fn one_rekey(a: &mut SessionKeys, b: &mut SessionKeys, rng: &mut ChaCha20Rng) -> usize {
+    let limits = Limits::DEFAULT;
+    let now = Instant::ZERO;
+    let mut wire = [0u8; MAX_NOISE_MESSAGE];
+    let mut plain = [0u8; MAX_NOISE_MESSAGE];
+    let mut bytes = 0;
+    a.start(now, rng).expect("start");
+    for step in 0..5 {
+        let (from, to) = if step % 2 == 0 {
+            (&mut *a, &mut *b)
+        } else {
+            (&mut *b, &mut *a)
+        };
+        let n = from
+            .write_rekey(now, &limits, &mut wire)
+            .expect("write")
+            .expect("due");
+        bytes += n;
+        let m = to.decrypt(&wire[..n], &mut plain).expect("decrypt");
+        to.read_rekey(&mut plain[..m], now, &limits, rng)
+            .expect("read");
+    }
+    bytes
+}
+
+fn rekey(c: &mut Criterion) {
+    let keys = keys();
+    let psk = Psk::from_bytes(PSK);
+    let mut rng = ChaCha20Rng::seed_from_u64(5);
+    let (i, r) = ours_hybrid(Pattern::XX, &keys, &psk, &mut rng);
+    let (mut a, mut b) = (SessionKeys::new(i, true), SessionKeys::new(r, false));
+    let mut g = c.benchmark_group("rekey");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("securecom", |bch| {
+        bch.iter(|| black_box(one_rekey(&mut a, &mut b, &mut rng)))
+    });
+    g.bench_function("snow-NNpsk0", |bch| {
+        bch.iter(|| black_box(snow_handshake(Pattern::NNpsk0, &keys)))
+    });
+    g.finish();
+    // The re-key's wire bytes (sealed messages, without frame headers).
+    eprintln!(
+        "rekey: {} bytes on the wire",
+        one_rekey(&mut a, &mut b, &mut rng)
+    );
+}
+
 fn transport(c: &mut Criterion) {
     let keys = keys();
     let psk = Psk::from_bytes(PSK);
@@ -225,6 +326,6 @@ criterion_group! {
         .measurement_time(Duration::from_secs(2))
         .warm_up_time(Duration::from_millis(500))
         .sample_size(20);
-    targets = handshakes, transport
+    targets = handshakes, hybrid, rekey, transport
 }
 criterion_main!(noise);

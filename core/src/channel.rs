@@ -167,6 +167,8 @@ pub struct Channel<
     limits: Limits,
     /// Initiator of the handshake (and so of re-keys).
     initiator: bool,
+    /// Re-keys completed by keys this channel has dropped (at its close).
+    past_rekeys: u32,
     created: Instant,
     last_rx: Instant,
     last_tx: Instant,
@@ -195,6 +197,7 @@ impl<const R: usize, const Q: usize, P: CryptoProvider> Channel<R, Q, P> {
             tx: TxQueue::new(),
             limits,
             initiator,
+            past_rekeys: 0,
             created: now,
             last_rx: now,
             last_tx: now,
@@ -222,6 +225,7 @@ impl<const R: usize, const Q: usize, P: CryptoProvider> Channel<R, Q, P> {
             tx: TxQueue::new(),
             limits,
             initiator: false,
+            past_rekeys: 0,
             created: Instant::ZERO,
             last_rx: Instant::ZERO,
             last_tx: Instant::ZERO,
@@ -240,6 +244,7 @@ impl<const R: usize, const Q: usize, P: CryptoProvider> Channel<R, Q, P> {
     ) -> Result<(), Error> {
         let initiator = hs.is_initiator();
         self.initiator = initiator;
+        self.past_rekeys = 0;
         self.phase = Phase::Handshake(hs, LayerSeed::undrawn(initiator));
         if let Err(e) = self.draw_layer_seed(rng) {
             self.phase = Phase::Closed;
@@ -303,6 +308,7 @@ impl<const R: usize, const Q: usize, P: CryptoProvider> Channel<R, Q, P> {
 
     /// Drops all keys; nothing more is read or sent (queued frames stay queued).
     pub fn close(&mut self) {
+        self.past_rekeys = self.rekeys();
         self.phase = Phase::Closed;
         self.rx.clear();
     }
@@ -631,11 +637,11 @@ impl<const R: usize, const Q: usize, P: CryptoProvider> Channel<R, Q, P> {
         }
     }
 
-    /// How many re-keys this channel has completed.
+    /// How many re-keys this channel has completed (closed or not).
     pub fn rekeys(&self) -> u32 {
         match &self.phase {
-            Phase::Transport(keys) => keys.rekeys(),
-            _ => 0,
+            Phase::Transport(keys) => self.past_rekeys.saturating_add(keys.rekeys()),
+            _ => self.past_rekeys,
         }
     }
 

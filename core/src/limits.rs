@@ -98,7 +98,8 @@ const _: () = assert!(crate::pq::MAX_PQ_MESSAGE <= MAX_E2E_MESSAGE);
 const _: () = assert!(crate::pq::MAX_PQ_MESSAGE <= MAX_REQUEST_NOISE_MESSAGE);
 const _: () = assert!(crate::rekey::MAX_REKEY_MESSAGE <= MAX_E2E_MESSAGE);
 const _: () = assert!(crate::rekey::MAX_REKEY_MESSAGE <= MAX_REQUEST_NOISE_MESSAGE);
-const _: () = assert!(FRAME_HEADER + 1 + 5 + 2 + crate::rekey::MAX_REKEY_MESSAGE + TAG_LEN == MIN_MAX_FRAME);
+const _: () =
+    assert!(FRAME_HEADER + 1 + 5 + 2 + crate::rekey::MAX_REKEY_MESSAGE + TAG_LEN == MIN_MAX_FRAME);
 const _: () = assert!(MAX_USERS_PER_MESSAGE * (MAX_USER_NAME + 1) + 8 <= MAX_PLAINTEXT);
 const _: () = assert!(MAX_NOISE_MESSAGE <= u16::MAX as usize);
 

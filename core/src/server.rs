@@ -273,6 +273,8 @@ pub struct ServerSession<P: CryptoProvider = RustCrypto> {
     request_opening: bool,
     /// A client-dialled request channel is awaited until then.
     request_awaited_until: Option<Instant>,
+    /// Re-keys of this session's request channels that are gone.
+    past_request_rekeys: u32,
     request_keepalive: Duration,
     events: Deque<ServerEvent, SERVER_EVENT_CAPACITY>,
     /// The E2E message of the last `Relay` event (one per input frame).
@@ -304,6 +306,7 @@ impl<P: CryptoProvider> ServerSession<P> {
             request_psk: None,
             request_opening: false,
             request_awaited_until: None,
+            past_request_rekeys: 0,
             request_keepalive: if config.request_keepalive.as_millis()
                 > MAX_REQUEST_KEEPALIVE.as_millis()
                 || config.request_keepalive.as_millis() == 0
@@ -406,13 +409,22 @@ impl<P: CryptoProvider> ServerSession<P> {
         self.request.as_mut().map_or(0, |c| c.poll_transmit(out))
     }
 
-    /// How many re-keys the standard channel and the current request
-    /// channel have completed.
+    /// How many re-keys the standard channel and the session's request
+    /// channels (all of them, closed ones included) have completed.
     pub fn rekeys(&self) -> (u32, u32) {
+        let current = self.request.as_ref().map_or(0, |r| r.rekeys());
         (
             self.std.rekeys(),
-            self.request.as_ref().map_or(0, |r| r.rekeys()),
+            self.past_request_rekeys.saturating_add(current),
         )
+    }
+
+    /// Closes and forgets the request channel, keeping its re-key count.
+    fn drop_request_channel(&mut self) {
+        if let Some(mut old) = self.request.take() {
+            old.close();
+            self.past_request_rekeys = self.past_request_rekeys.saturating_add(old.rekeys());
+        }
     }
 
     /// When to call [`Self::handle_timeout`].
@@ -948,10 +960,7 @@ impl<P: CryptoProvider> ServerSession<P> {
         self.request_psk = Some(Psk::for_request_channel(hash, secret));
         self.request_opening = true;
         self.request_awaited_until = None;
-        if let Some(old) = &mut self.request {
-            old.close();
-        }
-        self.request = None;
+        self.drop_request_channel();
         // A request delivered over the old channel can no longer be answered.
         self.fail_asked(RefuseReason::Unreachable);
         Ok(())
@@ -1239,10 +1248,7 @@ impl<P: CryptoProvider> ServerSession<P> {
     /// The daemon could not be reached, its handshake failed, or its
     /// connection dropped: tell the client, fail a pending request.
     pub fn request_channel_failed(&mut self, now: Instant) {
-        if let Some(req) = &mut self.request {
-            req.close();
-        }
-        self.request = None;
+        self.drop_request_channel();
         self.request_opening = false;
         self.request_awaited_until = None;
         self.fail_asked(RefuseReason::Unreachable);

@@ -381,7 +381,8 @@ impl Client {
         Self::spawn(server, server_key, name, key_file, daemon_listen).logged_in()
     }
 
-    fn logged_in(mut self) -> Client {
+    /// Waits until logged in with the daemon reachable.
+    pub fn logged_in(mut self) -> Client {
         self.expect("logged_in");
         self.expect_where("daemon reachable", |v| {
             v["event"] == "daemon" && v["reachable"] == true

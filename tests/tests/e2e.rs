@@ -339,3 +339,88 @@ fn server_on_the_portable_provider_serves_the_same_clients() {
         v["event"] == "chat_ended" && v["reason"] == "peer_closed" && v["undelivered"] == 0
     });
 }
+
+/// Re-keying in place with the real programs (`docs/PROTOCOL.md` 4.10): the
+/// server re-keys request channels and the clients their standard channels
+/// and chats every second; a chat and a chat request go on across several
+/// re-keys of each, every text arriving in order, and the server's log
+/// counts the re-keys of both channels of each session.
+#[test]
+fn sessions_rekey_in_place_while_users_chat() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start_with(dir.path(), &["--rekey-after", "1"]);
+    let users: Vec<User> = ["alice", "bob"]
+        .iter()
+        .map(|n| User::registered(dir.path(), &server, n))
+        .collect();
+    let start = |u: &User| {
+        Client::spawn_trusting(
+            server.addr,
+            &["--server-key", &server.key, "--rekey-after", "1"],
+            &u.name,
+            &u.key_file,
+            "127.0.0.1:0",
+        )
+        .logged_in()
+    };
+    let mut alice = start(&users[0]);
+    let mut bob = start(&users[1]);
+    open_chat(&mut alice, &mut bob);
+    let started = std::time::Instant::now();
+    let mut n = 0;
+    while started.elapsed() < Duration::from_secs(5) {
+        say(&mut alice, &mut bob, &format!("a{n}"));
+        say(&mut bob, &mut alice, &format!("b{n}"));
+        n += 1;
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    // The chat is still the same one (no chat_ended on either side) ...
+    for c in [&alice, &bob] {
+        assert!(
+            !c.seen.iter().any(|v| v["event"] == "chat_ended"),
+            "{}: {:?}",
+            c.name,
+            c.seen
+        );
+    }
+    // ... and a new request crosses the re-keyed request channel.
+    alice.send("/leave");
+    alice.expect("chat_ended");
+    bob.expect("chat_ended");
+    std::thread::sleep(Duration::from_millis(1500));
+    open_chat(&mut alice, &mut bob);
+    say(&mut alice, &mut bob, "after the re-keys");
+    for c in [&mut alice, &mut bob] {
+        c.send("/quit");
+        c.wait();
+    }
+    // Each session's close line: re-keys of its standard and request channels.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let counts = loop {
+        let log = server.log();
+        let counts: Vec<(u64, u64)> = log
+            .lines()
+            .filter(|l| l.contains(" closed") && l.contains("rekeys="))
+            .map(|l| {
+                let field = |name: &str| {
+                    l.split(name)
+                        .nth(1)
+                        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+                        .and_then(|d| d.parse().ok())
+                        .unwrap_or(0)
+                };
+                (field(" rekeys="), field(" request_rekeys="))
+            })
+            .collect();
+        if counts.len() >= 2 || std::time::Instant::now() > deadline {
+            break counts;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(counts.len(), 2, "two sessions closed: {counts:?}");
+    eprintln!("{}", server.log());
+    for (std_rekeys, req_rekeys) in counts {
+        assert!(std_rekeys >= 3, "standard channel re-keys: {std_rekeys}");
+        assert!(req_rekeys >= 3, "request channel re-keys: {req_rekeys}");
+    }
+}
