@@ -1,9 +1,11 @@
 //! The reference transcript of `docs/PROTOCOL.md` section 13, rebuilt from
 //! the document alone on raw primitives (`blake2`, `chacha20poly1305`,
 //! `x25519-dalek`, `fips203`; no clatter, nothing of the core): Noise's
-//! symmetric state, XX, NNpsk0 and KK, the post-quantum layer of 4.6 and the
-//! first transport messages, each value checked to be the one the document
-//! quotes. A second implementation of the layer besides clatter's, and the
+//! symmetric state, XX, NNpsk0 and KK, the post-quantum layer of 4.6, the
+//! first transport messages and the re-key in place of the standard channel
+//! (4.10), each value checked to be the one the document quotes. The re-key
+//! was written from 4.10 and 4.6 alone, without reading `core/src/rekey.rs`
+//! or `core/src/pq.rs`. A second implementation of the layer besides clatter's, and the
 //! check that the document is enough to write one.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -157,9 +159,9 @@ fn outer_of(s: &Sym) -> Outer {
     }
 }
 
-/// The layer; returns (msg1, msg2, session h, session i2r, session r2i)
-/// The layer's two messages, the session hash, its two keys (i2r, r2i).
-type Layered = (Vec<u8>, Vec<u8>, [u8; 32], [u8; 32], [u8; 32]);
+/// The layer's two messages, the session hash, its two keys (i2r, r2i)
+/// and its final chaining key (which keys the next re-key, 4.10).
+type Layered = (Vec<u8>, Vec<u8>, [u8; 32], [u8; 32], [u8; 32], [u8; 32]);
 
 fn layer(o: &Outer, d: u8, z: u8, m: u8) -> Layered {
     let psk = hmac(&o.ck, &[b"secureCom/2/hybrid-psk"]);
@@ -191,7 +193,7 @@ fn layer(o: &Outer, d: u8, z: u8, m: u8) -> Layered {
     inner2.extend(s.enc_hash(&[]));
     let msg2 = aead(&o.r2i, 0, &[], &inner2);
     let (a, b) = s.split();
-    (msg1, msg2, s.h, a, b)
+    (msg1, msg2, s.h, a, b, s.ck)
 }
 
 #[test]
@@ -227,7 +229,7 @@ fn the_documented_transcript_is_rebuilt_from_raw_primitives() {
     quoted(&doc, "XX3", &h(&m3));
     let o = outer_of(&s);
     quoted(&doc, "XX_OUTER_HASH", &h(&o.h));
-    let (p1, p2, hs, i2r, r2i) = layer(&o, 0x08, 0x28, 0x48);
+    let (p1, p2, hs, i2r, r2i, ck_std) = layer(&o, 0x08, 0x28, 0x48);
     assert_eq!(p1.len(), 1216);
     quoted(&doc, "XX_PQ1 digest", &h(&hash(&[&p1])));
     quoted(&doc, "XX_PQ1 head", &h(&p1[..32]));
@@ -247,6 +249,7 @@ fn the_documented_transcript_is_rebuilt_from_raw_primitives() {
         "DaemonStatus",
         &h(&aead(&r2i, 1, &[], &unhex("0201"))),
     );
+    rekey_of_the_standard_channel(&doc, hs, ck_std, i2r, r2i);
     let psk = hmac(&hs, &[b"secureCom/1/request-psk", &seq(0xe0)]);
     quoted(&doc, "REQUEST_PSK", &h(&psk));
     quoted(
@@ -272,7 +275,7 @@ fn the_documented_transcript_is_rebuilt_from_raw_primitives() {
     quoted(&doc, "NN2", &h(&n2));
     let o = outer_of(&s);
     quoted(&doc, "NN_OUTER_HASH", &h(&o.h));
-    let (p1, p2, hs, i2r, r2i) = layer(&o, 0x68, 0x88, 0x98);
+    let (p1, p2, hs, i2r, r2i, _) = layer(&o, 0x68, 0x88, 0x98);
     assert_eq!(p1.len(), 1216);
     quoted(&doc, "NN_PQ1 digest", &h(&hash(&[&p1])));
     assert_eq!(p2.len(), 1120);
@@ -310,7 +313,7 @@ fn the_documented_transcript_is_rebuilt_from_raw_primitives() {
     quoted(&doc, "KK2", &h(&k2));
     let o = outer_of(&s);
     quoted(&doc, "KK_OUTER_HASH", &h(&o.h));
-    let (p1, p2, hs, i2r, r2i) = layer(&o, 0xc8, 0xe8, 0xa8);
+    let (p1, p2, hs, i2r, r2i, _) = layer(&o, 0xc8, 0xe8, 0xa8);
     assert_eq!(p1.len(), 1216);
     quoted(&doc, "KK_PQ1 digest", &h(&hash(&[&p1])));
     assert_eq!(p2.len(), 1120);
@@ -327,4 +330,78 @@ fn the_documented_transcript_is_rebuilt_from_raw_primitives() {
         &h(&aead(&r2i, 0, &[], &unhex("000106686920626f62"))),
     );
     quoted(&doc, "CloseBob", &h(&aead(&i2r, 1, &[], &unhex("010101"))));
+}
+
+/// 4.10 over the standard channel of the transcript: after `LoginOk`
+/// (server #0), `AnnounceDaemon` (alice #0) and `DaemonStatus` (server #1),
+/// alice (the initiator) re-keys. Each step is `ff || step || body`, sealed
+/// as a transport message with the sender's current key and next nonce:
+/// alice's #1, #2, #3 (steps 1, 3, 5), the server's #2, #3 (steps 2, 4).
+/// Then the first message each way under the new keys (nonce 0): alice's
+/// `Ping` (`06`) and the server's `Pong` (`0a`).
+fn rekey_of_the_standard_channel(
+    doc: &str,
+    h_std: [u8; 32],
+    ck_std: [u8; 32],
+    i2r: [u8; 32],
+    r2i: [u8; 32],
+) {
+    let (ae, se) = (seq(0x10), seq(0x30));
+    let psk = hmac(&ck_std, &[b"secureCom/2/rekey-secret"]);
+    quoted(doc, "REKEY_PSK", &h(&psk));
+    // NNpsk0, prologue "secureCom/2/rekey" (4.4's pattern).
+    let mut s = Sym::new("Noise_NNpsk0_25519_ChaChaPoly_BLAKE2s");
+    s.mix_hash(b"secureCom/2/rekey");
+    s.mix_key_and_hash(&psk);
+    s.mix_hash(&pubk(&ae));
+    s.mix_key(&pubk(&ae));
+    let mut n1 = pubk(&ae).to_vec();
+    n1.extend(s.enc_hash(&[]));
+    s.mix_hash(&pubk(&se));
+    s.mix_key(&pubk(&se));
+    s.mix_key(&dh(&se, &pubk(&ae)));
+    let mut n2 = pubk(&se).to_vec();
+    n2.extend(s.enc_hash(&[]));
+    quoted(doc, "REKEY_NN1", &h(&n1));
+    quoted(doc, "REKEY_NN2", &h(&n2));
+    let o = outer_of(&s);
+    quoted(doc, "REKEY_OUTER_HASH", &h(&o.h));
+    // The layer over it, alice its initiator, fresh KEM randomness.
+    let (p1, p2, h_layer, new_i2r, new_r2i, ck_next) = layer(&o, 0x18, 0x38, 0x58);
+    assert_eq!((p1.len(), p2.len()), (1216, 1120));
+    quoted(doc, "REKEY_PQ1 digest", &h(&hash(&[&p1])));
+    quoted(doc, "REKEY_PQ2 digest", &h(&hash(&[&p2])));
+    let step = |n: u8, body: &[u8]| [&[0xff, n][..], body].concat();
+    let r1 = aead(&i2r, 1, &[], &step(1, &n1));
+    let r2 = aead(&r2i, 2, &[], &step(2, &n2));
+    let r3 = aead(&i2r, 2, &[], &step(3, &p1));
+    let r4 = aead(&r2i, 3, &[], &step(4, &p2));
+    let r5 = aead(&i2r, 3, &[], &step(5, &[]));
+    assert_eq!(
+        [r1.len(), r2.len(), r3.len(), r4.len(), r5.len()],
+        [66, 66, 1234, 1138, 18]
+    );
+    quoted(doc, "REKEY_1", &h(&r1));
+    quoted(doc, "REKEY_2", &h(&r2));
+    quoted(doc, "REKEY_3 digest", &h(&hash(&[&r3])));
+    quoted(doc, "REKEY_4 digest", &h(&hash(&[&r4])));
+    quoted(doc, "REKEY_5", &h(&r5));
+    // The new keys; the session hash stays h_std (the layer's own h is not it).
+    assert_ne!(h_layer, h_std);
+    quoted(
+        doc,
+        "PING under the new keys",
+        &h(&aead(&new_i2r, 0, &[], &[0x06])),
+    );
+    quoted(
+        doc,
+        "PONG under the new keys",
+        &h(&aead(&new_r2i, 0, &[], &[0x0a])),
+    );
+    // The next re-key is keyed by this re-key's layer's final chaining key.
+    quoted(
+        doc,
+        "REKEY_NEXT_PSK",
+        &h(&hmac(&ck_next, &[b"secureCom/2/rekey-secret"])),
+    );
 }

@@ -5,7 +5,8 @@
 //! and the decoding of those bytes back to the value. Then the other bytes a
 //! compatible implementation must reproduce: a frame, the request channel's
 //! PSK, the chat prologue, fingerprints and safety numbers, and whole
-//! transcripts (XX login, NNpsk0 request channel, KK chat) with fixed keys.
+//! transcripts (XX login, its re-key in place, NNpsk0 request channel, KK
+//! chat) with fixed keys.
 //!
 //! The literals were computed once and pasted. If a test here fails, the
 //! wire format changed: that is a protocol change (bump
@@ -25,6 +26,8 @@ use securecom_core::noise::{
     chat_prologue, Handshake, HandshakeParams, Pattern, Psk, RemoteCheck, Transport,
     MAX_CHAT_PROLOGUE, REQUEST_PROLOGUE, STANDARD_PROLOGUE,
 };
+use securecom_core::pq::REKEY_PROLOGUE;
+use securecom_core::rekey::{Keys, REKEY_MARKER};
 use securecom_core::time::Instant;
 use securecom_core::{
     Client, ClientConfig, ClientEvent, Registry, ServerConfig, ServerEvent, ServerSession,
@@ -103,6 +106,15 @@ const SERVER_REQ_KEM: (u8, u8) = (0x68, 0x88);
 const ALICE_REQ_M: u8 = 0x98;
 const BOB_KK_KEM: (u8, u8) = (0xc8, 0xe8);
 const ALICE_KK_M: u8 = 0xa8;
+/// The re-key of alice's standard channel (4.10): alice (the initiator)
+/// draws her NNpsk0 ephemeral key, then her layer's `d || z`; the server
+/// draws its ephemeral key, then its `m`, when it reads step 1.
+const ALICE_REKEY_E: u8 = 0x10;
+const SERVER_REKEY_E: u8 = 0x30;
+const ALICE_REKEY_KEM: (u8, u8) = (0x18, 0x38);
+const SERVER_REKEY_M: u8 = 0x58;
+/// When alice's client re-keys: her keys are `rekey_after` (120 s) old.
+const REKEY_AT: Instant = Instant::from_millis(120_000);
 
 fn kem_seed((d, z): (u8, u8)) -> Vec<u8> {
     [seq(d), seq(z)].concat()
@@ -825,6 +837,23 @@ struct Transcript {
     login_ok: Vec<u8>,
     announce: Vec<u8>,
     daemon_status: Vec<u8>,
+    /// The re-keying secret of alice's session (`HMAC-BLAKE2s(ck, "secureCom/2/rekey-secret")`).
+    rekey_psk: [u8; 32],
+    /// The re-key's NNpsk0 messages (the bodies of steps 1 and 2).
+    rekey_nn: [Vec<u8>; 2],
+    /// The re-key's NNpsk0's own handshake hash.
+    rekey_outer_hash: [u8; 32],
+    /// The layer's two messages over it (the bodies of steps 3 and 4).
+    rekey_pq: [Vec<u8>; 2],
+    /// The five re-key messages, as sealed under the old keys.
+    rekey: [Vec<u8>; 5],
+    /// The session's handshake hash after the re-key (still `h_std`).
+    rekeyed_hash: [u8; 32],
+    /// The first message each way under the new keys.
+    ping: Vec<u8>,
+    pong: Vec<u8>,
+    /// The re-keying secret of the new keys (for the next re-key).
+    rekey_next_psk: [u8; 32],
     nn: [Vec<u8>; 2],
     nn_outer_hash: [u8; 32],
     nn_pq: [Vec<u8>; 2],
@@ -911,9 +940,70 @@ fn transcript() -> Transcript {
         &enc(&ServerMsg::DaemonStatus { reachable: true }),
     );
 
-    // Request channel: NNpsk0, the server initiates; both derive the PSK.
-    let psk_server = Psk::for_request_channel(st.handshake_hash(), &seq(DAEMON_SECRET));
-    let psk_daemon = Psk::for_request_channel(ct.handshake_hash(), &seq(DAEMON_SECRET));
+    // Re-keying in place (4.10): alice re-keys her standard channel.
+    let rekey_psk = *ct.rekey_psk().bytes_for_testing_only();
+    assert_eq!(&rekey_psk, st.rekey_psk().bytes_for_testing_only());
+    // The handshake inside it, step by step: NNpsk0 on the re-keying secret
+    // and the layer over it (the bodies of steps 1 to 4).
+    let (psk_i, psk_r) = (ct.rekey_psk(), st.rekey_psk());
+    let mut ri = hs(
+        Pattern::NNpsk0,
+        true,
+        REKEY_PROLOGUE,
+        None,
+        None,
+        Some(&psk_i),
+        RemoteCheck::Any,
+        ALICE_REKEY_E,
+    );
+    let mut rr = hs(
+        Pattern::NNpsk0,
+        false,
+        REKEY_PROLOGUE,
+        None,
+        None,
+        Some(&psk_r),
+        RemoteCheck::Any,
+        SERVER_REKEY_E,
+    );
+    let rekey_nn = [
+        hs_step(&mut ri, &mut rr, &[]),
+        hs_step(&mut rr, &mut ri, &[]),
+    ];
+    let rit = ri.into_transport(&limits, now).unwrap();
+    let rrt = rr.into_transport(&limits, now).unwrap();
+    let rekey_outer_hash = *rit.handshake_hash();
+    let (rekey_pq, mut new_ct, mut new_st) = layer(
+        rit,
+        rrt,
+        kem_seed(ALICE_REKEY_KEM),
+        seq(SERVER_REKEY_M).to_vec(),
+    );
+    // The same re-key as the sessions run it (`rekey::Keys`), with the same
+    // randomness: five transport messages under the old keys, whose
+    // plaintexts are `ff || step || body`.
+    let r = rekey_in_place(ct, st);
+    let bodies: [&[u8]; 5] = [&rekey_nn[0], &rekey_nn[1], &rekey_pq[0], &rekey_pq[1], &[]];
+    for (k, body) in bodies.into_iter().enumerate() {
+        let step = k as u8 + 1;
+        assert_eq!(r.plain[k], [&[REKEY_MARKER, step][..], body].concat());
+    }
+    // The new keys are the layer's: they seal the same ping and pong.
+    assert_eq!(
+        tr_step(&mut new_ct, &mut new_st, &enc(&ClientMsg::Ping)),
+        r.ping
+    );
+    assert_eq!(
+        tr_step(&mut new_st, &mut new_ct, &enc(&ServerMsg::Pong)),
+        r.pong
+    );
+    let rekey_next_psk = r.next_psk;
+    let (rekey, rekeyed_hash, ping, pong) = (r.sealed, r.hash, r.ping, r.pong);
+
+    // Request channel: NNpsk0, the server initiates; both derive the PSK
+    // (from the session hash, which the re-key left as it was).
+    let psk_server = Psk::for_request_channel(&rekeyed_hash, &seq(DAEMON_SECRET));
+    let psk_daemon = Psk::for_request_channel(&rekeyed_hash, &seq(DAEMON_SECRET));
     let mut si = hs(
         Pattern::NNpsk0,
         true,
@@ -1032,6 +1122,15 @@ fn transcript() -> Transcript {
         login_ok,
         announce,
         daemon_status,
+        rekey_psk,
+        rekey_nn,
+        rekey_outer_hash,
+        rekey_pq,
+        rekey,
+        rekeyed_hash,
+        ping,
+        pong,
+        rekey_next_psk,
         nn: [n1, n2],
         nn_outer_hash,
         nn_pq,
@@ -1045,6 +1144,81 @@ fn transcript() -> Transcript {
         text_alice,
         text_bob,
         close_bob,
+    }
+}
+
+/// What [`rekey_in_place`] saw.
+struct Rekeyed {
+    sealed: [Vec<u8>; 5],
+    plain: [Vec<u8>; 5],
+    hash: [u8; 32],
+    ping: Vec<u8>,
+    pong: Vec<u8>,
+    next_psk: [u8; 32],
+}
+
+/// Alice's standard channel re-keyed in place by [`Keys`], as `Channel`
+/// runs it: alice (the initiator) starts at [`REKEY_AT`]; the server draws
+/// its randomness at step 1. Then alice's `Ping` and the server's `Pong`,
+/// the first message each way under the new keys.
+fn rekey_in_place(alice: Transport, server: Transport) -> Rekeyed {
+    let limits = Limits::DEFAULT;
+    let now = REKEY_AT;
+    let mut a = Keys::new(alice, true);
+    let mut s = Keys::new(server, false);
+    assert!(a.rekey_due(now, &limits));
+    assert!(!a.rekey_due(Instant::from_millis(119_999), &limits));
+    let mut alice_rng = Script([&seq(ALICE_REKEY_E)[..], &kem_seed(ALICE_REKEY_KEM)].concat());
+    a.start(now, &mut alice_rng).unwrap();
+    assert!(
+        alice_rng.0.is_empty(),
+        "alice draws all her randomness at the start"
+    );
+    let mut server_rng = Script([seq(SERVER_REKEY_E), seq(SERVER_REKEY_M)].concat());
+    let mut sealed: [Vec<u8>; 5] = Default::default();
+    let mut plain: [Vec<u8>; 5] = Default::default();
+    for k in 0..5 {
+        let (from, to) = if k % 2 == 0 {
+            (&mut a, &mut s)
+        } else {
+            (&mut s, &mut a)
+        };
+        let mut wire = [0u8; 2048];
+        let n = from.write_rekey(now, &limits, &mut wire).unwrap().unwrap();
+        sealed[k] = wire[..n].to_vec();
+        let mut out = [0u8; 2048];
+        let m = to.decrypt(&wire[..n], &mut out).unwrap();
+        plain[k] = out[..m].to_vec();
+        // Empty after step 1: any later draw (by either side) would panic.
+        to.read_rekey(&mut out[..m], now, &limits, &mut server_rng)
+            .unwrap();
+        if k == 0 {
+            assert!(server_rng.0.is_empty(), "the server draws at step 1");
+        }
+    }
+    assert!(!a.is_rekeying() && !s.is_rekeying());
+    assert_eq!((a.rekeys(), s.rekeys()), (1, 1));
+    assert_eq!(a.handshake_hash(), s.handshake_hash());
+    let step = |from: &mut Keys, to: &mut Keys, msg: &[u8]| {
+        let mut wire = [0u8; 64];
+        let n = from.encrypt(msg, &mut wire).unwrap();
+        let mut out = [0u8; 64];
+        let m = to.decrypt(&wire[..n], &mut out).unwrap();
+        assert_eq!(&out[..m], msg);
+        wire[..n].to_vec()
+    };
+    let ping = step(&mut a, &mut s, &enc(&ClientMsg::Ping));
+    let pong = step(&mut s, &mut a, &enc(&ServerMsg::Pong));
+    // The next re-key's PSK: from the new keys' handshake (the re-key's layer).
+    let next_psk = *a.sending().rekey_psk().bytes_for_testing_only();
+    assert_eq!(&next_psk, s.sending().rekey_psk().bytes_for_testing_only());
+    Rekeyed {
+        sealed,
+        plain,
+        hash: *a.handshake_hash(),
+        ping,
+        pong,
+        next_psk,
     }
 }
 
@@ -1092,6 +1266,66 @@ fn xx_login_transcript() {
     assert_eq!(t.xx[2].len(), 48 + 7 + 16);
     assert_eq!(t.xx_pq[0].len(), 1184 + 16 + 16);
     assert_eq!(t.xx_pq[1].len(), 1088 + 16 + 16);
+}
+
+/// Alice re-keys her standard channel (4.10) after `LoginOk` (server #0),
+/// `AnnounceDaemon` (alice #0) and `DaemonStatus` (server #1): steps 1, 3
+/// and 5 are alice's transport messages #1, #2, #3 under the old keys, steps
+/// 2 and 4 the server's #2, #3; then `Ping` and `Pong`, each side's #0
+/// under the new keys. The session hash stays `h_std`.
+#[test]
+fn standard_channel_rekey_transcript() {
+    let t = transcript();
+    pin("the re-keying secret", &t.rekey_psk, REKEY_PSK);
+    pin(
+        "re-key NNpsk0 message 1 (step 1's body)",
+        &t.rekey_nn[0],
+        REKEY_NN_MSG1,
+    );
+    pin(
+        "re-key NNpsk0 message 2 (step 2's body)",
+        &t.rekey_nn[1],
+        REKEY_NN_MSG2,
+    );
+    pin(
+        "re-key NNpsk0's own handshake hash",
+        &t.rekey_outer_hash,
+        REKEY_OUTER_HASH,
+    );
+    pin(
+        "re-key layer message 1 (step 3's body), BLAKE2s",
+        &digest(&t.rekey_pq[0]),
+        REKEY_PQ1_DIGEST,
+    );
+    pin(
+        "re-key layer message 2 (step 4's body), BLAKE2s",
+        &digest(&t.rekey_pq[1]),
+        REKEY_PQ2_DIGEST,
+    );
+    pin("re-key step 1 (alice #1)", &t.rekey[0], REKEY_1);
+    pin("re-key step 2 (server #2)", &t.rekey[1], REKEY_2);
+    pin(
+        "re-key step 3 (alice #2), BLAKE2s",
+        &digest(&t.rekey[2]),
+        REKEY_3_DIGEST,
+    );
+    pin(
+        "re-key step 4 (server #3), BLAKE2s",
+        &digest(&t.rekey[3]),
+        REKEY_4_DIGEST,
+    );
+    pin("re-key step 5 (alice #3)", &t.rekey[4], REKEY_5);
+    pin("Ping (alice #0, new keys)", &t.ping, REKEY_PING);
+    pin("Pong (server #0, new keys)", &t.pong, REKEY_PONG);
+    pin("session hash after the re-key", &t.rekeyed_hash, XX_HASH);
+    pin(
+        "the next re-key's secret",
+        &t.rekey_next_psk,
+        REKEY_NEXT_PSK,
+    );
+    let lens: Vec<usize> = t.rekey.iter().map(Vec::len).collect();
+    assert_eq!(lens, [66, 66, 1234, 1138, 18]);
+    assert_eq!((t.rekey_nn[0].len(), t.rekey_nn[1].len()), (48, 48));
 }
 
 #[test]
@@ -1187,6 +1421,20 @@ fn protocol_document_quotes_the_pinned_transcript() {
         ("KK_TEXT_ALICE", KK_TEXT_ALICE),
         ("KK_CLOSE_BOB", KK_CLOSE_BOB),
         ("REQUEST_TICKET", REQUEST_TICKET),
+        ("REKEY_PSK", REKEY_PSK),
+        ("REKEY_NN_MSG1", REKEY_NN_MSG1),
+        ("REKEY_NN_MSG2", REKEY_NN_MSG2),
+        ("REKEY_OUTER_HASH", REKEY_OUTER_HASH),
+        ("REKEY_PQ1_DIGEST", REKEY_PQ1_DIGEST),
+        ("REKEY_PQ2_DIGEST", REKEY_PQ2_DIGEST),
+        ("REKEY_1", REKEY_1),
+        ("REKEY_2", REKEY_2),
+        ("REKEY_3_DIGEST", REKEY_3_DIGEST),
+        ("REKEY_4_DIGEST", REKEY_4_DIGEST),
+        ("REKEY_5", REKEY_5),
+        ("REKEY_PING", REKEY_PING),
+        ("REKEY_PONG", REKEY_PONG),
+        ("REKEY_NEXT_PSK", REKEY_NEXT_PSK),
     ] {
         let hex: String = value.chars().filter(|c| c.is_ascii_hexdigit()).collect();
         assert!(
@@ -1336,6 +1584,18 @@ fn transcript_agrees_with_snow() {
     assert_eq!(nn, t.nn.to_vec());
     assert_eq!(h, t.nn_outer_hash);
 
+    // The re-key's NNpsk0 (4.10): its PSK is the session's re-keying secret.
+    let (nn, h) = run(
+        "Noise_NNpsk0_25519_ChaChaPoly_BLAKE2s",
+        b"secureCom/2/rekey",
+        (None, None, seq(ALICE_REKEY_E)),
+        (None, None, seq(SERVER_REKEY_E)),
+        Some(unhex32(REKEY_PSK)),
+        &[vec![], vec![]],
+    );
+    assert_eq!(nn, t.rekey_nn.to_vec());
+    assert_eq!(h, t.rekey_outer_hash);
+
     let (kk, h) = run(
         "Noise_KK_25519_ChaChaPoly_BLAKE2s",
         &unhex(CHAT_PROLOGUE_BOB_ASKS),
@@ -1416,6 +1676,16 @@ fn feed_all(input: &[u8], mut f: impl FnMut(&[u8]) -> usize) {
 
 #[test]
 fn client_and_server_send_the_pinned_login() {
+    pinned_login();
+}
+
+type RealClient = Client<securecom_core::RustCrypto>;
+type RealSession = ServerSession<securecom_core::RustCrypto>;
+
+/// The real [`Client`] and [`ServerSession`] run the pinned login (XX, the
+/// layer, `LoginOk`, `AnnounceDaemon`, the request channel, `DaemonStatus`)
+/// at time zero, checking every byte; returns them logged in.
+fn pinned_login() -> (RealClient, RealSession) {
     let now = Instant::ZERO;
     let mut out = [0u8; 4096];
     let config = ClientConfig {
@@ -1561,6 +1831,90 @@ fn client_and_server_send_the_pinned_login() {
         client.poll_event(),
         Some(ClientEvent::DaemonStatus { reachable: true })
     );
+    (client, session)
+}
+
+/// The real [`Client`] re-keys the standard channel when its keys are 120 s
+/// old (`handle_timeout`), the real [`ServerSession`] answers: exactly the
+/// pinned re-key messages, each one frame; then, 25 s later, alice's
+/// keep-alive `Ping` and the server's `Pong` under the new keys.
+#[test]
+fn client_and_server_send_the_pinned_rekey() {
+    let (mut client, mut session) = pinned_login();
+    let t = transcript();
+    let mut out = [0u8; 4096];
+    let now = REKEY_AT;
+    let mut alice_rng = Script([&seq(ALICE_REKEY_E)[..], &kem_seed(ALICE_REKEY_KEM)].concat());
+    let mut server_rng = Script([seq(SERVER_REKEY_E), seq(SERVER_REKEY_M)].concat());
+    client.handle_timeout(now, &mut alice_rng).unwrap();
+    assert!(
+        alice_rng.0.is_empty(),
+        "alice draws all her randomness at step 1"
+    );
+    for (k, sealed) in t.rekey.iter().enumerate() {
+        if k % 2 == 0 {
+            let n = client.poll_transmit(&mut out);
+            assert_eq!(
+                hex(&out[..n]),
+                hex(&frame_of(sealed)),
+                "alice's re-key step {}",
+                k + 1
+            );
+            let c2s = out[..n].to_vec();
+            feed_all(&c2s, |b| {
+                session
+                    .handle_input(now, b, &OneUser, &mut server_rng)
+                    .unwrap()
+            });
+        } else {
+            let n = session.poll_transmit(&mut out);
+            assert_eq!(
+                hex(&out[..n]),
+                hex(&frame_of(sealed)),
+                "the server's re-key step {}",
+                k + 1
+            );
+            let s2c = out[..n].to_vec();
+            feed_all(&s2c, |b| {
+                client.handle_input(now, b, &mut NoInternalRng).unwrap()
+            });
+        }
+        assert!(server_rng.0.is_empty(), "the server draws at step 1");
+        assert_eq!(client.poll_event(), None);
+        assert_eq!(session.poll_event(), None);
+    }
+    assert_eq!(client.poll_transmit(&mut out), 0);
+    assert_eq!(session.poll_transmit(&mut out), 0);
+    assert_eq!(client.rekeys(), 1);
+    assert_eq!(session.rekeys(), (1, 0));
+
+    // The keep-alive, due 25 s after alice's last message (step 5).
+    let now = REKEY_AT.add(Limits::DEFAULT.keepalive_interval());
+    client.handle_timeout(now, &mut NoInternalRng).unwrap();
+    let n = client.poll_transmit(&mut out);
+    pin(
+        "alice's Ping under the new keys",
+        &out[..n],
+        &framed(REKEY_PING),
+    );
+    let c2s = out[..n].to_vec();
+    feed_all(&c2s, |b| {
+        session
+            .handle_input(now, b, &OneUser, &mut NoInternalRng)
+            .unwrap()
+    });
+    let n = session.poll_transmit(&mut out);
+    pin(
+        "the server's Pong under the new keys",
+        &out[..n],
+        &framed(REKEY_PONG),
+    );
+    let s2c = out[..n].to_vec();
+    feed_all(&s2c, |b| {
+        client.handle_input(now, b, &mut NoInternalRng).unwrap()
+    });
+    assert_eq!(client.poll_event(), None);
+    assert!(!client.is_closed() && !session.is_closed());
 }
 
 // ------------------------------------------------------------------ the pinned transcript
@@ -1583,6 +1937,20 @@ const XX_LOGIN_OK: &str = "d316a3b42a32b253ecad28a396774353786ad05fe53d26";
 const XX_ANNOUNCE: &str = "e12037ff2ad06d07b2e78be567b7a98434ed2e50ab9d20936be512e2b839ced2\
     eb333db8716dfaa8a91fd0b8f27d1d438e7b4c";
 const XX_DAEMON_STATUS: &str = "aa5ca86b5c78d83ac6de54358bfb8df0d6c1";
+const REKEY_PSK: &str = "fea369cfc54cded85ec7aaf98a91a6504442b709ba0d9dde7a46064a6c788b5d";
+const REKEY_NN_MSG1: &str = "d89e3bad79437dbed9f843418304f460ff05c7fe81fe4a9577a804cb9367ff662e84f7170029d6ddf114a0674a36c81d";
+const REKEY_NN_MSG2: &str = "34e42d4af5ef94a07a3a84201b889d4cd1a743cb27b11b6a10438a8feb8e5847084ef841a06afbcfea7254f91952f33c";
+const REKEY_OUTER_HASH: &str = "7454cf1326c7b4134b65f72cc79ff77f8358e193c36912b0adcf8b24c09b1401";
+const REKEY_PQ1_DIGEST: &str = "3136debde1c0c72b6a4e2d18e09244bb8f466c3cf706897aae5561ab59aab6d6";
+const REKEY_PQ2_DIGEST: &str = "846c5724a4bb7235e02fe8c70149e42743bed79793f0dbeb2bf7fad6ed910a37";
+const REKEY_1: &str = "b52f9fbb8905dda0902e93d5e27b9e5873a0d25bea1c580d9c1bf9d69a29e63b3fd9cc2a803e30c53e2375a6f186ff55cb338577e43cd85e6a589273250a96942379";
+const REKEY_2: &str = "df3cc021192cf48699cedfe81ce3d1f7dff3f01fb9690c5d3bcd66c06818121ee61917b52ac7a634ef825ee6cda413dfdd08aa8fde7f99ef43cd2ea9d0c999d7cd17";
+const REKEY_3_DIGEST: &str = "be148e06658ec831b0231e27fbce4f3d375333268b411d8724b807a21af9db3a";
+const REKEY_4_DIGEST: &str = "e74477c6ce22c96334c5eeeaf01b75eda2b6b40d79ae9bfba83212944395109e";
+const REKEY_5: &str = "366c68c01ed74ffc39b12353bb007c3023f0";
+const REKEY_NEXT_PSK: &str = "f634c12a63585add70249155c8ca42945cc0d00622d5e8c38676a2eb203a9c83";
+const REKEY_PING: &str = "bbda00d638c0647aabd3f6e36085ab7837";
+const REKEY_PONG: &str = "14b7bd7e69e1ce2ccb71865c6144de4c5e";
 const NN_MSG1: &str = "675dd574ed7789310b3d2e7681f3790b466c773b1521fecf36577958371ea52f\
     aa5897bed495e78efd902ca9af7c8320";
 const NN_MSG2: &str = "493e82fc74464a59268817623d2053c5eb8e2cc4a988b4fee179ec6b010d531d\
