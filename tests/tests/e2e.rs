@@ -418,7 +418,6 @@ fn sessions_rekey_in_place_while_users_chat() {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert_eq!(counts.len(), 2, "two sessions closed: {counts:?}");
-    eprintln!("{}", server.log());
     for (std_rekeys, req_rekeys) in counts {
         assert!(std_rekeys >= 3, "standard channel re-keys: {std_rekeys}");
         assert!(req_rekeys >= 3, "request channel re-keys: {req_rekeys}");
