@@ -57,6 +57,7 @@ struct Stats {
     lists: AtomicU64,
     e2e_deadlines: AtomicU64,
     login_retries: AtomicU64,
+    rekeys: AtomicU64,
     failures: Mutex<Vec<String>>,
 }
 
@@ -103,7 +104,9 @@ fn soak() {
         .map(|(n, k)| (n.as_str(), k.public_key()))
         .collect();
     reg.push(("observer", observer.public));
-    let mut server = RealServer::start(dir.path(), &reg, "info", &[]);
+    // Request channels (the server's) and standard channels and chats (the
+    // clients') re-key every 30 s: in place, under the load of the run.
+    let mut server = RealServer::start(dir.path(), &reg, "info", &["--rekey-after", "30"]);
     let pid = server.pid();
     std::thread::sleep(Duration::from_millis(300));
     let (rss0, fds0) = (server.rss_kib(), server.fds());
@@ -153,7 +156,8 @@ fn soak() {
     let s = &ctx.stats;
     println!(
         "SOAK | {clients} clients, {:.0} s (seed {seed}) | logins {} logouts {} kills {} | \
-         requests {} chats {} messages sent {} received {} | lists {} | E2E deadlines {} | login retries {}",
+         requests {} chats {} messages sent {} received {} | lists {} | E2E deadlines {} | login retries {} | \
+         standard-channel re-keys {}",
         ran.as_secs_f64(),
         s.logins.load(Ordering::Relaxed),
         s.logouts.load(Ordering::Relaxed),
@@ -165,6 +169,7 @@ fn soak() {
         s.lists.load(Ordering::Relaxed),
         s.e2e_deadlines.load(Ordering::Relaxed),
         s.login_retries.load(Ordering::Relaxed),
+        s.rekeys.load(Ordering::Relaxed),
     );
     println!(
         "SOAK | server RSS {:.1} MiB at start, {:.1} MiB peak, {:.1} MiB at the end | fds {fds0} at start, {fds1} at the end",
@@ -179,6 +184,11 @@ fn soak() {
     // Logins the saturated server shed (its handshake timeout) were retried:
     // load shedding, not an error; they are printed above.
     assert!(s.chats.load(Ordering::Relaxed) > 0 && s.received.load(Ordering::Relaxed) > 0);
+    // Sessions outlived their 30 s keys: they re-keyed, under load.
+    assert!(
+        ran < Duration::from_secs(60) || s.rekeys.load(Ordering::Relaxed) > 0,
+        "no session re-keyed"
+    );
     server.assert_healthy();
     assert!(
         settled,
@@ -262,6 +272,7 @@ async fn session(
         // stalled login is retried, not counted as a failure.
         limits: Limits {
             handshake_timeout: securecom_core::Duration::from_secs(45),
+            rekey_after: securecom_core::Duration::from_secs(30),
             ..Limits::DEFAULT
         },
     };
@@ -289,8 +300,16 @@ async fn session(
     let mut next_action = Instant::now() + Duration::from_millis(300);
     let mut buf = vec![0u8; 8192];
     let mut lbuf = vec![0u8; 1024];
+    let mut rekeys_seen = 0;
     loop {
         let now_t = Instant::now();
+        let rekeys = s.client.rekeys();
+        if rekeys > rekeys_seen {
+            ctx.stats
+                .rekeys
+                .fetch_add(u64::from(rekeys - rekeys_seen), Ordering::Relaxed);
+            rekeys_seen = rekeys;
+        }
         if !s.client.is_logged_in() && !s.logging_out && now_t > login_deadline {
             // The server is overloaded (or shed the handshake): try again later.
             ctx.stats.login_retries.fetch_add(1, Ordering::Relaxed);
