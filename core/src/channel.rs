@@ -169,6 +169,8 @@ pub struct Channel<
     initiator: bool,
     /// Re-keys completed by keys this channel has dropped (at its close).
     past_rekeys: u32,
+    /// Re-keys the peer began (its step 1 read here), for the peer's rate.
+    rekeys_begun: u32,
     created: Instant,
     last_rx: Instant,
     last_tx: Instant,
@@ -198,6 +200,7 @@ impl<const R: usize, const Q: usize, P: CryptoProvider> Channel<R, Q, P> {
             limits,
             initiator,
             past_rekeys: 0,
+            rekeys_begun: 0,
             created: now,
             last_rx: now,
             last_tx: now,
@@ -226,6 +229,7 @@ impl<const R: usize, const Q: usize, P: CryptoProvider> Channel<R, Q, P> {
             limits,
             initiator: false,
             past_rekeys: 0,
+            rekeys_begun: 0,
             created: Instant::ZERO,
             last_rx: Instant::ZERO,
             last_tx: Instant::ZERO,
@@ -245,6 +249,7 @@ impl<const R: usize, const Q: usize, P: CryptoProvider> Channel<R, Q, P> {
         let initiator = hs.is_initiator();
         self.initiator = initiator;
         self.past_rekeys = 0;
+        self.rekeys_begun = 0;
         self.phase = Phase::Handshake(hs, LayerSeed::undrawn(initiator));
         if let Err(e) = self.draw_layer_seed(rng) {
             self.phase = Phase::Closed;
@@ -374,6 +379,9 @@ impl<const R: usize, const Q: usize, P: CryptoProvider> Channel<R, Q, P> {
         {
             let plain = scratch.get_mut(..*len).unwrap_or_default();
             if is_rekey_message(plain) {
+                if !keys.is_rekeying() {
+                    self.rekeys_begun = self.rekeys_begun.wrapping_add(1);
+                }
                 let limits = self.limits;
                 let r = keys
                     .read_rekey(plain, now, &limits, rng)
@@ -635,6 +643,13 @@ impl<const R: usize, const Q: usize, P: CryptoProvider> Channel<R, Q, P> {
             Phase::Transport(keys) => keys.check(now, &self.limits),
             _ => Ok(()),
         }
+    }
+
+    /// How many re-keys the peer has begun on this channel (wrapping): a
+    /// role that bounds its peer's pace compares it before and after a
+    /// read.
+    pub fn rekeys_begun(&self) -> u32 {
+        self.rekeys_begun
     }
 
     /// How many re-keys this channel has completed (closed or not).

@@ -182,6 +182,12 @@ pub struct AbuseLimits {
     pub announces: crate::rate::Rate,
     /// `Ping`.
     pub pings: crate::rate::Rate,
+    /// Re-keys of the standard channel the client begins
+    /// (`docs/PROTOCOL.md` 4.10; an honest client begins one every 120 s,
+    /// or every 2^16 messages). Beyond them the session is closed with
+    /// `Bye { RateLimited }` (a re-key cannot be refused without breaking
+    /// the channel).
+    pub rekeys: crate::rate::Rate,
     /// `SlowDown` answers a session may collect before it is dropped: a
     /// bucket of its own (burst = strikes tolerated in a row).
     pub strike_rate: crate::rate::Rate,
@@ -203,6 +209,7 @@ impl AbuseLimits {
         listings: crate::rate::Rate::new(30, 10),
         announces: crate::rate::Rate::new(6, 3),
         pings: crate::rate::Rate::new(60, 10),
+        rekeys: crate::rate::Rate::new(60, 10),
         strike_rate: crate::rate::Rate::new(6, 20),
         request_timeout: Duration::from_secs(60),
         refuse_cooldown: Duration::from_secs(30),
@@ -216,6 +223,7 @@ impl AbuseLimits {
         listings: crate::rate::Rate::UNLIMITED,
         announces: crate::rate::Rate::UNLIMITED,
         pings: crate::rate::Rate::UNLIMITED,
+        rekeys: crate::rate::Rate::UNLIMITED,
         strike_rate: crate::rate::Rate::UNLIMITED,
         ..Self::DEFAULT
     };

@@ -193,6 +193,7 @@ pub struct RateState {
     listings: TokenBucket,
     announces: TokenBucket,
     pings: TokenBucket,
+    rekeys: TokenBucket,
     strikes: TokenBucket,
 }
 
@@ -724,6 +725,7 @@ impl<P: CryptoProvider> ServerSession<P> {
             return Err(ProtocolError::Closed.into());
         }
         let mut scratch: Scratch = [0; MAX_NOISE_MESSAGE];
+        let begun = self.std.rekeys_begun();
         let (used, incoming) = match self.std.read(now, input, &mut scratch, rng) {
             Ok(r) => r,
             Err(e) => {
@@ -731,6 +733,12 @@ impl<P: CryptoProvider> ServerSession<P> {
                 return Err(e);
             }
         };
+        if self.std.rekeys_begun() != begun && !self.buckets.rekeys.take(&self.abuse.rekeys, now) {
+            // The client re-keys faster than its bound: each costs the
+            // server a key exchange, and one cannot be refused halfway.
+            self.close_with(now, CloseReason::RateLimited);
+            return Ok(used);
+        }
         let result = match incoming {
             // No whole frame yet: nothing was written to `scratch`.
             Incoming::Nothing => return Ok(used),

@@ -390,3 +390,27 @@ fn a_changed_request_channel_rekey_message_closes_that_link_only() {
         assert_eq!(w.server.online(), 1, "step {step}");
     }
 }
+
+#[test]
+fn a_client_that_rekeys_too_fast_is_closed_rate_limited() {
+    // The server's bound: 60 re-keys a minute, burst 10 (AbuseLimits).
+    let mut w: W = World::hub(Limits::DEFAULT);
+    let eager = Limits {
+        rekey_after: Duration::from_millis(100),
+        ..Limits::DEFAULT
+    };
+    let a = w.login_with_limits("alice", eager);
+    let b = w.login("bob");
+    // 12 re-keys in 1.2 s: the burst is spent at the 11th.
+    w.advance_ms(1_500);
+    assert!(w.peers[a].client.is_closed());
+    assert_eq!(w.peers[a].closed_reason(), Some(CloseReason::RateLimited));
+    assert!(
+        w.peers[a].client.rekeys() >= 9,
+        "{}",
+        w.peers[a].client.rekeys()
+    );
+    // Nobody else is touched.
+    assert!(!w.peers[b].client.is_closed());
+    assert_eq!(w.server.online(), 1);
+}

@@ -213,6 +213,11 @@ pub struct RunArgs {
     /// `Ping` per session: PER_MINUTE:BURST.
     #[arg(long, default_value = "60:10", value_parser = parse_rate)]
     pub rate_pings: securecom_core::Rate,
+    /// Re-keys a client begins on its standard channel: PER_MINUTE:BURST;
+    /// beyond them the session is closed with `Bye { RateLimited }` (an
+    /// honest client re-keys every 2 minutes, or every 65 536 messages).
+    #[arg(long, default_value = "60:10", value_parser = parse_rate)]
+    pub rate_rekeys: securecom_core::Rate,
     /// `Error { SlowDown }` answers per session: PER_MINUTE:BURST; a session
     /// that goes on past them is dropped with `Bye { RateLimited }`.
     #[arg(long, default_value = "6:20", value_parser = parse_rate)]
@@ -472,6 +477,7 @@ fn run(dir: &Path, args: RunArgs, pass: &Sources) -> Result<()> {
         listings: args.rate_listings,
         announces: args.rate_announces,
         pings: args.rate_pings,
+        rekeys: args.rate_rekeys,
         strike_rate: args.rate_strikes,
         request_timeout: securecom_core::Duration::from_secs(args.request_timeout),
         refuse_cooldown: securecom_core::Duration::from_secs(args.refuse_cooldown),
