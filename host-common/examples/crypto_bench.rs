@@ -21,7 +21,7 @@ use clatter::traits::{Cipher, Dh, Handshaker, Kem};
 use clatter::{KeyPair, NqHandshakeCore};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{CryptoRng, RngCore, SeedableRng};
-use securecom_core::crypto::MlKem768;
+use securecom_core::crypto::{CryptoProvider, MlKem768};
 use securecom_core::kem::Fips203MlKem768;
 use securecom_core::noise::NoInternalRng;
 use securecom_host::crypto::{AwsLcChaChaPoly, AwsLcMlKem768, AwsLcX25519};
@@ -393,7 +393,94 @@ fn mlkem() {
     );
 }
 
+/// A session of `P` (XX and the post-quantum layer, as every session opens),
+/// as its two ends' re-keyable keys.
+fn session<P: CryptoProvider>(
+    rng: &mut ChaCha20Rng,
+) -> (
+    securecom_core::rekey::Keys<P>,
+    securecom_core::rekey::Keys<P>,
+) {
+    use securecom_core::noise::{Handshake, RemoteCheck};
+    use securecom_core::pq::PqLayer;
+    use securecom_core::{Instant, Limits, StaticSecret};
+    let (a, b) = (StaticSecret::generate(rng), StaticSecret::generate(rng));
+    let mut i = Handshake::<P>::standard(true, &a, RemoteCheck::Any, rng).expect("xx");
+    let mut r = Handshake::<P>::standard(false, &b, RemoteCheck::Any, rng).expect("xx");
+    let mut wire = [0u8; 2048];
+    let mut plain = [0u8; 2048];
+    for k in 0..3 {
+        let (w, rd) = if k % 2 == 0 {
+            (&mut i, &mut r)
+        } else {
+            (&mut r, &mut i)
+        };
+        let n = w.write_message(&[], &mut wire).expect("write");
+        rd.read_message(&wire[..n], &mut plain).expect("read");
+    }
+    let l = Limits::DEFAULT;
+    let mut oi = i.into_transport(&l, Instant::ZERO).expect("t");
+    let mut or = r.into_transport(&l, Instant::ZERO).expect("t");
+    let mut li = PqLayer::new(true, &oi, rng).expect("layer");
+    let mut lr = PqLayer::new(false, &or, rng).expect("layer");
+    let n = li.write_message(&[], &mut oi, &mut wire).expect("pq1");
+    lr.read_message(&mut wire[..n], &mut or, &mut plain)
+        .expect("pq1");
+    let n = lr.write_message(&[], &mut or, &mut wire).expect("pq2");
+    li.read_message(&mut wire[..n], &mut oi, &mut plain)
+        .expect("pq2");
+    (
+        securecom_core::rekey::Keys::new(
+            li.into_transport(oi, &l, Instant::ZERO).expect("t"),
+            true,
+        ),
+        securecom_core::rekey::Keys::new(
+            lr.into_transport(or, &l, Instant::ZERO).expect("t"),
+            false,
+        ),
+    )
+}
+
+/// One re-key in place (PROTOCOL.md 4.10), both sides: its five messages.
+fn rekey<P: CryptoProvider>(
+    a: &mut securecom_core::rekey::Keys<P>,
+    b: &mut securecom_core::rekey::Keys<P>,
+    rng: &mut ChaCha20Rng,
+) {
+    use securecom_core::{Instant, Limits};
+    let (l, now) = (Limits::DEFAULT, Instant::ZERO);
+    let mut wire = [0u8; 2048];
+    let mut plain = [0u8; 2048];
+    a.start(now, rng).expect("start");
+    for step in 0..5 {
+        let (from, to) = if step % 2 == 0 {
+            (&mut *a, &mut *b)
+        } else {
+            (&mut *b, &mut *a)
+        };
+        let n = from
+            .write_rekey(now, &l, &mut wire)
+            .expect("write")
+            .expect("due");
+        let m = to.decrypt(&wire[..n], &mut plain).expect("decrypt");
+        to.read_rekey(&mut plain[..m], now, &l, rng).expect("read");
+    }
+}
+
+fn rekeys() {
+    println!("Re-key in place, both sides (NNpsk0 + ML-KEM-768 layer, 5 messages)");
+    let mut rng = ChaCha20Rng::seed_from_u64(7);
+    let (mut a, mut b) = session::<securecom_core::RustCrypto>(&mut rng);
+    let rc = time(600, || rekey(&mut a, &mut b, &mut rng));
+    row("  RustCrypto (the core's, the device's)", rc, None);
+    let (mut a, mut b) = session::<securecom_host::HostCrypto>(&mut rng);
+    let aws = time(600, || rekey(&mut a, &mut b, &mut rng));
+    row("  AWS-LC (the host programs')", aws, Some(rc));
+}
+
 fn main() {
+    rekeys();
+    println!();
     x25519();
     println!();
     mlkem();
