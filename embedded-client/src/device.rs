@@ -28,12 +28,13 @@ use rand_chacha::ChaCha20Rng;
 use securecom_core::chat::ChatText;
 use securecom_core::message::CloseReason;
 use securecom_core::{
-    ChatEnd, Client, ClientConfig, ClientEvent, Duration, Error, Instant, PublicKey, RequestHello,
-    RequestLink, RequestMode, StaticSecret, UserName,
+    ChatEnd, ClientConfig, ClientEvent, Duration, Error, Instant, PublicKey, RequestHello,
+    RequestMode, StaticSecret, UserName,
 };
 
 use crate::clock::{Clock, Meter};
 use crate::config::AcceptPolicy;
+use crate::crypto::{Client, RequestLink};
 use crate::exit::{exit, ExitCode};
 use crate::hw::pl011::Uart;
 use crate::hw::{repaint_stack, stack_high_water, stack_size};

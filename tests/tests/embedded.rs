@@ -21,6 +21,10 @@ mod known_peers;
 #[path = "../../embedded-client/src/replies.rs"]
 mod replies;
 
+#[allow(dead_code)]
+#[path = "../../embedded-client/src/crypto.rs"]
+mod crypto;
+
 use std::time::{Duration, Instant};
 
 use qemu::{device_key, fingerprint, firmware, free_port, require_qemu, Qemu, RequestUart};
@@ -775,4 +779,68 @@ fn figures_under_icount() {
         .try_decoded_log()
         .expect("defmt-print is needed: cargo install defmt-print");
     println!("device log under -icount shift=0 (ns = instructions):\n{log}");
+}
+
+/// The firmware's X25519 (public keys by the Montgomery ladder, not the
+/// Edwards fixed-base multiplication) gives the core provider's bytes: the
+/// same key pairs from the same draws, the same public keys and shared
+/// secrets, and so the same device key as the host computes.
+#[test]
+fn x25519_ladder_keys() {
+    use clatter::bytearray::SensitiveByteArray;
+    use clatter::traits::Dh;
+    use rand_core::{RngCore, SeedableRng};
+    use securecom_core::CryptoProvider;
+    type Core = <securecom_core::RustCrypto as CryptoProvider>::Dh;
+    type Ladder = crypto::LadderX25519;
+
+    /// A seeded ChaCha20 as clatter's `Rng` wants it (`Default`, `Clone`).
+    #[derive(Clone)]
+    struct Draw(rand_chacha::ChaCha20Rng);
+    impl Default for Draw {
+        fn default() -> Self {
+            Draw(rand_chacha::ChaCha20Rng::seed_from_u64(0))
+        }
+    }
+    impl RngCore for Draw {
+        fn next_u32(&mut self) -> u32 {
+            self.0.next_u32()
+        }
+        fn next_u64(&mut self) -> u64 {
+            self.0.next_u64()
+        }
+        fn fill_bytes(&mut self, dest: &mut [u8]) {
+            self.0.fill_bytes(dest)
+        }
+        fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
+            self.0.try_fill_bytes(dest)
+        }
+    }
+    impl rand_core::CryptoRng for Draw {}
+
+    for seed in 0..64u64 {
+        let mut a = Draw(rand_chacha::ChaCha20Rng::seed_from_u64(seed));
+        let mut b = a.clone();
+        let (x, y) = (
+            Core::genkey_rng(&mut a).unwrap(),
+            Ladder::genkey_rng(&mut b).unwrap(),
+        );
+        assert_eq!((x.public, *x.secret), (y.public, *y.secret), "seed {seed}");
+        let peer = Core::genkey_rng(&mut a).unwrap().public;
+        assert_eq!(
+            *Core::dh(&x.secret, &peer).unwrap(),
+            *Ladder::dh(&y.secret, &peer).unwrap(),
+            "seed {seed}"
+        );
+        // Every bit pattern of a stored key, clamping included.
+        let raw = [seed as u8 ^ 0xA5; 32];
+        assert_eq!(
+            Core::pubkey(&SensitiveByteArray::new(raw)),
+            Ladder::pubkey(&SensitiveByteArray::new(raw))
+        );
+        assert_eq!(
+            crypto::static_secret(raw).public_key(),
+            securecom_core::StaticSecret::from_bytes(raw).public_key()
+        );
+    }
 }
