@@ -326,6 +326,124 @@ fn device_logs_in_chats_refuses_busy_calls_and_logs_out() {
     );
 }
 
+/// A host client that re-keys its standard channel and the chats it starts
+/// every `secs` seconds (`--rekey-after`), logged in with its daemon reachable.
+fn rekeying_client(server: &Server, user: &User, secs: &str) -> Client {
+    let mut c = Client::spawn_trusting(
+        server.addr,
+        &["--server-key", &server.key, "--rekey-after", secs],
+        &user.name,
+        &user.key_file,
+        "127.0.0.1:0",
+    );
+    c.expect("logged_in");
+    c.expect_where("daemon reachable", |v| {
+        v["event"] == "daemon" && v["reachable"] == true
+    });
+    c
+}
+
+/// The device's re-key lines (`note_rekeys` in `device.rs`) that start with `what`.
+fn rekey_lines<'a>(log: &'a str, what: &str) -> Vec<&'a str> {
+    log.lines()
+        .filter_map(|l| l.split_once("INFO  ").map(|(_, m)| m))
+        .filter(|m| m.starts_with(what))
+        .collect()
+}
+
+/// Re-keying in place (`docs/PROTOCOL.md` 4.10) on the device, every
+/// 2 seconds: its standard channel (it is the initiator), its request
+/// channel (the server is: `--rekey-after 2`), a chat it accepts (alice
+/// starts its re-keys) and a chat it starts (`call me`: the device does),
+/// every text arriving both ways across them. Under `-icount shift=0`, so
+/// that the costs it logs are instruction counts (docs/BENCHMARKS.md).
+#[test]
+fn device_rekeys_every_channel_and_chat() {
+    require_qemu();
+    let setup = Setup::with_server_args(
+        &["alice", "bob"],
+        "alice,bob",
+        "call bob\nchats 2\nrekey_after 2\n",
+        &["--rekey-after", "2"],
+    );
+    let (server, [alice, bob]) = (&setup.server, &setup.users[..]) else {
+        unreachable!()
+    };
+    let mut device = setup.boot(&["-icount", "shift=0"]);
+    let mut alice_c = rekeying_client(server, alice, "2");
+    wait_users(
+        &mut alice_c,
+        Some(&mut device),
+        Duration::from_secs(30),
+        |n| n.iter().any(|u| u == DEVICE),
+    );
+
+    // 1. Idle: the standard and request channels re-key on their own.
+    std::thread::sleep(Duration::from_secs(5));
+    device.assert_running("while its channels re-keyed");
+
+    // 2. A chat alice asked for (the device is its responder).
+    let ready = request_chat(&mut alice_c);
+    assert_eq!(ready["event"], "chat_ready", "{ready}");
+    for i in 0..6 {
+        let text = format!("to the device {i}");
+        ask(&mut alice_c, &text, |r| r == format!("echo: {text}"));
+        std::thread::sleep(Duration::from_millis(1000));
+    }
+
+    // 3. A chat the device starts (`call me`: it is its initiator).
+    let mut bob_c = rekeying_client(server, bob, "2");
+    ask(&mut alice_c, "call me", |r| r == "calling bob");
+    device_closed(&mut alice_c);
+    let req = bob_c.expect("chat_request");
+    assert_eq!(req["from"], DEVICE, "{req}");
+    bob_c.send("/accept");
+    let ready = bob_c.expect("chat_ready");
+    assert_eq!(ready["initiator"], false, "{ready}");
+    let hello = bob_c.expect("message");
+    assert_eq!(hello["from"], DEVICE, "{hello}");
+    for i in 0..6 {
+        let text = format!("to the caller {i}");
+        ask(&mut bob_c, &text, |r| r == format!("echo: {text}"));
+        std::thread::sleep(Duration::from_millis(1000));
+    }
+    bob_c.send("bye");
+    device_closed(&mut bob_c);
+    let status = device.wait(Duration::from_secs(30));
+    assert!(status.success(), "the device exited with {status}");
+
+    // 4. Every kind of re-key happened, more than once. (The server's
+    // `closed` log line has its side's counts, but reads them after the
+    // logout closed the channels: 0 for a session that logged out.)
+    let log = device
+        .try_decoded_log()
+        .expect("defmt-print is needed: cargo install defmt-print");
+    let count = |what: &str| rekey_lines(&log, what).len();
+    let counts = [
+        count("standard channel re-keyed"),
+        count("request channel re-keyed"),
+        rekey_lines(&log, "chat re-keyed")
+            .iter()
+            .filter(|l| l.contains("responder"))
+            .count(),
+        rekey_lines(&log, "chat re-keyed")
+            .iter()
+            .filter(|l| l.contains("initiator"))
+            .count(),
+    ];
+    println!("device re-keys under -icount shift=0 (ns = instructions):");
+    for l in rekey_lines(&log, "")
+        .into_iter()
+        .filter(|l| l.contains("re-keyed") || l.starts_with("exit") || l.starts_with("chat "))
+    {
+        println!("  {l}");
+    }
+    assert!(
+        counts.iter().all(|&n| n >= 2),
+        "re-keys (standard, request, chat as responder, chat as initiator): {counts:?}\n{log}"
+    );
+}
+
 /// How long the device may take to show something after the host saw its cause.
 const SHOWN: Duration = Duration::from_secs(15);
 
