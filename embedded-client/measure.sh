@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Reproduces every figure of FIGURES.md ("Embedded client"):
+# Reproduces every figure of FIGURES.md ("Embedded client") and of
+# docs/BENCHMARKS.md's device tables:
 #   1. flash and static RAM of the release firmware (llvm-size);
 #   2. no heap (check-no-heap.sh);
 #   3. the raw primitives' cost: the crypto-cost binary under -icount shift=0;
 #   4. the device's cost per protocol step and its stack high-water: the
 #      ignored test `figures_under_icount` (real server, real host client,
-#      the firmware under -icount shift=0).
+#      the firmware under -icount shift=0);
+#   5. the cost of each re-key (the device as initiator and responder) and the
+#      stack high-water across them: the test
+#      `device_rekeys_every_channel_and_chat` (also under -icount shift=0).
 # Under `qemu-system-arm -icount shift=0` one guest instruction is one virtual
 # nanosecond, so every "ns" the firmware prints there is an instruction count.
 set -euo pipefail
@@ -39,3 +43,7 @@ SECURECOM_QEMU_ARGS="-icount shift=0" cargo run -q --release --bin crypto-cost 2
 echo "== 4. protocol steps: cargo test -p securecom-tests --test embedded -- --ignored --nocapture figures"
 (cd "$root" && cargo test -q -p securecom-tests --test embedded -- --ignored --nocapture figures 2>&1) |
     grep -E 'INFO  (logged in|daemon|chat .* open|chat message|exit)|test result'
+
+echo "== 5. re-keys: cargo test -p securecom-tests --test embedded -- --nocapture device_rekeys_every_channel_and_chat"
+(cd "$root" && cargo test -q -p securecom-tests --test embedded -- --nocapture device_rekeys_every_channel_and_chat 2>&1) |
+    grep -E 're-keyed|exit |test result'

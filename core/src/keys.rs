@@ -216,7 +216,7 @@ impl StaticSecret {
 
     /// A key from its bytes, its public key computed by `D` (a provider's
     /// X25519: an ephemeral key is one per handshake).
-    pub(crate) fn from_bytes_with<D: X25519>(secret: [u8; KEY_LEN]) -> Self {
+    pub fn from_bytes_with<D: X25519>(secret: [u8; KEY_LEN]) -> Self {
         let public = D::pubkey(&SensitiveByteArray::new(secret));
         StaticSecret { secret, public }
     }

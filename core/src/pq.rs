@@ -557,6 +557,21 @@ impl<P: CryptoProvider> Rekey<P> {
         session: &Transport<P>,
         rng: &mut R,
     ) -> Result<Self, CryptoError> {
+        let mut rekey = Self::undrawn(initiator, session, rng)?;
+        rekey.draw(rng)?;
+        Ok(rekey)
+    }
+
+    /// [`Self::new`] with the post-quantum layer's randomness not drawn
+    /// yet: [`Self::draw`] draws it where the re-key stays (the
+    /// initiator's ML-KEM key pair is made then, with no copy of this
+    /// state alive under the KEM's stack: the device's). The same draws,
+    /// in the same order, as [`Self::new`].
+    pub fn undrawn<R: RngCore + CryptoRng>(
+        initiator: bool,
+        session: &Transport<P>,
+        rng: &mut R,
+    ) -> Result<Self, CryptoError> {
         let psk = session.rekey_psk();
         let classical = Handshake::new(
             crate::noise::HandshakeParams {
@@ -570,10 +585,17 @@ impl<P: CryptoProvider> Rekey<P> {
             },
             rng,
         )?;
-        let seed = LayerSeed::draw::<P, R>(initiator, rng)?;
         Ok(Rekey {
-            stage: RekeyStage::Classical(classical, seed),
+            stage: RekeyStage::Classical(classical, LayerSeed::undrawn(initiator)),
         })
+    }
+
+    /// Draws what [`Self::undrawn`] left undrawn, in place.
+    pub fn draw<R: RngCore + CryptoRng>(&mut self, rng: &mut R) -> Result<(), CryptoError> {
+        match &mut self.stage {
+            RekeyStage::Classical(_, seed) => seed.fill::<P, R>(rng),
+            _ => Err(CryptoError::WrongState),
+        }
     }
 
     /// True when it is our turn to write.

@@ -215,9 +215,7 @@ impl<P: CryptoProvider> Keys<P> {
         if !self.initiator || self.is_rekeying() {
             return Err(ProtocolError::Unexpected.into());
         }
-        let rekey = Rekey::new(true, &self.current, rng)?;
-        self.renewal = Renewal::Running(rekey, now);
-        Ok(())
+        self.open(true, now, rng)
     }
 
     /// The step of our next message, if one is due.
@@ -270,15 +268,12 @@ impl<P: CryptoProvider> Keys<P> {
         }
         // Every re-key message travels under the keys it replaces.
         let sealed = self.current.encrypt_in_place(out, plain)?;
-        match core::mem::replace(&mut self.renewal, Renewal::Idle) {
+        match step {
             // The responder's message 4: its keys are new from here on.
-            Renewal::Running(rekey, since) if step == 4 => {
-                let next = rekey.into_transport(&self.current, limits, now)?;
-                self.renewal = Renewal::Split(next, since);
-            }
+            4 => self.split(limits, now)?,
             // The initiator's message 5: the old keys are gone.
-            Renewal::Split(next, _) => self.switch(next),
-            other => self.renewal = other,
+            5 => self.switch(),
+            _ => {}
         }
         Ok(Some(sealed))
     }
@@ -303,13 +298,7 @@ impl<P: CryptoProvider> Keys<P> {
         };
         let mut payload = [0u8; crate::pq::MAX_PQ_PAYLOAD];
         match (self.initiator, step, &mut self.renewal) {
-            (false, 1, Renewal::Idle) => {
-                let mut rekey = Rekey::new(false, &self.current, rng)?;
-                if rekey.read_message(body, &mut payload)? != 0 {
-                    return Err(WireError::TrailingBytes.into());
-                }
-                self.renewal = Renewal::Running(rekey, now);
-            }
+            (false, 1, Renewal::Idle) => self.begin(body, now, rng)?,
             (true, 2 | 4, Renewal::Running(rekey, _)) | (false, 3, Renewal::Running(rekey, _))
                 if !rekey.is_write_turn() && rekey.is_post_quantum() == (step > 2) =>
             {
@@ -319,32 +308,94 @@ impl<P: CryptoProvider> Keys<P> {
                 if step == 4 {
                     // The responder sends with the new keys after this
                     // message: so do we receive; message 5 is due.
-                    let Renewal::Running(rekey, since) =
-                        core::mem::replace(&mut self.renewal, Renewal::Idle)
-                    else {
-                        return Err(CryptoError::WrongState.into());
-                    };
-                    let next = rekey.into_transport(&self.current, limits, now)?;
-                    self.renewal = Renewal::Split(next, since);
+                    self.split(limits, now)?;
                 }
             }
-            (false, 5, Renewal::Split(..)) if body.is_empty() => {
-                let Renewal::Split(next, _) = core::mem::replace(&mut self.renewal, Renewal::Idle)
-                else {
-                    return Err(CryptoError::WrongState.into());
-                };
-                self.switch(next);
-            }
+            (false, 5, Renewal::Split(..)) if body.is_empty() => self.switch(),
             _ => return Err(ProtocolError::Unexpected.into()),
         }
         Ok(())
     }
 
-    /// The new keys replace the old ones, which are wiped (dropped).
-    fn switch(&mut self, next: Transport<P>) {
-        self.current = next;
-        self.renewal = Renewal::Idle;
-        self.rekeys = self.rekeys.saturating_add(1);
+    // The steps that make or replace a whole `Rekey` or `Transport` (a few
+    // KB each) do it in frames of their own, not under the KEM calls of
+    // `read_rekey` and `write_rekey` (the device's stack: the re-key state
+    // is built where it stays, in place).
+
+    /// A re-key starts: made in place, then its randomness drawn there
+    /// (the same draws as [`Rekey::new`]).
+    fn open<R: RngCore + CryptoRng>(
+        &mut self,
+        initiator: bool,
+        now: Instant,
+        rng: &mut R,
+    ) -> Result<(), Error> {
+        self.make(initiator, now, rng)?;
+        let drawn = match &mut self.renewal {
+            Renewal::Running(rekey, _) => rekey.draw(rng),
+            _ => Err(CryptoError::WrongState),
+        };
+        if drawn.is_err() {
+            self.renewal = Renewal::Idle;
+        }
+        Ok(drawn?)
+    }
+
+    #[inline(never)]
+    fn make<R: RngCore + CryptoRng>(
+        &mut self,
+        initiator: bool,
+        now: Instant,
+        rng: &mut R,
+    ) -> Result<(), Error> {
+        let rekey = Rekey::undrawn(initiator, &self.current, rng)?;
+        self.renewal = Renewal::Running(rekey, now);
+        Ok(())
+    }
+
+    /// The responder's message 1: its re-key starts, in place.
+    #[inline(never)]
+    fn begin<R: RngCore + CryptoRng>(
+        &mut self,
+        body: &mut [u8],
+        now: Instant,
+        rng: &mut R,
+    ) -> Result<(), Error> {
+        self.open(false, now, rng)?;
+        let mut payload = [0u8; crate::pq::MAX_PQ_PAYLOAD];
+        let read = match &mut self.renewal {
+            Renewal::Running(rekey, _) => rekey.read_message(body, &mut payload),
+            _ => Err(CryptoError::WrongState),
+        };
+        match read {
+            Ok(0) => Ok(()),
+            r => {
+                self.renewal = Renewal::Idle;
+                Err(r.map_or_else(Error::from, |_| WireError::TrailingBytes.into()))
+            }
+        }
+    }
+
+    /// Message 4 done: the new keys, kept beside the old ones.
+    #[inline(never)]
+    fn split(&mut self, limits: &Limits, now: Instant) -> Result<(), Error> {
+        let Renewal::Running(rekey, since) = core::mem::replace(&mut self.renewal, Renewal::Idle)
+        else {
+            return Err(CryptoError::WrongState.into());
+        };
+        let next = rekey.into_transport(&self.current, limits, now)?;
+        self.renewal = Renewal::Split(next, since);
+        Ok(())
+    }
+
+    /// Message 5 done: the new keys replace the old ones, which are wiped
+    /// (dropped).
+    #[inline(never)]
+    fn switch(&mut self) {
+        if let Renewal::Split(next, _) = core::mem::replace(&mut self.renewal, Renewal::Idle) {
+            self.current = next;
+            self.rekeys = self.rekeys.saturating_add(1);
+        }
     }
 }
 

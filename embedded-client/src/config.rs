@@ -178,7 +178,7 @@ pub fn parse(text: &str, peers: &mut KnownPeers) -> Result<DeviceConfig, ConfigE
             "user" => user = Some(user_name(value).map_err(|_| bad)?),
             "key" => {
                 let mut bytes = parse_hex32(value).ok_or(bad)?;
-                key = Some(StaticSecret::from_bytes(bytes));
+                key = Some(crate::crypto::static_secret(bytes));
                 bytes.zeroize();
             }
             "server_key" => {

@@ -28,12 +28,13 @@ use rand_chacha::ChaCha20Rng;
 use securecom_core::chat::ChatText;
 use securecom_core::message::CloseReason;
 use securecom_core::{
-    ChatEnd, Client, ClientConfig, ClientEvent, Duration, Error, Instant, PublicKey, RequestHello,
-    RequestLink, RequestMode, StaticSecret, UserName,
+    ChatEnd, ClientConfig, ClientEvent, Duration, Error, Instant, PublicKey, RequestHello,
+    RequestMode, StaticSecret, UserName,
 };
 
 use crate::clock::{Clock, Meter};
 use crate::config::AcceptPolicy;
+use crate::crypto::{Client, RequestLink};
 use crate::exit::{exit, ExitCode};
 use crate::hw::pl011::Uart;
 use crate::hw::{repaint_stack, stack_high_water, stack_size};
@@ -149,6 +150,21 @@ pub struct Device {
     chats_done: u32,
     call_pending: bool,
     phase: Phase,
+    rekeying: Rekeying,
+}
+
+/// Re-keys seen so far (`docs/PROTOCOL.md` 4.10), and the core time spent
+/// on each channel since its last one, for the log: on an idle channel, the
+/// cost of one re-key. A chat's re-keys are relayed over the standard
+/// channel: their cost is the standard channel's since its previous re-key
+/// or the chat's (with any chat message in between).
+#[derive(Default)]
+struct Rekeying {
+    std: u32,
+    request: u32,
+    chat: u32,
+    std_cost: u64,
+    request_cost: u64,
 }
 
 impl Device {
@@ -174,6 +190,7 @@ impl Device {
             chats_done: 0,
             call_pending: false,
             phase: Phase::Running,
+            rekeying: Rekeying::default(),
         }
     }
 
@@ -224,14 +241,21 @@ impl Device {
     fn run_until_done(&mut self) -> Result<(), ExitCode> {
         self.flush_std();
         while self.phase != Phase::Done {
+            let t0 = self.meter.total();
             let mut active = self.pump_standard()?;
             if self.phase == Phase::Done {
                 break;
             }
+            let t1 = self.meter.total();
             active |= self.pump_request()?;
             self.dial_request_channel();
+            let t2 = self.meter.total();
             self.poll_timers()?;
             self.start_call()?;
+            let t3 = self.meter.total();
+            self.rekeying.std_cost += (t1 - t0) + (t3 - t2);
+            self.rekeying.request_cost += t2 - t1;
+            self.note_rekeys();
             if !active {
                 // SysTick wakes us within a millisecond; the UARTs are polled.
                 cortex_m::asm::wfi();
@@ -537,6 +561,53 @@ impl Device {
 
     // ------------------------------------------------------------ events
 
+    /// Logs each re-key completed since the last call (see [`Rekeying`]).
+    #[inline(never)]
+    fn note_rekeys(&mut self) {
+        let r = &mut self.rekeying;
+        let std = self.client.rekeys();
+        if std != r.std {
+            r.std = std;
+            let cost = core::mem::take(&mut r.std_cost);
+            defmt::info!(
+                "standard channel re-keyed ({=u32}, initiator): core time {=u64} ns, stack high-water so far {=usize} bytes",
+                std,
+                cost,
+                stack_high_water()
+            );
+        }
+        let request = self.link.as_ref().map_or(0, |l| l.rekeys());
+        if request != r.request {
+            r.request = request;
+            if request > 0 {
+                let cost = core::mem::take(&mut r.request_cost);
+                defmt::info!(
+                    "request channel re-keyed ({=u32}, responder): core time {=u64} ns, stack high-water so far {=usize} bytes",
+                    request,
+                    cost,
+                    stack_high_water()
+                );
+            }
+        }
+        let (chat, initiator) = self
+            .client
+            .chat()
+            .map_or((0, false), |c| (c.rekeys(), c.is_initiator()));
+        if chat != r.chat {
+            r.chat = chat;
+            if chat > 0 {
+                let cost = core::mem::take(&mut r.std_cost);
+                defmt::info!(
+                    "chat re-keyed ({=u32}, {=str}): core time {=u64} ns, stack high-water so far {=usize} bytes",
+                    chat,
+                    if initiator { "initiator" } else { "responder" },
+                    cost,
+                    stack_high_water()
+                );
+            }
+        }
+    }
+
     fn drain_events(&mut self) -> Result<(), ExitCode> {
         while let Some(event) = self.client.poll_event() {
             self.on_event(event)?;
@@ -553,6 +624,7 @@ impl Device {
         );
         match event {
             ClientEvent::LoggedIn { user } => {
+                self.rekeying.std_cost = 0;
                 defmt::info!("logged in as {} (login: core time {=u64} ns)", user, cost)
             }
             ClientEvent::LoginRefused(reason) => {
@@ -585,6 +657,7 @@ impl Device {
             }
             ClientEvent::DaemonStatus { reachable } => {
                 if reachable {
+                    self.rekeying.request_cost = 0;
                     defmt::info!("daemon reachable (core time {=u64} ns)", cost);
                 } else {
                     defmt::warn!("daemon not reachable: the server cannot request chats");
@@ -636,6 +709,7 @@ impl Device {
                 initiator,
                 ..
             } => {
+                self.rekeying.std_cost = 0;
                 defmt::info!(
                     "chat {=u32} with {} ({}) open (E2E handshake: core time {=u64} ns)",
                     chat_id,

@@ -9,6 +9,7 @@
 //! | UART MMIO, stack measurement, faults (the only `unsafe`) | [`hw`] |
 //! | the millisecond clock and cost meter | [`clock`] |
 //! | `device.cfg`: identity and behaviour | [`config`] |
+//! | the crypto provider (X25519 by the ladder alone) | [`crypto`] |
 //! | the RNG seed | [`entropy`] |
 //! | chat partners' keys: learned, configured, changed | [`known_peers`] |
 //! | what the device answers in a chat | [`replies`] |
@@ -23,6 +24,7 @@
 
 pub mod clock;
 pub mod config;
+pub mod crypto;
 pub mod device;
 pub mod entropy;
 pub mod exit;

@@ -4,7 +4,8 @@
 #![forbid(unsafe_code)]
 
 use cortex_m_rt::entry;
-use securecom_core::{Client, ClientConfig, Limits, RequestLink, RequestMode};
+use securecom_core::{ClientConfig, Limits, RequestMode};
+use securecom_embedded_client::crypto::{Client, RequestLink};
 use static_cell::StaticCell;
 
 use securecom_embedded_client::clock::{Clock, Meter, CORE_HZ};

@@ -21,6 +21,10 @@ mod known_peers;
 #[path = "../../embedded-client/src/replies.rs"]
 mod replies;
 
+#[allow(dead_code)]
+#[path = "../../embedded-client/src/crypto.rs"]
+mod crypto;
+
 use std::time::{Duration, Instant};
 
 use qemu::{device_key, fingerprint, firmware, free_port, require_qemu, Qemu, RequestUart};
@@ -319,6 +323,124 @@ fn device_logs_in_chats_refuses_busy_calls_and_logs_out() {
     assert!(
         !contains(setup.secret_hex.as_bytes()),
         "the private key in the device's log"
+    );
+}
+
+/// A host client that re-keys its standard channel and the chats it starts
+/// every `secs` seconds (`--rekey-after`), logged in with its daemon reachable.
+fn rekeying_client(server: &Server, user: &User, secs: &str) -> Client {
+    let mut c = Client::spawn_trusting(
+        server.addr,
+        &["--server-key", &server.key, "--rekey-after", secs],
+        &user.name,
+        &user.key_file,
+        "127.0.0.1:0",
+    );
+    c.expect("logged_in");
+    c.expect_where("daemon reachable", |v| {
+        v["event"] == "daemon" && v["reachable"] == true
+    });
+    c
+}
+
+/// The device's re-key lines (`note_rekeys` in `device.rs`) that start with `what`.
+fn rekey_lines<'a>(log: &'a str, what: &str) -> Vec<&'a str> {
+    log.lines()
+        .filter_map(|l| l.split_once("INFO  ").map(|(_, m)| m))
+        .filter(|m| m.starts_with(what))
+        .collect()
+}
+
+/// Re-keying in place (`docs/PROTOCOL.md` 4.10) on the device, every
+/// 2 seconds: its standard channel (it is the initiator), its request
+/// channel (the server is: `--rekey-after 2`), a chat it accepts (alice
+/// starts its re-keys) and a chat it starts (`call me`: the device does),
+/// every text arriving both ways across them. Under `-icount shift=0`, so
+/// that the costs it logs are instruction counts (docs/BENCHMARKS.md).
+#[test]
+fn device_rekeys_every_channel_and_chat() {
+    require_qemu();
+    let setup = Setup::with_server_args(
+        &["alice", "bob"],
+        "alice,bob",
+        "call bob\nchats 2\nrekey_after 2\n",
+        &["--rekey-after", "2"],
+    );
+    let (server, [alice, bob]) = (&setup.server, &setup.users[..]) else {
+        unreachable!()
+    };
+    let mut device = setup.boot(&["-icount", "shift=0"]);
+    let mut alice_c = rekeying_client(server, alice, "2");
+    wait_users(
+        &mut alice_c,
+        Some(&mut device),
+        Duration::from_secs(30),
+        |n| n.iter().any(|u| u == DEVICE),
+    );
+
+    // 1. Idle: the standard and request channels re-key on their own.
+    std::thread::sleep(Duration::from_secs(5));
+    device.assert_running("while its channels re-keyed");
+
+    // 2. A chat alice asked for (the device is its responder).
+    let ready = request_chat(&mut alice_c);
+    assert_eq!(ready["event"], "chat_ready", "{ready}");
+    for i in 0..6 {
+        let text = format!("to the device {i}");
+        ask(&mut alice_c, &text, |r| r == format!("echo: {text}"));
+        std::thread::sleep(Duration::from_millis(1000));
+    }
+
+    // 3. A chat the device starts (`call me`: it is its initiator).
+    let mut bob_c = rekeying_client(server, bob, "2");
+    ask(&mut alice_c, "call me", |r| r == "calling bob");
+    device_closed(&mut alice_c);
+    let req = bob_c.expect("chat_request");
+    assert_eq!(req["from"], DEVICE, "{req}");
+    bob_c.send("/accept");
+    let ready = bob_c.expect("chat_ready");
+    assert_eq!(ready["initiator"], false, "{ready}");
+    let hello = bob_c.expect("message");
+    assert_eq!(hello["from"], DEVICE, "{hello}");
+    for i in 0..6 {
+        let text = format!("to the caller {i}");
+        ask(&mut bob_c, &text, |r| r == format!("echo: {text}"));
+        std::thread::sleep(Duration::from_millis(1000));
+    }
+    bob_c.send("bye");
+    device_closed(&mut bob_c);
+    let status = device.wait(Duration::from_secs(30));
+    assert!(status.success(), "the device exited with {status}");
+
+    // 4. Every kind of re-key happened, more than once. (The server's
+    // `closed` log line has its side's counts, but reads them after the
+    // logout closed the channels: 0 for a session that logged out.)
+    let log = device
+        .try_decoded_log()
+        .expect("defmt-print is needed: cargo install defmt-print");
+    let count = |what: &str| rekey_lines(&log, what).len();
+    let counts = [
+        count("standard channel re-keyed"),
+        count("request channel re-keyed"),
+        rekey_lines(&log, "chat re-keyed")
+            .iter()
+            .filter(|l| l.contains("responder"))
+            .count(),
+        rekey_lines(&log, "chat re-keyed")
+            .iter()
+            .filter(|l| l.contains("initiator"))
+            .count(),
+    ];
+    println!("device re-keys under -icount shift=0 (ns = instructions):");
+    for l in rekey_lines(&log, "")
+        .into_iter()
+        .filter(|l| l.contains("re-keyed") || l.starts_with("exit") || l.starts_with("chat "))
+    {
+        println!("  {l}");
+    }
+    assert!(
+        counts.iter().all(|&n| n >= 2),
+        "re-keys (standard, request, chat as responder, chat as initiator): {counts:?}\n{log}"
     );
 }
 
@@ -775,4 +897,68 @@ fn figures_under_icount() {
         .try_decoded_log()
         .expect("defmt-print is needed: cargo install defmt-print");
     println!("device log under -icount shift=0 (ns = instructions):\n{log}");
+}
+
+/// The firmware's X25519 (public keys by the Montgomery ladder, not the
+/// Edwards fixed-base multiplication) gives the core provider's bytes: the
+/// same key pairs from the same draws, the same public keys and shared
+/// secrets, and so the same device key as the host computes.
+#[test]
+fn x25519_ladder_keys() {
+    use clatter::bytearray::SensitiveByteArray;
+    use clatter::traits::Dh;
+    use rand_core::{RngCore, SeedableRng};
+    use securecom_core::CryptoProvider;
+    type Core = <securecom_core::RustCrypto as CryptoProvider>::Dh;
+    type Ladder = crypto::LadderX25519;
+
+    /// A seeded ChaCha20 as clatter's `Rng` wants it (`Default`, `Clone`).
+    #[derive(Clone)]
+    struct Draw(rand_chacha::ChaCha20Rng);
+    impl Default for Draw {
+        fn default() -> Self {
+            Draw(rand_chacha::ChaCha20Rng::seed_from_u64(0))
+        }
+    }
+    impl RngCore for Draw {
+        fn next_u32(&mut self) -> u32 {
+            self.0.next_u32()
+        }
+        fn next_u64(&mut self) -> u64 {
+            self.0.next_u64()
+        }
+        fn fill_bytes(&mut self, dest: &mut [u8]) {
+            self.0.fill_bytes(dest)
+        }
+        fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
+            self.0.try_fill_bytes(dest)
+        }
+    }
+    impl rand_core::CryptoRng for Draw {}
+
+    for seed in 0..64u64 {
+        let mut a = Draw(rand_chacha::ChaCha20Rng::seed_from_u64(seed));
+        let mut b = a.clone();
+        let (x, y) = (
+            Core::genkey_rng(&mut a).unwrap(),
+            Ladder::genkey_rng(&mut b).unwrap(),
+        );
+        assert_eq!((x.public, *x.secret), (y.public, *y.secret), "seed {seed}");
+        let peer = Core::genkey_rng(&mut a).unwrap().public;
+        assert_eq!(
+            *Core::dh(&x.secret, &peer).unwrap(),
+            *Ladder::dh(&y.secret, &peer).unwrap(),
+            "seed {seed}"
+        );
+        // Every bit pattern of a stored key, clamping included.
+        let raw = [seed as u8 ^ 0xA5; 32];
+        assert_eq!(
+            Core::pubkey(&SensitiveByteArray::new(raw)),
+            Ladder::pubkey(&SensitiveByteArray::new(raw))
+        );
+        assert_eq!(
+            crypto::static_secret(raw).public_key(),
+            securecom_core::StaticSecret::from_bytes(raw).public_key()
+        );
+    }
 }
