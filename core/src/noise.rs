@@ -647,14 +647,26 @@ impl<P: CryptoProvider> Transport<P> {
     /// be longer than a transport message ([`crate::pq::MAX_PQ_MESSAGE`]):
     /// its `len` bytes at the start of `buf`; returns the sealed length.
     pub(crate) fn seal_inner(&mut self, buf: &mut [u8], len: usize) -> Result<usize, CryptoError> {
+        self.seal_in_place(buf, len, crate::pq::MAX_PQ_MESSAGE)
+    }
+
+    /// Seals in place the `len` bytes at the start of `buf` if the sealed
+    /// message fits `buf` and is at most `max` bytes, and counts it.
+    fn seal_in_place(
+        &mut self,
+        buf: &mut [u8],
+        len: usize,
+        max: usize,
+    ) -> Result<usize, CryptoError> {
         match len.checked_add(TAG_LEN) {
-            Some(needed) if needed <= crate::pq::MAX_PQ_MESSAGE && buf.len() >= needed => {}
+            Some(needed) if needed <= max && buf.len() >= needed => {}
             _ => return Err(CryptoError::BufferTooSmall),
         }
         let n = self
             .tx
             .encrypt_with_ad_in_place(&[], buf, len)
             .map_err(|_| CryptoError::MessageLimit)?;
+        // At most one per message sent: far from saturating.
         self.sent = self.sent.saturating_add(1);
         Ok(n)
     }
@@ -736,17 +748,7 @@ impl<P: CryptoProvider> Transport<P> {
         if self.sent >= self.max_messages {
             return Err(CryptoError::MessageLimit);
         }
-        match len.checked_add(TAG_LEN) {
-            Some(needed) if needed <= MAX_NOISE_MESSAGE && buf.len() >= needed => {}
-            _ => return Err(CryptoError::BufferTooSmall),
-        }
-        let n = self
-            .tx
-            .encrypt_with_ad_in_place(&[], buf, len)
-            .map_err(|_| CryptoError::MessageLimit)?;
-        // `sent < max_messages` (checked above): cannot saturate.
-        self.sent = self.sent.saturating_add(1);
-        Ok(n)
+        self.seal_in_place(buf, len, MAX_NOISE_MESSAGE)
     }
 
     /// Decrypts `ciphertext` into `out`; returns the plaintext length.

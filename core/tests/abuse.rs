@@ -56,16 +56,6 @@ fn frames_down<S: Server>(w: &World<S>, i: usize) -> usize {
     w.transcript.get(&Chan::StdDown(i)).map_or(0, Vec::len)
 }
 
-/// alice (0) and bob (1) in an open chat, events cleared.
-fn chatting<S: Server>(w: &mut World<S>) -> (usize, usize) {
-    let a = w.login("alice");
-    let b = w.login("bob");
-    w.open_chat(a, b);
-    w.peers[a].take_events();
-    w.peers[b].take_events();
-    (a, b)
-}
-
 /// One text each way in alice and bob's chat (alice, the requester, first:
 /// bob may send once he has read a message).
 fn chat_round<S: Server>(w: &mut World<S>, a: usize, b: usize, n: usize) {
@@ -116,7 +106,7 @@ fn ping_flooder_limits() -> Limits {
 fn ping_flood_is_slowed_down_then_closed_while_another_chat_goes_on() {
     let abuse = AbuseLimits::DEFAULT;
     let mut w: W = World::hub(Limits::DEFAULT);
-    let (a, b) = chatting(&mut w);
+    let (a, b) = w.chatting();
     let m = w.login_with_limits("mallory", ping_flooder_limits());
     assert_eq!(w.frames_up(m), LOGIN_FRAMES_UP);
     assert_eq!(frames_down(&w, m), LOGIN_FRAMES_DOWN);
@@ -180,7 +170,7 @@ fn request_chat_flood_is_slowed_down_then_closed_while_another_chat_goes_on() {
         ..AbuseLimits::DEFAULT
     };
     let mut w: W = World::hub_with_abuse(Limits::DEFAULT, abuse);
-    let (a, b) = chatting(&mut w);
+    let (a, b) = w.chatting();
     let m = w.login("mallory");
 
     let mut requests = 0;
@@ -403,7 +393,7 @@ fn unanswered_request_expires_with_no_answer_and_is_withdrawn() {
 fn answered_request_does_not_expire() {
     let timeout = AbuseLimits::DEFAULT.request_timeout;
     let mut w: W = World::hub(Limits::DEFAULT);
-    let (a, b) = chatting(&mut w);
+    let (a, b) = w.chatting();
     w.advance_ms(2 * timeout.as_millis());
     chat_round(&mut w, a, b, 0);
     assert_chat_unaffected(&mut w, a, b);
@@ -489,7 +479,7 @@ fn revoked_session_closes_with_bye_revoked_and_the_peer_gets_peer_left() {
     // `ServerSession::revoked` when the registry changes): the router of
     // `MitmServer`, built on the public session API, drives it directly.
     let mut w = World::mitm(Limits::DEFAULT);
-    let (a, b) = chatting(&mut w);
+    let (a, b) = w.chatting();
     w.revoke(a);
     assert_eq!(
         w.peers[a].take_events(),

@@ -41,16 +41,6 @@ fn pair() -> (W, usize, usize) {
     (w, a, b)
 }
 
-/// alice and bob in an open chat; events so far are cleared.
-fn chatting<S: Server>(w: &mut World<S>) -> (usize, usize) {
-    let a = w.login("alice");
-    let b = w.login("bob");
-    w.open_chat(a, b);
-    w.peers[a].take_events();
-    w.peers[b].take_events();
-    (a, b)
-}
-
 fn msg(from: &str, t: &str) -> ClientEvent {
     ClientEvent::ChatMessage {
         from: name(from),
@@ -303,7 +293,7 @@ fn request_accepted_both_ready_with_equal_safety_numbers() {
 #[test]
 fn chat_both_ways_requester_first() {
     let mut w = world();
-    let (a, b) = chatting(&mut w);
+    let (a, b) = w.chatting();
     // The responder may not speak first; the refusal changes nothing.
     assert_eq!(
         w.send_text(b, "me first"),
@@ -511,7 +501,7 @@ fn request_to_user_without_daemon_is_unreachable() {
 #[test]
 fn leave_ends_chat_for_both_and_new_chats_work() {
     let mut w = world();
-    let (a, b) = chatting(&mut w);
+    let (a, b) = w.chatting();
     w.send_text(a, "bye soon").unwrap();
     w.pump();
     w.peers[b].take_events();
@@ -645,7 +635,7 @@ fn logout_closes_and_leaves_presence() {
 #[test]
 fn logout_during_chat_ends_it_for_the_peer() {
     let mut w = world();
-    let (a, b) = chatting(&mut w);
+    let (a, b) = w.chatting();
     w.logout(a).unwrap();
     w.pump();
     assert_eq!(
@@ -666,7 +656,7 @@ fn logout_during_chat_ends_it_for_the_peer() {
 #[test]
 fn disconnect_mid_chat_ends_it_for_the_peer() {
     let mut w = world();
-    let (a, b) = chatting(&mut w);
+    let (a, b) = w.chatting();
     w.send_text(a, "brb").unwrap();
     w.pump();
     assert_eq!(w.peers[b].take_events(), vec![msg("alice", "brb")]);
@@ -791,7 +781,7 @@ fn idle_client_is_closed() {
         ..Limits::DEFAULT
     };
     let mut w: W = World::hub(limits);
-    let (a, b) = chatting(&mut w);
+    let (a, b) = w.chatting();
     // Alice's driver stops calling handle_timeout: no keep-alives.
     w.peers[a].drive_timeouts = false;
     w.advance_ms(29_000);
@@ -819,7 +809,7 @@ fn keepalive_keeps_sessions_alive() {
         ..Limits::DEFAULT
     };
     let mut w: W = World::hub(limits);
-    let (a, b) = chatting(&mut w);
+    let (a, b) = w.chatting();
     let pings_before = w.transcript[&Chan::StdUp(a)].len();
     // Ten idle timeouts pass; keep-alives go every 10 s.
     w.advance_ms(300_000);
@@ -1031,7 +1021,7 @@ fn request_link_before_login_is_refused() {
 
 fn mitm_chat() -> (World<MitmServer>, usize, usize) {
     let mut w = World::mitm(Limits::DEFAULT);
-    let (a, b) = chatting(&mut w);
+    let (a, b) = w.chatting();
     (w, a, b)
 }
 
@@ -1312,7 +1302,7 @@ fn lost_chat_handshake_times_out_and_ends_the_chat() {
 fn full_output_queue_refuses_text_without_breaking_the_chat() {
     // A text that cannot be queued must not use up a nonce.
     let mut w = world();
-    let (a, b) = chatting(&mut w);
+    let (a, b) = w.chatting();
     let mut sent = 0;
     let refused = loop {
         match w.send_text(a, &format!("burst {sent:02}")) {
@@ -1342,7 +1332,7 @@ fn full_output_queue_refuses_text_without_breaking_the_chat() {
 #[test]
 fn slow_reader_is_told_when_the_server_ends_its_chat() {
     let mut w = world();
-    let (a, b) = chatting(&mut w);
+    let (a, b) = w.chatting();
     // Bob stops reading his socket; alice keeps talking.
     w.peers[b].paused = true;
     let mut i = 0;
@@ -1382,7 +1372,7 @@ fn slow_reader_is_told_when_the_server_ends_its_chat() {
 #[test]
 fn tampered_standard_channel_frame_closes_the_session() {
     let mut w = world();
-    let (a, b) = chatting(&mut w);
+    let (a, b) = w.chatting();
     let next = w.transcript[&Chan::StdUp(a)].len();
     w.set_tap(MutationTap::new(
         Chan::StdUp(a),
@@ -1408,7 +1398,7 @@ fn chat_data_crossing_a_leave_gets_wrong_chat() {
     // Bob answers while alice leaves: his message reaches the server after
     // her `LeaveChat` and is refused with an error code; the session goes on.
     let mut w = world();
-    let (a, b) = chatting(&mut w);
+    let (a, b) = w.chatting();
     w.send_text(a, "hi").unwrap();
     w.pump();
     w.peers[b].take_events();
@@ -1571,7 +1561,7 @@ fn leave_crossing_a_written_accept_leaves_no_half_open_chat() {
 #[test]
 fn peer_close_counts_what_arrived_both_ways() {
     let mut w = world();
-    let (a, b) = chatting(&mut w);
+    let (a, b) = w.chatting();
     for t in ["one", "two"] {
         w.send_text(a, t).unwrap();
     }

@@ -33,15 +33,6 @@ fn std_chan(step: usize, i: usize) -> Chan {
     }
 }
 
-fn chatting(w: &mut W) -> (usize, usize) {
-    let a = w.login("alice");
-    let b = w.login("bob");
-    w.open_chat(a, b);
-    w.peers[a].take_events();
-    w.peers[b].take_events();
-    (a, b)
-}
-
 fn round(w: &mut W, a: usize, b: usize, n: usize) {
     w.send_text(a, &format!("a{n}")).expect("alice sends");
     w.pump();
@@ -69,7 +60,7 @@ fn assert_all_texts_arrived(w: &mut W, a: usize, b: usize) {
 #[test]
 fn every_channel_rekeys_by_time_while_texts_go_on() {
     let mut w: W = World::hub(Limits::DEFAULT);
-    let (a, b) = chatting(&mut w);
+    let (a, b) = w.chatting();
     // 7 minutes, a text each way every 3 s: re-keys every 2 minutes.
     for n in 0..140 {
         w.advance_ms(3_000);
@@ -119,7 +110,7 @@ fn keys_are_renewed_by_message_count() {
         ..Limits::DEFAULT
     };
     let mut w: W = World::hub(limits);
-    let (a, b) = chatting(&mut w);
+    let (a, b) = w.chatting();
     for n in 0..60 {
         round(&mut w, a, b, n);
         // Timers due "now" (the count was reached) fire.

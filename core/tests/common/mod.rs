@@ -1015,6 +1015,17 @@ impl<S: Server> World<S> {
     }
 
     /// `a` asks `b`, `b` accepts; pumps until both are ready and returns the chat id.
+    /// alice and bob logged in and in an open chat, their events so far
+    /// cleared; returns their indices.
+    pub fn chatting(&mut self) -> (usize, usize) {
+        let a = self.login("alice");
+        let b = self.login("bob");
+        self.open_chat(a, b);
+        self.peers[a].take_events();
+        self.peers[b].take_events();
+        (a, b)
+    }
+
     pub fn open_chat(&mut self, a: usize, b: usize) -> ChatId {
         let b_name = self.peers[b].name.clone();
         self.request_chat(a, &b_name).expect("request");
