@@ -17,6 +17,12 @@ pub fn describe(e: &Error) -> String {
         | Error::Protocol(ProtocolError::SessionExpired) => "session expired".into(),
         Error::Protocol(ProtocolError::HandshakeTimeout) => "handshake timed out".into(),
         Error::Protocol(ProtocolError::IdleTimeout) => "the server was silent too long".into(),
+        Error::Protocol(ProtocolError::RekeyTimeout) => {
+            "the peer did not answer a renewal of the keys in time".into()
+        }
+        Error::Protocol(ProtocolError::RekeyOverdue) => {
+            "the peer did not renew the keys in time".into()
+        }
         Error::Protocol(ProtocolError::VersionMismatch { peer }) => format!(
             "the server speaks protocol version {peer}, this client version {}",
             securecom_core::PROTOCOL_VERSION
