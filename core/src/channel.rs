@@ -547,7 +547,10 @@ impl<const R: usize, const Q: usize, P: CryptoProvider> Channel<R, Q, P> {
             return Ok(());
         }
         let limits = self.limits;
-        let r = self.tx.push_with(0, |out| {
+        // A re-key message can wait for room (the next `poll_transmit`
+        // queues it); the roles' must-arrive messages (a `Bye`, a
+        // `PeerLeft`) cannot: it leaves them their reserve.
+        let r = self.tx.push_with(crate::server::CONTROL_RESERVE, |out| {
             keys.write_rekey(now, &limits, out)?
                 .ok_or(Error::Crypto(CryptoError::BufferTooSmall))
         });
