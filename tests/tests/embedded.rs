@@ -410,7 +410,11 @@ fn device_rekeys_every_channel_and_chat() {
     bob_c.send("bye");
     device_closed(&mut bob_c);
     let status = device.wait(Duration::from_secs(30));
-    assert!(status.success(), "the device exited with {status}");
+    assert!(
+        status.success(),
+        "the device exited with {status}; the server's log:\n{}",
+        server.log()
+    );
 
     // 4. Every kind of re-key happened, more than once. (The server's
     // `closed` log line has its side's counts, but reads them after the
