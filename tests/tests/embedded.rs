@@ -416,9 +416,9 @@ fn device_rekeys_every_channel_and_chat() {
         server.log()
     );
 
-    // 4. Every kind of re-key happened, more than once. (The server's
-    // `closed` log line has its side's counts, but reads them after the
-    // logout closed the channels: 0 for a session that logged out.)
+    // 4. Every kind of re-key happened, more than once (the device's own
+    // log names each; the server's `closed` line counts only its side's
+    // standard and request channels).
     let log = device
         .try_decoded_log()
         .expect("defmt-print is needed: cargo install defmt-print");
