@@ -405,3 +405,76 @@ fn a_client_that_rekeys_too_fast_is_closed_rate_limited() {
     assert!(!w.peers[b].client.is_closed());
     assert_eq!(w.server.online(), 1);
 }
+
+/// Holds the first frame of `len` bytes on `chan`, and every frame after
+/// it on `chan` (in order, as TCP would), until `release` is set.
+struct Hold {
+    chan: Chan,
+    len: usize,
+    held: Vec<Vec<u8>>,
+    holding: bool,
+    release: std::rc::Rc<std::cell::Cell<bool>>,
+}
+
+impl Tap for Hold {
+    fn on_frame(&mut self, chan: Chan, _index: usize, frame: Vec<u8>) -> Vec<Vec<u8>> {
+        if chan != self.chan {
+            return vec![frame];
+        }
+        if !self.holding && frame.len() == self.len && self.held.is_empty() {
+            self.holding = true;
+        }
+        if self.holding && !self.release.get() {
+            self.held.push(frame);
+            return vec![];
+        }
+        let mut out = std::mem::take(&mut self.held);
+        out.push(frame);
+        out
+    }
+    fn on_quiet(&mut self) -> Vec<(Chan, Vec<u8>)> {
+        if self.release.get() {
+            self.holding = false;
+            let chan = self.chan;
+            return self.held.drain(..).map(|f| (chan, f)).collect();
+        }
+        vec![]
+    }
+}
+
+#[test]
+fn a_logout_in_the_middle_of_a_rekey_is_confirmed() {
+    // alice's step 4 from the server is held back until after she logged out:
+    // her `Logout` (old keys) crosses the server's step 4, and the server's
+    // `Bye` (new keys) must still reach her.
+    let mut w: W = World::hub(Limits::DEFAULT);
+    let a = w.login("alice");
+    let release = std::rc::Rc::new(std::cell::Cell::new(false));
+    w.set_tap(Hold {
+        chan: Chan::StdDown(a),
+        len: STEP_FRAMES[3],
+        held: Vec::new(),
+        holding: false,
+        release: release.clone(),
+    });
+    w.advance_ms(120_500);
+    assert_eq!(w.peers[a].client.rekeys(), 0, "step 4 is held");
+    w.logout(a).expect("logout");
+    w.pump();
+    release.set(true);
+    w.pump();
+    eprintln!(
+        "DBG closed={} rekeys={} std_open={} down={:?} up={:?} errs={:?}",
+        w.peers[a].client.is_closed(),
+        w.peers[a].client.rekeys(),
+        w.peers[a].std_open,
+        w.transcript.get(&Chan::StdDown(a)).map(|v| v.iter().map(Vec::len).collect::<Vec<_>>()),
+        w.transcript.get(&Chan::StdUp(a)).map(|v| v.iter().map(Vec::len).collect::<Vec<_>>()),
+        w.all_errors()
+    );
+    assert_eq!(
+        w.peers[a].take_events(),
+        vec![ClientEvent::Closed(CloseReason::LoggedOut)]
+    );
+    assert_eq!(w.all_errors(), vec![]);
+}

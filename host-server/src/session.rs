@@ -418,7 +418,7 @@ async fn run_on<P: CryptoProvider>(
         }
     }
     t.pump();
-    let _ = t.write_out().await;
+    let written = t.write_out().await.is_ok();
     let _ = t.std_wr.shutdown().await;
     if let Some(w) = &mut t.req_wr {
         let _ = w.shutdown().await;
@@ -427,9 +427,40 @@ async fn run_on<P: CryptoProvider>(
         d.abort();
     }
     t.shared.tickets.forget(t.id);
+    // A logged-in user's client may still be sending; a stranger's
+    // connection is closed at once.
+    let logged_in = t.me.is_some();
     t.unlist();
+    if written && logged_in {
+        linger(&mut std_rd).await;
+    }
     let (rekeys, request_rekeys) = t.session.rekeys();
     debug!(session = id, %peer, rekeys, request_rekeys, "closed");
+}
+
+/// How long, and how many bytes, a closed session's socket is still read
+/// (and dropped) after our last bytes and our FIN: see [`linger`].
+const LINGER: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 64 * 1024;
+
+/// A lingering close (as nginx's `lingering_close`): a client may still be
+/// sending when the session ends (a re-key message or a command crossing
+/// our `Bye`); closing the socket with its bytes unread would answer them
+/// with a TCP reset, and a reset makes the client's kernel discard what it
+/// had not read yet, our `Bye` included. So the socket is read until the
+/// client's EOF, for at most [`LINGER`] and [`LINGER_BYTES`], then closed.
+async fn linger(rd: &mut OwnedReadHalf) {
+    let mut buf = [0u8; 2048];
+    let mut left = LINGER_BYTES;
+    let _ = tokio::time::timeout(LINGER, async {
+        while left > 0 {
+            match rd.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    })
+    .await;
 }
 
 async fn incoming_opt(
