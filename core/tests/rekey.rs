@@ -463,15 +463,6 @@ fn a_logout_in_the_middle_of_a_rekey_is_confirmed() {
     w.pump();
     release.set(true);
     w.pump();
-    eprintln!(
-        "DBG closed={} rekeys={} std_open={} down={:?} up={:?} errs={:?}",
-        w.peers[a].client.is_closed(),
-        w.peers[a].client.rekeys(),
-        w.peers[a].std_open,
-        w.transcript.get(&Chan::StdDown(a)).map(|v| v.iter().map(Vec::len).collect::<Vec<_>>()),
-        w.transcript.get(&Chan::StdUp(a)).map(|v| v.iter().map(Vec::len).collect::<Vec<_>>()),
-        w.all_errors()
-    );
     assert_eq!(
         w.peers[a].take_events(),
         vec![ClientEvent::Closed(CloseReason::LoggedOut)]
