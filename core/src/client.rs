@@ -662,8 +662,10 @@ impl<P: CryptoProvider> Client<P> {
             Err(e) => return self.fail(e),
         };
         let result = match incoming {
-            // No whole frame yet: nothing was written to `scratch` (still the
-            // zeros above), so there is nothing to wipe.
+            // No whole frame yet (`scratch` is still the zeros above), or a
+            // re-key message the channel handled (its plaintext, in
+            // `scratch`, is public: ephemeral keys and sealed layer
+            // messages): nothing to wipe.
             Incoming::Nothing => return Ok(used),
             // XX message 2: the server's hello.
             Incoming::Handshake {

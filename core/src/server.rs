@@ -740,7 +740,8 @@ impl<P: CryptoProvider> ServerSession<P> {
             return Ok(used);
         }
         let result = match incoming {
-            // No whole frame yet: nothing was written to `scratch`.
+            // No whole frame yet, or a re-key message the channel handled
+            // (public bytes in `scratch`): nothing to wipe.
             Incoming::Nothing => return Ok(used),
             Incoming::Handshake { len, finished } => {
                 received(&scratch, len).and_then(|p| self.on_handshake(now, p, finished, registry))
