@@ -161,12 +161,10 @@ impl<P: CryptoProvider> Keys<P> {
         self.rx().decrypt(ciphertext, out)
     }
 
-    /// True when the initiator's keys are due for a re-key at `now`.
+    /// True when the initiator's keys are due for a re-key at `now` (its
+    /// [`Self::deadline`] has come).
     pub fn rekey_due(&self, now: Instant, limits: &Limits) -> bool {
-        self.initiator
-            && matches!(self.renewal, Renewal::Idle)
-            && (now >= self.current.started().add(limits.rekey_after)
-                || self.current.sent().max(self.current.received()) >= limits.rekey_after_messages)
+        self.initiator && matches!(self.renewal, Renewal::Idle) && now >= self.deadline(limits)
     }
 
     /// When [`Self::check`] or [`Self::start`] must next run: the running
@@ -188,20 +186,17 @@ impl<P: CryptoProvider> Keys<P> {
         }
     }
 
-    /// Errors when a re-key ran out of time, or the peer's is overdue.
+    /// Errors when a re-key ran out of time, or the peer's is overdue (the
+    /// [`Self::deadline`] has passed; for an idle initiator it only means
+    /// a re-key is due).
     pub fn check(&self, now: Instant, limits: &Limits) -> Result<(), ProtocolError> {
+        if now < self.deadline(limits) {
+            return Ok(());
+        }
         match &self.renewal {
-            Renewal::Running(_, since) | Renewal::Split(_, since)
-                if now >= since.add(limits.handshake_timeout) =>
-            {
-                Err(ProtocolError::RekeyTimeout)
-            }
-            Renewal::Idle
-                if !self.initiator && now >= self.current.started().add(REKEY_OVERDUE) =>
-            {
-                Err(ProtocolError::RekeyOverdue)
-            }
-            _ => Ok(()),
+            Renewal::Running(..) | Renewal::Split(..) => Err(ProtocolError::RekeyTimeout),
+            Renewal::Idle if self.initiator => Ok(()),
+            Renewal::Idle => Err(ProtocolError::RekeyOverdue),
         }
     }
 
