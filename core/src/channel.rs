@@ -330,8 +330,8 @@ impl<const R: usize, const Q: usize, P: CryptoProvider> Channel<R, Q, P> {
     /// dropped and the caller closes the connection.
     ///
     /// A re-key message is handled here (`rng` gives a responder's
-    /// randomness for it) and its answer queued: the role sees
-    /// [`Incoming::Nothing`].
+    /// randomness for it): the role sees [`Incoming::Nothing`], and the
+    /// answer, if one is due, is queued by the next [`Self::poll_transmit`].
     pub fn read<G: RngCore + CryptoRng>(
         &mut self,
         now: Instant,
@@ -383,9 +383,11 @@ impl<const R: usize, const Q: usize, P: CryptoProvider> Channel<R, Q, P> {
                     self.rekeys_begun = self.rekeys_begun.wrapping_add(1);
                 }
                 let limits = self.limits;
-                let r = keys
-                    .read_rekey(plain, now, &limits, rng)
-                    .and_then(|()| self.flush_rekey(now));
+                // Our answer, if one is due, is written by the next
+                // `poll_transmit`: not here, under the caller's frames and
+                // the message just read (an encapsulation is the device's
+                // deepest stack).
+                let r = keys.read_rekey(plain, now, &limits, rng);
                 return match r {
                     Ok(()) => Ok((consumed, Incoming::Nothing)),
                     Err(e) => self.fail(e),
@@ -527,9 +529,10 @@ impl<const R: usize, const Q: usize, P: CryptoProvider> Channel<R, Q, P> {
 
     /// Moves queued output into `out`; returns how many bytes to write.
     ///
-    /// A re-key message that did not fit the queue when it fell due is
-    /// queued first, as soon as there is room (a failure to write it closes
-    /// the channel, as any failed message does).
+    /// Our next re-key message, if one is due (an answer to the peer's,
+    /// or one that did not fit the queue before), is queued first, as soon
+    /// as there is room (a failure to write it closes the channel, as any
+    /// failed message does).
     pub fn poll_transmit(&mut self, out: &mut [u8]) -> usize {
         if self.flush_rekey(self.last_rx.max(self.last_tx)).is_err() {
             self.close();

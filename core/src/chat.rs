@@ -29,7 +29,7 @@ use zeroize::Zeroize;
 use crate::crypto::{CryptoProvider, RustCrypto};
 use crate::error::{CryptoError, Error, ProtocolError, WireError};
 use crate::keys::{PublicKey, SafetyNumber, StaticSecret};
-use crate::limits::{Limits, MAX_CHAT_TEXT, MAX_E2E_MESSAGE};
+use crate::limits::{Limits, MAX_CHAT_TEXT, MAX_E2E_MESSAGE, TAG_LEN};
 use crate::message::{decode, encode, ChatId, ChatPayload, UserName};
 use crate::noise::{
     chat_prologue, Handshake, HandshakeParams, Pattern, RemoteCheck, Transport, MAX_CHAT_PROLOGUE,
@@ -424,6 +424,57 @@ impl<P: CryptoProvider> E2eChat<P> {
         text: &mut ChatText,
         rng: &mut R,
     ) -> Result<Received, Error> {
+        let mut buf = [0u8; MAX_E2E_MESSAGE + TAG_LEN];
+        let r = match buf.get_mut(..msg.len()) {
+            Some(b) => {
+                b.copy_from_slice(msg);
+                self.decrypt_in_place(now, b, text, rng)
+            }
+            None => {
+                self.phase = E2ePhase::Dead;
+                Err(CryptoError::BufferTooSmall.into())
+            }
+        };
+        buf.as_mut_slice().zeroize();
+        r
+    }
+
+    /// [`Self::decrypt`], opening the message in place in `msg` (which
+    /// is wiped before this returns): the client opens a relayed message
+    /// where it arrived, with no copy on the stack (the device's).
+    pub fn decrypt_in_place<R: RngCore + CryptoRng>(
+        &mut self,
+        now: Instant,
+        msg: &mut [u8],
+        text: &mut ChatText,
+        rng: &mut R,
+    ) -> Result<Received, Error> {
+        let r = self.open_in_place(now, msg, rng);
+        if let Ok((Received::Text, range)) = &r {
+            text.clear();
+            // Checked by `open_in_place`: UTF-8, at most MAX_CHAT_TEXT bytes.
+            let t = msg
+                .get(range.clone())
+                .and_then(|t| core::str::from_utf8(t).ok())
+                .unwrap_or_default();
+            let _ = text.push_str(t);
+        }
+        msg.zeroize();
+        r.map(|(received, _)| received)
+    }
+
+    /// [`Self::decrypt_in_place`] without the copy of a text: on
+    /// `Ok((Received::Text, range))` the text (checked: UTF-8, at most
+    /// [`MAX_CHAT_TEXT`] bytes) is `msg[range]`, and the rest of `msg` is
+    /// wiped; the caller copies the text out and wipes `msg`. On anything
+    /// else `msg` is wiped. (The device's stack: no text buffer sits in
+    /// the frame that may decapsulate a re-key.)
+    pub fn open_in_place<R: RngCore + CryptoRng>(
+        &mut self,
+        now: Instant,
+        msg: &mut [u8],
+        rng: &mut R,
+    ) -> Result<(Received, core::ops::Range<usize>), Error> {
         let E2ePhase::Open {
             transport,
             may_send,
@@ -431,52 +482,70 @@ impl<P: CryptoProvider> E2eChat<P> {
         else {
             return Err(ProtocolError::Unexpected.into());
         };
-        let mut plain = [0u8; MAX_E2E_MESSAGE];
-        let result = match transport.decrypt(msg, &mut plain) {
-            Ok(n) if plain.get(..n).is_some_and(is_rekey_message) => match plain.get_mut(..n) {
-                Some(p) => transport
+        // The largest message an E2E transport carries (as a copy into a
+        // buffer of that size would refuse anything larger).
+        let opened = if msg.len() > MAX_E2E_MESSAGE + TAG_LEN {
+            Err(CryptoError::BufferTooSmall)
+        } else {
+            transport.decrypt_in_place(msg)
+        };
+        let result = match opened {
+            Ok(n) => match msg.get_mut(..n) {
+                Some(p) if is_rekey_message(p) => transport
                     .read_rekey(p, now, &self.limits, rng)
-                    .map(|()| Received::Rekey),
-                None => Err(CryptoError::BufferTooSmall.into()),
-            },
-            Ok(n) => match plain.get(..n).map(decode::<ChatPayload>) {
-                Some(Ok(ChatPayload::Text { received, text: t })) => {
-                    // Acknowledging more than we sent, or less than before, is a lie.
-                    if received > self.sent || received < self.acked {
-                        Err(ProtocolError::Unexpected.into())
-                    } else {
-                        self.acked = received;
-                        text.clear();
-                        text.push_str(t)
-                            .map_err(|_| Error::Wire(WireError::OutOfBounds))
-                            .and_then(|()| {
-                                self.received = self
-                                    .received
-                                    .checked_add(1)
-                                    .ok_or(CryptoError::MessageLimit)?;
-                                *may_send = true;
-                                Ok(Received::Text)
-                            })
+                    .map(|()| (Received::Rekey, 0..0)),
+                Some(p) => match decode::<ChatPayload>(p) {
+                    Ok(ChatPayload::Text { received, text }) => {
+                        // Acknowledging more than we sent, or less than before, is a lie.
+                        if received > self.sent || received < self.acked {
+                            Err(ProtocolError::Unexpected.into())
+                        } else if text.len() > MAX_CHAT_TEXT {
+                            Err(Error::Wire(WireError::OutOfBounds))
+                        } else {
+                            self.acked = received;
+                            // The text is the payload's last field: its last bytes.
+                            let range = n.saturating_sub(text.len())..n;
+                            self.received
+                                .checked_add(1)
+                                .ok_or(CryptoError::MessageLimit.into())
+                                .map(|count| {
+                                    self.received = count;
+                                    *may_send = true;
+                                    (Received::Text, range)
+                                })
+                        }
                     }
-                }
-                Some(Ok(ChatPayload::Close { sent, received })) => {
-                    // Our transport accepted it, so no text of the peer's
-                    // went missing: it must have sent exactly what we got.
-                    if sent != self.received || received > self.sent || received < self.acked {
-                        Err(ProtocolError::Unexpected.into())
-                    } else {
-                        Ok(Received::Closed {
-                            undelivered: self.sent.saturating_sub(received),
-                        })
+                    Ok(ChatPayload::Close { sent, received }) => {
+                        // Our transport accepted it, so no text of the peer's
+                        // went missing: it must have sent exactly what we got.
+                        if sent != self.received || received > self.sent || received < self.acked {
+                            Err(ProtocolError::Unexpected.into())
+                        } else {
+                            Ok((
+                                Received::Closed {
+                                    undelivered: self.sent.saturating_sub(received),
+                                },
+                                0..0,
+                            ))
+                        }
                     }
-                }
-                Some(Err(e)) => Err(e.into()),
+                    Err(e) => Err(e.into()),
+                },
                 None => Err(CryptoError::BufferTooSmall.into()),
             },
             Err(e) => Err(e.into()),
         };
-        plain.as_mut_slice().zeroize();
-        if !matches!(result, Ok(Received::Text | Received::Rekey)) {
+        match &result {
+            Ok((Received::Text, range)) => {
+                let (head, tail) = msg.split_at_mut(range.start.min(msg.len()));
+                head.zeroize();
+                if let Some(rest) = tail.get_mut(range.len()..) {
+                    rest.zeroize();
+                }
+            }
+            _ => msg.zeroize(),
+        }
+        if !matches!(result, Ok((Received::Text | Received::Rekey, _))) {
             self.phase = E2ePhase::Dead;
         }
         result

@@ -317,21 +317,21 @@ pub struct Client<P: CryptoProvider = RustCrypto> {
     retrying: bool,
 }
 
-/// Reads a relayed chat handshake message, opened in place in a copy, in a
-/// frame of its own: the copy is gone before our answer's encapsulation
-/// (`flush_chat_handshake`, the device's deepest stack).
+/// Where a relayed chat message's bytes are in the server message `plain`:
+/// `(handshake, chat, start)` for `ChatHandshake` (`handshake`) or
+/// `ChatData`, whose bytes are `plain[start..]`; `None` for any other
+/// message. In a frame of its own, so that the decoded message is not on
+/// the stack while the relayed one is opened (the device's stack).
 #[inline(never)]
-fn read_chat_handshake<P: CryptoProvider>(
-    chat: &mut E2eChat<P>,
-    now: Instant,
-    noise: &[u8],
-) -> Result<(), Error> {
-    let mut msg = [0u8; MAX_E2E_MESSAGE];
-    let msg = msg
-        .get_mut(..noise.len())
-        .ok_or(CryptoError::BufferTooSmall)?;
-    msg.copy_from_slice(noise);
-    chat.read_handshake(now, msg)
+fn relayed(plain: &[u8]) -> Result<Option<(bool, ChatId, usize)>, Error> {
+    let (handshake, chat_id, n) = match decode::<ServerMsg>(plain)? {
+        ServerMsg::ChatHandshake { chat_id, noise } => (true, chat_id, noise.len()),
+        ServerMsg::ChatData { chat_id, noise } => (false, chat_id, noise.len()),
+        _ => return Ok(None),
+    };
+    // `decode` leaves no byte unread, and the relayed bytes are the
+    // message's last field: they are its last `n` bytes.
+    Ok(Some((handshake, chat_id, plain.len().saturating_sub(n))))
 }
 
 /// One request-channel connection (server → our daemon).
@@ -556,8 +556,9 @@ impl<P: CryptoProvider> Client<P> {
         self.events.pop_front()
     }
 
-    /// Bytes to write to the standard channel's socket (a chat re-key
-    /// message that waited for room is queued first).
+    /// Bytes to write to the standard channel's socket (the chat's next
+    /// re-key message, an answer to the peer's or one that waited for room,
+    /// is queued first).
     pub fn poll_transmit(&mut self, out: &mut [u8]) -> usize {
         if self.is_logged_in() {
             // A failure has ended the chat (or the session) already.
@@ -678,9 +679,10 @@ impl<P: CryptoProvider> Client<P> {
                 Login::AwaitResult => Ok(()),
                 _ => Err(ProtocolError::Unexpected.into()),
             },
-            Incoming::Message { len } => received(&scratch, len)
-                .and_then(|p| Ok(decode::<ServerMsg>(p)?))
-                .and_then(|msg| self.on_message(now, msg, rng)),
+            Incoming::Message { len } => match scratch.get_mut(..len) {
+                Some(plain) => self.on_frame(now, plain, rng),
+                None => Err(CryptoError::BufferTooSmall.into()),
+            },
         };
         // As a slice: zeroize's bulk wipe (a memset it keeps), not the
         // array impl's one volatile store per byte.
@@ -743,6 +745,31 @@ impl<P: CryptoProvider> Client<P> {
         self.std.send_handshake(now, hello)?;
         self.login = Login::AwaitResult;
         Ok(())
+    }
+
+    /// A server message. A relayed chat message (`ChatHandshake`,
+    /// `ChatData`) is opened in place where it arrived, in `plain` (the
+    /// device's stack: no copy of it, and no other message's frame, sits
+    /// under a re-key's decapsulation); any other goes to `on_message`.
+    fn on_frame<R: RngCore + CryptoRng>(
+        &mut self,
+        now: Instant,
+        plain: &mut [u8],
+        rng: &mut R,
+    ) -> Result<(), Error> {
+        match relayed(plain)? {
+            Some((handshake, chat_id, start))
+                if matches!(self.login, Login::LoggedIn | Login::LoggingOut) =>
+            {
+                let noise = plain.get_mut(start..).ok_or(CryptoError::BufferTooSmall)?;
+                if handshake {
+                    self.on_chat_handshake(now, chat_id, noise)
+                } else {
+                    self.on_chat_data(now, chat_id, noise, rng)
+                }
+            }
+            _ => self.on_message(now, decode::<ServerMsg>(plain)?, rng),
+        }
     }
 
     #[inline(never)]
@@ -854,11 +881,9 @@ impl<P: CryptoProvider> Client<P> {
                 peer_key,
                 initiator,
             } => self.on_chat_started(now, chat_id, peer, peer_key, initiator, rng)?,
-            ServerMsg::ChatHandshake { chat_id, noise } => {
-                self.on_chat_handshake(now, chat_id, noise)?
-            }
-            ServerMsg::ChatData { chat_id, noise } => {
-                self.on_chat_data(now, chat_id, noise, rng)?
+            // Opened in place by `on_frame`.
+            ServerMsg::ChatHandshake { .. } | ServerMsg::ChatData { .. } => {
+                return Err(ProtocolError::Unexpected.into())
             }
             ServerMsg::PeerLeft { chat_id } => {
                 if self.current_chat_id() == Some(chat_id) {
@@ -963,6 +988,9 @@ impl<P: CryptoProvider> Client<P> {
         Ok(())
     }
 
+    // Not inlined: its event would sit in `flush_chat_handshake`'s frame,
+    // under the answer's encapsulation.
+    #[inline(never)]
     fn announce_if_ready(&mut self) {
         if let ChatState::Chat(chat) = &self.chat {
             if chat.is_open() {
@@ -983,7 +1011,7 @@ impl<P: CryptoProvider> Client<P> {
         &mut self,
         now: Instant,
         chat_id: ChatId,
-        noise: &[u8],
+        noise: &mut [u8],
     ) -> Result<(), Error> {
         let ChatState::Chat(chat) = &mut self.chat else {
             return Ok(());
@@ -991,7 +1019,7 @@ impl<P: CryptoProvider> Client<P> {
         if chat.id() != chat_id {
             return Ok(());
         }
-        if let Err(e) = read_chat_handshake(chat, now, noise) {
+        if let Err(e) = chat.read_handshake(now, noise) {
             return self.chat_failed(now, e);
         }
         self.flush_chat_handshake(now)
@@ -1002,7 +1030,7 @@ impl<P: CryptoProvider> Client<P> {
         &mut self,
         now: Instant,
         chat_id: ChatId,
-        noise: &[u8],
+        noise: &mut [u8],
         rng: &mut R,
     ) -> Result<(), Error> {
         let ChatState::Chat(chat) = &mut self.chat else {
@@ -1011,15 +1039,15 @@ impl<P: CryptoProvider> Client<P> {
         if chat.id() != chat_id {
             return Ok(());
         }
-        let mut text = ChatText::new();
-        match chat.decrypt(now, noise, &mut text, rng) {
-            Ok(Received::Rekey) => self.flush_chat_rekey(now),
-            Ok(Received::Text) => {
-                let from = chat.peer().clone();
-                self.push_event(ClientEvent::ChatMessage { from, text });
+        match chat.open_in_place(now, noise, rng) {
+            // Our answer, if one is due, goes out from `poll_transmit`, not
+            // from under this message's frames (the device's stack).
+            Ok((Received::Rekey, _)) => Ok(()),
+            Ok((Received::Text, range)) => {
+                self.push_chat_text(noise.get(range).unwrap_or_default());
                 Ok(())
             }
-            Ok(Received::Closed { undelivered }) => {
+            Ok((Received::Closed { undelivered }, _)) => {
                 // The server ends the chat on the peer's `LeaveChat`; we leave
                 // too, so that a server that holds that back cannot keep us
                 // in a dead chat.
@@ -1028,6 +1056,20 @@ impl<P: CryptoProvider> Client<P> {
             }
             Err(e) => self.chat_failed(now, e),
         }
+    }
+
+    /// The event of a text `open_in_place` checked (UTF-8, at most
+    /// `MAX_CHAT_TEXT` bytes), built in a frame of its own (see
+    /// [`E2eChat::open_in_place`]).
+    #[inline(never)]
+    fn push_chat_text(&mut self, bytes: &[u8]) {
+        let ChatState::Chat(chat) = &self.chat else {
+            return;
+        };
+        let mut text = ChatText::new();
+        let _ = text.push_str(core::str::from_utf8(bytes).unwrap_or_default());
+        let from = chat.peer().clone();
+        self.push_event(ClientEvent::ChatMessage { from, text });
     }
 
     /// The chat's re-keying, from `handle_timeout`: a re-key that ran out of

@@ -98,6 +98,20 @@ pub trait MlKem768:
         sk: &mut [u8; SECRET_KEY_LEN],
     ) -> Result<(), clatter::error::KemError>;
 
+    /// `decapsulate` with the key in the post-quantum layer's slot (its
+    /// bytes as [`Self::keygen_into`] wrote them): the same checks and
+    /// secret. A provider may turn the bytes into its own form in place
+    /// (the portable one does: no copy of the key on the device's stack),
+    /// after which the slot's bytes are gone; the caller wipes the slot
+    /// after one call.
+    fn decapsulate_slot(
+        ct: &[u8],
+        slot: &mut crate::kem::KeySlot,
+    ) -> Result<Self::Ss, clatter::error::KemError> {
+        let sk = slot.bytes().ok_or(clatter::error::KemError::Input)?;
+        Self::decapsulate(ct, &sk[..])
+    }
+
     /// `encapsulate`, the ciphertext written into `ct` and the secret into
     /// `ss`: the same draw, checks and bytes, with as few copies of the key
     /// and ciphertext as the implementation allows (the device's stack: the

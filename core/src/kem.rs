@@ -107,6 +107,24 @@ fn decaps_key_of(sk: &[u8]) -> KemResult<ml_kem_768::DecapsKey> {
 }
 
 impl crate::crypto::MlKem768 for Fips203MlKem768 {
+    /// The key turned into `fips203`'s own object in its slot (the checks
+    /// of `decapsulate`, in a frame of its own), then used there by
+    /// reference: no copy of the 2.4 KB key is on the stack under
+    /// `fips203`'s decapsulation (22.9 KB deep on the device, whose stack
+    /// budget this decides).
+    fn decapsulate_slot(ct: &[u8], slot: &mut KeySlot) -> KemResult<Self::Ss> {
+        slot.make_fips203()?;
+        let Slot::Fips203(dk) = &slot.0 else {
+            return Err(KemError::Input);
+        };
+        let ct = ciphertext_of(ct);
+        let Ok(ct) = &ct else {
+            return Err(KemError::Input);
+        };
+        let ss = dk.try_decaps(ct).map_err(|_| KemError::Decapsulation)?;
+        Ok(SensitiveByteArray::new(ss.into_bytes()))
+    }
+
     /// One call of `fips203` and one copy of its decapsulation key.
     fn keygen_into(seed: &[u8; 64], sk: &mut [u8; SECRET_KEY_LEN]) -> KemResult<()> {
         let mut d = [0u8; 32];
@@ -143,6 +161,78 @@ impl crate::crypto::MlKem768 for Fips203MlKem768 {
         ss.copy_from_slice(&s);
         s.zeroize();
         Ok(())
+    }
+}
+
+/// Where the post-quantum layer keeps an initiator's ephemeral
+/// decapsulation key between its two messages (or a responder's copy of
+/// the peer's encapsulation key, in the first [`PUBLIC_KEY_LEN`] bytes):
+/// the FIPS 203 bytes as [`crate::crypto::MlKem768::keygen_into`] writes
+/// them, which a provider may turn into its own form in place when it
+/// decapsulates ([`crate::crypto::MlKem768::decapsulate_slot`]). Wiped on
+/// drop and by [`Self::wipe`].
+pub struct KeySlot(Slot);
+
+enum Slot {
+    Bytes(SensitiveByteArray<[u8; SECRET_KEY_LEN]>),
+    /// `fips203`'s checked key (it wipes itself on drop).
+    Fips203(ml_kem_768::DecapsKey),
+}
+
+impl KeySlot {
+    /// A slot of zeros.
+    pub fn new() -> Self {
+        KeySlot(Slot::Bytes(SensitiveByteArray::new([0u8; SECRET_KEY_LEN])))
+    }
+
+    /// The bytes, unless a provider has turned them into its own form.
+    pub fn bytes(&self) -> Option<&[u8; SECRET_KEY_LEN]> {
+        match &self.0 {
+            Slot::Bytes(b) => Some(b),
+            Slot::Fips203(_) => None,
+        }
+    }
+
+    /// The bytes, to write (see [`Self::bytes`]).
+    pub fn bytes_mut(&mut self) -> Option<&mut [u8; SECRET_KEY_LEN]> {
+        match &mut self.0 {
+            Slot::Bytes(b) => Some(b),
+            Slot::Fips203(_) => None,
+        }
+    }
+
+    /// Overwrites the key with zeros: the slot is then as [`Self::new`]
+    /// made it, and holds no key (a decapsulation with it fails). In a
+    /// frame of its own (the 2.4 KB of zeros a converted slot gets back
+    /// are not in its caller's).
+    #[inline(never)]
+    pub fn wipe(&mut self) {
+        match &mut self.0 {
+            Slot::Bytes(b) => b.zeroize(),
+            Slot::Fips203(dk) => {
+                dk.zeroize();
+                self.0 = Slot::Bytes(SensitiveByteArray::new([0u8; SECRET_KEY_LEN]));
+            }
+        }
+    }
+
+    /// The bytes checked and turned into `fips203`'s key, in place, in a
+    /// frame of its own (gone before the decapsulation's deep stack).
+    #[inline(never)]
+    fn make_fips203(&mut self) -> KemResult<()> {
+        let Slot::Bytes(b) = &mut self.0 else {
+            return Ok(());
+        };
+        let dk = decaps_key_of(&b[..]);
+        b.zeroize();
+        self.0 = Slot::Fips203(dk?);
+        Ok(())
+    }
+}
+
+impl Default for KeySlot {
+    fn default() -> Self {
+        Self::new()
     }
 }
 

@@ -41,7 +41,7 @@ use zeroize::Zeroize;
 
 use crate::crypto::CryptoProvider;
 use crate::error::CryptoError;
-use crate::kem::{CIPHERTEXT_LEN, PUBLIC_KEY_LEN, SECRET_KEY_LEN};
+use crate::kem::{KeySlot, CIPHERTEXT_LEN, PUBLIC_KEY_LEN, SECRET_KEY_LEN};
 use crate::limits::{Limits, TAG_LEN};
 use crate::noise::{Handshake, Psk, Transport};
 use crate::time::Instant;
@@ -183,7 +183,7 @@ pub struct PqLayer<P: CryptoProvider = RustCrypto> {
     /// messages, or (its first [`PUBLIC_KEY_LEN`] bytes) the responder's
     /// copy of the initiator's encapsulation key between read and write;
     /// wiped after use and on drop.
-    key: SensitiveByteArray<[u8; SECRET_KEY_LEN]>,
+    key: KeySlot,
     initiator: bool,
 }
 
@@ -208,11 +208,7 @@ impl<P: CryptoProvider> PqLayer<P> {
         let drawn = seed.drawn;
         let (step, key, initiator) = match seed.bytes {
             SeedBytes::Initiator(sk) => (Step::InitiatorSend, sk, true),
-            SeedBytes::Responder(m) => (
-                Step::ResponderReceive(m),
-                SensitiveByteArray::new([0u8; SECRET_KEY_LEN]),
-                false,
-            ),
+            SeedBytes::Responder(m) => (Step::ResponderReceive(m), KeySlot::new(), false),
         };
         // An undrawn seed would mean a zero key: the layer refuses to run.
         let step = if drawn { step } else { Step::Failed };
@@ -257,7 +253,7 @@ impl<P: CryptoProvider> PqLayer<P> {
             .and_then(|n| outer.seal_inner(out, n));
         if r.is_err() {
             self.step = Step::Failed;
-            self.key.zeroize();
+            self.key.wipe();
             let end = out.len().min(MAX_PQ_MESSAGE);
             if let Some(out) = out.get_mut(..end) {
                 out.zeroize();
@@ -273,7 +269,11 @@ impl<P: CryptoProvider> PqLayer<P> {
                 let dst = out
                     .get_mut(..PUBLIC_KEY_LEN)
                     .ok_or(CryptoError::BufferTooSmall)?;
-                let pk = self.key.get(EK_IN_DK).ok_or(CryptoError::WrongState)?;
+                let pk = self
+                    .key
+                    .bytes()
+                    .and_then(|k| k.get(EK_IN_DK))
+                    .ok_or(CryptoError::WrongState)?;
                 dst.copy_from_slice(pk);
                 // A psk pattern's `e` is mixed into the key too.
                 self.state.mix_hash(dst);
@@ -285,14 +285,15 @@ impl<P: CryptoProvider> PqLayer<P> {
             Step::ResponderSend(rng) => {
                 let re = self
                     .key
-                    .get(..PUBLIC_KEY_LEN)
+                    .bytes()
+                    .and_then(|k| k.get(..PUBLIC_KEY_LEN))
                     .ok_or(CryptoError::WrongState)?;
                 let dst = out
                     .get_mut(..CIPHERTEXT_LEN)
                     .ok_or(CryptoError::BufferTooSmall)?;
                 let mut ss = [0u8; 32];
                 let r = encaps_into::<P>(re, rng, dst, &mut ss);
-                self.key.zeroize();
+                self.key.wipe();
                 r?;
                 self.state.mix_hash(dst);
                 self.state.mix_key(&ss);
@@ -339,7 +340,7 @@ impl<P: CryptoProvider> PqLayer<P> {
         });
         if r.is_err() {
             self.step = Step::Failed;
-            self.key.zeroize();
+            self.key.wipe();
         }
         r
     }
@@ -358,8 +359,8 @@ impl<P: CryptoProvider> PqLayer<P> {
                 let ct = message
                     .get(..CIPHERTEXT_LEN)
                     .ok_or(CryptoError::DecryptFailed)?;
-                let r = P::Kem::decapsulate(ct, &self.key[..]);
-                self.key.zeroize();
+                let r = <P::Kem as crate::crypto::MlKem768>::decapsulate_slot(ct, &mut self.key);
+                self.key.wipe();
                 let ss = r.map_err(|_| CryptoError::DecryptFailed)?;
                 self.state.mix_hash(ct);
                 self.state.mix_key(&ss[..]);
@@ -381,7 +382,9 @@ impl<P: CryptoProvider> PqLayer<P> {
         self.step = match core::mem::replace(&mut self.step, Step::Failed) {
             Step::ResponderReceive(rng) => {
                 if let (Some(dst), Some(k)) = (
-                    self.key.get_mut(..PUBLIC_KEY_LEN),
+                    self.key
+                        .bytes_mut()
+                        .and_then(|b| b.get_mut(..PUBLIC_KEY_LEN)),
                     message.get(..PUBLIC_KEY_LEN),
                 ) {
                     dst.copy_from_slice(k);
@@ -434,9 +437,10 @@ const _: () = assert!(1152 + PUBLIC_KEY_LEN + 64 == SECRET_KEY_LEN);
 #[inline(never)]
 fn keygen_into<P: CryptoProvider>(
     seed: &mut Drawn<64>,
-    sk: &mut SensitiveByteArray<[u8; SECRET_KEY_LEN]>,
+    sk: &mut KeySlot,
 ) -> Result<(), CryptoError> {
     let seed = seed.bytes.take().ok_or(CryptoError::WrongState)?;
+    let sk = sk.bytes_mut().ok_or(CryptoError::WrongState)?;
     <P::Kem as crate::crypto::MlKem768>::keygen_into(&seed, sk).map_err(|_| CryptoError::WrongState)
 }
 
@@ -472,7 +476,7 @@ pub struct LayerSeed {
 enum SeedBytes {
     /// The initiator's ephemeral decapsulation key, which holds its
     /// encapsulation key (FIPS 203: `dk = dk_pke || ek || H(ek) || z`).
-    Initiator(SensitiveByteArray<[u8; SECRET_KEY_LEN]>),
+    Initiator(KeySlot),
     /// The responder's encapsulation randomness `m`.
     Responder(Drawn<32>),
 }
@@ -496,7 +500,7 @@ impl LayerSeed {
     pub fn undrawn(initiator: bool) -> Self {
         LayerSeed {
             bytes: if initiator {
-                SeedBytes::Initiator(SensitiveByteArray::new([0u8; SECRET_KEY_LEN]))
+                SeedBytes::Initiator(KeySlot::new())
             } else {
                 SeedBytes::Responder(Drawn::default())
             },

@@ -161,6 +161,11 @@ impl<P: CryptoProvider> Keys<P> {
         self.rx().decrypt(ciphertext, out)
     }
 
+    /// [`Self::decrypt`] in place: the plaintext is `buf[..n]`.
+    pub fn decrypt_in_place(&mut self, buf: &mut [u8]) -> Result<usize, CryptoError> {
+        self.rx().decrypt_in_place(buf)
+    }
+
     /// True when the initiator's keys are due for a re-key at `now` (its
     /// [`Self::deadline`] has come).
     pub fn rekey_due(&self, now: Instant, limits: &Limits) -> bool {

@@ -268,7 +268,9 @@ impl Device {
 
     fn flush_std(&mut self) {
         loop {
-            let n = self.client.poll_transmit(&mut self.tx[..]);
+            // Metered: it writes the answers to re-keys (an encapsulation).
+            let (client, tx) = (&mut *self.client, &mut self.tx[..]);
+            let n = self.meter.run(&mut self.clock, || client.poll_transmit(tx));
             if n == 0 {
                 break;
             }
@@ -303,12 +305,7 @@ impl Device {
         }
         let mut offset = 0;
         while offset < n && self.phase != Phase::Done {
-            let now = self.clock.now();
-            let (client, rng, input) = (&mut *self.client, &mut self.rng, &self.rx[offset..n]);
-            let result = self
-                .meter
-                .run(&mut self.clock, || client.handle_input(now, input, rng));
-            match result {
+            match self.feed_standard(offset, n) {
                 Ok(used) => offset += used,
                 Err(e) => {
                     self.drain_events()?;
@@ -320,6 +317,19 @@ impl Device {
             self.flush_std();
         }
         Ok(true)
+    }
+
+    /// `rx[offset..n]` to the client, in a frame of its own: the core's
+    /// 1.5 KB receive scratch is gone from the stack before `flush_std`
+    /// writes what the input calls for (a re-key's answer is an
+    /// encapsulation, the deepest stack there is).
+    #[inline(never)]
+    fn feed_standard(&mut self, offset: usize, n: usize) -> Result<usize, securecom_core::Error> {
+        let now = self.clock.now();
+        let (client, rng) = (&mut *self.client, &mut self.rng);
+        let input = self.rx.get(offset..n).unwrap_or_default();
+        self.meter
+            .run(&mut self.clock, || client.handle_input(now, input, rng))
     }
 
     /// A new request-channel connection from the server: its link, made in
@@ -380,10 +390,15 @@ impl Device {
             let Some(link) = self.link.as_mut() else {
                 return Ok(true);
             };
-            let (client, rng, input) = (&mut *self.client, &mut self.rng, &self.rx[offset..n]);
-            let result = self.meter.run(&mut self.clock, || {
-                client.handle_request_input(link, now, input, rng)
-            });
+            let input = self.rx.get(offset..n).unwrap_or_default();
+            let result = feed_request(
+                self.client,
+                link,
+                (&mut self.meter, &mut self.clock),
+                now,
+                input,
+                &mut self.rng,
+            );
             let closed = match result {
                 Ok(used) => {
                     offset += used;
@@ -843,4 +858,19 @@ fn show_verdict(name: &str, key: &PublicKey, verdict: &Verdict) {
     } else {
         defmt::warn!("{=str}", line.as_str());
     }
+}
+
+/// Request-channel input to the client, in a frame of its own (see
+/// `Device::feed_standard`): the core's receive scratch is gone before
+/// `flush_request` writes the answer to a re-key (an encapsulation).
+#[inline(never)]
+fn feed_request(
+    client: &mut Client,
+    link: &mut RequestLink,
+    (meter, clock): (&mut Meter, &mut Clock),
+    now: Instant,
+    input: &[u8],
+    rng: &mut ChaCha20Rng,
+) -> Result<usize, securecom_core::Error> {
+    meter.run(clock, || client.handle_request_input(link, now, input, rng))
 }

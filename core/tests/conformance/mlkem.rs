@@ -187,3 +187,53 @@ fn cross_provider() {
         );
     }
 }
+
+/// `MlKem768::decapsulate_slot`, as the post-quantum layer uses it: the
+/// same secrets as `decapsulate` with the slot's bytes (a forged
+/// ciphertext's too), the same refusal of a key whose embedded H(ek) is
+/// wrong, and a wiped slot that holds no key.
+#[test]
+fn slot_decapsulation() {
+    use securecom_core::crypto::MlKem768;
+    use securecom_core::kem::KeySlot;
+    let mut rng = sha3::Shake128::default()
+        .chain(b"secureCom ML-KEM slot")
+        .finalize_xof();
+    for _ in 0..20 {
+        let mut seed = [0u8; 64];
+        let mut m = [0u8; 32];
+        let mut forged = [0u8; CIPHERTEXT_LEN];
+        rng.read(&mut seed);
+        rng.read(&mut m);
+        rng.read(&mut forged);
+        let mut slot = KeySlot::new();
+        K::keygen_into(&seed, slot.bytes_mut().unwrap()).unwrap();
+        let sk = slot.bytes().unwrap().to_vec();
+        assert_eq!(
+            sk,
+            K::genkey_rng(&mut Given::new(&[&seed])).unwrap().secret[..]
+        );
+        let pk = &sk[1152..1152 + PUBLIC_KEY_LEN];
+        let (ct, ss) = K::encapsulate(pk, &mut Given::new(&[&m])).unwrap();
+        assert_eq!(K::decapsulate_slot(&ct, &mut slot).unwrap()[..], ss[..]);
+        // Until it is wiped the slot keeps its key, whatever form it took.
+        assert_eq!(
+            K::decapsulate_slot(&forged, &mut slot).unwrap()[..],
+            K::decapsulate(&forged, &sk).unwrap()[..]
+        );
+        slot.wipe();
+        assert!(slot.bytes().unwrap().iter().all(|&b| b == 0));
+        assert!(matches!(
+            K::decapsulate_slot(&ct, &mut slot),
+            Err(KemError::Input)
+        ));
+    }
+    // FIPS 203 7.3, through the slot.
+    let mut slot = KeySlot::new();
+    K::keygen_into(&[7u8; 64], slot.bytes_mut().unwrap()).unwrap();
+    slot.bytes_mut().unwrap()[SECRET_KEY_LEN - 64] ^= 1;
+    assert!(matches!(
+        K::decapsulate_slot(&[0u8; CIPHERTEXT_LEN], &mut slot),
+        Err(KemError::Input)
+    ));
+}
