@@ -288,3 +288,45 @@ fn a_close_whose_counts_cannot_be_true_ends_the_chat_as_failed() {
         unexpected()
     );
 }
+
+/// Opening in place (how the client opens a relayed message where it
+/// arrived) gives what `decrypt` gives, the text where `open_in_place` says
+/// it is, and leaves no plaintext behind: the rest of the buffer, or all of
+/// it, wiped.
+#[test]
+fn opened_in_place_as_decrypted() {
+    let (mut a, mut b) = honest_pair();
+    let mut rng = ChaCha20Rng::seed_from_u64(9);
+    let mut wire = [0u8; MAX_E2E_MESSAGE];
+    let mut text = ChatText::new();
+    for (k, line) in ["hello bob", "", "ünïcödé ✓"].into_iter().enumerate() {
+        let n = a.encrypt_text(line, &mut wire).unwrap();
+        let mut copy = wire;
+        match k {
+            0 => {
+                assert_eq!(
+                    b.decrypt_in_place(t0(), &mut copy[..n], &mut text, &mut rng)
+                        .unwrap(),
+                    Received::Text
+                );
+                assert_eq!(text.as_str(), line);
+                assert!(copy[..n].iter().all(|&x| x == 0));
+            }
+            _ => {
+                let (r, range) = b.open_in_place(t0(), &mut copy[..n], &mut rng).unwrap();
+                assert_eq!(r, Received::Text);
+                assert_eq!(&copy[range.clone()], line.as_bytes());
+                assert!(copy[..range.start].iter().all(|&x| x == 0));
+                assert!(copy[range.end..n].iter().all(|&x| x == 0));
+            }
+        }
+    }
+    // One byte more than an E2E message may be: refused, and the chat is dead.
+    let mut big = [0u8; MAX_E2E_MESSAGE + 17];
+    assert!(b.decrypt_in_place(t0(), &mut big, &mut text, &mut rng).is_err());
+    let n = a.encrypt_text("after", &mut wire).unwrap();
+    assert!(matches!(
+        b.decrypt(t0(), &wire[..n], &mut text, &mut rng),
+        Err(Error::Protocol(ProtocolError::Unexpected))
+    ));
+}
