@@ -9,7 +9,8 @@
 #      the firmware under -icount shift=0);
 #   5. the cost of each re-key (the device as initiator and responder) and the
 #      stack high-water across them: the test
-#      `device_rekeys_every_channel_and_chat` (also under -icount shift=0).
+#      `device_rekeys_every_channel_and_chat` (also under -icount shift=0);
+#   6. the deepest stack paths, from LLVM's frame sizes: stack-paths.py.
 # Under `qemu-system-arm -icount shift=0` one guest instruction is one virtual
 # nanosecond, so every "ns" the firmware prints there is an instruction count.
 set -euo pipefail
@@ -47,3 +48,6 @@ echo "== 4. protocol steps: cargo test -p securecom-tests --test embedded -- --i
 echo "== 5. re-keys: cargo test -p securecom-tests --test embedded -- --nocapture device_rekeys_every_channel_and_chat"
 (cd "$root" && cargo test -q -p securecom-tests --test embedded -- --nocapture device_rekeys_every_channel_and_chat 2>&1) |
     grep -E 're-keyed|exit |test result'
+
+echo "== 6. deepest stack paths (call graph): ./stack-paths.py"
+./stack-paths.py | grep -E '^ *[0-9]+  [a-z]'
