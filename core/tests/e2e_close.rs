@@ -323,7 +323,9 @@ fn opened_in_place_as_decrypted() {
     }
     // One byte more than an E2E message may be: refused, and the chat is dead.
     let mut big = [0u8; MAX_E2E_MESSAGE + 17];
-    assert!(b.decrypt_in_place(t0(), &mut big, &mut text, &mut rng).is_err());
+    assert!(b
+        .decrypt_in_place(t0(), &mut big, &mut text, &mut rng)
+        .is_err());
     let n = a.encrypt_text("after", &mut wire).unwrap();
     assert!(matches!(
         b.decrypt(t0(), &wire[..n], &mut text, &mut rng),
