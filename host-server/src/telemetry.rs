@@ -512,7 +512,10 @@ impl SessionMeter {
     /// what is new since the last call is counted.
     pub fn rekeys(&mut self, (standard, request): (u32, u32)) {
         let (old_std, old_req) = std::mem::replace(&mut self.rekeys, (standard, request));
-        for (i, new) in [(0, standard.saturating_sub(old_std)), (1, request.saturating_sub(old_req))] {
+        for (i, new) in [
+            (0, standard.saturating_sub(old_std)),
+            (1, request.saturating_sub(old_req)),
+        ] {
             if new > 0 {
                 if let Some(c) = METRICS.rekeys.get(i) {
                     c.inc_by(u64::from(new));
@@ -985,7 +988,10 @@ mod tests {
         let mut out = Vec::new();
         let start = Instant::now();
         let r = tokio::time::timeout(Duration::from_secs(2), c.read_to_end(&mut out)).await;
-        assert!(r.is_ok(), "the third connection is closed, not served later");
+        assert!(
+            r.is_ok(),
+            "the third connection is closed, not served later"
+        );
         assert!(out.is_empty());
         assert!(start.elapsed() < Duration::from_secs(2));
         // Once the silent ones time out, the endpoint serves again.
@@ -1011,7 +1017,11 @@ mod tests {
         listening();
         assert_eq!(readiness(), Ok(()));
         nats_link(false);
-        assert_eq!(readiness(), Ok(()), "NATS not configured: its link does not count");
+        assert_eq!(
+            readiness(),
+            Ok(()),
+            "NATS not configured: its link does not count"
+        );
         nats_configured();
         assert_eq!(readiness(), Err("NATS link down"));
         nats_link(true);
@@ -1037,10 +1047,14 @@ mod tests {
     fn every_series_exists_from_the_start_with_fixed_labels() {
         let text = encode_metrics();
         for reason in LoginFailure::ALL.map(LoginFailure::label) {
-            assert!(text.contains(&format!("securecom_login_failures_total{{reason=\"{reason}\"}}")));
+            assert!(text.contains(&format!(
+                "securecom_login_failures_total{{reason=\"{reason}\"}}"
+            )));
         }
         for limit in Limit::ALL.map(Limit::label) {
-            assert!(text.contains(&format!("securecom_rate_limited_total{{limit=\"{limit}\"}}")));
+            assert!(text.contains(&format!(
+                "securecom_rate_limited_total{{limit=\"{limit}\"}}"
+            )));
         }
         for outcome in RequestChannel::ALL.map(RequestChannel::label) {
             assert!(text.contains(&format!(
