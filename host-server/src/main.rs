@@ -58,7 +58,8 @@ struct Cli {
     data_dir: Option<PathBuf>,
     /// Read the passphrase of a protected key (server or CA) from this file's
     /// first line (for unattended starts). Also: $SECURECOM_SERVER_PASSPHRASE,
-    /// or the systemd credential `securecom-server-passphrase`.
+    /// or the systemd credential `securecom-server-passphrase`
+    /// ($CREDENTIALS_DIRECTORY; `LoadCredential=` or `LoadCredentialEncrypted=`).
     #[arg(
         long,
         env = "SECURECOM_SERVER_PASSPHRASE_FILE",
@@ -115,8 +116,7 @@ pub struct RunArgs {
     /// Log filter (overrides RUST_LOG), e.g. `info` or `securecom_server=debug`.
     #[arg(long)]
     pub log: Option<String>,
-    /// Log format on stderr: `text`, or `json` (one JSON object a line,
-    /// with `timestamp`, `level`, `fields` and `target`).
+    /// Log format (on stderr).
     #[arg(long, value_enum, default_value_t = telemetry::LogFormat::Text)]
     pub log_format: telemetry::LogFormat,
     /// Serve `/metrics` (Prometheus text), `/healthz` and `/readyz` over
