@@ -41,17 +41,26 @@
 //!
 //! # Why `prometheus-client`
 //!
-//! The official Rust client of the Prometheus project: four small
-//! dependencies (`dtoa`, `itoa`, `parking_lot`, its derive macro), no HTTP
-//! server, no background thread, and a Prometheus text (0.0.4) encoder. The
-//! `metrics` facade with `metrics-exporter-prometheus` was the alternative:
-//! its exporter brings `metrics-util` (with `crossbeam`, `quanta`,
-//! `sketches-ddsketch`, `indexmap`…) and, for its HTTP listener, `hyper`;
-//! its macros look metrics up by name and label strings at each call, where
-//! here every series is resolved once, at start, into a [`Counter`] whose
-//! increment is one relaxed atomic add (the relay path does two per
-//! message). Adding it changed the server's dependency tree by those four
-//! crates only (`Cargo.lock`).
+//! The official Rust client of the Prometheus project: no HTTP server, no
+//! background thread, a Prometheus text (0.0.4) encoder, and few
+//! dependencies: it added three crates to `Cargo.lock` (itself, its derive
+//! macro and `dtoa`; `itoa` and `parking_lot` were there already), and
+//! the JSON logs one more (`tracing-serde`). The alternative, the `metrics`
+//! facade with `metrics-exporter-prometheus`, needs even without its
+//! default HTTP listener and push gateway `metrics-util`, `evmap`,
+//! `quanta`, `indexmap` and `base64`, and looks each metric up by its name
+//! and label strings at every call site, where here every series is
+//! resolved once, at start, into a [`Counter`] whose increment is one
+//! relaxed `fetch_add`: the relay path, the only hot one, does two per
+//! message, next to a Noise decryption and encryption of it.
+//!
+//! # For the NATS cluster code
+//!
+//! Call [`nats_configured`] once at start when NATS is configured, then
+//! [`nats_link`]`(up)` on every change of the link (connected, lost,
+//! reconnected): `securecom_nats_link_up` follows it, and `/readyz` answers
+//! 503 (`NATS link down`) while it is down. Without NATS neither is called:
+//! the gauge stays 0 and readiness ignores it.
 //!
 //! # The HTTP endpoint
 //!
