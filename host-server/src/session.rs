@@ -122,6 +122,7 @@ async fn request_hello(shared: &Shared, mut stream: TcpStream, peer: SocketAddr)
     let limit = Duration::from_secs(shared.config.limits.handshake_timeout.as_millis() / 1000);
     match tokio::time::timeout(limit, stream.read_exact(&mut payload)).await {
         Ok(Ok(_)) => {}
+        Err(_) => return telemetry::login_failed(telemetry::LoginFailure::HandshakeTimeout),
         _ => return,
     }
     let Some(ticket) = RequestTicket::from_hello_payload(&payload) else {
@@ -272,6 +273,7 @@ async fn run_on<P: CryptoProvider>(
     let limit = Duration::from_secs(shared.config.limits.handshake_timeout.as_millis() / 1000);
     match tokio::time::timeout(limit, stream.read_exact(&mut header)).await {
         Ok(Ok(_)) => {}
+        Err(_) => return telemetry::login_failed(telemetry::LoginFailure::HandshakeTimeout),
         _ => return,
     }
     if usize::from(u16::from_be_bytes(header)) == REQUEST_HELLO_LEN {

@@ -309,3 +309,60 @@ fn metrics_health_and_json_logs_of_a_real_server() {
         .iter()
         .any(|v| v["fields"]["message"] == "logged in" && v["fields"]["user"] == "alice"));
 }
+
+/// A connection that never completes its handshake is counted as a
+/// handshake timeout; the endpoint's own bounds hold on the real server:
+/// 8 silent HTTP clients take every slot, a 9th is closed at once, and the
+/// silent ones are closed at the 2 s read deadline, after which scrapes work.
+#[test]
+fn handshake_timeouts_and_the_endpoint_bounds() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start_with(
+        dir.path(),
+        &[
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+            "--handshake-timeout",
+            "1",
+        ],
+    );
+    let m = metrics_addr(&server);
+    const TIMEOUT: &str = "securecom_login_failures_total{reason=\"handshake_timeout\"}";
+    assert_eq!(value(&scrape(m), TIMEOUT), 0);
+    // Silent: closed after the handshake timeout, counted once.
+    let silent = TcpStream::connect(server.addr).expect("connect");
+    assert!(closed_within(&silent, Duration::from_secs(5)));
+    // One byte, then silence: the same.
+    let mut one = TcpStream::connect(server.addr).expect("connect");
+    one.write_all(&[0]).expect("write");
+    assert!(closed_within(&one, Duration::from_secs(5)));
+    wait_for(m, TIMEOUT, 2);
+
+    // The endpoint: 8 silent clients hold every slot.
+    let started = Instant::now();
+    let hogs: Vec<TcpStream> = (0..8)
+        .map(|_| TcpStream::connect(m).expect("connect"))
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let ninth = TcpStream::connect(m).expect("connect");
+    assert!(
+        closed_within(&ninth, Duration::from_millis(500)),
+        "a 9th connection is closed at once"
+    );
+    // The hogs are closed at the read deadline (2 s from their accept).
+    for h in &hogs {
+        assert!(closed_within(h, Duration::from_secs(5)));
+    }
+    let held = started.elapsed();
+    assert!(
+        held >= Duration::from_millis(1800) && held < Duration::from_secs(4),
+        "{held:?}"
+    );
+    assert_eq!(get(m, "/healthz").0, 200);
+    // The client listener was not affected meanwhile.
+    let users = User::registered(dir.path(), &server, "alice");
+    let mut alice = Client::login(&server, &users);
+    assert_eq!(alice.users(), ["alice"]);
+}
