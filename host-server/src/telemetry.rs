@@ -1009,6 +1009,53 @@ mod tests {
         assert!(health.starts_with("HTTP/1.1 200 OK"));
     }
 
+    /// Arbitrary bytes (mostly from the request line's alphabet, so that
+    /// the parser's branches are reached) never panic the parser, and every
+    /// answer is one of its statuses.
+    #[test]
+    fn arbitrary_heads_get_an_answer() {
+        use rand_chacha::rand_core::{RngCore, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(15);
+        let alphabet: &[&[u8]] = &[
+            b"GET",
+            b"HEAD",
+            b"POST",
+            b" ",
+            b"/",
+            b"/metrics",
+            b"/healthz",
+            b"/readyz",
+            b"?",
+            b"HTTP/1.1",
+            b"HTTP/1.",
+            b"HTTP/2",
+            b"\r",
+            b"\n",
+            b"\xff",
+            b"\0",
+            b"a",
+        ];
+        for _ in 0..20_000 {
+            let mut head = Vec::new();
+            for _ in 0..rng.next_u32() % 12 {
+                let r = rng.next_u32() as usize;
+                match alphabet.get(r % (alphabet.len() + 1)) {
+                    Some(piece) => head.extend_from_slice(piece),
+                    None => head.push(r as u8),
+                }
+            }
+            let a = route(&head);
+            assert!(
+                ["200", "400", "404", "405", "503", "505"].contains(&&a.status[..3]),
+                "{:?} -> {}",
+                String::from_utf8_lossy(&head),
+                a.status
+            );
+            let bytes = a.to_bytes();
+            assert!(bytes.starts_with(b"HTTP/1.1 "));
+        }
+    }
+
     #[test]
     fn heads_end_at_the_first_blank_line() {
         assert_eq!(head_end(b"GET / HTTP/1.1\r\n\r\nrest"), Some(18));
