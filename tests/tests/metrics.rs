@@ -251,11 +251,16 @@ fn metrics_health_and_json_logs_of_a_real_server() {
     let flood: Vec<TcpStream> = (0..10)
         .map(|_| connect_from(rate_source, server.addr))
         .collect();
-    std::thread::sleep(Duration::from_millis(300));
-    let dropped = flood
-        .iter()
-        .filter(|s| closed_within(s, Duration::from_millis(20)))
-        .count() as u64;
+    // The server closes the 7 it drops at once (however busy, within 10 s);
+    // the 3 it holds stay open until the handshake timeout (10 s).
+    let end = Instant::now() + Duration::from_secs(10);
+    let mut closed = vec![false; flood.len()];
+    while closed.iter().filter(|c| **c).count() < 7 && Instant::now() < end {
+        for (s, c) in flood.iter().zip(closed.iter_mut()) {
+            *c = *c || closed_within(s, Duration::from_millis(10));
+        }
+    }
+    let dropped = closed.iter().filter(|c| **c).count() as u64;
     assert_eq!(dropped, 7, "3 of 10 held");
     let end = Instant::now() + Duration::from_secs(10);
     let (rate, gate) = loop {
@@ -266,8 +271,10 @@ fn metrics_health_and_json_logs_of_a_real_server() {
         }
         std::thread::sleep(Duration::from_millis(50));
     };
+    // Each drop counted once. (The split depends on how fast the server
+    // accepted them: the bucket refills 3 a second.)
     assert_eq!(rate + gate, dropped, "{rate} + {gate}");
-    assert!(rate >= 3 && gate >= 1, "{rate} + {gate}");
+    assert!(rate >= 1 && gate >= 1, "{rate} + {gate}");
     drop((held, flood));
 
     // Logouts: the gauge follows.
@@ -348,7 +355,7 @@ fn handshake_timeouts_and_the_endpoint_bounds() {
     std::thread::sleep(Duration::from_millis(200));
     let ninth = TcpStream::connect(m).expect("connect");
     assert!(
-        closed_within(&ninth, Duration::from_millis(500)),
+        closed_within(&ninth, Duration::from_secs(1)),
         "a 9th connection is closed at once"
     );
     // The hogs are closed at the read deadline (2 s from their accept).
@@ -357,7 +364,7 @@ fn handshake_timeouts_and_the_endpoint_bounds() {
     }
     let held = started.elapsed();
     assert!(
-        held >= Duration::from_millis(1800) && held < Duration::from_secs(4),
+        held >= Duration::from_millis(1800) && held < Duration::from_secs(6),
         "{held:?}"
     );
     assert_eq!(get(m, "/healthz").0, 200);
