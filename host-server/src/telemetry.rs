@@ -21,6 +21,7 @@
 //! | `securecom_rekeys_total` | counter | `channel` | re-keys completed (`standard`, `request`) |
 //! | `securecom_nats_link_up` | gauge | | 1 while the NATS link is up (see [`nats_link`]) |
 //! | `securecom_build_info` | gauge | `version` | always 1 |
+//! | `process_resident_memory_bytes`, `process_virtual_memory_bytes`, `process_open_fds`, `process_max_fds`, `process_cpu_seconds_total`, `process_start_time_seconds` | gauges, counter | | the process, from `/proc/self` at each scrape (the names Prometheus's own clients use) |
 //!
 //! Every label value is a fixed word from an enum of this module (the
 //! crate's version for `build_info`): the set of series is fixed at start
@@ -296,15 +297,18 @@ fn registered<M: prometheus_client::registry::Metric + Clone + Default>(
 
 impl Metrics {
     fn new() -> Self {
-        let mut r = Registry::with_prefix("securecom");
-        let reg = &mut r;
+        let mut root = Registry::default();
+        root.register_collector(Box::new(ProcessCollector));
+        let reg = root.sub_registry_with_prefix("securecom");
         let build = Family::<Label, Gauge>::default();
         reg.register("build_info", "The server's version", build.clone());
         build
             .get_or_create(&[("version", env!("CARGO_PKG_VERSION"))])
             .set(1);
         let kinds = ["handshake", "data"];
-        Metrics {
+        let mut metrics = Metrics {
+            // Replaced below, once `reg` (borrowed from it) is done with.
+            registry: Registry::default(),
             sessions: registered(reg, "sessions", "Logged-in sessions on this node"),
             connections: registered(reg, "connections", "Open client connections"),
             logins: registered(reg, "logins", "Successful logins"),
@@ -372,12 +376,170 @@ impl Metrics {
                 "nats_link_up",
                 "1 while the link to NATS is up (0 when NATS is not configured)",
             ),
-            registry: r,
-        }
+        };
+        metrics.registry = root;
+        metrics
     }
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+
+/// The process metrics Prometheus's clients export on Linux
+/// (`process_resident_memory_bytes`, `process_virtual_memory_bytes`,
+/// `process_open_fds`, `process_max_fds`, `process_cpu_seconds_total`,
+/// `process_start_time_seconds`), read from `/proc/self` at each scrape; a
+/// file that cannot be read or parsed leaves its metrics out.
+#[derive(Debug)]
+struct ProcessCollector;
+
+/// Clock ticks per second in `/proc/*/stat`: `USER_HZ`, 100 on every Linux
+/// ABI (Prometheus's Go `procfs` assumes the same).
+const USER_HZ: f64 = 100.0;
+
+/// Process figures, from the `/proc/self` files' text.
+#[derive(Debug, Default, PartialEq)]
+struct ProcessStats {
+    resident_bytes: Option<i64>,
+    virtual_bytes: Option<i64>,
+    open_fds: Option<i64>,
+    max_fds: Option<i64>,
+    cpu_seconds: Option<f64>,
+    start_time_seconds: Option<f64>,
+}
+
+impl ProcessStats {
+    fn read() -> Self {
+        let file = |p: &str| std::fs::read_to_string(p).ok();
+        let open_fds = std::fs::read_dir("/proc/self/fd")
+            .ok()
+            // Less the descriptor that reads the directory.
+            .map(|d| {
+                i64::try_from(d.count())
+                    .unwrap_or(i64::MAX)
+                    .saturating_sub(1)
+            });
+        ProcessStats {
+            open_fds,
+            ..Self::parse(
+                file("/proc/self/status").as_deref(),
+                file("/proc/self/limits").as_deref(),
+                file("/proc/self/stat").as_deref(),
+                file("/proc/stat").as_deref(),
+            )
+        }
+    }
+
+    fn parse(
+        status: Option<&str>,
+        limits: Option<&str>,
+        stat: Option<&str>,
+        system_stat: Option<&str>,
+    ) -> Self {
+        // `VmRSS:     1234 kB`
+        let kib = |key: &str| {
+            status?
+                .lines()
+                .find_map(|l| l.strip_prefix(key))?
+                .split_whitespace()
+                .next()?
+                .parse::<i64>()
+                .ok()?
+                .checked_mul(1024)
+        };
+        // `Max open files            1024                 524288               files`
+        let max_fds = limits.and_then(|l| {
+            l.lines()
+                .find_map(|l| l.strip_prefix("Max open files"))?
+                .split_whitespace()
+                .next()?
+                .parse::<i64>()
+                .ok()
+        });
+        // The fields after the command name (which may hold spaces and
+        // parentheses): field 3 (`state`) is the first.
+        let fields: Vec<&str> = stat
+            .and_then(|s| s.rsplit_once(')'))
+            .map(|(_, rest)| rest.split_whitespace().collect())
+            .unwrap_or_default();
+        let ticks = |field: usize| {
+            fields
+                .get(field.checked_sub(3)?)?
+                .parse::<u64>()
+                .ok()
+                .map(|t| t as f64 / USER_HZ)
+        };
+        let cpu_seconds = ticks(14).zip(ticks(15)).map(|(u, s)| u + s);
+        let boot = system_stat.and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("btime "))?
+                .trim()
+                .parse::<u64>()
+                .ok()
+        });
+        let start_time_seconds = boot.zip(ticks(22)).map(|(b, t)| b as f64 + t);
+        ProcessStats {
+            resident_bytes: kib("VmRSS:"),
+            virtual_bytes: kib("VmSize:"),
+            open_fds: None,
+            max_fds,
+            cpu_seconds,
+            start_time_seconds,
+        }
+    }
+}
+
+impl prometheus_client::collector::Collector for ProcessCollector {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        use prometheus_client::encoding::EncodeMetric;
+        use prometheus_client::metrics::counter::ConstCounter;
+        use prometheus_client::metrics::gauge::ConstGauge;
+        let p = ProcessStats::read();
+        let gauges = [
+            (
+                "process_resident_memory_bytes",
+                "Resident memory size in bytes",
+                p.resident_bytes,
+            ),
+            (
+                "process_virtual_memory_bytes",
+                "Virtual memory size in bytes",
+                p.virtual_bytes,
+            ),
+            (
+                "process_open_fds",
+                "Number of open file descriptors",
+                p.open_fds,
+            ),
+            (
+                "process_max_fds",
+                "Maximum number of open file descriptors",
+                p.max_fds,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            if let Some(v) = value {
+                let g = ConstGauge::new(v);
+                g.encode(encoder.encode_descriptor(name, help, None, g.metric_type())?)?;
+            }
+        }
+        if let Some(v) = p.cpu_seconds {
+            let c = ConstCounter::new(v);
+            let name = "process_cpu_seconds";
+            let help = "Total user and system CPU time spent in seconds";
+            c.encode(encoder.encode_descriptor(name, help, None, c.metric_type())?)?;
+        }
+        if let Some(v) = p.start_time_seconds {
+            let g = ConstGauge::new(v);
+            let name = "process_start_time_seconds";
+            let help = "Start time of the process since the Unix epoch in seconds";
+            g.encode(encoder.encode_descriptor(name, help, None, g.metric_type())?)?;
+        }
+        Ok(())
+    }
+}
 
 /// What readiness waits for.
 struct Readiness {
@@ -1053,6 +1215,73 @@ mod tests {
             );
             let bytes = a.to_bytes();
             assert!(bytes.starts_with(b"HTTP/1.1 "));
+        }
+    }
+
+    /// Each reason's counter is found at `reason as usize`: the `ALL`
+    /// arrays list the variants in their declaration order.
+    #[test]
+    fn label_arrays_are_in_declaration_order() {
+        for (i, r) in LoginFailure::ALL.into_iter().enumerate() {
+            assert_eq!(r as usize, i);
+        }
+        for (i, r) in DropReason::ALL.into_iter().enumerate() {
+            assert_eq!(r as usize, i);
+        }
+        for (i, r) in Limit::ALL.into_iter().enumerate() {
+            assert_eq!(r as usize, i);
+        }
+        for (i, r) in RequestChannel::ALL.into_iter().enumerate() {
+            assert_eq!(r as usize, i);
+        }
+        let before = METRICS.rate_limited.each_ref().map(Counter::get);
+        rate_limited(Limit::Mailbox);
+        let after = METRICS.rate_limited.each_ref().map(Counter::get);
+        assert_eq!(after[4], before[4] + 1);
+        assert_eq!(after[..4], before[..4]);
+    }
+
+    #[test]
+    fn process_figures_parse_from_proc_text() {
+        let status = "Name:\tsecurecom-serv\nVmSize:\t  123456 kB\nVmRSS:\t    8192 kB\n";
+        let limits = "Limit                     Soft Limit           Hard Limit           Units\n\
+                      Max open files            20480                524288               files\n";
+        // The command name may hold spaces and parentheses.
+        let stat = "4242 (securecom (x) s) S 1 4242 4242 0 -1 4194560 1 0 0 0 \
+                    250 50 0 0 20 0 3 0 12345 1000 2000";
+        let p = ProcessStats::parse(
+            Some(status),
+            Some(limits),
+            Some(stat),
+            Some("cpu 1 2 3\nbtime 1700000000\n"),
+        );
+        assert_eq!(p.resident_bytes, Some(8192 * 1024));
+        assert_eq!(p.virtual_bytes, Some(123456 * 1024));
+        assert_eq!(p.max_fds, Some(20480));
+        assert_eq!(p.cpu_seconds, Some(3.0));
+        assert_eq!(p.start_time_seconds, Some(1_700_000_000.0 + 123.45));
+        // Missing or garbled files: those figures are left out.
+        assert_eq!(
+            ProcessStats::parse(None, None, None, None),
+            ProcessStats::default()
+        );
+        let garbled = ProcessStats::parse(
+            Some("VmRSS: lots"),
+            Some("Max open files"),
+            Some("1 (x"),
+            None,
+        );
+        assert_eq!(garbled, ProcessStats::default());
+        // And this process's own figures are exported.
+        let text = encode_metrics();
+        for name in [
+            "process_resident_memory_bytes",
+            "process_open_fds",
+            "process_max_fds",
+            "process_cpu_seconds_total",
+            "process_start_time_seconds",
+        ] {
+            assert!(text.contains(&format!("\n{name} ")), "{name} in\n{text}");
         }
     }
 

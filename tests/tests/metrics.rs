@@ -300,10 +300,15 @@ fn metrics_health_and_json_logs_of_a_real_server() {
     for s in &secret {
         assert!(!end.contains(s.as_str()), "/metrics shows {s:?}:\n{end}");
     }
-    // Every series is of the securecom_ family, with bounded labels.
+    // Every series is the server's or the process's (memory, descriptors).
     for line in end.lines().filter(|l| !l.starts_with('#')) {
-        assert!(line.starts_with("securecom_"), "{line}");
+        assert!(
+            line.starts_with("securecom_") || line.starts_with("process_"),
+            "{line}"
+        );
     }
+    assert!(value(&end, "process_open_fds") > 0);
+    assert!(value(&end, "process_resident_memory_bytes") > 1 << 20);
 
     // Every log line is JSON, with the usual fields; the logins are there.
     let log = json_log(&server);
