@@ -75,15 +75,17 @@
 //! request per connection, a request head of at most 2 KiB (else `431`),
 //! read within 2 s of the accept (else closed: a slow client cannot hold a
 //! slot longer), the answer written within 5 s. A response is a few KiB,
-//! encoded from a fixed set of series. The endpoint has no authentication
+//! encoded from a fixed set of series at most twice a second (the same
+//! text is served again in between), so no request rate makes the server
+//! encode more often or list its descriptors more often. The endpoint has no authentication
 //! and no TLS: bind it to loopback or a private network
 //! (`docs/SECURITY.md`).
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, LazyLock};
-use std::time::Duration;
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::{Duration, Instant};
 
 use prometheus_client::encoding::prometheus_text;
 use prometheus_client::metrics::counter::Counter;
@@ -769,6 +771,34 @@ fn encode_metrics() -> String {
     text
 }
 
+/// How long an encoded `/metrics` answer is served again before the next
+/// request encodes anew: at most two encodings (and `/proc` reads, which
+/// list every descriptor) a second, however often the endpoint is asked.
+const METRICS_FRESH: Duration = Duration::from_millis(500);
+
+/// The metrics text, encoded at most once per [`METRICS_FRESH`]. Never
+/// waits: while one request encodes, the others get the previous text.
+fn metrics_text() -> Arc<str> {
+    static LAST: Mutex<Option<(Instant, Arc<str>)>> = Mutex::new(None);
+    static ENCODING: AtomicBool = AtomicBool::new(false);
+    let lock = || LAST.lock().unwrap_or_else(|e| e.into_inner());
+    let now = Instant::now();
+    let last = lock().clone();
+    if let Some((at, text)) = &last {
+        let fresh = now.saturating_duration_since(*at) < METRICS_FRESH;
+        if fresh || ENCODING.swap(true, Ordering::AcqRel) {
+            return text.clone();
+        }
+    } else {
+        // The first request ever: nothing to share yet.
+        ENCODING.store(true, Ordering::Release);
+    }
+    let text: Arc<str> = encode_metrics().into();
+    *lock() = Some((now, text.clone()));
+    ENCODING.store(false, Ordering::Release);
+    text
+}
+
 // ------------------------------------------------------------ logs
 
 /// `run --log-format`.
@@ -989,7 +1019,7 @@ fn route(head: &[u8]) -> Answer {
         "/metrics" => Answer {
             status: "200 OK",
             content_type: prometheus_text::CONTENT_TYPE,
-            body: encode_metrics(),
+            body: metrics_text().to_string(),
             head_only: false,
         },
         "/healthz" => Answer::text("200 OK", "ok\n"),
@@ -1034,7 +1064,6 @@ async fn handle(mut stream: TcpStream, limits: HttpLimits) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Instant;
 
     async fn endpoint(limits: HttpLimits) -> SocketAddr {
         let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
@@ -1283,6 +1312,28 @@ mod tests {
         ] {
             assert!(text.contains(&format!("\n{name} ")), "{name} in\n{text}");
         }
+    }
+
+    #[test]
+    fn metrics_are_encoded_at_most_twice_a_second() {
+        let start = Instant::now();
+        let mut texts: Vec<Arc<str>> = Vec::new();
+        for _ in 0..2000 {
+            let t = metrics_text();
+            if !texts.iter().any(|x| Arc::ptr_eq(x, &t)) {
+                texts.push(t);
+            }
+        }
+        let periods = start.elapsed().as_millis() / METRICS_FRESH.as_millis() + 2;
+        assert!(texts.len() as u128 <= periods, "{} encodings", texts.len());
+        // A change shows in the next text after the fresh period.
+        handshake_shed();
+        let want = format!(
+            "securecom_handshakes_shed_total {}",
+            METRICS.handshakes_shed.get()
+        );
+        std::thread::sleep(METRICS_FRESH + Duration::from_millis(100));
+        assert!(metrics_text().contains(&want));
     }
 
     #[test]
