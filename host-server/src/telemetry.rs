@@ -3,7 +3,8 @@
 //!
 //! # What is measured
 //!
-//! Every metric is process-wide (one node) and named `securecom_*`:
+//! Every metric is process-wide (one node), named `securecom_*`, but the
+//! usual `process_*` ones:
 //!
 //! | metric | type | labels | counted where |
 //! |---|---|---|---|
@@ -21,7 +22,7 @@
 //! | `securecom_rekeys_total` | counter | `channel` | re-keys completed (`standard`, `request`) |
 //! | `securecom_nats_link_up` | gauge | | 1 while the NATS link is up (see [`nats_link`]) |
 //! | `securecom_build_info` | gauge | `version` | always 1 |
-//! | `process_resident_memory_bytes`, `process_virtual_memory_bytes`, `process_open_fds`, `process_max_fds`, `process_cpu_seconds_total`, `process_start_time_seconds` | gauges, counter | | the process, from `/proc/self` at each scrape (the names Prometheus's own clients use) |
+//! | `process_resident_memory_bytes`, `process_virtual_memory_bytes`, `process_open_fds`, `process_max_fds`, `process_cpu_seconds_total`, `process_start_time_seconds` | gauges, counter | | the process, from `/proc/self` at each encoding (the names Prometheus's own clients use) |
 //!
 //! Every label value is a fixed word from an enum of this module (the
 //! crate's version for `build_info`): the set of series is fixed at start
@@ -77,8 +78,8 @@
 //! slot longer), the answer written within 5 s. A response is a few KiB,
 //! encoded from a fixed set of series at most twice a second (the same
 //! text is served again in between), so no request rate makes the server
-//! encode more often or list its descriptors more often. The endpoint has no authentication
-//! and no TLS: bind it to loopback or a private network
+//! encode, or list its descriptors, more often. The endpoint has no
+//! authentication and no TLS: bind it to loopback or a private network
 //! (`docs/SECURITY.md`).
 
 use std::fmt::Write as _;
