@@ -29,6 +29,7 @@ use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
 use crate::session::{self, Shared};
+use crate::telemetry::{self, Limit};
 use crate::RunArgs;
 
 /// What the per-source limits count against: an IPv4 address, or the IPv6
@@ -292,6 +293,7 @@ async fn first_bytes(
             Ok(Ok(n)) => n > 0,
             Ok(Err(_)) => false,
             Err(_) => {
+                telemetry::login_failed(telemetry::LoginFailure::HandshakeTimeout);
                 debug!(%peer, "nothing sent within the handshake timeout: closed");
                 false
             }
@@ -346,12 +348,18 @@ struct AcceptLog {
 
 impl AcceptLog {
     fn shed(&mut self, victim: Source, cap: usize, now: Instant) {
+        telemetry::handshake_shed();
         if let Some(shed) = self.shed.hit(now) {
             warn!(cap, shed, last = %victim, "handshakes in progress at their cap: shedding the oldest");
         }
     }
 
     fn dropped(&mut self, why: Dropped, src: Source, now: Instant) {
+        telemetry::rate_limited(match why {
+            Dropped::Rate => Limit::ConnectionRate,
+            Dropped::Connections => Limit::Connections,
+            Dropped::Handshakes => Limit::SourceHandshakes,
+        });
         let Some(counter) = self.dropped.get_mut(why as usize) else {
             return;
         };
@@ -375,6 +383,7 @@ pub async fn serve(
     let listener = TcpListener::bind(args.listen).await?;
     let addr = listener.local_addr()?;
     info!(%addr, key = %shared.key.public_key().fingerprint(), crypto = %shared.crypto, "listening");
+    telemetry::listening();
     ready(addr);
     let (stop_tx, stop_rx) = watch::channel(false);
     let slots = Arc::new(Semaphore::new(args.max_connections));
@@ -427,6 +436,7 @@ pub async fn serve(
                 let id = next_id.fetch_add(1, Ordering::Relaxed);
                 let (shared, mut stop) = (shared.clone(), stop_rx.clone());
                 tasks.spawn(async move {
+                    let _connection = telemetry::connection();
                     // Late allocation: the session, its ephemeral key and its
                     // mailbox only once the client has sent something.
                     if first_bytes(&stream, peer, &ticket, &mut stop, first_byte_timeout).await {
@@ -444,6 +454,7 @@ pub async fn serve(
             _ = sigterm.recv() => break,
         }
     }
+    telemetry::stopping();
     info!(sessions = tasks.len(), "shutting down");
     drop(listener);
     let _ = stop_tx.send(true);

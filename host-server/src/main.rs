@@ -33,6 +33,7 @@ mod presence;
 mod presence_model;
 mod registry;
 mod session;
+mod telemetry;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -57,7 +58,8 @@ struct Cli {
     data_dir: Option<PathBuf>,
     /// Read the passphrase of a protected key (server or CA) from this file's
     /// first line (for unattended starts). Also: $SECURECOM_SERVER_PASSPHRASE,
-    /// or the systemd credential `securecom-server-passphrase`.
+    /// or the systemd credential `securecom-server-passphrase`
+    /// ($CREDENTIALS_DIRECTORY; `LoadCredential=` or `LoadCredentialEncrypted=`).
     #[arg(
         long,
         env = "SECURECOM_SERVER_PASSPHRASE_FILE",
@@ -114,6 +116,16 @@ pub struct RunArgs {
     /// Log filter (overrides RUST_LOG), e.g. `info` or `securecom_server=debug`.
     #[arg(long)]
     pub log: Option<String>,
+    /// Log format (on stderr).
+    #[arg(long, value_enum, default_value_t = telemetry::LogFormat::Text)]
+    pub log_format: telemetry::LogFormat,
+    /// Serve `/metrics` (Prometheus text), `/healthz` and `/readyz` over
+    /// HTTP on this address, e.g. 127.0.0.1:9464 (off by default). No
+    /// authentication, no TLS: bind it to loopback or a private network.
+    /// At most 8 connections, one request each, a 2 KiB request head read
+    /// within 2 s (docs/SECURITY.md).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Most simultaneous connections.
     #[arg(long, default_value_t = 20_000)]
     pub max_connections: usize,
@@ -436,17 +448,7 @@ fn existing_public(dir: &Path, pass: &Sources) -> Result<securecom_core::PublicK
 }
 
 fn run(dir: &Path, args: RunArgs, pass: &Sources) -> Result<()> {
-    let filter = match &args.log {
-        Some(f) => tracing_subscriber::EnvFilter::new(f),
-        None => tracing_subscriber::EnvFilter::try_from_default_env()
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-    };
-    // Colours only on a terminal: a log file or a journal gets plain text.
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    telemetry::init_logs(args.log.as_deref(), args.log_format);
     if args.max_frame < securecom_core::MIN_MAX_FRAME || args.max_frame > securecom_core::MAX_FRAME
     {
         bail!(
@@ -459,6 +461,7 @@ fn run(dir: &Path, args: RunArgs, pass: &Sources) -> Result<()> {
     let key = load_or_create_key(dir, false, pass)?;
     let certificate = load_certificate(dir, &args.certificate, &key)?;
     let registry = Arc::new(registry::Registry::open(users_path(dir))?);
+    telemetry::registry_loaded();
     let limits = Limits {
         max_messages: args.max_messages,
         max_session_age: securecom_core::Duration::from_secs(
@@ -516,6 +519,7 @@ fn run(dir: &Path, args: RunArgs, pass: &Sources) -> Result<()> {
         .build()?;
     let poll = Duration::from_millis(args.registry_poll_ms.max(10));
     rt.spawn(registry::watch_file(registry, poll));
+    telemetry::start_endpoint(&rt, args.metrics_listen)?;
     rt.block_on(listener::serve(shared, args, |addr| {
         println!("listening on {addr}");
         let _ = std::io::stdout().flush();

@@ -36,6 +36,7 @@ use zeroize::Zeroize;
 use crate::listener::HandshakeTicket;
 use crate::presence::{Cmd, Inbox, Mailbox, PostError, Presence};
 use crate::registry::{Registry, Users};
+use crate::telemetry::{self, DropReason, Limit, RequestChannel};
 
 /// Everything the session tasks share.
 pub struct Shared {
@@ -121,9 +122,11 @@ async fn request_hello(shared: &Shared, mut stream: TcpStream, peer: SocketAddr)
     let limit = Duration::from_secs(shared.config.limits.handshake_timeout.as_millis() / 1000);
     match tokio::time::timeout(limit, stream.read_exact(&mut payload)).await {
         Ok(Ok(_)) => {}
+        Err(_) => return telemetry::login_failed(telemetry::LoginFailure::HandshakeTimeout),
         _ => return,
     }
     let Some(ticket) = RequestTicket::from_hello_payload(&payload) else {
+        telemetry::login_failed(telemetry::LoginFailure::HandshakeError);
         debug!(%peer, "not a request hello: closed");
         return;
     };
@@ -145,6 +148,7 @@ async fn request_hello(shared: &Shared, mut stream: TcpStream, peer: SocketAddr)
                 tokio::select! {
                     () = inserted => {}
                     () = &mut grace => {
+                        telemetry::request_channel(RequestChannel::UnknownTicket);
                         debug!(%peer, "request hello with an unknown ticket: closed");
                         return;
                     }
@@ -269,6 +273,7 @@ async fn run_on<P: CryptoProvider>(
     let limit = Duration::from_secs(shared.config.limits.handshake_timeout.as_millis() / 1000);
     match tokio::time::timeout(limit, stream.read_exact(&mut header)).await {
         Ok(Ok(_)) => {}
+        Err(_) => return telemetry::login_failed(telemetry::LoginFailure::HandshakeTimeout),
         _ => return,
     }
     if usize::from(u16::from_be_bytes(header)) == REQUEST_HELLO_LEN {
@@ -331,6 +336,7 @@ async fn run_on<P: CryptoProvider>(
     t.feed_standard(&header);
     t.pump();
     let mut std_rd = std_rd;
+    let mut meter = telemetry::SessionMeter::default();
     while !t.session.is_closed() {
         let deadline = t.session.poll_timeout();
         // Backpressure: a client that does not read its output is not read
@@ -364,6 +370,7 @@ async fn run_on<P: CryptoProvider>(
                 Err(_) => t.request_failed("request channel error"),
             },
             r = join_opt(&mut t.dial) => {
+                telemetry::daemon_dial(&r);
                 t.dial = None;
                 t.dialled(r);
             }
@@ -371,15 +378,20 @@ async fn run_on<P: CryptoProvider>(
                 t.incoming = None;
                 // The session's own deadline covers a client that never comes.
                 if let Ok(stream) = r {
+                    telemetry::request_channel(RequestChannel::ClientDialled);
                     t.dialled(Ok(stream));
                 }
             }
-            _ = sleep_opt(deadline) => t.session.handle_timeout(now(), &mut thread_rng()),
+            _ = sleep_opt(deadline) => {
+                t.session.handle_timeout(now(), &mut thread_rng());
+                meter.timeout(t.session.is_closed(), t.me.is_some());
+            }
             _ = shutdown.changed() => t.session.shutdown(now()),
             _ = handshake.shed() => t.session.disconnected(),
         }
         if inbox.overflowed() {
             warn!(session = t.id, "mailbox overflow: dropping the session");
+            telemetry::rate_limited(Limit::Mailbox);
             t.session.rate_limited(now());
         }
         t.pump();
@@ -394,11 +406,13 @@ async fn run_on<P: CryptoProvider>(
                 bytes = t.std_out.len(),
                 "output backlog over its cap: dropping the session"
             );
+            telemetry::rate_limited(Limit::OutputBacklog);
             t.std_out.clear();
             t.session.rate_limited(now());
             t.pump();
         }
         if t.write_out().await.is_err() {
+            telemetry::write_failed(t.me.is_some(), t.session.is_closed());
             t.session.disconnected();
             t.pump();
         }
@@ -407,11 +421,13 @@ async fn run_on<P: CryptoProvider>(
         while t.listing.is_some() && !t.session.is_closed() {
             t.continue_listing();
             if t.write_out().await.is_err() {
+                telemetry::write_failed(t.me.is_some(), t.session.is_closed());
                 t.session.disconnected();
                 t.pump();
             }
             t.clock = now();
         }
+        meter.rekeys(t.session.rekeys());
         // One task never holds a runtime thread for more than one budget.
         if std::mem::take(&mut t.busy) {
             tokio::task::yield_now().await;
@@ -435,6 +451,7 @@ async fn run_on<P: CryptoProvider>(
         linger(&mut std_rd).await;
     }
     let (rekeys, request_rekeys) = t.session.rekeys();
+    meter.rekeys((rekeys, request_rekeys));
     debug!(session = id, %peer, rekeys, request_rekeys, "closed");
 }
 
@@ -603,6 +620,7 @@ impl<P: CryptoProvider> Task<P> {
                 // The core never uses more than it was given.
                 Ok(used) => input = input.get(used..).unwrap_or_default(),
                 Err(e) => {
+                    telemetry::input_error(self.me.is_some());
                     warn!(session = self.id, peer = %self.peer, user = ?self.me.as_ref().map(|m| &m.0), error = %e, "dropping client");
                     break;
                 }
@@ -726,6 +744,7 @@ impl<P: CryptoProvider> Task<P> {
         let Some((me, key)) = &self.me else { return };
         if users.lookup(me) != Some(*key) {
             info!(session = self.id, user = %me, "key no longer registered: closing the session");
+            telemetry::dropped(DropReason::Revoked);
             self.session.revoked(now());
         }
     }
@@ -822,6 +841,7 @@ impl<P: CryptoProvider> Task<P> {
             Cmd::Cancel { chat_id } => self.session.cancel_request(t, chat_id),
             Cmd::Replaced => {
                 info!(session = self.id, "replaced by a newer login");
+                telemetry::dropped(DropReason::Replaced);
                 self.session.replaced(t);
             }
         }
@@ -866,6 +886,7 @@ impl<P: CryptoProvider> Task<P> {
                 .keep_rates(user, self.session.rate_state());
             self.shared.presence.logout(user, self.id);
             self.listed = false;
+            telemetry::logged_out();
             info!(session = self.id, %user, "logged out");
         }
     }
@@ -881,6 +902,7 @@ impl<P: CryptoProvider> Task<P> {
             let t = self.clock;
             match event {
                 ServerEvent::LoggedIn { user, key } => {
+                    telemetry::logged_in();
                     self.handshake_done = true;
                     if let Some(rates) = self.shared.presence.take_rates(&user) {
                         self.session.restore_rate_state(rates);
@@ -903,6 +925,7 @@ impl<P: CryptoProvider> Task<P> {
                     reason,
                     client_version,
                 } => {
+                    telemetry::login_refused(reason);
                     if client_version == securecom_core::PROTOCOL_VERSION {
                         info!(session = self.id, peer = %self.peer, ?reason, "login refused")
                     } else {
@@ -926,6 +949,7 @@ impl<P: CryptoProvider> Task<P> {
                     self.drop_request_channel();
                     let addr = SocketAddr::new(self.peer.ip(), port);
                     if !self.shared.dial_policy.allows(&addr) {
+                        telemetry::request_channel(RequestChannel::DialPolicy);
                         info!(session = self.id, %addr, "announced daemon not dialled (dial policy)");
                         self.session.request_channel_failed(t);
                         continue;
@@ -991,6 +1015,7 @@ impl<P: CryptoProvider> Task<P> {
                             .find(&to)
                             .is_some_and(|mb| mb.post(cmd)),
                     };
+                    telemetry::relayed(kind, self.session.relay_payload().len(), delivered);
                     if !delivered {
                         // The peer is gone or too far behind: a chat with a lost
                         // message cannot go on.
