@@ -163,18 +163,27 @@ fn what_is_refused() {
     assert!(matches!(K::decapsulate(&ct, &sk), Err(KemError::Input)));
 }
 
-#[test]
-fn cross_provider() {
-    let mut rng = sha3::Shake128::default()
-        .chain(b"secureCom ML-KEM cross")
-        .finalize_xof();
-    for _ in 0..200 {
+/// `n` draws of a key seed, an encapsulation's `m` and a forged
+/// ciphertext, from SHAKE128 of `label`.
+fn draws(
+    label: &[u8],
+    n: usize,
+) -> impl Iterator<Item = ([u8; 64], [u8; 32], [u8; CIPHERTEXT_LEN])> {
+    let mut rng = sha3::Shake128::default().chain(label).finalize_xof();
+    (0..n).map(move |_| {
         let mut seed = [0u8; 64];
         let mut m = [0u8; 32];
         let mut forged = [0u8; CIPHERTEXT_LEN];
         rng.read(&mut seed);
         rng.read(&mut m);
         rng.read(&mut forged);
+        (seed, m, forged)
+    })
+}
+
+#[test]
+fn cross_provider() {
+    for (seed, m, forged) in draws(b"secureCom ML-KEM cross", 200) {
         let a = K::genkey_rng(&mut Given::new(&[&seed])).unwrap();
         let b = Portable::genkey_rng(&mut Given::new(&[&seed])).unwrap();
         assert_eq!((a.public, &a.secret[..]), (b.public, &b.secret[..]));
@@ -196,16 +205,7 @@ fn cross_provider() {
 fn slot_decapsulation() {
     use securecom_core::crypto::MlKem768;
     use securecom_core::kem::KeySlot;
-    let mut rng = sha3::Shake128::default()
-        .chain(b"secureCom ML-KEM slot")
-        .finalize_xof();
-    for _ in 0..20 {
-        let mut seed = [0u8; 64];
-        let mut m = [0u8; 32];
-        let mut forged = [0u8; CIPHERTEXT_LEN];
-        rng.read(&mut seed);
-        rng.read(&mut m);
-        rng.read(&mut forged);
+    for (seed, m, forged) in draws(b"secureCom ML-KEM slot", 20) {
         let mut slot = KeySlot::new();
         K::keygen_into(&seed, slot.bytes_mut().unwrap()).unwrap();
         let sk = slot.bytes().unwrap().to_vec();
