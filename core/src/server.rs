@@ -249,6 +249,24 @@ enum Command {
     Ping,
 }
 
+/// Commands of one session refused for their rate (answered `SlowDown`, or
+/// `ChatRefused { TooSoon }` for a `RequestChat`, or dropped with the
+/// session once its strikes were spent), by kind: for the operator's
+/// metrics ([`ServerSession::refusals`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Refusals {
+    /// `RequestChat`s.
+    pub requests: u32,
+    /// `LeaveChat`s.
+    pub leaves: u32,
+    /// `ListUsers`.
+    pub listings: u32,
+    /// `AnnounceDaemon`s.
+    pub announces: u32,
+    /// `Ping`s.
+    pub pings: u32,
+}
+
 /// Capacity of a session's event queue.
 pub const SERVER_EVENT_CAPACITY: usize = 4;
 
@@ -282,6 +300,9 @@ pub struct ServerSession<P: CryptoProvider = RustCrypto> {
     relay: RelayBytes,
     /// The server's certificate, sent in `ServerHello` (empty: none).
     certificate: heapless::Vec<u8, MAX_CERTIFICATE>,
+    /// The `Bye` reason this session closed with, if it did.
+    close_reason: Option<CloseReason>,
+    refusals: Refusals,
 }
 
 impl<P: CryptoProvider> ServerSession<P> {
@@ -319,6 +340,8 @@ impl<P: CryptoProvider> ServerSession<P> {
             events: Deque::new(),
             relay: RelayBytes::new(),
             certificate: heapless::Vec::new(),
+            close_reason: None,
+            refusals: Refusals::default(),
         })
     }
 
@@ -566,6 +589,7 @@ impl<P: CryptoProvider> ServerSession<P> {
         if self.is_closed() {
             return;
         }
+        self.close_reason = Some(reason);
         let _ = self.std.send(now, &ServerMsg::Bye { reason });
         if let Some(req) = &mut self.request {
             let _ = req.send(now, &ServerToDaemon::Bye);
@@ -600,6 +624,18 @@ impl<P: CryptoProvider> ServerSession<P> {
     /// The same user logged in again elsewhere: close this older session.
     pub fn replaced(&mut self, now: Instant) {
         self.close_with(now, CloseReason::Replaced);
+    }
+
+    /// The reason of the `Bye` this session closed with (a logout, a
+    /// replacement, a limit: see [`CloseReason`]); `None` while it is open
+    /// or when it closed without one (the socket closed, a broken message).
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        self.close_reason
+    }
+
+    /// The commands this session had refused for their rate so far.
+    pub fn refusals(&self) -> Refusals {
+        self.refusals
     }
 
     /// The state of this session's rate limits (keep it per user when the
@@ -646,6 +682,14 @@ impl<P: CryptoProvider> ServerSession<P> {
         if bucket.take(rate, now) {
             return true;
         }
+        let count = match kind {
+            Command::Request => &mut self.refusals.requests,
+            Command::Leave => &mut self.refusals.leaves,
+            Command::List => &mut self.refusals.listings,
+            Command::Announce => &mut self.refusals.announces,
+            Command::Ping => &mut self.refusals.pings,
+        };
+        *count = count.saturating_add(1);
         if self.buckets.strikes.take(&self.abuse.strike_rate, now) {
             // Best effort: a flooder that does not read may find its queue
             // full; the command is not performed either way.

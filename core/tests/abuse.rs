@@ -113,11 +113,16 @@ fn ping_flood_is_slowed_down_then_closed_while_another_chat_goes_on() {
     assert_eq!(w.server.online(), 3);
 
     let mut steps = 0;
+    let mut refused = 0;
     while !w.peers[m].client.is_closed() {
         steps += 1;
         assert!(steps < 200, "the flood was never stopped");
         w.advance_ms(1);
         chat_round(&mut w, a, b, steps);
+        if let Some(s) = w.session(m) {
+            assert_eq!(s.close_reason(), None);
+            refused = s.refusals().pings;
+        }
     }
     // Every step sent one `Ping`: the burst is answered (`Pong`), every
     // further one costs a strike (`SlowDown`, no `Pong`), and the one after
@@ -135,6 +140,9 @@ fn ping_flood_is_slowed_down_then_closed_while_another_chat_goes_on() {
     let mut expected = vec![SLOW_DOWN; strikes];
     expected.push(ClientEvent::Closed(CloseReason::RateLimited));
     assert_eq!(w.peers[m].take_events(), expected);
+    // The session counted each refusal (what the operator's metrics read),
+    // up to its last step before the close.
+    assert_eq!(refused as usize, strikes);
     assert!(!w.peers[m].std_open, "the connection was dropped");
     assert!(w.peers[m].link.is_none(), "and the daemon's link");
     assert!(w.session(m).is_none());
@@ -556,4 +564,42 @@ fn revoked_asked_user_refuses_the_pending_request() {
         vec![refused("bob", RefuseReason::Offline)]
     );
     assert!(!w.peers[a].client.is_busy());
+}
+
+/// What a session says of how it ended, for the operator's metrics: the
+/// reason of the `Bye` it closed with (the first one), none while open.
+#[test]
+fn a_session_tells_the_reason_it_closed_with() {
+    use rand_chacha::rand_core::SeedableRng;
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(5);
+    let key = securecom_core::StaticSecret::from_bytes([9; 32]);
+    let now = securecom_core::Instant::from_millis(1);
+    for reason in [
+        CloseReason::RateLimited,
+        CloseReason::Revoked,
+        CloseReason::Replaced,
+        CloseReason::Shutdown,
+    ] {
+        let mut s: securecom_core::ServerSession =
+            securecom_core::ServerSession::new(&Default::default(), &key, now, &mut rng).unwrap();
+        assert_eq!(s.close_reason(), None);
+        assert_eq!(s.refusals(), Default::default());
+        match reason {
+            CloseReason::RateLimited => s.rate_limited(now),
+            CloseReason::Revoked => s.revoked(now),
+            CloseReason::Replaced => s.replaced(now),
+            _ => s.shutdown(now),
+        }
+        assert_eq!(s.close_reason(), Some(reason));
+        // A later close changes nothing.
+        s.shutdown(now);
+        assert_eq!(s.close_reason(), Some(reason));
+        s.disconnected();
+        assert_eq!(s.close_reason(), Some(reason));
+    }
+    // Closed without a `Bye`: no reason.
+    let mut s: securecom_core::ServerSession =
+        securecom_core::ServerSession::new(&Default::default(), &key, now, &mut rng).unwrap();
+    s.disconnected();
+    assert_eq!(s.close_reason(), None);
 }
