@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use securecom_core::message::{RefuseReason, UserName as Name};
+use securecom_core::message::{CloseReason, RefuseReason, UserName as Name};
 use securecom_core::noise::{RequestTicket, REQUEST_HELLO_LEN};
 use securecom_core::server::{ServerEvent, ServerSession};
 use securecom_core::CryptoProvider;
@@ -337,6 +337,7 @@ async fn run_on<P: CryptoProvider>(
     t.pump();
     let mut std_rd = std_rd;
     let mut meter = telemetry::SessionMeter::default();
+    let mut host_limited = false;
     while !t.session.is_closed() {
         let deadline = t.session.poll_timeout();
         // Backpressure: a client that does not read its output is not read
@@ -392,6 +393,7 @@ async fn run_on<P: CryptoProvider>(
         if inbox.overflowed() {
             warn!(session = t.id, "mailbox overflow: dropping the session");
             telemetry::rate_limited(Limit::Mailbox);
+            host_limited = true;
             t.session.rate_limited(now());
         }
         t.pump();
@@ -407,6 +409,7 @@ async fn run_on<P: CryptoProvider>(
                 "output backlog over its cap: dropping the session"
             );
             telemetry::rate_limited(Limit::OutputBacklog);
+            host_limited = true;
             t.std_out.clear();
             t.session.rate_limited(now());
             t.pump();
@@ -428,6 +431,7 @@ async fn run_on<P: CryptoProvider>(
             t.clock = now();
         }
         meter.rekeys(t.session.rekeys());
+        meter.refusals(t.session.refusals());
         // One task never holds a runtime thread for more than one budget.
         if std::mem::take(&mut t.busy) {
             tokio::task::yield_now().await;
@@ -452,6 +456,12 @@ async fn run_on<P: CryptoProvider>(
     }
     let (rekeys, request_rekeys) = t.session.rekeys();
     meter.rekeys((rekeys, request_rekeys));
+    meter.refusals(t.session.refusals());
+    // Closed by the core for its commands' (or re-keys') rates, not by a
+    // limit of ours (counted where it bit).
+    if !host_limited && t.session.close_reason() == Some(CloseReason::RateLimited) {
+        telemetry::rate_limited(Limit::Commands);
+    }
     debug!(session = id, %peer, rekeys, request_rekeys, "closed");
 }
 

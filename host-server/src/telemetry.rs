@@ -20,6 +20,7 @@
 //! | `securecom_handshakes_shed_total` | counter | | handshakes closed because `--max-handshakes` were in progress |
 //! | `securecom_request_channels_total` | counter | `outcome` | [`RequestChannel`]: daemon dials and client-dialled channels |
 //! | `securecom_rekeys_total` | counter | `channel` | re-keys completed (`standard`, `request`) |
+//! | `securecom_commands_refused_total` | counter | `command` | commands refused for their rate: `request_chat`, `leave_chat`, `list_users`, `announce_daemon`, `ping` |
 //! | `securecom_nats_link_up` | gauge | | 1 while the NATS link is up (see [`nats_link`]) |
 //! | `securecom_build_info` | gauge | `version` | always 1 |
 //! | `process_resident_memory_bytes`, `process_virtual_memory_bytes`, `process_open_fds`, `process_max_fds`, `process_cpu_seconds_total`, `process_start_time_seconds` | gauges, counter | | the process, from `/proc/self` at each encoding (the names Prometheus's own clients use) |
@@ -29,17 +30,13 @@
 //! (all are created at 0), whatever clients do. No user name, address, key,
 //! chat id or chat text ever becomes a label or a value.
 //!
-//! **Not measured, and why.** The core's per-session command limits
-//! (`RequestChat`, `LeaveChat`, `ListUsers`, `AnnounceDaemon`, `Ping`, the
-//! standard channel's re-keys, the `SlowDown` strikes) and the reason a
-//! session's `Bye` carries are decided inside `securecom-core`'s
-//! `ServerSession`, which reports neither to the driver: a command past its
-//! rate produces no event, and a session the core closes for `RateLimited`
-//! looks to the driver exactly like one that logged out. So
-//! `securecom_rate_limited_total` counts the driver's limits only, and a
-//! session the core ends on a client's frame (a logout, or its strikes
-//! spent) is in no drop reason. Counting those needs a getter in the core
-//! (e.g. the close reason, and a refusal count per command kind).
+//! The core's per-session command limits (PROTOCOL.md 9.1) are decided in
+//! `securecom-core`'s `ServerSession`; the driver reads what they did from
+//! it ([`SessionMeter::refusals`]: `ServerSession::refusals`, the commands
+//! refused for their rate, counted as they happen; and at the session's end
+//! `ServerSession::close_reason`: a `Bye { RateLimited }` of the core's,
+//! for commands or re-keys over their rates after the strikes, is
+//! `rate_limited{limit="commands"}`).
 //!
 //! # Why `prometheus-client`
 //!
@@ -189,15 +186,20 @@ pub enum Limit {
     OutputBacklog,
     /// `mailbox`: the session's mailbox overflowed (closed, `Bye { RateLimited }`).
     Mailbox,
+    /// `commands`: the session's commands (or re-keys) went on over their
+    /// rates after its strikes were spent (`--rate-*`; closed by the core,
+    /// `Bye { RateLimited }`).
+    Commands,
 }
 
 impl Limit {
-    const ALL: [Limit; 5] = [
+    const ALL: [Limit; 6] = [
         Limit::ConnectionRate,
         Limit::SourceHandshakes,
         Limit::Connections,
         Limit::OutputBacklog,
         Limit::Mailbox,
+        Limit::Commands,
     ];
 
     fn label(self) -> &'static str {
@@ -207,6 +209,7 @@ impl Limit {
             Limit::Connections => "connections",
             Limit::OutputBacklog => "output_backlog",
             Limit::Mailbox => "mailbox",
+            Limit::Commands => "commands",
         }
     }
 }
@@ -269,6 +272,7 @@ struct Metrics {
     handshakes_shed: Counter,
     request_channels: [Counter; RequestChannel::ALL.len()],
     rekeys: [Counter; 2],
+    commands_refused: [Counter; 5],
     // Set by `nats_link`, which the NATS cluster code calls.
     #[allow(dead_code)]
     nats_link_up: Gauge,
@@ -373,6 +377,13 @@ impl Metrics {
                 "Re-keys completed, by channel",
                 "channel",
                 ["standard", "request"],
+            ),
+            commands_refused: family(
+                reg,
+                "commands_refused",
+                "Commands refused for their rate (answered SlowDown, or TooSoon for a chat request), by command",
+                "command",
+                ["request_chat", "leave_chat", "list_users", "announce_daemon", "ping"],
             ),
             nats_link_up: registered(
                 reg,
@@ -679,9 +690,34 @@ pub fn daemon_dial<T>(result: &std::io::Result<T>) {
 #[derive(Default)]
 pub struct SessionMeter {
     rekeys: (u32, u32),
+    refusals: securecom_core::server::Refusals,
 }
 
 impl SessionMeter {
+    /// The session's refused commands now
+    /// ([`securecom_core::ServerSession::refusals`]): what is new since the
+    /// last call is counted.
+    pub fn refusals(&mut self, now: securecom_core::server::Refusals) {
+        let old = std::mem::replace(&mut self.refusals, now);
+        for (i, (new, old)) in [
+            (now.requests, old.requests),
+            (now.leaves, old.leaves),
+            (now.listings, old.listings),
+            (now.announces, old.announces),
+            (now.pings, old.pings),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let added = new.saturating_sub(old);
+            if added > 0 {
+                if let Some(c) = METRICS.commands_refused.get(i) {
+                    c.inc_by(u64::from(added));
+                }
+            }
+        }
+    }
+
     /// The session's re-key counts now ([`securecom_core::ServerSession::rekeys`]):
     /// what is new since the last call is counted.
     pub fn rekeys(&mut self, (standard, request): (u32, u32)) {

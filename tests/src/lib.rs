@@ -139,13 +139,12 @@ pub fn run_server(
         let _ = child.wait();
         panic!("the server did not say where it listens");
     };
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .expect("listening line")
-        .parse()
-        .expect("address");
-    (child, addr)
+    let Some(addr) = line.trim().strip_prefix("listening on ") else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("the server said {line:?}, not where it listens");
+    };
+    (child, addr.parse().expect("address"))
 }
 
 /// A server in a fresh temporary directory with `names` registered (their

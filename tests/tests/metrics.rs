@@ -138,6 +138,8 @@ const REPLACED: &str = "securecom_drops_total{reason=\"replaced\"}";
 const RATE: &str = "securecom_rate_limited_total{limit=\"connection_rate\"}";
 const SOURCE_HANDSHAKES: &str = "securecom_rate_limited_total{limit=\"source_handshakes\"}";
 const REQUEST_REKEYS: &str = "securecom_rekeys_total{channel=\"request\"}";
+const COMMANDS: &str = "securecom_rate_limited_total{limit=\"commands\"}";
+const LISTINGS_REFUSED: &str = "securecom_commands_refused_total{command=\"list_users\"}";
 
 #[test]
 fn metrics_health_and_json_logs_of_a_real_server() {
@@ -158,6 +160,11 @@ fn metrics_health_and_json_logs_of_a_real_server() {
             "3",
             "--handshakes-per-ip",
             "3",
+            // `ListUsers` 2 at once, then 3 refusals (strikes) before the close.
+            "--rate-listings",
+            "1:2",
+            "--rate-strikes",
+            "1:3",
         ],
     );
     let m = metrics_addr(&server);
@@ -289,6 +296,27 @@ fn metrics_health_and_json_logs_of_a_real_server() {
     assert_eq!(rate + gate, dropped, "{rate} + {gate}");
     assert!(rate >= 1 && gate >= 1, "{rate} + {gate}");
     drop((held, flood));
+
+    // The core's command rates: carol lists 6 times at once. Two are
+    // answered, three refused (`SlowDown`, each a strike), and the sixth
+    // closes her session (`Bye { RateLimited }`).
+    let carol = User::registered(dir.path(), &server, "carol");
+    let mut carol_c = Client::login(&server, &carol);
+    for _ in 0..6 {
+        carol_c.send("/users");
+    }
+    carol_c.expect_where("rate-limited", |v| {
+        v["event"] == "closed" && v["reason"] == "rate_limited"
+    });
+    let limited = wait_for(m, COMMANDS, 1);
+    assert_eq!(value(&limited, LISTINGS_REFUSED), 4, "{limited}");
+    assert_eq!(
+        value(
+            &limited,
+            "securecom_commands_refused_total{command=\"ping\"}"
+        ),
+        0
+    );
 
     // Logouts: the gauge follows.
     for c in [&mut alice2, &mut bob] {
