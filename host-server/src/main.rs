@@ -26,6 +26,7 @@
 )]
 
 mod ca;
+mod cluster;
 mod keys;
 mod listener;
 mod presence;
@@ -235,6 +236,9 @@ pub struct RunArgs {
     /// choice exists to compare them in one benchmark run.
     #[arg(long, value_enum, default_value_t = Crypto::AwsLc)]
     pub crypto: Crypto,
+    /// The cluster (`--nats` and its options).
+    #[command(flatten)]
+    pub cluster: cluster::nats::NatsArgs,
 }
 
 /// `--crypto`; shown in the log by its option value.
@@ -489,6 +493,24 @@ fn run(dir: &Path, args: RunArgs, pass: &Sources) -> Result<()> {
             "--output-soft-cap must be at least 2052 and --output-hard-cap at least the soft cap"
         );
     }
+    // A cluster member: a random node id, its outbound queue, the shared list.
+    let cluster = match &args.cluster.nats {
+        None => None,
+        Some(_) => {
+            let settings = args.cluster.settings()?;
+            let node = loop {
+                let id = rand_core::RngCore::next_u64(&mut securecom_host::thread_rng());
+                if id != 0 {
+                    break id;
+                }
+            };
+            Some(cluster::Cluster::new(settings, node))
+        }
+    };
+    let presence = match &cluster {
+        Some((c, _)) => presence::Presence::clustered(c.clone()),
+        None => presence::Presence::default(),
+    };
     let shared = Arc::new(session::Shared {
         key,
         config: ServerConfig {
@@ -504,7 +526,7 @@ fn run(dir: &Path, args: RunArgs, pass: &Sources) -> Result<()> {
         },
         output_soft_cap: args.output_soft_cap,
         output_hard_cap: args.output_hard_cap,
-        presence: presence::Presence::default(),
+        presence,
         write_timeout: Duration::from_secs(args.write_timeout),
         dial_timeout: Duration::from_secs(5),
         max_frame: args.max_frame,
@@ -516,6 +538,9 @@ fn run(dir: &Path, args: RunArgs, pass: &Sources) -> Result<()> {
         .build()?;
     let poll = Duration::from_millis(args.registry_poll_ms.max(10));
     rt.spawn(registry::watch_file(registry, poll));
+    if let Some((c, out)) = cluster {
+        rt.block_on(cluster::nats::start(&args.cluster, shared.clone(), c, out))?;
+    }
     rt.block_on(listener::serve(shared, args, |addr| {
         println!("listening on {addr}");
         let _ = std::io::stdout().flush();

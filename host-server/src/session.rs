@@ -824,6 +824,21 @@ impl<P: CryptoProvider> Task<P> {
                 info!(session = self.id, "replaced by a newer login");
                 self.session.replaced(t);
             }
+            Cmd::NodeLost { node } => {
+                // A chat with a user of that node is over; so is one whose
+                // peer is no longer online anywhere.
+                let lost = self.session.chat_peer().and_then(|(peer, chat_id)| {
+                    let gone = self
+                        .mailbox_of(peer)
+                        .is_none_or(|mb| mb.node() == Some(node));
+                    gone.then_some(chat_id)
+                });
+                if let Some(chat_id) = lost {
+                    info!(session = self.id, chat_id, "chat peer's node lost");
+                    self.peer_cache = None;
+                    self.session.peer_left(t, chat_id);
+                }
+            }
         }
     }
 
@@ -1047,6 +1062,8 @@ impl<P: CryptoProvider> Task<P> {
                         // Too far behind to take a request: that user is busy.
                         Err(PostError::Full) => Err(RefuseReason::Busy),
                         Err(PostError::Gone) => Err(RefuseReason::Offline),
+                        // On another node, and the cluster's link is down.
+                        Err(PostError::Unreachable) => Err(RefuseReason::Unreachable),
                     }
                 }
             },
