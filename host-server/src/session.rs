@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use securecom_core::message::{RefuseReason, UserName as Name};
+use securecom_core::message::{ChatId, RefuseReason, UserName as Name};
 use securecom_core::noise::{RequestTicket, REQUEST_HELLO_LEN};
 use securecom_core::server::{ServerEvent, ServerSession};
 use securecom_core::CryptoProvider;
@@ -221,6 +221,13 @@ struct Task<P: CryptoProvider> {
     busy: bool,
     /// The chat peer's mailbox, cached when the chat starts (hot path).
     peer_cache: Option<(UserName, Mailbox)>,
+    /// The request delivered to this user (the core holds one at a time)
+    /// and its requester's mailbox, where the answer goes: on another node,
+    /// this node may not have heard of the requester's login yet.
+    asked_by: Option<(ChatId, Mailbox)>,
+    /// This user's own request in flight and the mailbox it went to, where
+    /// a withdrawal goes.
+    asking: Option<(ChatId, Mailbox)>,
     me: Option<(UserName, PublicKey)>,
     /// True while this session is the one `presence` lists for `me`.
     listed: bool,
@@ -318,6 +325,8 @@ async fn run_on<P: CryptoProvider>(
         list_again: false,
         busy: false,
         peer_cache: None,
+        asked_by: None,
+        asking: None,
         me: None,
         listed: false,
         handshake_done: false,
@@ -771,6 +780,9 @@ impl<P: CryptoProvider> Task<P> {
                 } else {
                     Err(RefuseReason::Offline)
                 };
+                if result.is_ok() {
+                    self.asked_by = Some((chat_id, reply.clone()));
+                }
                 if let Some((me, _)) = &self.me {
                     reply.post(Cmd::Delivered {
                         chat_id,
@@ -971,7 +983,11 @@ impl<P: CryptoProvider> Task<P> {
                     let Some((me, my_key)) = self.session.identity().cloned() else {
                         continue;
                     };
-                    let posted = self.shared.presence.find(&requester).is_some_and(|mb| {
+                    let requester_mailbox = match self.asked_by.take() {
+                        Some((id, mb)) if id == chat_id => Some(mb),
+                        _ => self.shared.presence.find(&requester),
+                    };
+                    let posted = requester_mailbox.is_some_and(|mb| {
                         if result.is_ok() {
                             self.peer_cache = Some((requester.clone(), mb.clone()));
                         }
@@ -1023,7 +1039,11 @@ impl<P: CryptoProvider> Task<P> {
                     self.peer_cache = None;
                 }
                 ServerEvent::Withdrawn { peer, chat_id } => {
-                    if let Some(mb) = self.shared.presence.find(&peer) {
+                    let peer_mailbox = match self.asking.take() {
+                        Some((id, mb)) if id == chat_id => Some(mb),
+                        _ => self.shared.presence.find(&peer),
+                    };
+                    if let Some(mb) = peer_mailbox {
                         mb.post(Cmd::Cancel { chat_id });
                     }
                 }
@@ -1056,6 +1076,7 @@ impl<P: CryptoProvider> Task<P> {
                         reply: self.mailbox.clone(),
                     }) {
                         Ok(()) => {
+                            self.asking = Some((chat_id, mb));
                             info!(session = self.id, from = %me, %to, chat_id, "chat requested");
                             Ok(())
                         }

@@ -1,0 +1,645 @@
+//! The cluster (issue 15): three real `securecom-server` nodes joined by a
+//! real `nats-server` (its own config file with credentials, on a free
+//! loopback port, in a temporary directory), and real CLI clients logged in
+//! to different nodes.
+//!
+//! Needs `nats-server` (apt: nats-server). Without it every test prints
+//! `SKIPPED: why` (on stdout and on stderr) and returns; with
+//! `SECURECOM_NATS_REQUIRED=1` (as CI sets) a skip fails.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use securecom_tests::{open_chat, run_server, say, server_bin, Client, User, Value};
+
+/// The nodes' NATS user and password (the test's config file).
+const NODE_USER: &str = "node";
+const NODE_PASSWORD: &str = "n0de-secret-for-the-test";
+/// A NATS user with no right on the cluster's subjects.
+const GUEST_USER: &str = "guest";
+const GUEST_PASSWORD: &str = "guest";
+
+/// Heartbeat and TTL the nodes run with here (small, for quick tests).
+const HEARTBEAT_MS: u64 = 200;
+const NODE_TTL_MS: u64 = 1000;
+
+/// Where `nats-server` is, or: print `SKIPPED` (fail if required) and return.
+macro_rules! nats_or_skip {
+    () => {
+        match nats_server_program() {
+            Some(p) => p,
+            None => {
+                skip("nats-server is not installed (apt-get install nats-server)");
+                return;
+            }
+        }
+    };
+}
+
+fn skip(reason: &str) {
+    println!("SKIPPED: {reason}");
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {reason}");
+    if std::env::var("SECURECOM_NATS_REQUIRED").is_ok_and(|v| !v.is_empty() && v != "0") {
+        panic!("SECURECOM_NATS_REQUIRED is set, and {reason}");
+    }
+}
+
+fn nats_server_program() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/usr/local/sbin".into()])
+        .map(|d| d.join("nats-server"))
+        .find(|p| p.is_file())
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// A `nats-server` of the test's own, stopped (by its PID) when dropped.
+struct Nats {
+    program: PathBuf,
+    config: PathBuf,
+    log: PathBuf,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl Nats {
+    fn start(program: PathBuf, dir: &Path) -> Nats {
+        let port = free_port();
+        let config = dir.join("nats.conf");
+        // The nodes may use the cluster's subjects (and their inboxes);
+        // the guest may use none of them; a client without credentials is
+        // not let in at all.
+        std::fs::write(
+            &config,
+            format!(
+                r#"
+listen: 127.0.0.1:{port}
+max_payload: 65536
+authorization {{
+  users = [
+    {{ user: "{NODE_USER}", password: "{NODE_PASSWORD}",
+       permissions: {{ publish: ["securecom.>"], subscribe: ["securecom.>", "_INBOX.>"] }} }}
+    {{ user: "{GUEST_USER}", password: "{GUEST_PASSWORD}",
+       permissions: {{ publish: ["guest.>"], subscribe: ["guest.>"] }} }}
+  ]
+}}
+"#
+            ),
+        )
+        .expect("write nats.conf");
+        let mut n = Nats {
+            program,
+            config,
+            log: dir.join("nats.log"),
+            port,
+            child: None,
+        };
+        n.spawn();
+        n
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("nats log");
+        let child = Command::new(&self.program)
+            .arg("-c")
+            .arg(&self.config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start nats-server");
+        self.child = Some(child);
+        // Ready when it greets a client with INFO.
+        let end = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(s) = TcpStream::connect(("127.0.0.1", self.port)) {
+                let mut line = String::new();
+                let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+                if BufReader::new(s).read_line(&mut line).is_ok() && line.starts_with("INFO") {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < end,
+                "nats-server did not start; its log:\n{}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills it (SIGKILL, by its PID).
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again on the same port.
+    fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// One `securecom-server` node.
+struct Node {
+    child: Option<Child>,
+    addr: SocketAddr,
+    log: PathBuf,
+}
+
+impl Node {
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A NATS server, three nodes sharing one data directory (so one server
+/// key and one registry file), and the registered users.
+struct Cluster {
+    dir: tempfile::TempDir,
+    nats: Nats,
+    data: PathBuf,
+    key: String,
+    nodes: Vec<Node>,
+    users: Vec<User>,
+}
+
+impl Cluster {
+    fn start(program: PathBuf, names: &[&str]) -> Cluster {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let nats = Nats::start(program, dir.path());
+        let data = dir.path().join("server");
+        let key = securecom_tests::init_server(&data);
+        let users = names
+            .iter()
+            .map(|n| {
+                let u = User::new(dir.path(), n);
+                let out = Command::new(server_bin())
+                    .arg("--data-dir")
+                    .arg(&data)
+                    .args(["add-user", n, &u.public])
+                    .output()
+                    .expect("add-user");
+                assert!(out.status.success(), "add-user {n}");
+                u
+            })
+            .collect();
+        std::fs::write(dir.path().join("nats-password"), NODE_PASSWORD).expect("password file");
+        let mut c = Cluster {
+            dir,
+            nats,
+            data,
+            key,
+            nodes: Vec::new(),
+            users,
+        };
+        for i in 0..3 {
+            let node = c.start_node(i);
+            c.nodes.push(node);
+        }
+        c
+    }
+
+    fn start_node(&self, i: usize) -> Node {
+        let log = self.dir.path().join(format!("node{i}.log"));
+        let password = self.dir.path().join("nats-password");
+        let extra: Vec<String> = vec![
+            "--nats".into(),
+            self.nats.url(),
+            "--nats-user".into(),
+            NODE_USER.into(),
+            "--nats-password-file".into(),
+            password.display().to_string(),
+            "--nats-heartbeat-ms".into(),
+            HEARTBEAT_MS.to_string(),
+            "--nats-node-ttl-ms".into(),
+            NODE_TTL_MS.to_string(),
+            // The tests list often while presence converges.
+            "--rate-listings".into(),
+            "600:100".into(),
+        ];
+        let (child, addr) = run_server(&self.data, "127.0.0.1:0", "debug", &extra, &log);
+        Node {
+            child: Some(child),
+            addr,
+            log,
+        }
+    }
+
+    fn user(&self, name: &str) -> &User {
+        self.users
+            .iter()
+            .find(|u| u.name == name)
+            .expect("a registered user")
+    }
+
+    /// `name` logs in to node `i`.
+    fn login(&self, i: usize, name: &str) -> Client {
+        let u = self.user(name);
+        Client::spawn_logged_in(
+            self.nodes[i].addr,
+            &self.key,
+            &u.name,
+            &u.key_file,
+            "127.0.0.1:0",
+        )
+    }
+
+    fn logs(&self) -> String {
+        let mut s = String::new();
+        for (i, n) in self.nodes.iter().enumerate() {
+            s.push_str(&format!("--- node {i}:\n{}\n", n.log()));
+        }
+        s
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        // A failed test shows what the nodes said.
+        if std::thread::panicking() {
+            eprintln!("{}", self.logs());
+        }
+    }
+}
+
+/// Lists until `client` sees exactly `names` (presence converges in a
+/// few heartbeats); fails after 10 s.
+fn wait_for_users(client: &mut Client, names: &[&str], cluster: &Cluster) {
+    let end = Instant::now() + Duration::from_secs(10);
+    let mut last = Vec::new();
+    while Instant::now() < end {
+        last = client.users();
+        if last == names {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!(
+        "{} sees {last:?}, not {names:?}\n{}",
+        client.name,
+        cluster.logs()
+    );
+}
+
+fn refusal(client: &mut Client) -> Value {
+    client.expect("chat_refused")
+}
+
+/// A raw NATS client (the text protocol), to watch the bus or to try to
+/// inject: `CONNECT`, then whatever the test writes; everything the server
+/// sends is kept.
+struct RawNats {
+    stream: TcpStream,
+    received: Arc<Mutex<Vec<u8>>>,
+}
+
+impl RawNats {
+    fn connect(port: u16, credentials: Option<(&str, &str)>) -> RawNats {
+        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to NATS");
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let (mut rd, got) = (stream.try_clone().expect("clone"), received.clone());
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 16 * 1024];
+            while let Ok(n) = rd.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                got.lock().expect("lock").extend_from_slice(&buf[..n]);
+            }
+        });
+        let mut c = RawNats { stream, received };
+        let auth = match credentials {
+            Some((u, p)) => format!(r#","user":"{u}","pass":"{p}""#),
+            None => String::new(),
+        };
+        c.write(&format!(
+            "CONNECT {{\"verbose\":true,\"pedantic\":false,\"protocol\":1{auth}}}\r\n"
+        ));
+        c
+    }
+
+    fn write(&mut self, s: &str) {
+        let _ = self.stream.write_all(s.as_bytes());
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.received.lock().expect("lock")).into_owned()
+    }
+
+    /// Waits (up to 5 s) until the server has sent `what`.
+    fn wait_for(&self, what: &str) -> bool {
+        let end = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < end {
+            if self.text().contains(what) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+}
+
+#[test]
+fn users_on_three_nodes_list_chat_and_are_refused_as_on_one() {
+    let program = nats_or_skip!();
+    let c = Cluster::start(program, &["alice", "bob", "carol", "dave", "erin"]);
+    // Everything on the bus, as a node (a curious one) would see it.
+    let mut tap = RawNats::connect(c.nats.port, Some((NODE_USER, NODE_PASSWORD)));
+    tap.write("SUB securecom.> 1\r\nPING\r\n");
+    assert!(tap.wait_for("PONG"), "tap: {}", tap.text());
+
+    let mut alice = c.login(0, "alice");
+    let mut bob = c.login(1, "bob");
+    let mut carol = c.login(2, "carol");
+    wait_for_users(&mut alice, &["alice", "bob", "carol"], &c);
+    wait_for_users(&mut carol, &["alice", "bob", "carol"], &c);
+
+    // A chat across nodes, both ways, then left and opened the other way.
+    open_chat(&mut alice, &mut bob);
+    say(&mut alice, &mut bob, "secret-across-nodes-1");
+    say(&mut bob, &mut alice, "secret-across-nodes-2");
+    // Busy: carol (node 2) asks bob (node 1), who chats with alice (node 0).
+    carol.send("/chat bob");
+    assert_eq!(refusal(&mut carol)["reason"], "busy");
+    bob.expect_where("refused busy", |v| {
+        v["event"] == "refused_busy" && v["from"] == "carol"
+    });
+    say(&mut alice, &mut bob, "still here");
+    alice.send("/leave");
+    alice.expect_where("left", |v| {
+        v["event"] == "chat_ended" && v["reason"] == "left"
+    });
+    bob.expect_where("peer closed", |v| {
+        v["event"] == "chat_ended" && v["reason"] == "peer_closed" && v["undelivered"] == 0
+    });
+    open_chat(&mut bob, &mut alice);
+    say(&mut bob, &mut alice, "the other way");
+    say(&mut alice, &mut bob, "and back");
+
+    // Declined across nodes, then too soon.
+    carol.send("/chat alice");
+    let busy = refusal(&mut carol);
+    assert_eq!(busy["reason"], "busy", "alice chats with bob");
+    bob.send("/leave");
+    alice.expect("chat_ended");
+    carol.send("/chat erin");
+    assert_eq!(refusal(&mut carol)["reason"], "offline");
+    carol.send("/chat zed");
+    assert_eq!(refusal(&mut carol)["reason"], "unknown_user");
+    let mut erin = c.login(1, "erin");
+    wait_for_users(&mut carol, &["alice", "bob", "carol", "erin"], &c);
+    carol.send("/chat erin");
+    erin.expect("chat_request");
+    erin.send("/refuse");
+    let v = refusal(&mut carol);
+    assert_eq!(
+        (v["user"].as_str(), v["reason"].as_str()),
+        (Some("erin"), Some("declined"))
+    );
+    carol.send("/chat erin");
+    assert_eq!(refusal(&mut carol)["reason"], "too_soon");
+    // A request withdrawn across nodes.
+    alice.send("/chat carol");
+    carol.expect("chat_request");
+    alice.send("/leave");
+    let v = carol.expect("request_withdrawn");
+    assert_eq!(v["from"], "alice");
+
+    // Logged out on one node: gone from every node's list.
+    erin.send("/quit");
+    assert!(erin.wait().success());
+    wait_for_users(&mut alice, &["alice", "bob", "carol"], &c);
+
+    // NATS carried the chats' ciphertext but never their text.
+    std::thread::sleep(Duration::from_millis(300));
+    let seen = tap.text();
+    assert!(seen.contains("MSG securecom.node."), "the tap saw no relay");
+    for text in [
+        "secret-across-nodes",
+        "the other way",
+        "and back",
+        "still here",
+    ] {
+        assert!(!seen.contains(text), "'{text}' crossed NATS in the clear");
+    }
+}
+
+#[test]
+fn a_login_on_another_node_replaces_the_session() {
+    let program = nats_or_skip!();
+    let c = Cluster::start(program, &["alice", "bob"]);
+    let mut bob = c.login(2, "bob");
+    let mut alice_a = c.login(0, "alice");
+    wait_for_users(&mut bob, &["alice", "bob"], &c);
+    let mut alice_b = c.login(1, "alice");
+    let closed = alice_a.expect("closed");
+    assert_eq!(closed["reason"], "replaced", "{closed}");
+    alice_a.wait();
+    // One alice in the cluster, and she is the one on node 1.
+    wait_for_users(&mut bob, &["alice", "bob"], &c);
+    std::thread::sleep(Duration::from_millis(3 * HEARTBEAT_MS));
+    assert_eq!(bob.users(), ["alice", "bob"]);
+    open_chat(&mut bob, &mut alice_b);
+    say(&mut bob, &mut alice_b, "found the new one");
+    say(&mut alice_b, &mut bob, "yes");
+    // And back to node 0: node 1's session is replaced in turn.
+    let mut alice_c = c.login(0, "alice");
+    assert_eq!(alice_b.expect("closed")["reason"], "replaced");
+    bob.expect("chat_ended");
+    open_chat(&mut alice_c, &mut bob);
+    say(&mut alice_c, &mut bob, "third time");
+}
+
+#[test]
+fn a_node_killed_mid_chat_ends_its_chats_and_leaves_the_list() {
+    let program = nats_or_skip!();
+    let mut c = Cluster::start(program, &["alice", "bob", "carol"]);
+    let mut alice = c.login(0, "alice");
+    let mut bob = c.login(1, "bob");
+    let mut carol = c.login(2, "carol");
+    wait_for_users(&mut alice, &["alice", "bob", "carol"], &c);
+    open_chat(&mut alice, &mut bob);
+    say(&mut alice, &mut bob, "before the crash");
+    let killed = Instant::now();
+    c.nodes[1].kill();
+    bob.expect("disconnected");
+    // Within the TTL plus a heartbeat (and a margin for a loaded machine).
+    let ended = alice.expect_where("ended by the server", |v| {
+        v["event"] == "chat_ended" && v["reason"] == "ended_by_server"
+    });
+    let bound = Duration::from_millis(NODE_TTL_MS + HEARTBEAT_MS) + Duration::from_secs(2);
+    assert!(
+        killed.elapsed() < bound,
+        "PeerLeft after {:?}: {ended}",
+        killed.elapsed()
+    );
+    wait_for_users(&mut carol, &["alice", "carol"], &c);
+    // Bob logs in again at once, on another node, and chats.
+    let mut bob = c.login(2, "bob");
+    wait_for_users(&mut alice, &["alice", "bob", "carol"], &c);
+    open_chat(&mut bob, &mut alice);
+    say(&mut bob, &mut alice, "back on node 2");
+    say(&mut alice, &mut bob, "welcome");
+}
+
+#[test]
+fn nats_restarted_mid_session_keeps_sessions_and_same_node_chats() {
+    let program = nats_or_skip!();
+    let mut c = Cluster::start(program, &["alice", "bob", "carol"]);
+    let mut alice = c.login(0, "alice");
+    let mut bob = c.login(0, "bob");
+    let mut carol = c.login(1, "carol");
+    wait_for_users(&mut carol, &["alice", "bob", "carol"], &c);
+    open_chat(&mut alice, &mut bob);
+    say(&mut alice, &mut bob, "same node");
+
+    c.nats.kill();
+    // The chat on one node goes on.
+    for i in 0..5 {
+        say(&mut alice, &mut bob, &format!("without NATS {i}"));
+        say(&mut bob, &mut alice, &format!("still without NATS {i}"));
+    }
+    // A cross-node request is refused at once (not left hanging): the user
+    // is unreachable while the link is down, offline once its node expired.
+    let asked = Instant::now();
+    carol.send("/chat bob");
+    let v = refusal(&mut carol);
+    assert!(
+        v["reason"] == "unreachable" || v["reason"] == "offline",
+        "{v}"
+    );
+    assert!(asked.elapsed() < Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(NODE_TTL_MS + 2 * HEARTBEAT_MS));
+    assert_eq!(carol.users(), ["carol"], "node 0 expired without NATS");
+
+    c.nats.restart();
+    // The nodes reconnect and rebuild the cluster's list by themselves.
+    wait_for_users(&mut carol, &["alice", "bob", "carol"], &c);
+    wait_for_users(&mut alice, &["alice", "bob", "carol"], &c);
+    say(&mut alice, &mut bob, "NATS is back");
+    alice.send("/leave");
+    bob.expect("chat_ended");
+    open_chat(&mut carol, &mut alice);
+    say(&mut carol, &mut alice, "across nodes again");
+    say(&mut alice, &mut carol, "yes");
+    // No session was lost.
+    for client in [&alice, &bob, &carol] {
+        assert!(
+            !client
+                .seen
+                .iter()
+                .any(|v| v["event"] == "disconnected" || v["event"] == "closed"),
+            "{}: {:?}",
+            client.name,
+            client.seen
+        );
+    }
+    let logs = c.logs();
+    assert!(logs.contains("NATS link down"), "{logs}");
+}
+
+#[test]
+fn a_nats_client_without_the_cluster_credentials_cannot_inject() {
+    let program = nats_or_skip!();
+    let c = Cluster::start(program, &["alice", "bob"]);
+    let mut alice = c.login(0, "alice");
+    let mut bob = c.login(1, "bob");
+    wait_for_users(&mut alice, &["alice", "bob"], &c);
+
+    // No credentials: not let in.
+    let mut anonymous = RawNats::connect(c.nats.port, None);
+    anonymous.write("PUB securecom.presence.0000000000000001 1\r\nx\r\nPING\r\n");
+    assert!(
+        anonymous.wait_for("Authorization Violation"),
+        "anonymous: {}",
+        anonymous.text()
+    );
+    // Wrong password: the same.
+    let mut wrong = RawNats::connect(c.nats.port, Some((NODE_USER, "guess")));
+    wrong.write("PING\r\n");
+    assert!(
+        wrong.wait_for("Authorization Violation"),
+        "{}",
+        wrong.text()
+    );
+    // Another NATS user: in, but refused the cluster's subjects, both to
+    // publish (inject) and to subscribe (eavesdrop).
+    let mut guest = RawNats::connect(c.nats.port, Some((GUEST_USER, GUEST_PASSWORD)));
+    guest.write("PUB securecom.node.0000000000000001.0000000000000002 1\r\nx\r\n");
+    guest.write("SUB securecom.> 1\r\nPING\r\n");
+    assert!(guest.wait_for("PONG"), "guest: {}", guest.text());
+    let text = guest.text();
+    assert!(
+        text.contains("Permissions Violation for Publish to \"securecom.node.")
+            || text.contains("Permissions Violation for Publish to securecom.node."),
+        "guest: {text}"
+    );
+    assert!(
+        text.contains("Permissions Violation for Subscription"),
+        "guest: {text}"
+    );
+
+    // Garbage from a node with the credentials never harms a node: it is
+    // dropped, and the cluster goes on.
+    let mut node = RawNats::connect(c.nats.port, Some((NODE_USER, NODE_PASSWORD)));
+    node.write("PUB securecom.presence.00000000000000ff 5\r\n\x01\x11\x7f\x7f\x7f\r\n");
+    node.write("PUB securecom.presence.nonsense 1\r\n\x00\r\nPING\r\n");
+    assert!(node.wait_for("PONG"), "{}", node.text());
+    open_chat(&mut alice, &mut bob);
+    say(&mut alice, &mut bob, "unharmed");
+    for n in &c.nodes {
+        assert!(!n.log().contains("panicked"), "{}", n.log());
+    }
+}
+
+#[test]
+fn without_nats_the_server_runs_alone() {
+    // The default: no `--nats`, no NATS needed, nothing of the cluster runs.
+    let (_d, server, u) = securecom_tests::server_with_users(&["alice", "bob"]);
+    let mut alice = Client::login(&server, &u[0]);
+    let mut bob = Client::login(&server, &u[1]);
+    open_chat(&mut alice, &mut bob);
+    say(&mut alice, &mut bob, "alone");
+    assert!(!server.log().contains("cluster"), "{}", server.log());
+}
