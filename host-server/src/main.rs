@@ -103,7 +103,7 @@ enum Command {
     /// List registered users.
     ListUsers,
     /// Run the server.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
 }
 
 /// Options of `run`; every limit has a safe default.
@@ -426,7 +426,7 @@ fn main() -> Result<()> {
                 println!("{name} {} {}", public_key_hex(key), key.fingerprint());
             }
         }
-        Command::Run(args) => run(&dir, args.clone(), &pass)?,
+        Command::Run(args) => run(&dir, (**args).clone(), &pass)?,
     }
     Ok(())
 }

@@ -457,7 +457,10 @@ impl Presence {
                 last,
                 users,
             } => {
-                let mut w = Writer::new(P_SNAPSHOT, 20usize.saturating_add(users.len() * 81));
+                let mut w = Writer::new(
+                    P_SNAPSHOT,
+                    users.len().saturating_mul(81).saturating_add(20),
+                );
                 w.u64(*version);
                 w.u32(*page);
                 w.u8(u8::from(*last));
