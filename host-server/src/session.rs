@@ -225,9 +225,9 @@ struct Task<P: CryptoProvider> {
     /// and its requester's mailbox, where the answer goes: on another node,
     /// this node may not have heard of the requester's login yet.
     asked_by: Option<(ChatId, Mailbox)>,
-    /// This user's own request in flight and the mailbox it went to, where
-    /// a withdrawal goes.
-    asking: Option<(ChatId, Mailbox)>,
+    /// This user's own request in flight, to whom, and the mailbox it went
+    /// to, where a withdrawal goes.
+    asking: Option<(ChatId, UserName, Mailbox)>,
     me: Option<(UserName, PublicKey)>,
     /// True while this session is the one `presence` lists for `me`.
     listed: bool,
@@ -850,6 +850,19 @@ impl<P: CryptoProvider> Task<P> {
                     self.peer_cache = None;
                     self.session.peer_left(t, chat_id);
                 }
+                // A request to a user of that node: refused `Offline` (if
+                // still pending); one from a user of that node: withdrawn.
+                if let Some((chat_id, to, _)) =
+                    self.asking.take_if(|(_, _, mb)| mb.node() == Some(node))
+                {
+                    let _ =
+                        self.session
+                            .request_not_delivered(t, chat_id, &to, RefuseReason::Offline);
+                }
+                if let Some((chat_id, _)) = self.asked_by.take_if(|(_, mb)| mb.node() == Some(node))
+                {
+                    self.session.cancel_request(t, chat_id);
+                }
             }
         }
     }
@@ -1040,7 +1053,7 @@ impl<P: CryptoProvider> Task<P> {
                 }
                 ServerEvent::Withdrawn { peer, chat_id } => {
                     let peer_mailbox = match self.asking.take() {
-                        Some((id, mb)) if id == chat_id => Some(mb),
+                        Some((id, _, mb)) if id == chat_id => Some(mb),
                         _ => self.shared.presence.find(&peer),
                     };
                     if let Some(mb) = peer_mailbox {
@@ -1076,7 +1089,7 @@ impl<P: CryptoProvider> Task<P> {
                         reply: self.mailbox.clone(),
                     }) {
                         Ok(()) => {
-                            self.asking = Some((chat_id, mb));
+                            self.asking = Some((chat_id, to.clone(), mb));
                             info!(session = self.id, from = %me, %to, chat_id, "chat requested");
                             Ok(())
                         }

@@ -494,13 +494,25 @@ fn a_login_on_another_node_replaces_the_session() {
 #[test]
 fn a_node_killed_mid_chat_ends_its_chats_and_leaves_the_list() {
     let program = nats_or_skip!();
-    let mut c = Cluster::start(program, &["alice", "bob", "carol"]);
+    let mut c = Cluster::start(program, &["alice", "bob", "carol", "dave", "erin", "frank"]);
     let mut alice = c.login(0, "alice");
     let mut bob = c.login(1, "bob");
     let mut carol = c.login(2, "carol");
-    wait_for_users(&mut alice, &["alice", "bob", "carol"], &c);
+    let mut dave = c.login(1, "dave");
+    let mut erin = c.login(2, "erin");
+    let mut frank = c.login(1, "frank");
+    let all = ["alice", "bob", "carol", "dave", "erin", "frank"];
+    wait_for_users(&mut alice, &all, &c);
+    wait_for_users(&mut erin, &all, &c);
     open_chat(&mut alice, &mut bob);
     say(&mut alice, &mut bob, "before the crash");
+    // Pending across the crash: carol's request to dave (node 1, who does
+    // not answer) and frank's request (node 1) to erin (node 2, who does
+    // not answer either).
+    carol.send("/chat dave");
+    dave.expect("chat_request");
+    frank.send("/chat erin");
+    erin.expect("chat_request");
     let killed = Instant::now();
     c.nodes[1].kill();
     bob.expect("disconnected");
@@ -514,10 +526,20 @@ fn a_node_killed_mid_chat_ends_its_chats_and_leaves_the_list() {
         "PeerLeft after {:?}: {ended}",
         killed.elapsed()
     );
-    wait_for_users(&mut carol, &["alice", "carol"], &c);
+    // The pending requests end too, long before their 60 s timeout.
+    let v = refusal(&mut carol);
+    assert_eq!(
+        (v["user"].as_str(), v["reason"].as_str()),
+        (Some("dave"), Some("offline")),
+        "{v}"
+    );
+    let v = erin.expect("request_withdrawn");
+    assert_eq!(v["from"], "frank");
+    assert!(killed.elapsed() < bound + Duration::from_secs(1));
+    wait_for_users(&mut carol, &["alice", "carol", "erin"], &c);
     // Bob logs in again at once, on another node, and chats.
     let mut bob = c.login(2, "bob");
-    wait_for_users(&mut alice, &["alice", "bob", "carol"], &c);
+    wait_for_users(&mut alice, &["alice", "bob", "carol", "erin"], &c);
     open_chat(&mut bob, &mut alice);
     say(&mut bob, &mut alice, "back on node 2");
     say(&mut alice, &mut bob, "welcome");
