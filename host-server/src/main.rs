@@ -2,11 +2,17 @@
 //!
 //! A thin tokio driver around `securecom-core`: one task per client owns
 //! both of that client's sockets and the core's `ServerSession`; presence
-//! and routing go through per-task mailboxes (see `presence`).
+//! and routing go through per-task mailboxes (see `presence`). With
+//! `--nats`, several such processes (nodes) on one NATS bus form one
+//! cluster (see `cluster`: the subjects and messages, and why NATS).
 //!
 //! Dependencies and why: `tokio` (sockets, timers, signals), `clap` (the
 //! command line), `tracing` (structured logs that never contain secrets or
-//! chat text), `anyhow` (errors at the edges of the program).
+//! chat text), `anyhow` (errors at the edges of the program), `async-nats`
+//! (the official tokio client of NATS, for the cluster; with aws-lc-rs for
+//! its TLS, the provider the server already uses), `futures-util` (to
+//! read its subscriptions as streams) and `nkeys` (NATS's key format, to
+//! make a node's nkey: `nats-nkey`).
 #![deny(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -102,6 +108,14 @@ enum Command {
     RemoveUser { name: String },
     /// List registered users.
     ListUsers,
+    /// Create a NATS user nkey for the cluster's nodes: its seed goes to a
+    /// new file (mode 0600, for `run --nats-nkey-file`), its public key
+    /// (`U…`, for the NATS server's `authorization`) is printed.
+    NatsNkey {
+        /// The new seed file.
+        #[arg(long, value_name = "FILE")]
+        seed_file: PathBuf,
+    },
     /// Run the server.
     Run(Box<RunArgs>),
 }
@@ -425,6 +439,9 @@ fn main() -> Result<()> {
             for (name, key) in registry::load(&users_path(&dir))?.iter() {
                 println!("{name} {} {}", public_key_hex(key), key.fingerprint());
             }
+        }
+        Command::NatsNkey { seed_file } => {
+            println!("{}", cluster::nats::create_nkey(seed_file)?);
         }
         Command::Run(args) => run(&dir, (**args).clone(), &pass)?,
     }

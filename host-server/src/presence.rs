@@ -302,6 +302,13 @@ impl Presence {
         }
     }
 
+    /// The cluster this node is part of (`None` without `--nats`): its
+    /// `link_state()` and `nodes()` are what an operator's health and
+    /// metrics endpoints report of it.
+    pub fn cluster(&self) -> Option<&Arc<Cluster>> {
+        self.cluster.as_ref()
+    }
+
     /// Keeps the rate-limit state of `user`'s session that ends now.
     pub fn keep_rates(&self, user: &UserName, state: RateState) {
         let mut r = self.rates.lock().unwrap_or_else(|e| e.into_inner());

@@ -17,13 +17,9 @@ use crate::presence::{Cmd, LocalUser, Mailbox, PostError, Presence};
 use crate::registry::Users;
 
 impl Presence {
-    fn cluster_handle(&self) -> Option<&Arc<Cluster>> {
-        self.cluster.as_ref()
-    }
-
     /// Presence news published by `node`.
     pub fn on_presence(&self, node: NodeId, msg: wire::Presence, users: &Users, now: Instant) {
-        let Some(cluster) = self.cluster_handle() else {
+        let Some(cluster) = self.cluster() else {
             return;
         };
         let online = self.online.read().unwrap_or_else(|e| e.into_inner());
@@ -90,7 +86,7 @@ impl Presence {
 
     /// A message sent to this node by `from`.
     pub fn on_node_message(&self, from: NodeId, msg: NodeMessage, now: Instant) {
-        let Some(cluster) = self.cluster_handle() else {
+        let Some(cluster) = self.cluster() else {
             return;
         };
         let env = match msg {
@@ -207,7 +203,7 @@ impl Presence {
 
     /// Publishes this node's whole online list, in pages, at its version.
     pub fn publish_snapshot(&self) {
-        let Some(cluster) = self.cluster_handle() else {
+        let Some(cluster) = self.cluster() else {
             return;
         };
         // Under the map's lock: no login or logout (and so no version) can
@@ -241,7 +237,7 @@ impl Presence {
     /// Drops the nodes silent past their TTL; tells every local session, so
     /// that a chat with one of their users ends (`PeerLeft`).
     pub fn expire_nodes(&self, now: Instant) {
-        let Some(cluster) = self.cluster_handle() else {
+        let Some(cluster) = self.cluster() else {
             return;
         };
         let lost = cluster.expire(now);

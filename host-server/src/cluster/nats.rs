@@ -211,6 +211,29 @@ impl NatsArgs {
     }
 }
 
+/// Creates a NATS user nkey: its seed in a new file at `path` (mode 0600,
+/// never overwriting), from this host's RNG; returns its public key.
+pub fn create_nkey(path: &std::path::Path) -> Result<String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    use zeroize::Zeroize;
+    let mut raw = [0u8; 32];
+    rand_core::RngCore::fill_bytes(&mut securecom_host::thread_rng(), &mut raw);
+    let pair = nkeys::KeyPair::new_from_raw(nkeys::KeyPairType::User, raw);
+    raw.zeroize();
+    let pair = pair.map_err(|e| anyhow::anyhow!("nkey: {e}"))?;
+    let mut seed = pair.seed().map_err(|e| anyhow::anyhow!("nkey: {e}"))?;
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| f.write_all(format!("{seed}\n").as_bytes()));
+    seed.zeroize();
+    written.with_context(|| format!("creating {}", path.display()))?;
+    Ok(pair.public_key())
+}
+
 /// Connects (in the background: the server serves its own users meanwhile)
 /// and runs the driver; returns once the subscriptions are made.
 pub async fn start(
