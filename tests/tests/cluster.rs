@@ -73,7 +73,9 @@ struct Nats {
 }
 
 impl Nats {
-    fn start(program: PathBuf, dir: &Path) -> Nats {
+    /// `node_identity`: how the nodes' NATS user is named in the config
+    /// (`user: …, password: …`, or `nkey: U…`); `tls`: a `tls { … }` block.
+    fn start(program: PathBuf, dir: &Path, node_identity: &str, tls: &str) -> Nats {
         let port = free_port();
         let config = dir.join("nats.conf");
         // The nodes may use the cluster's subjects (and their inboxes);
@@ -85,9 +87,10 @@ impl Nats {
                 r#"
 listen: 127.0.0.1:{port}
 max_payload: 65536
+{tls}
 authorization {{
   users = [
-    {{ user: "{NODE_USER}", password: "{NODE_PASSWORD}",
+    {{ {node_identity},
        permissions: {{ publish: ["securecom.>"], subscribe: ["securecom.>", "_INBOX.>"] }} }}
     {{ user: "{GUEST_USER}", password: "{GUEST_PASSWORD}",
        permissions: {{ publish: ["guest.>"], subscribe: ["guest.>"] }} }}
@@ -193,6 +196,17 @@ impl Drop for Node {
     }
 }
 
+/// How the nodes reach NATS.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Link {
+    /// Plain TCP, user and password.
+    Password,
+    /// TLS (a test CA's certificate), and an nkey made by `nats-nkey`; the
+    /// nodes also send a certificate of their shared key from the
+    /// project's own CA (`ca sign`).
+    TlsNkeyAndCertificate,
+}
+
 /// A NATS server, three nodes sharing one data directory (so one server
 /// key and one registry file), and the registered users.
 struct Cluster {
@@ -200,16 +214,152 @@ struct Cluster {
     nats: Nats,
     data: PathBuf,
     key: String,
+    /// The node flags that reach NATS.
+    link_args: Vec<String>,
+    /// The project CA's public key, with `Link::TlsNkeyAndCertificate`.
+    ca_key: Option<String>,
     nodes: Vec<Node>,
     users: Vec<User>,
 }
 
+/// Runs `cmd`; its stdout.
+fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("run");
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+/// A test CA and a certificate for NATS at 127.0.0.1, made with openssl:
+/// (CA certificate, server certificate, server key).
+fn nats_tls_files(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let (ca_key, ca, key, csr, cert, ext) = (
+        dir.join("tls-ca.key"),
+        dir.join("tls-ca.pem"),
+        dir.join("nats.key"),
+        dir.join("nats.csr"),
+        dir.join("nats.pem"),
+        dir.join("nats.ext"),
+    );
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    run_ok(
+        Command::new("openssl")
+            .args(["req", "-x509"])
+            .args(ec)
+            .arg("-keyout")
+            .arg(&ca_key)
+            .arg("-out")
+            .arg(&ca)
+            .args(["-days", "2", "-subj", "/CN=secureCom test NATS CA"]),
+    );
+    run_ok(
+        Command::new("openssl")
+            .arg("req")
+            .args(ec)
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&csr)
+            .args(["-subj", "/CN=127.0.0.1"]),
+    );
+    std::fs::write(
+        &ext,
+        "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("ext file");
+    run_ok(
+        Command::new("openssl")
+            .args(["x509", "-req", "-in"])
+            .arg(&csr)
+            .arg("-CA")
+            .arg(&ca)
+            .arg("-CAkey")
+            .arg(&ca_key)
+            .args(["-CAcreateserial", "-days", "2", "-out"])
+            .arg(&cert)
+            .arg("-extfile")
+            .arg(&ext),
+    );
+    (ca, cert, key)
+}
+
 impl Cluster {
     fn start(program: PathBuf, names: &[&str]) -> Cluster {
+        Self::start_with(program, names, Link::Password)
+    }
+
+    fn start_with(program: PathBuf, names: &[&str], link: Link) -> Cluster {
         let dir = tempfile::tempdir().expect("tempdir");
-        let nats = Nats::start(program, dir.path());
-        let data = dir.path().join("server");
+        let d = dir.path();
+        let data = d.join("server");
         let key = securecom_tests::init_server(&data);
+        let (nats, link_args, ca_key) = match link {
+            Link::Password => {
+                std::fs::write(d.join("nats-password"), NODE_PASSWORD).expect("password file");
+                let identity = format!(r#"user: "{NODE_USER}", password: "{NODE_PASSWORD}""#);
+                let nats = Nats::start(program, d, &identity, "");
+                let args = vec![
+                    "--nats".into(),
+                    nats.url(),
+                    "--nats-user".into(),
+                    NODE_USER.into(),
+                    "--nats-password-file".into(),
+                    d.join("nats-password").display().to_string(),
+                ];
+                (nats, args, None)
+            }
+            Link::TlsNkeyAndCertificate => {
+                let seed = d.join("nats.nkey");
+                let public = run_ok(
+                    Command::new(server_bin())
+                        .arg("nats-nkey")
+                        .arg("--seed-file")
+                        .arg(&seed),
+                );
+                let (tls_ca, cert, tls_key) = nats_tls_files(d);
+                let tls = format!(
+                    r#"tls {{ cert_file: "{}", key_file: "{}" }}"#,
+                    cert.display(),
+                    tls_key.display()
+                );
+                let identity = format!(r#"nkey: "{}""#, public.trim());
+                let nats = Nats::start(program, d, &identity, &tls);
+                let args = vec![
+                    "--nats".into(),
+                    format!("tls://127.0.0.1:{}", nats.port),
+                    "--nats-ca".into(),
+                    tls_ca.display().to_string(),
+                    "--nats-nkey-file".into(),
+                    seed.display().to_string(),
+                ];
+                // The project's CA certifies the shared server key; every
+                // node sends the certificate (`server.cert` in the data dir).
+                let ca_dir = d.join("ca");
+                let ca_public = run_ok(
+                    Command::new(server_bin())
+                        .args(["ca", "--ca-dir"])
+                        .arg(&ca_dir)
+                        .args(["init", "--no-passphrase"]),
+                );
+                run_ok(
+                    Command::new(server_bin())
+                        .args(["ca", "--ca-dir"])
+                        .arg(&ca_dir)
+                        .args(["sign", "--name", "127.0.0.1", "--server-key", &key, "--out"])
+                        .arg(data.join("server.cert")),
+                );
+                (nats, args, Some(ca_public.trim().to_string()))
+            }
+        };
         let users = names
             .iter()
             .map(|n| {
@@ -224,12 +374,13 @@ impl Cluster {
                 u
             })
             .collect();
-        std::fs::write(dir.path().join("nats-password"), NODE_PASSWORD).expect("password file");
         let mut c = Cluster {
             dir,
             nats,
             data,
             key,
+            link_args,
+            ca_key,
             nodes: Vec::new(),
             users,
         };
@@ -242,14 +393,8 @@ impl Cluster {
 
     fn start_node(&self, i: usize) -> Node {
         let log = self.dir.path().join(format!("node{i}.log"));
-        let password = self.dir.path().join("nats-password");
-        let extra: Vec<String> = vec![
-            "--nats".into(),
-            self.nats.url(),
-            "--nats-user".into(),
-            NODE_USER.into(),
-            "--nats-password-file".into(),
-            password.display().to_string(),
+        let mut extra = self.link_args.clone();
+        extra.extend([
             "--nats-heartbeat-ms".into(),
             HEARTBEAT_MS.to_string(),
             "--nats-node-ttl-ms".into(),
@@ -257,7 +402,7 @@ impl Cluster {
             // The tests list often while presence converges.
             "--rate-listings".into(),
             "600:100".into(),
-        ];
+        ]);
         let (child, addr) = run_server(&self.data, "127.0.0.1:0", "debug", &extra, &log);
         Node {
             child: Some(child),
@@ -283,6 +428,20 @@ impl Cluster {
             &u.key_file,
             "127.0.0.1:0",
         )
+    }
+
+    /// `name` logs in to node `i`, trusting the project's CA (not pinning).
+    fn login_trusting_ca(&self, i: usize, name: &str) -> Client {
+        let u = self.user(name);
+        let ca = self.ca_key.as_deref().expect("a cluster with a CA");
+        Client::spawn_trusting(
+            self.nodes[i].addr,
+            &["--ca-key", ca],
+            &u.name,
+            &u.key_file,
+            "127.0.0.1:0",
+        )
+        .logged_in()
     }
 
     fn logs(&self) -> String {
@@ -332,13 +491,20 @@ fn refusal(client: &mut Client) -> Value {
 struct RawNats {
     stream: TcpStream,
     received: Arc<Mutex<Vec<u8>>>,
+    /// Set when the server closed the connection.
+    closed: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl RawNats {
     fn connect(port: u16, credentials: Option<(&str, &str)>) -> RawNats {
         let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to NATS");
         let received = Arc::new(Mutex::new(Vec::new()));
-        let (mut rd, got) = (stream.try_clone().expect("clone"), received.clone());
+        let closed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (mut rd, got, eof) = (
+            stream.try_clone().expect("clone"),
+            received.clone(),
+            closed.clone(),
+        );
         std::thread::spawn(move || {
             let mut buf = [0u8; 16 * 1024];
             while let Ok(n) = rd.read(&mut buf) {
@@ -347,8 +513,13 @@ impl RawNats {
                 }
                 got.lock().expect("lock").extend_from_slice(&buf[..n]);
             }
+            eof.store(true, std::sync::atomic::Ordering::Release);
         });
-        let mut c = RawNats { stream, received };
+        let mut c = RawNats {
+            stream,
+            received,
+            closed,
+        };
         let auth = match credentials {
             Some((u, p)) => format!(r#","user":"{u}","pass":"{p}""#),
             None => String::new(),
@@ -365,6 +536,18 @@ impl RawNats {
 
     fn text(&self) -> String {
         String::from_utf8_lossy(&self.received.lock().expect("lock")).into_owned()
+    }
+
+    /// Waits (up to 5 s) until the server has closed the connection.
+    fn wait_closed(&self) -> bool {
+        let end = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < end {
+            if self.closed.load(std::sync::atomic::Ordering::Acquire) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
     }
 
     /// Waits (up to 5 s) until the server has sent `what`.
@@ -652,6 +835,47 @@ fn a_nats_client_without_the_cluster_credentials_cannot_inject() {
     say(&mut alice, &mut bob, "unharmed");
     for n in &c.nodes {
         assert!(!n.log().contains("panicked"), "{}", n.log());
+    }
+}
+
+#[test]
+fn tls_nkey_and_ca_certified_nodes_with_pinned_and_ca_clients() {
+    let program = nats_or_skip!();
+    if Command::new("openssl").arg("version").output().is_err() {
+        skip("openssl is not installed (apt-get install openssl): no test certificate for NATS");
+        return;
+    }
+    let c = Cluster::start_with(
+        program,
+        &["alice", "bob", "carol"],
+        Link::TlsNkeyAndCertificate,
+    );
+    // One server key for all nodes: a client that pins it and one that
+    // trusts the CA reach any node.
+    let mut alice = c.login(0, "alice");
+    let mut bob = c.login_trusting_ca(1, "bob");
+    let mut carol = c.login_trusting_ca(2, "carol");
+    wait_for_users(&mut alice, &["alice", "bob", "carol"], &c);
+    open_chat(&mut alice, &mut bob);
+    say(&mut alice, &mut bob, "over TLS, pinned to CA");
+    say(&mut bob, &mut alice, "CA to pinned");
+    bob.send("/leave");
+    alice.expect("chat_ended");
+    open_chat(&mut carol, &mut bob);
+    say(&mut carol, &mut bob, "CA to CA, node 2 to node 1");
+    // The link is TLS: a plain-text client (even one that knew a
+    // password) is turned away without a word after the greeting.
+    let mut plain = RawNats::connect(c.nats.port, Some((NODE_USER, NODE_PASSWORD)));
+    plain.write("PUB securecom.presence.0000000000000001 1\r\nx\r\nPING\r\n");
+    assert!(plain.wait_closed(), "plain: {}", plain.text());
+    let text = plain.text();
+    assert!(text.contains("\"tls_required\":true"), "plain: {text}");
+    assert!(
+        !text.contains("+OK") && !text.contains("PONG"),
+        "plain: {text}"
+    );
+    for n in &c.nodes {
+        assert!(n.log().contains("NATS link up"), "{}", n.log());
     }
 }
 
