@@ -460,7 +460,9 @@ fn run(dir: &Path, args: RunArgs, pass: &Sources) -> Result<()> {
     let filter = match &args.log {
         Some(f) => tracing_subscriber::EnvFilter::new(f),
         None => tracing_subscriber::EnvFilter::try_from_default_env()
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            // The NATS client reports each reconnection attempt at info;
+            // the cluster's own lines say what matters (once per outage).
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,async_nats=warn")),
     };
     // Colours only on a terminal: a log file or a journal gets plain text.
     tracing_subscriber::fmt()

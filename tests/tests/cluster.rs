@@ -880,6 +880,72 @@ fn tls_nkey_and_ca_certified_nodes_with_pinned_and_ca_clients() {
 }
 
 #[test]
+fn a_node_started_while_nats_is_down_serves_alone_then_joins() {
+    let program = nats_or_skip!();
+    let mut c = Cluster::start(program, &["alice", "bob", "carol"]);
+    let mut alice = c.login(0, "alice");
+    c.nats.kill();
+    let node = c.start_node(3);
+    c.nodes.push(node);
+    // It tried NATS and serves anyway.
+    let end = Instant::now() + Duration::from_secs(10);
+    while !c.nodes[3].log().contains("cannot reach NATS") {
+        assert!(Instant::now() < end, "{}", c.nodes[3].log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut bob = c.login(3, "bob");
+    let mut carol = c.login(3, "carol");
+    assert_eq!(bob.users(), ["bob", "carol"]);
+    open_chat(&mut bob, &mut carol);
+    say(&mut bob, &mut carol, "alone on node 3");
+    c.nats.restart();
+    wait_for_users(&mut alice, &["alice", "bob", "carol"], &c);
+    wait_for_users(&mut bob, &["alice", "bob", "carol"], &c);
+    bob.send("/leave");
+    carol.expect("chat_ended");
+    open_chat(&mut alice, &mut carol);
+    say(&mut alice, &mut carol, "node 0 to node 3");
+}
+
+#[test]
+fn a_registry_change_takes_effect_on_every_node() {
+    let program = nats_or_skip!();
+    let c = Cluster::start(program, &["alice", "bob", "carol"]);
+    let mut alice = c.login(0, "alice");
+    let mut bob = c.login(1, "bob");
+    wait_for_users(&mut bob, &["alice", "bob"], &c);
+    // One registry for all nodes: a removal ends alice's session on node 0
+    // and takes her off node 1's list.
+    run_ok(
+        Command::new(server_bin())
+            .arg("--data-dir")
+            .arg(&c.data)
+            .args(["remove-user", "alice"]),
+    );
+    assert_eq!(alice.expect("closed")["reason"], "revoked");
+    wait_for_users(&mut bob, &["bob"], &c);
+    // An addition lets a new user in on any node, seen by all.
+    let dave = User::new(c.dir.path(), "dave");
+    run_ok(
+        Command::new(server_bin())
+            .arg("--data-dir")
+            .arg(&c.data)
+            .args(["add-user", "dave", &dave.public]),
+    );
+    std::thread::sleep(Duration::from_millis(600));
+    let mut dave_client = Client::spawn_logged_in(
+        c.nodes[2].addr,
+        &c.key,
+        "dave",
+        &dave.key_file,
+        "127.0.0.1:0",
+    );
+    wait_for_users(&mut bob, &["bob", "dave"], &c);
+    open_chat(&mut dave_client, &mut bob);
+    say(&mut dave_client, &mut bob, "new here");
+}
+
+#[test]
 fn without_nats_the_server_runs_alone() {
     // The default: no `--nats`, no NATS needed, nothing of the cluster runs.
     let (_d, server, u) = securecom_tests::server_with_users(&["alice", "bob"]);

@@ -301,6 +301,7 @@ async fn receive(
     let mut tick = tokio::time::interval(cluster.settings().heartbeat);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_snapshot: Option<Instant> = None;
+    let mut complained = false;
     loop {
         tokio::select! {
             Some(msg) = presence.next() => {
@@ -321,10 +322,18 @@ async fn receive(
                 }
             }
             Some(event) = events.recv() => match event {
-                Event::Connected => link_up(&cluster, &shared),
+                Event::Connected => {
+                    complained = false;
+                    link_up(&cluster, &shared);
+                }
                 Event::Disconnected => link_down(&cluster),
                 Event::SlowConsumer(_) => warn!("cluster: NATS messages dropped (inbound queue full: --nats-inbound-queue)"),
-                other => info!(event = %other, "cluster: NATS"),
+                // Retries go on by themselves: say so once per outage.
+                Event::ServerError(_) | Event::ClientError(_) if !complained => {
+                    complained = true;
+                    warn!(event = %event, "cluster: cannot reach NATS (retrying); this node serves its own users meanwhile");
+                }
+                other => debug!(event = %other, "cluster: NATS"),
             },
             _ = tick.tick() => {
                 // The client's state is the truth; events only make us quicker.
