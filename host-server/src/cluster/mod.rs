@@ -105,8 +105,9 @@ struct NodeState {
     last_heard: Instant,
     /// The version we are in step with (`None`: a snapshot is needed).
     version: Option<u64>,
-    /// A snapshot being received: its version, the next page, the users so far.
-    pending: Option<(u64, u32, Vec<Online>)>,
+    /// A snapshot being received: its version, the next page, the users
+    /// so far, and when its first page came.
+    pending: Option<(u64, u32, Vec<Online>, Instant)>,
     /// When we last asked this node for a snapshot.
     asked: Option<Instant>,
 }
@@ -121,6 +122,9 @@ pub struct Remote {
 
 /// How often a node that seems out of step is asked for a snapshot at most.
 const ASK_AGAIN: Duration = Duration::from_millis(500);
+
+/// A snapshot not complete this long after its first page is asked again.
+const SNAPSHOT_STALLED: Duration = Duration::from_secs(2);
 
 /// This node's side of the cluster; shared by the session tasks (through
 /// `Presence`) and the NATS driver.
@@ -417,7 +421,12 @@ impl Cluster {
             return;
         }
         if let Some(state) = remote.nodes.get_mut(&node) {
-            if state.version != Some(version) && state.pending.is_none() {
+            // A snapshot whose pages stopped coming (one was lost) is asked again.
+            let receiving = state
+                .pending
+                .as_ref()
+                .is_some_and(|p| now.duration_since(p.3) < SNAPSHOT_STALLED);
+            if state.version != Some(version) && !receiving {
                 self.ask_snapshot(node, state, now);
             }
         }
@@ -467,7 +476,7 @@ impl Cluster {
         let state = remote.nodes.get_mut(&node)?;
         let (version, number, last, users) = page;
         let mut pending = match state.pending.take() {
-            _ if number == 0 => (version, 0, Vec::new()),
+            _ if number == 0 => (version, 0, Vec::new(), now),
             Some(p) if p.0 == version && p.1 == number => p,
             _ => return None,
         };
@@ -605,6 +614,26 @@ mod tests {
         assert!(c
             .heard_snapshot_page(&mut r, 7, (3, 1, true, vec![]), 10, now)
             .is_some());
+    }
+
+    #[test]
+    fn a_stalled_snapshot_is_asked_again() {
+        let (c, mut rx) = cluster();
+        let now = Instant::now();
+        let mut r = Remote::default();
+        assert_eq!(
+            c.heard_snapshot_page(&mut r, 7, (3, 0, false, vec![]), 10, now),
+            None
+        );
+        // Its next page is lost; the heartbeats say version 3.
+        c.heard_heartbeat(&mut r, 7, 3, now + Duration::from_secs(1));
+        assert!(rx.try_recv().is_err(), "still receiving");
+        c.heard_heartbeat(&mut r, 7, 3, now + Duration::from_secs(3));
+        let m = rx.try_recv().unwrap();
+        assert_eq!(
+            wire::NodeMessage::decode(&m.payload),
+            Some(wire::NodeMessage::SnapshotRequest)
+        );
     }
 
     #[test]
