@@ -31,7 +31,7 @@ impl Presence {
             }
             wire::Presence::Login { version, online: o } => {
                 cluster.heard_event(&mut remote, node, version, now)
-                    && announce(cluster, &online, &mut remote, node, o, users)
+                    && announce(cluster, &online, &mut remote, (node, now), o, users)
             }
             wire::Presence::Logout {
                 version,
@@ -70,7 +70,7 @@ impl Presence {
                     Some((_, list)) => {
                         remote.users.retain(|_, u| u.node != node);
                         for o in list {
-                            announce(cluster, &online, &mut remote, node, o, users);
+                            announce(cluster, &online, &mut remote, (node, now), o, users);
                         }
                         true
                     }
@@ -267,7 +267,7 @@ fn announce(
     cluster: &Arc<Cluster>,
     online: &std::collections::HashMap<securecom_core::UserName, LocalUser>,
     remote: &mut Remote,
-    node: NodeId,
+    (node, now): (NodeId, Instant),
     o: Online,
     users: &Users,
 ) -> bool {
@@ -288,7 +288,7 @@ fn announce(
             return false;
         }
     }
-    let Some(alive) = cluster.touch_node(remote, node, Instant::now()) else {
+    let Some(alive) = cluster.touch_node(remote, node, now) else {
         return false;
     };
     remote.users.insert(

@@ -30,6 +30,8 @@
 //! E2E ciphertext cross NATS: no plaintext, no private or session key.
 //! The driver of the NATS connection is [`nats`]; the bytes are [`wire`].
 
+#[cfg(test)]
+mod bus_tests;
 mod inbound;
 pub mod nats;
 pub mod wire;
