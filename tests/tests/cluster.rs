@@ -78,7 +78,7 @@ impl Nats {
     fn start(program: PathBuf, dir: &Path, node_identity: &str, tls: &str) -> Nats {
         let port = free_port();
         let config = dir.join("nats.conf");
-        // The nodes may use the cluster's subjects (and their inboxes);
+        // The nodes may use the cluster's subjects (nothing else);
         // the guest may use none of them; a client without credentials is
         // not let in at all.
         std::fs::write(
@@ -91,7 +91,7 @@ max_payload: 65536
 authorization {{
   users = [
     {{ {node_identity},
-       permissions: {{ publish: ["securecom.>"], subscribe: ["securecom.>", "_INBOX.>"] }} }}
+       permissions: {{ publish: ["securecom.>"], subscribe: ["securecom.>"] }} }}
     {{ user: "{GUEST_USER}", password: "{GUEST_PASSWORD}",
        permissions: {{ publish: ["guest.>"], subscribe: ["guest.>"] }} }}
   ]

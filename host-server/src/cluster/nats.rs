@@ -82,7 +82,7 @@ pub struct NatsArgs {
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub nats_max_nodes: u64,
     /// Relayed messages and chat requests waiting to be published to NATS
-    /// at most (each at most 1.3 KiB); beyond them a relay ends its chat
+    /// at most (each at most 1.6 KiB); beyond them a relay ends its chat
     /// and a request is answered `Busy`. As many again are kept for
     /// presence, answers and `PeerLeft`.
     #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
