@@ -703,7 +703,7 @@ fn a_node_killed_mid_chat_ends_its_chats_and_leaves_the_list() {
     let ended = alice.expect_where("ended by the server", |v| {
         v["event"] == "chat_ended" && v["reason"] == "ended_by_server"
     });
-    let bound = Duration::from_millis(NODE_TTL_MS + HEARTBEAT_MS) + Duration::from_secs(2);
+    let bound = Duration::from_millis(NODE_TTL_MS + HEARTBEAT_MS) + Duration::from_secs(3);
     assert!(
         killed.elapsed() < bound,
         "PeerLeft after {:?}: {ended}",
@@ -755,8 +755,8 @@ fn nats_restarted_mid_session_keeps_sessions_and_same_node_chats() {
         "{v}"
     );
     assert!(asked.elapsed() < Duration::from_secs(5));
-    std::thread::sleep(Duration::from_millis(NODE_TTL_MS + 2 * HEARTBEAT_MS));
-    assert_eq!(carol.users(), ["carol"], "node 0 expired without NATS");
+    // Node 0 expires from node 1's view without NATS.
+    wait_for_users(&mut carol, &["carol"], &c);
 
     c.nats.restart();
     // The nodes reconnect and rebuild the cluster's list by themselves.
