@@ -38,20 +38,11 @@ impl Presence {
                 user,
                 session,
             } => {
+                // Only that session: a newer one of the user (anywhere) stays.
+                let that = |u: &RemoteUser| u.node == node && u.online.session == session;
                 cluster.heard_event(&mut remote, node, version, now)
-                    && remote
-                        .users
-                        .remove(&user)
-                        .map(|u| {
-                            if u.node != node || u.online.session != session {
-                                // Another session of the user: it stays.
-                                remote.users.insert(user.clone(), u);
-                                false
-                            } else {
-                                true
-                            }
-                        })
-                        .unwrap_or(false)
+                    && remote.users.get(&user).is_some_and(that)
+                    && remote.users.remove(&user).is_some()
             }
             wire::Presence::Snapshot {
                 version,

@@ -9,6 +9,12 @@
 //! client: it reconnects by itself (with back-off) and re-subscribes, and its
 //! queues are bounded (`client_capacity`, `subscription_capacity`).
 //!
+//! Core NATS (publish/subscribe) only, no JetStream: presence is soft state
+//! that every node can rebuild from the others (versions, heartbeats,
+//! snapshots), so nothing needs storing on the bus; and a JetStream
+//! key-value bucket on Debian's nats-server 2.9 has no per-key TTL, which a
+//! crashed node's entries would need. The registry stays a file (README).
+//!
 //! Subjects (PREFIX is `--nats-prefix`, nodes are 16 hex digits):
 //! - `PREFIX.presence.<node>`: the node's presence news (every node
 //!   subscribes to `PREFIX.presence.*`);
