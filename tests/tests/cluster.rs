@@ -856,6 +856,7 @@ fn tls_nkey_and_ca_certified_nodes_with_pinned_and_ca_clients() {
     let mut bob = c.login_trusting_ca(1, "bob");
     let mut carol = c.login_trusting_ca(2, "carol");
     wait_for_users(&mut alice, &["alice", "bob", "carol"], &c);
+    wait_for_users(&mut carol, &["alice", "bob", "carol"], &c);
     open_chat(&mut alice, &mut bob);
     say(&mut alice, &mut bob, "over TLS, pinned to CA");
     say(&mut bob, &mut alice, "CA to pinned");
