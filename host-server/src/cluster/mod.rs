@@ -364,6 +364,11 @@ impl Cluster {
         self.snapshot_wanted.store(true, Ordering::Release);
     }
 
+    /// True while a snapshot asked of us is not published yet.
+    pub fn snapshot_wanted(&self) -> bool {
+        self.snapshot_wanted.load(Ordering::Acquire)
+    }
+
     /// True once per request: publish a snapshot now.
     pub fn take_snapshot_wanted(&self) -> bool {
         self.snapshot_wanted.swap(false, Ordering::AcqRel)

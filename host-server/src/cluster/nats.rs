@@ -274,6 +274,9 @@ pub async fn start(
     Ok(())
 }
 
+/// Snapshots this node publishes: at most one per this gap.
+const SNAPSHOT_GAP: Duration = Duration::from_millis(200);
+
 /// Publishes the outbound queue, in order, while the link is up.
 async fn publish(client: Client, cluster: Arc<Cluster>, mut out: mpsc::Receiver<Outbound>) {
     let limit = cluster.settings().heartbeat;
@@ -341,6 +344,8 @@ async fn receive(
                 }
                 other => debug!(event = %other, "cluster: NATS"),
             },
+            // A snapshot held back by the gap below goes out when it ends.
+            () = tokio::time::sleep(SNAPSHOT_GAP), if cluster.snapshot_wanted() => {}
             _ = tick.tick() => {
                 // The client's state is the truth; events only make us quicker.
                 match client.connection_state() {
@@ -359,8 +364,8 @@ async fn receive(
                 shared.presence.expire_nodes(Instant::now());
             }
         }
-        // Snapshots asked of us: at most one per 200 ms (one serves all askers).
-        if last_snapshot.is_none_or(|at| at.elapsed() >= Duration::from_millis(200))
+        // Snapshots asked of us: at most one per gap (one serves all askers).
+        if last_snapshot.is_none_or(|at| at.elapsed() >= SNAPSHOT_GAP)
             && cluster.take_snapshot_wanted()
         {
             shared.presence.publish_snapshot();
