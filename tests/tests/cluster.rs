@@ -7,6 +7,11 @@
 //! `SKIPPED: why` (on stdout and on stderr) and returns; with
 //! `SECURECOM_NATS_REQUIRED=1` (as CI sets) a skip fails.
 
+// The QEMU helpers of tests/tests/embedded.rs (only some are used here).
+#[allow(dead_code)]
+#[path = "embedded/qemu.rs"]
+mod qemu;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -944,6 +949,104 @@ fn a_registry_change_takes_effect_on_every_node() {
     wait_for_users(&mut bob, &["bob", "dave"], &c);
     open_chat(&mut dave_client, &mut bob);
     say(&mut dave_client, &mut bob, "new here");
+}
+
+/// `client` asks `device` for a chat until it is not refused for a
+/// passing reason (its daemon not reached yet, a cool-down); the last answer.
+fn request_device(client: &mut Client, device: &str) -> Value {
+    let end = Instant::now() + Duration::from_secs(30);
+    loop {
+        client.send(&format!("/chat {device}"));
+        let v = client.expect_where("chat_ready or chat_refused", |v| {
+            v["event"] == "chat_ready" || v["event"] == "chat_refused"
+        });
+        let retry = v["reason"] == "unreachable" || v["reason"] == "too_soon";
+        if v["event"] == "chat_refused" && retry && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(200));
+            continue;
+        }
+        return v;
+    }
+}
+
+/// `client` says `text` to the device, whose reply must satisfy `check`.
+fn ask_device(client: &mut Client, text: &str, check: impl Fn(&str) -> bool) {
+    client.send(text);
+    let m = client.expect("message");
+    let reply = m["text"].as_str().unwrap_or_default();
+    assert!(check(reply), "reply to {text:?}: {m}");
+}
+
+#[test]
+fn the_device_in_qemu_on_one_node_chats_with_users_on_others() {
+    let program = nats_or_skip!();
+    qemu::require_qemu();
+    const DEVICE: &str = "sensor1";
+    let c = Cluster::start(program, &["alice", "bob"]);
+    let (_secret, secret_hex, public_hex) = qemu::device_key();
+    run_ok(
+        Command::new(server_bin())
+            .arg("--data-dir")
+            .arg(&c.data)
+            .args(["add-user", DEVICE, &public_hex]),
+    );
+    let elf = qemu::firmware();
+    let daemon_port = qemu::free_port();
+    let config = c.dir.path().join("device.cfg");
+    std::fs::write(
+        &config,
+        format!(
+            "user {DEVICE}\nkey {secret_hex}\nserver_key {}\ndaemon_port {daemon_port}\n\
+             accept alice,bob\ncall bob\n",
+            c.key
+        ),
+    )
+    .expect("device.cfg");
+    // The device logs in to node 0; alice is on node 1, bob on node 2.
+    let mut device = qemu::Qemu::boot(
+        &elf,
+        c.dir.path(),
+        c.nodes[0].addr.port(),
+        qemu::RequestUart::Listen(daemon_port),
+        &config,
+        &[],
+    );
+    let mut alice = c.login(1, "alice");
+    let mut bob = c.login(2, "bob");
+    let end = Instant::now() + Duration::from_secs(30);
+    while !alice.users().iter().any(|u| u == DEVICE) {
+        assert!(Instant::now() < end, "the device never came online");
+        device.assert_running("while alice waited for it");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let ready = request_device(&mut alice, DEVICE);
+    assert_eq!(ready["event"], "chat_ready", "{ready}");
+    assert_eq!(ready["peer"], DEVICE, "{ready}");
+    ask_device(&mut alice, "temp?", |r| {
+        r.starts_with("temp ") && r.ends_with(" C")
+    });
+    ask_device(&mut alice, "across nodes", |r| r == "echo: across nodes");
+    // `call me`: the device leaves alice and asks bob (node 2) itself.
+    ask_device(&mut alice, "call me", |r| r == "calling bob");
+    alice.expect_where("the device left", |v| {
+        v["event"] == "chat_ended" && v["peer"] == DEVICE
+    });
+    let req = bob.expect("chat_request");
+    assert_eq!(req["from"], DEVICE, "{req}");
+    bob.send("/accept");
+    bob.expect("chat_ready");
+    let hello = bob.expect("message");
+    assert!(
+        hello["text"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with(&format!("hello, this is {DEVICE}")),
+        "{hello}"
+    );
+    ask_device(&mut bob, "temp?", |r| {
+        r.starts_with("temp ") && r.ends_with(" C")
+    });
+    device.assert_running("at the end");
 }
 
 #[test]
