@@ -5,7 +5,9 @@
 //!
 //! Needs `nats-server` (apt: nats-server). Without it every test prints
 //! `SKIPPED: why` (on stdout and on stderr) and returns; with
-//! `SECURECOM_NATS_REQUIRED=1` (as CI sets) a skip fails.
+//! `SECURECOM_NATS_REQUIRED=1` (as CI sets) a skip fails. The TLS test also
+//! needs `openssl` (for a test certificate), and the device test
+//! `qemu-system-arm`, which, as in tests/tests/embedded.rs, it requires.
 
 // The QEMU helpers of tests/tests/embedded.rs (only some are used here).
 #[allow(dead_code)]
