@@ -557,11 +557,19 @@ fn run(dir: &Path, args: RunArgs, pass: &Sources) -> Result<()> {
         .build()?;
     let poll = Duration::from_millis(args.registry_poll_ms.max(10));
     rt.spawn(registry::watch_file(registry, poll));
-    if let Some((c, out)) = cluster {
-        rt.block_on(cluster::nats::start(&args.cluster, shared.clone(), c, out))?;
-    }
-    rt.block_on(listener::serve(shared, args, |addr| {
+    let link = match cluster {
+        Some((c, out)) => {
+            Some(rt.block_on(cluster::nats::start(&args.cluster, shared.clone(), c, out))?)
+        }
+        None => None,
+    };
+    let served = rt.block_on(listener::serve(shared, args, |addr| {
         println!("listening on {addr}");
         let _ = std::io::stdout().flush();
-    }))
+    }));
+    // The sessions have ended: their logouts and `PeerLeft`s go out.
+    if let Some(link) = link {
+        rt.block_on(link.drain(Duration::from_secs(2)));
+    }
+    served
 }

@@ -192,6 +192,20 @@ impl Node {
         }
     }
 
+    /// Stops it gracefully (SIGTERM, by its PID) and waits for its exit.
+    fn terminate(&mut self) {
+        let mut c = self.child.take().expect("node running");
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status();
+        let end = Instant::now() + Duration::from_secs(15);
+        while c.try_wait().ok().flatten().is_none() {
+            assert!(Instant::now() < end, "the node did not stop after SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -225,6 +239,8 @@ struct Cluster {
     link_args: Vec<String>,
     /// The project CA's public key, with `Link::TlsNkeyAndCertificate`.
     ca_key: Option<String>,
+    /// The nodes' `--nats-node-ttl-ms`.
+    node_ttl_ms: u64,
     nodes: Vec<Node>,
     users: Vec<User>,
 }
@@ -305,6 +321,10 @@ impl Cluster {
     }
 
     fn start_with(program: PathBuf, names: &[&str], link: Link) -> Cluster {
+        Self::start_with_ttl(program, names, link, NODE_TTL_MS)
+    }
+
+    fn start_with_ttl(program: PathBuf, names: &[&str], link: Link, node_ttl_ms: u64) -> Cluster {
         let dir = tempfile::tempdir().expect("tempdir");
         let d = dir.path();
         let data = d.join("server");
@@ -388,6 +408,7 @@ impl Cluster {
             key,
             link_args,
             ca_key,
+            node_ttl_ms,
             nodes: Vec::new(),
             users,
         };
@@ -405,7 +426,7 @@ impl Cluster {
             "--nats-heartbeat-ms".into(),
             HEARTBEAT_MS.to_string(),
             "--nats-node-ttl-ms".into(),
-            NODE_TTL_MS.to_string(),
+            self.node_ttl_ms.to_string(),
             // The tests list often while presence converges.
             "--rate-listings".into(),
             "600:100".into(),
@@ -885,6 +906,26 @@ fn tls_nkey_and_ca_certified_nodes_with_pinned_and_ca_clients() {
     for n in &c.nodes {
         assert!(n.log().contains("NATS link up"), "{}", n.log());
     }
+}
+
+#[test]
+fn a_node_stopped_gracefully_is_left_at_once_not_after_its_ttl() {
+    let program = nats_or_skip!();
+    // A TTL far longer than the test's wait: only the stopping node's own
+    // last messages can end the chat in time.
+    let mut c = Cluster::start_with_ttl(program, &["alice", "bob"], Link::Password, 60_000);
+    let mut alice = c.login(0, "alice");
+    let mut bob = c.login(1, "bob");
+    wait_for_users(&mut alice, &["alice", "bob"], &c);
+    wait_for_users(&mut bob, &["alice", "bob"], &c);
+    open_chat(&mut alice, &mut bob);
+    say(&mut alice, &mut bob, "see you");
+    c.nodes[1].terminate();
+    assert_eq!(bob.expect("closed")["reason"], "shutdown");
+    alice.expect_where("ended by the server", |v| {
+        v["event"] == "chat_ended" && v["reason"] == "ended_by_server"
+    });
+    wait_for_users(&mut alice, &["alice"], &c);
 }
 
 #[test]

@@ -138,6 +138,8 @@ pub struct Cluster {
     out: mpsc::Sender<Outbound>,
     /// Ordinary messages in the outbound queue.
     ordinary: Arc<AtomicUsize>,
+    /// Messages queued and not yet handed to NATS (or dropped).
+    queued: AtomicUsize,
     /// Our online list's version; raised (under the presence lock) at every
     /// login and logout.
     version: AtomicU64,
@@ -166,6 +168,7 @@ impl Cluster {
                 state: AtomicU8::new(0),
                 out,
                 ordinary: Arc::new(AtomicUsize::new(0)),
+                queued: AtomicUsize::new(0),
                 version: AtomicU64::new(0),
                 remote: Mutex::new(Remote::default()),
                 snapshot_wanted: AtomicBool::new(false),
@@ -238,9 +241,12 @@ impl Cluster {
             payload,
             ordinary,
         };
+        // Counted first: the publisher may take it at once.
+        self.queued.fetch_add(1, Ordering::AcqRel);
         match self.out.try_send(msg) {
             Ok(()) => Ok(()),
             Err(e) => {
+                self.queued.fetch_sub(1, Ordering::AcqRel);
                 if ordinary {
                     self.ordinary.fetch_sub(1, Ordering::AcqRel);
                 }
@@ -252,11 +258,17 @@ impl Cluster {
         }
     }
 
-    /// The driver took `msg` off the queue.
+    /// The driver is done with `msg` (handed to NATS, or dropped).
     pub fn dequeued(&self, msg: &Outbound) {
+        self.queued.fetch_sub(1, Ordering::AcqRel);
         if msg.ordinary {
             self.ordinary.fetch_sub(1, Ordering::AcqRel);
         }
+    }
+
+    /// Messages queued and not yet handed to NATS.
+    pub fn unsent(&self) -> usize {
+        self.queued.load(Ordering::Acquire)
     }
 
     /// Sends `cmd` to session `to_session` of `to_user` on `node`.

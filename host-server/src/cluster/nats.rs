@@ -240,6 +240,27 @@ pub fn create_nkey(path: &std::path::Path) -> Result<String> {
     Ok(pair.public_key())
 }
 
+/// The running link, for a graceful stop.
+pub struct Link {
+    client: Client,
+    cluster: Arc<Cluster>,
+}
+
+impl Link {
+    /// Hands what is still queued to NATS and flushes it, within `limit`:
+    /// at a graceful stop, the other nodes hear at once that this node's
+    /// users left (and their chats with them ended), not after the TTL.
+    pub async fn drain(&self, limit: Duration) {
+        let _ = tokio::time::timeout(limit, async {
+            while self.cluster.unsent() > 0 && self.cluster.link_state() == NatsLinkState::Up {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            let _ = self.client.flush().await;
+        })
+        .await;
+    }
+}
+
 /// Connects (in the background: the server serves its own users meanwhile)
 /// and runs the driver; returns once the subscriptions are made.
 pub async fn start(
@@ -247,7 +268,7 @@ pub async fn start(
     shared: Arc<Shared>,
     cluster: Arc<Cluster>,
     out: mpsc::Receiver<Outbound>,
-) -> Result<()> {
+) -> Result<Link> {
     let servers = args.servers()?;
     let (ev_tx, ev_rx) = mpsc::channel(64);
     let options = args.options(cluster.node, ev_tx)?;
@@ -270,8 +291,15 @@ pub async fn start(
         prefix, "cluster: NATS link starting"
     );
     tokio::spawn(publish(client.clone(), cluster.clone(), out));
-    tokio::spawn(receive(client, shared, cluster, presence, commands, ev_rx));
-    Ok(())
+    tokio::spawn(receive(
+        client.clone(),
+        shared,
+        cluster.clone(),
+        presence,
+        commands,
+        ev_rx,
+    ));
+    Ok(Link { client, cluster })
 }
 
 /// Snapshots this node publishes: at most one per this gap.
@@ -280,20 +308,23 @@ const SNAPSHOT_GAP: Duration = Duration::from_millis(200);
 /// Publishes the outbound queue, in order, while the link is up.
 async fn publish(client: Client, cluster: Arc<Cluster>, mut out: mpsc::Receiver<Outbound>) {
     let limit = cluster.settings().heartbeat;
-    while let Some(msg) = out.recv().await {
-        cluster.dequeued(&msg);
-        if cluster.link_state() != NatsLinkState::Up
-            || client.connection_state() != async_nats::connection::State::Connected
+    while let Some(mut msg) = out.recv().await {
+        if cluster.link_state() == NatsLinkState::Up
+            && client.connection_state() == async_nats::connection::State::Connected
         {
-            continue;
+            // The client's own queue is bounded: a link that stalls drops
+            // messages rather than holding this task.
+            let (subject, payload) = (
+                std::mem::take(&mut msg.subject),
+                std::mem::take(&mut msg.payload),
+            );
+            match tokio::time::timeout(limit, client.publish(subject, payload.into())).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => debug!(error = %e, "cluster: publish failed"),
+                Err(_) => debug!("cluster: publish timed out"),
+            }
         }
-        // The client's own queue is bounded: a link that stalls drops
-        // messages rather than holding this task.
-        match tokio::time::timeout(limit, client.publish(msg.subject, msg.payload.into())).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => debug!(error = %e, "cluster: publish failed"),
-            Err(_) => debug!("cluster: publish timed out"),
-        }
+        cluster.dequeued(&msg);
     }
 }
 
