@@ -2,11 +2,17 @@
 //!
 //! A thin tokio driver around `securecom-core`: one task per client owns
 //! both of that client's sockets and the core's `ServerSession`; presence
-//! and routing go through per-task mailboxes (see `presence`).
+//! and routing go through per-task mailboxes (see `presence`). With
+//! `--nats`, several such processes (nodes) on one NATS bus form one
+//! cluster (see `cluster`: the subjects and messages, and why NATS).
 //!
 //! Dependencies and why: `tokio` (sockets, timers, signals), `clap` (the
 //! command line), `tracing` (structured logs that never contain secrets or
-//! chat text), `anyhow` (errors at the edges of the program).
+//! chat text), `anyhow` (errors at the edges of the program), `async-nats`
+//! (the official tokio client of NATS, for the cluster; with aws-lc-rs for
+//! its TLS, the provider the server already uses), `futures-util` (to
+//! read its subscriptions as streams) and `nkeys` (NATS's key format, to
+//! make a node's nkey: `nats-nkey`).
 #![deny(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -26,6 +32,7 @@
 )]
 
 mod ca;
+mod cluster;
 mod keys;
 mod listener;
 mod presence;
@@ -103,8 +110,16 @@ enum Command {
     RemoveUser { name: String },
     /// List registered users.
     ListUsers,
+    /// Create a NATS user nkey for the cluster's nodes: its seed goes to a
+    /// new file (mode 0600, for `run --nats-nkey-file`), its public key
+    /// (`U…`, for the NATS server's `authorization`) is printed.
+    NatsNkey {
+        /// The new seed file.
+        #[arg(long, value_name = "FILE")]
+        seed_file: PathBuf,
+    },
     /// Run the server.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
 }
 
 /// Options of `run`; every limit has a safe default.
@@ -247,6 +262,9 @@ pub struct RunArgs {
     /// choice exists to compare them in one benchmark run.
     #[arg(long, value_enum, default_value_t = Crypto::AwsLc)]
     pub crypto: Crypto,
+    /// The cluster (`--nats` and its options).
+    #[command(flatten)]
+    pub cluster: cluster::nats::NatsArgs,
 }
 
 /// `--crypto`; shown in the log by its option value.
@@ -434,7 +452,10 @@ fn main() -> Result<()> {
                 println!("{name} {} {}", public_key_hex(key), key.fingerprint());
             }
         }
-        Command::Run(args) => run(&dir, args.clone(), &pass)?,
+        Command::NatsNkey { seed_file } => {
+            println!("{}", cluster::nats::create_nkey(seed_file)?);
+        }
+        Command::Run(args) => run(&dir, (**args).clone(), &pass)?,
     }
     Ok(())
 }
@@ -492,6 +513,26 @@ fn run(dir: &Path, args: RunArgs, pass: &Sources) -> Result<()> {
             "--output-soft-cap must be at least 2052 and --output-hard-cap at least the soft cap"
         );
     }
+    // A cluster member: a random node id, its outbound queue, the shared list.
+    let cluster = match &args.cluster.nats {
+        None => None,
+        Some(_) => {
+            let settings = args.cluster.settings()?;
+            let node = loop {
+                let id = rand_core::RngCore::next_u64(&mut securecom_host::thread_rng());
+                if id != 0 {
+                    break id;
+                }
+            };
+            // Ready only while the link to NATS is up (`/readyz`).
+            telemetry::nats_configured();
+            Some(cluster::Cluster::new(settings, node))
+        }
+    };
+    let presence = match &cluster {
+        Some((c, _)) => presence::Presence::clustered(c.clone()),
+        None => presence::Presence::default(),
+    };
     let shared = Arc::new(session::Shared {
         key,
         config: ServerConfig {
@@ -507,7 +548,7 @@ fn run(dir: &Path, args: RunArgs, pass: &Sources) -> Result<()> {
         },
         output_soft_cap: args.output_soft_cap,
         output_hard_cap: args.output_hard_cap,
-        presence: presence::Presence::default(),
+        presence,
         write_timeout: Duration::from_secs(args.write_timeout),
         dial_timeout: Duration::from_secs(5),
         max_frame: args.max_frame,
@@ -520,8 +561,19 @@ fn run(dir: &Path, args: RunArgs, pass: &Sources) -> Result<()> {
     let poll = Duration::from_millis(args.registry_poll_ms.max(10));
     rt.spawn(registry::watch_file(registry, poll));
     telemetry::start_endpoint(&rt, args.metrics_listen)?;
-    rt.block_on(listener::serve(shared, args, |addr| {
+    let link = match cluster {
+        Some((c, out)) => {
+            Some(rt.block_on(cluster::nats::start(&args.cluster, shared.clone(), c, out))?)
+        }
+        None => None,
+    };
+    let served = rt.block_on(listener::serve(shared, args, |addr| {
         println!("listening on {addr}");
         let _ = std::io::stdout().flush();
-    }))
+    }));
+    // The sessions have ended: their logouts and `PeerLeft`s go out.
+    if let Some(link) = link {
+        rt.block_on(link.drain(Duration::from_secs(2)));
+    }
+    served
 }

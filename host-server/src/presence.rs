@@ -5,6 +5,11 @@
 //! relayed chat messages go straight to the peer's mailbox, which the
 //! session task caches when the chat starts, so the hot path takes no
 //! shared lock.
+//!
+//! In a cluster (`--nats`), a user online on another node has a
+//! [`Mailbox`] too: posting to it sends the command over NATS to that
+//! node, which posts it to the session (see [`crate::cluster`]); and the
+//! online list is this node's users plus the other nodes'.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -14,6 +19,8 @@ use securecom_core::message::{ChatId, RefuseReason};
 use securecom_core::server::RelayKind;
 use securecom_core::{PublicKey, RateState, UserName};
 use tokio::sync::mpsc;
+
+use crate::cluster::{Cluster, NodeId};
 
 /// What one session task asks of another.
 #[derive(Debug)]
@@ -52,6 +59,9 @@ pub enum Cmd {
     Cancel { chat_id: ChatId },
     /// The same user logged in elsewhere.
     Replaced,
+    /// A cluster node was lost (silent past its TTL): a chat with a user
+    /// of that node is over.
+    NodeLost { node: NodeId },
 }
 
 impl Cmd {
@@ -76,16 +86,35 @@ pub const MAILBOX_CAPACITY: usize = 1024;
 /// left with a lost message.
 pub const CONTROL_RESERVE: usize = 1024;
 
-/// A handle to a session task.
+/// A handle to a session task, on this node or another.
 #[derive(Clone, Debug)]
 pub struct Mailbox {
-    /// Unique id of the session (connection).
+    /// Id of the session (connection) on its node.
     pub session: u64,
-    tx: mpsc::Sender<Cmd>,
-    /// Ordinary commands queued (not yet received).
-    ordinary: Arc<AtomicUsize>,
-    /// Set when a command that must arrive found no room.
-    overflowed: Arc<AtomicBool>,
+    route: Route,
+}
+
+#[derive(Clone, Debug)]
+enum Route {
+    /// A session task of this process.
+    Local {
+        tx: mpsc::Sender<Cmd>,
+        /// Ordinary commands queued (not yet received).
+        ordinary: Arc<AtomicUsize>,
+        /// Set when a command that must arrive found no room.
+        overflowed: Arc<AtomicBool>,
+    },
+    /// A session of `user` on another node of the cluster.
+    Remote(Arc<RemoteRoute>),
+}
+
+#[derive(Debug)]
+struct RemoteRoute {
+    cluster: Arc<Cluster>,
+    node: NodeId,
+    user: UserName,
+    /// Cleared when that node is lost.
+    alive: Arc<AtomicBool>,
 }
 
 /// The receiving end of a [`Mailbox`].
@@ -126,8 +155,11 @@ impl Inbox {
 pub enum PostError {
     /// The session is gone.
     Gone,
-    /// The session is too far behind (ordinary commands only).
+    /// The session is too far behind (ordinary commands only), or the
+    /// link to its node is.
     Full,
+    /// The session is on another node and the link to NATS is down.
+    Unreachable,
 }
 
 impl Mailbox {
@@ -139,9 +171,11 @@ impl Mailbox {
         (
             Mailbox {
                 session,
-                tx,
-                ordinary: ordinary.clone(),
-                overflowed: overflowed.clone(),
+                route: Route::Local {
+                    tx,
+                    ordinary: ordinary.clone(),
+                    overflowed: overflowed.clone(),
+                },
             },
             Inbox {
                 rx,
@@ -151,27 +185,66 @@ impl Mailbox {
         )
     }
 
+    /// The mailbox of session `session` of `user` on another node.
+    pub fn remote(
+        cluster: Arc<Cluster>,
+        node: NodeId,
+        user: UserName,
+        session: u64,
+        alive: Arc<AtomicBool>,
+    ) -> Self {
+        Mailbox {
+            session,
+            route: Route::Remote(Arc::new(RemoteRoute {
+                cluster,
+                node,
+                user,
+                alive,
+            })),
+        }
+    }
+
+    /// The cluster node of a remote session (`None`: this process).
+    pub fn node(&self) -> Option<NodeId> {
+        match &self.route {
+            Route::Local { .. } => None,
+            Route::Remote(r) => Some(r.node),
+        }
+    }
+
     /// Posts without waiting.
     pub fn try_post(&self, cmd: Cmd) -> Result<(), PostError> {
+        let (tx, ordinary_count, overflowed) = match &self.route {
+            Route::Local {
+                tx,
+                ordinary,
+                overflowed,
+            } => (tx, ordinary, overflowed),
+            Route::Remote(r) => {
+                return r
+                    .cluster
+                    .send_cmd(r.node, &r.alive, &r.user, self.session, cmd)
+            }
+        };
         let ordinary = cmd.is_ordinary();
-        if self.tx.is_closed() {
+        if tx.is_closed() {
             return Err(PostError::Gone);
         }
-        if ordinary && self.ordinary.fetch_add(1, Ordering::AcqRel) >= MAILBOX_CAPACITY {
-            self.ordinary.fetch_sub(1, Ordering::AcqRel);
+        if ordinary && ordinary_count.fetch_add(1, Ordering::AcqRel) >= MAILBOX_CAPACITY {
+            ordinary_count.fetch_sub(1, Ordering::AcqRel);
             return Err(PostError::Full);
         }
-        match self.tx.try_send(cmd) {
+        match tx.try_send(cmd) {
             Ok(()) => Ok(()),
             Err(e) => {
                 if ordinary {
-                    self.ordinary.fetch_sub(1, Ordering::AcqRel);
+                    ordinary_count.fetch_sub(1, Ordering::AcqRel);
                 }
                 match e {
                     mpsc::error::TrySendError::Closed(_) => Err(PostError::Gone),
                     mpsc::error::TrySendError::Full(_) if ordinary => Err(PostError::Full),
                     mpsc::error::TrySendError::Full(_) => {
-                        self.overflowed.store(true, Ordering::Release);
+                        overflowed.store(true, Ordering::Release);
                         Err(PostError::Full)
                     }
                 }
@@ -185,10 +258,24 @@ impl Mailbox {
     }
 }
 
+/// A local session in the online list.
+#[derive(Clone, Debug)]
+pub struct LocalUser {
+    /// The key it logged in with.
+    pub key: PublicKey,
+    /// Its mailbox.
+    pub mailbox: Mailbox,
+    /// Its login's stamp (the cluster's order of one user's logins; 0 on a
+    /// server without a cluster).
+    pub stamp: u64,
+}
+
 /// The online users.
 #[derive(Default)]
 pub struct Presence {
-    online: RwLock<HashMap<UserName, (PublicKey, Mailbox)>>,
+    /// This process's sessions (lock order: this map, then the cluster's
+    /// remote users; the names cache is never taken while holding it).
+    pub(crate) online: RwLock<HashMap<UserName, LocalUser>>,
     /// The sorted names, built on the first listing after a change.
     names: Mutex<Option<Arc<[UserName]>>>,
     /// Rate-limit state of users' ended sessions, so that logging in again
@@ -196,6 +283,8 @@ pub struct Presence {
     /// entries older than [`RATE_MEMORY`] are forgotten: their buckets would
     /// be full again).
     rates: Mutex<(RateMemory, u32)>,
+    /// The other nodes, with `--nats`.
+    pub(crate) cluster: Option<Arc<Cluster>>,
 }
 
 /// Users' last rate-limit state and when their session ended.
@@ -205,6 +294,21 @@ type RateMemory = HashMap<UserName, (RateState, std::time::Instant)>;
 pub const RATE_MEMORY: std::time::Duration = std::time::Duration::from_secs(600);
 
 impl Presence {
+    /// The online list of a cluster member.
+    pub fn clustered(cluster: Arc<Cluster>) -> Self {
+        Presence {
+            cluster: Some(cluster),
+            ..Presence::default()
+        }
+    }
+
+    /// The cluster this node is part of (`None` without `--nats`): its
+    /// `link_state()` and `nodes()` are what an operator's health and
+    /// metrics endpoints report of it.
+    pub fn cluster(&self) -> Option<&Arc<Cluster>> {
+        self.cluster.as_ref()
+    }
+
     /// Keeps the rate-limit state of `user`'s session that ends now.
     pub fn keep_rates(&self, user: &UserName, state: RateState) {
         let mut r = self.rates.lock().unwrap_or_else(|e| e.into_inner());
@@ -225,14 +329,54 @@ impl Presence {
             .map(|(state, _)| state)
     }
 
-    fn changed(&self) {
+    /// The online list changed: the next listing is built anew.
+    pub(crate) fn changed(&self) {
         *self.names.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
-    /// Registers `user`; returns the session it replaces, if any.
+    /// Registers `user`; returns the session it replaces on this node, if
+    /// any. In a cluster the login is announced, and a session of `user` on
+    /// another node is replaced by its own node when the news arrives.
     pub fn login(&self, user: UserName, key: PublicKey, mailbox: Mailbox) -> Option<Mailbox> {
+        let session = mailbox.session;
         let mut map = self.online.write().unwrap_or_else(|e| e.into_inner());
-        let old = map.insert(user, (key, mailbox)).map(|(_, m)| m);
+        let mut stamp = 0;
+        if let Some(cluster) = &self.cluster {
+            // Newer than any login of this user we know of, here or elsewhere.
+            let mut remote = cluster.remote();
+            let seen = remote
+                .users
+                .remove(&user)
+                .map(|u| u.online.stamp)
+                .into_iter()
+                .chain(map.get(&user).map(|u| u.stamp))
+                .max()
+                .unwrap_or(0);
+            stamp = crate::cluster::unix_ms().max(seen.saturating_add(1));
+        }
+        let old = map
+            .insert(
+                user.clone(),
+                LocalUser {
+                    key,
+                    mailbox,
+                    stamp,
+                },
+            )
+            .map(|u| u.mailbox);
+        if let Some(cluster) = &self.cluster {
+            // Under the map's lock: versions go out in their order.
+            let version = cluster.next_version();
+            cluster.publish_presence(&crate::cluster::wire::Presence::Login {
+                version,
+                online: crate::cluster::wire::Online {
+                    user,
+                    key,
+                    session,
+                    stamp,
+                },
+            });
+        }
         // Never hold the map while taking the cache's lock (`names` takes
         // them in the other order).
         drop(map);
@@ -243,28 +387,53 @@ impl Presence {
     /// Removes `user` if `session` is still the one registered.
     pub fn logout(&self, user: &str, session: u64) {
         let mut map = self.online.write().unwrap_or_else(|e| e.into_inner());
-        if map.get(user).is_some_and(|(_, m)| m.session == session) {
-            map.remove(user);
+        if map.get(user).is_some_and(|u| u.mailbox.session == session) {
+            if let (Some((name, _)), Some(cluster)) = (map.remove_entry(user), &self.cluster) {
+                let version = cluster.next_version();
+                cluster.publish_presence(&crate::cluster::wire::Presence::Logout {
+                    version,
+                    user: name,
+                    session,
+                });
+            }
             drop(map);
             self.changed();
         }
     }
 
-    /// The mailbox of `user`, if online.
+    /// The mailbox of `user`, if online (here or on another node).
     pub fn find(&self, user: &str) -> Option<Mailbox> {
         self.find_with_key(user).map(|(_, m)| m)
     }
 
-    /// The key `user` logged in with and its mailbox, if online.
+    /// The key `user` logged in with and its mailbox, if online (here or on
+    /// another node).
     pub fn find_with_key(&self, user: &str) -> Option<(PublicKey, Mailbox)> {
-        self.online
+        let local = self
+            .online
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(user)
-            .cloned()
+            .map(|u| (u.key, u.mailbox.clone()));
+        if local.is_some() {
+            return local;
+        }
+        let cluster = self.cluster.as_ref()?;
+        let remote = cluster.remote().users.get(user).cloned()?;
+        Some((
+            remote.online.key,
+            Mailbox::remote(
+                cluster.clone(),
+                remote.node,
+                remote.online.user,
+                remote.online.session,
+                remote.alive,
+            ),
+        ))
     }
 
-    /// Sorted names of everyone online: one shared copy until the next change.
+    /// Sorted names of everyone online (in the whole cluster): one shared
+    /// copy until the next change.
     pub fn names(&self) -> Arc<[UserName]> {
         let mut cache = self.names.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(names) = &*cache {
@@ -277,13 +446,17 @@ impl Presence {
             .keys()
             .cloned()
             .collect();
+        if let Some(cluster) = &self.cluster {
+            v.extend(cluster.remote().users.keys().cloned());
+        }
         v.sort();
+        v.dedup();
         let names: Arc<[UserName]> = v.into();
         *cache = Some(names.clone());
         names
     }
 
-    /// How many are online.
+    /// How many are online on this node.
     pub fn count(&self) -> usize {
         self.online.read().unwrap_or_else(|e| e.into_inner()).len()
     }

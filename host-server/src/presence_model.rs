@@ -172,6 +172,7 @@ fn describe(cmd: &Cmd) -> (Kind, Option<Tag>) {
         Cmd::PeerLeft { chat_id } => (Kind::PeerLeft, Some(Tag::of(*chat_id))),
         Cmd::Answered { chat_id, peer, .. } => (Kind::Answered, check(*chat_id, peer)),
         Cmd::Replaced => (Kind::Replaced, None),
+        Cmd::NodeLost { .. } => unreachable!("never posted by the model"),
         Cmd::Cancel { chat_id } => (Kind::Cancel, Some(Tag::of(*chat_id))),
         Cmd::Delivered { chat_id, to, .. } => (Kind::Delivered, check(*chat_id, to)),
     }
@@ -479,6 +480,7 @@ fn concurrent_senders_keep_their_order_and_lose_only_refused_posts() {
                                 Ok(()) => ok.push((kind, seq)),
                                 Err(PostError::Full) => refused_must |= !kind.ordinary(),
                                 Err(PostError::Gone) => panic!("the inbox is alive"),
+                                Err(PostError::Unreachable) => panic!("a local mailbox"),
                             }
                             if seq % 512 == 0 {
                                 std::thread::yield_now();

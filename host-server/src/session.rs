@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use securecom_core::message::{CloseReason, RefuseReason, UserName as Name};
+use securecom_core::message::{ChatId, CloseReason, RefuseReason, UserName as Name};
 use securecom_core::noise::{RequestTicket, REQUEST_HELLO_LEN};
 use securecom_core::server::{ServerEvent, ServerSession};
 use securecom_core::CryptoProvider;
@@ -225,6 +225,13 @@ struct Task<P: CryptoProvider> {
     busy: bool,
     /// The chat peer's mailbox, cached when the chat starts (hot path).
     peer_cache: Option<(UserName, Mailbox)>,
+    /// The request delivered to this user (the core holds one at a time)
+    /// and its requester's mailbox, where the answer goes: on another node,
+    /// this node may not have heard of the requester's login yet.
+    asked_by: Option<(ChatId, Mailbox)>,
+    /// This user's own request in flight, to whom, and the mailbox it went
+    /// to, where a withdrawal goes.
+    asking: Option<(ChatId, UserName, Mailbox)>,
     me: Option<(UserName, PublicKey)>,
     /// True while this session is the one `presence` lists for `me`.
     listed: bool,
@@ -323,6 +330,8 @@ async fn run_on<P: CryptoProvider>(
         list_again: false,
         busy: false,
         peer_cache: None,
+        asked_by: None,
+        asking: None,
         me: None,
         listed: false,
         handshake_done: false,
@@ -800,6 +809,9 @@ impl<P: CryptoProvider> Task<P> {
                 } else {
                     Err(RefuseReason::Offline)
                 };
+                if result.is_ok() {
+                    self.asked_by = Some((chat_id, reply.clone()));
+                }
                 if let Some((me, _)) = &self.me {
                     reply.post(Cmd::Delivered {
                         chat_id,
@@ -853,6 +865,34 @@ impl<P: CryptoProvider> Task<P> {
                 info!(session = self.id, "replaced by a newer login");
                 telemetry::dropped(DropReason::Replaced);
                 self.session.replaced(t);
+            }
+            Cmd::NodeLost { node } => {
+                // A chat with a user of that node is over; so is one whose
+                // peer is no longer online anywhere.
+                let lost = self.session.chat_peer().and_then(|(peer, chat_id)| {
+                    let gone = self
+                        .mailbox_of(peer)
+                        .is_none_or(|mb| mb.node() == Some(node));
+                    gone.then_some(chat_id)
+                });
+                if let Some(chat_id) = lost {
+                    info!(session = self.id, chat_id, "chat peer's node lost");
+                    self.peer_cache = None;
+                    self.session.peer_left(t, chat_id);
+                }
+                // A request to a user of that node: refused `Offline` (if
+                // still pending); one from a user of that node: withdrawn.
+                if let Some((chat_id, to, _)) =
+                    self.asking.take_if(|(_, _, mb)| mb.node() == Some(node))
+                {
+                    let _ =
+                        self.session
+                            .request_not_delivered(t, chat_id, &to, RefuseReason::Offline);
+                }
+                if let Some((chat_id, _)) = self.asked_by.take_if(|(_, mb)| mb.node() == Some(node))
+                {
+                    self.session.cancel_request(t, chat_id);
+                }
             }
         }
     }
@@ -990,7 +1030,11 @@ impl<P: CryptoProvider> Task<P> {
                     let Some((me, my_key)) = self.session.identity().cloned() else {
                         continue;
                     };
-                    let posted = self.shared.presence.find(&requester).is_some_and(|mb| {
+                    let requester_mailbox = match self.asked_by.take() {
+                        Some((id, mb)) if id == chat_id => Some(mb),
+                        _ => self.shared.presence.find(&requester),
+                    };
+                    let posted = requester_mailbox.is_some_and(|mb| {
                         if result.is_ok() {
                             self.peer_cache = Some((requester.clone(), mb.clone()));
                         }
@@ -1043,7 +1087,11 @@ impl<P: CryptoProvider> Task<P> {
                     self.peer_cache = None;
                 }
                 ServerEvent::Withdrawn { peer, chat_id } => {
-                    if let Some(mb) = self.shared.presence.find(&peer) {
+                    let peer_mailbox = match self.asking.take() {
+                        Some((id, _, mb)) if id == chat_id => Some(mb),
+                        _ => self.shared.presence.find(&peer),
+                    };
+                    if let Some(mb) = peer_mailbox {
                         mb.post(Cmd::Cancel { chat_id });
                     }
                 }
@@ -1076,12 +1124,15 @@ impl<P: CryptoProvider> Task<P> {
                         reply: self.mailbox.clone(),
                     }) {
                         Ok(()) => {
+                            self.asking = Some((chat_id, to.clone(), mb));
                             info!(session = self.id, from = %me, %to, chat_id, "chat requested");
                             Ok(())
                         }
                         // Too far behind to take a request: that user is busy.
                         Err(PostError::Full) => Err(RefuseReason::Busy),
                         Err(PostError::Gone) => Err(RefuseReason::Offline),
+                        // On another node, and the cluster's link is down.
+                        Err(PostError::Unreachable) => Err(RefuseReason::Unreachable),
                     }
                 }
             },

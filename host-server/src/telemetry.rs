@@ -274,7 +274,6 @@ struct Metrics {
     rekeys: [Counter; 2],
     commands_refused: [Counter; 5],
     // Set by `nats_link`, which the NATS cluster code calls.
-    #[allow(dead_code)]
     nats_link_up: Gauge,
 }
 
@@ -763,11 +762,8 @@ pub fn stopping() {
     READY.stopping.store(true, Ordering::Release);
 }
 
-// The two NATS entry points are the cluster code's (issue 15), which is
-// built on another branch; until it lands only the tests call them.
 /// For the NATS cluster code: call once at start when NATS is configured;
 /// from then on the node is ready only while [`nats_link`] last said `true`.
-#[allow(dead_code)]
 pub fn nats_configured() {
     READY.nats_configured.store(true, Ordering::Release);
 }
@@ -776,7 +772,6 @@ pub fn nats_configured() {
 /// (`false`); call on every change (connected, disconnected, reconnected).
 /// Sets `securecom_nats_link_up` and, if [`nats_configured`] was called,
 /// readiness.
-#[allow(dead_code)]
 pub fn nats_link(up: bool) {
     READY.nats_up.store(up, Ordering::Release);
     METRICS.nats_link_up.set(i64::from(up));
@@ -855,7 +850,9 @@ pub fn init_logs(filter: Option<&str>, format: LogFormat) {
     let filter = match filter {
         Some(f) => tracing_subscriber::EnvFilter::new(f),
         None => tracing_subscriber::EnvFilter::try_from_default_env()
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            // The NATS client reports each reconnection attempt at info;
+            // the cluster's own lines say what matters (once per outage).
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,async_nats=warn")),
     };
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
