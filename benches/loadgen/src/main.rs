@@ -12,7 +12,10 @@
 //!   memory per attacking session (`abuse.rs`);
 //! - `request-modes`: the cost per login of the request channel, dialled by
 //!   the server or by the client, next to a login without one
-//!   (`request_modes.rs`).
+//!   (`request_modes.rs`);
+//! - `cluster`: three nodes on a real nats-server: presence convergence,
+//!   relayed messages on one node and across two, 27 000 idle users, a
+//!   node killed (`cluster.rs`).
 //!
 //! It starts the server itself (a fresh data directory with generated users),
 //! raises its own file-descriptor limit (the server inherits it), and stops
@@ -38,6 +41,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
 mod abuse;
+mod cluster;
 mod peers;
 mod request_modes;
 
@@ -452,10 +456,22 @@ async fn open_pair(
     a: &(String, StaticSecret),
     b: &(String, StaticSecret),
 ) -> Result<(Peer, Peer, Daemon)> {
+    open_pair_across(addr, addr, key, a, b).await
+}
+
+/// [`open_pair`] with the requester logged in to `addr_a` and the
+/// responder to `addr_b` (two nodes of a cluster, or the same server).
+async fn open_pair_across(
+    addr_a: SocketAddr,
+    addr_b: SocketAddr,
+    key: PublicKey,
+    a: &(String, StaticSecret),
+    b: &(String, StaticSecret),
+) -> Result<(Peer, Peer, Daemon)> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let port = listener.local_addr()?.port();
-    let mut pa = Peer::connect(addr, key, &a.0, &a.1, None).await?;
-    let mut pb = Peer::connect(addr, key, &b.0, &b.1, Some(port)).await?;
+    let mut pa = Peer::connect(addr_a, key, &a.0, &a.1, None).await?;
+    let mut pb = Peer::connect(addr_b, key, &b.0, &b.1, Some(port)).await?;
     pa.wait("login", |e| matches!(e, ClientEvent::LoggedIn { .. }))
         .await?;
     let mut d = Daemon {
@@ -731,6 +747,8 @@ fn main() -> Result<()> {
             }
             "idle" => idle(num("--n", 10_000)).await,
             "abuse" => abuse::run(&args).await,
+            "cluster" => cluster::run(&args).await,
+            "cluster-crowd" => cluster::crowd(&args).await,
             "peers" => peers::run(&args).await,
             "request-modes" => {
                 request_modes::run(
@@ -746,7 +764,7 @@ fn main() -> Result<()> {
                 latency(num("--chats", 8), max / 2.0, 4.0, 256).await?;
                 idle(num("--n", 10_000)).await
             }
-            other => bail!("unknown task {other}: logins | relay | latency | idle | abuse | request-modes | peers | all"),
+            other => bail!("unknown task {other}: logins | relay | latency | idle | abuse | request-modes | peers | cluster | all"),
         }
     })
 }

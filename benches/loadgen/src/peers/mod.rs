@@ -77,7 +77,7 @@
 
 mod certs;
 mod drive;
-mod measure;
+pub(crate) mod measure;
 mod mqtt;
 mod systems;
 
