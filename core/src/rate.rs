@@ -65,6 +65,22 @@ impl TokenBucket {
         }
     }
 
+    /// The credit spent at `now`, in ms (0: full): what another process
+    /// (a node of a cluster) needs to continue this bucket
+    /// ([`Self::with_debt`]), since instants are each process's own.
+    pub fn debt_at(&self, now: Instant) -> u64 {
+        let elapsed = self.last.map_or(0, |l| now.since(l).as_millis());
+        self.debt_ms.saturating_sub(elapsed)
+    }
+
+    /// A bucket with `debt_ms` of credit spent at `now` (see [`Self::debt_at`]).
+    pub const fn with_debt(debt_ms: u64, now: Instant) -> Self {
+        TokenBucket {
+            debt_ms,
+            last: Some(now),
+        }
+    }
+
     /// Takes one token at `now` if there is one.
     pub fn take(&mut self, rate: &Rate, now: Instant) -> bool {
         let cost = rate.cost_ms();

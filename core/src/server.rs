@@ -197,6 +197,57 @@ pub struct RateState {
     strikes: TokenBucket,
 }
 
+impl RateState {
+    /// Buckets in [`Self::debts`].
+    pub const BUCKETS: usize = 7;
+
+    /// Each bucket's credit spent at `now`, in ms (requests, leaves,
+    /// listings, announces, pings, re-keys, strikes): the state in a form
+    /// another process (a node of a cluster) can continue at its own time
+    /// ([`Self::from_debts`]).
+    pub fn debts(&self, now: Instant) -> [u64; Self::BUCKETS] {
+        self.buckets().map(|b| b.debt_at(now))
+    }
+
+    /// The state whose [`Self::debts`] are `debts` at `now`.
+    pub fn from_debts(debts: [u64; Self::BUCKETS], now: Instant) -> Self {
+        let [requests, leaves, listings, announces, pings, rekeys, strikes] =
+            debts.map(|d| TokenBucket::with_debt(d, now));
+        RateState {
+            requests,
+            leaves,
+            listings,
+            announces,
+            pings,
+            rekeys,
+            strikes,
+        }
+    }
+
+    /// Each bucket the emptier of the two at `now` (the larger debt): a
+    /// user's state continued from another node, without refilling
+    /// anything either side spent.
+    pub fn merged(&self, other: &RateState, now: Instant) -> Self {
+        let (mut d, theirs) = (self.debts(now), other.debts(now));
+        for (mine, theirs) in d.iter_mut().zip(theirs) {
+            *mine = (*mine).max(theirs);
+        }
+        Self::from_debts(d, now)
+    }
+
+    fn buckets(&self) -> [TokenBucket; Self::BUCKETS] {
+        [
+            self.requests,
+            self.leaves,
+            self.listings,
+            self.announces,
+            self.pings,
+            self.rekeys,
+            self.strikes,
+        ]
+    }
+}
+
 /// Users this session's user may not ask again before a time (they declined
 /// or did not answer).
 pub const REFUSED_MEMORY: usize = 8;
@@ -655,6 +706,19 @@ impl<P: CryptoProvider> ServerSession<P> {
         self.buckets = RateState {
             announces: self.buckets.announces,
             ..state
+        };
+    }
+
+    /// Merges `state`, the rate state this user's session on another node
+    /// ended with (a cluster: [`RateState::from_debts`]), into this
+    /// session's: each bucket the emptier of the two, so that moving to
+    /// another node refills nothing. The `AnnounceDaemon` bucket stays this
+    /// session's own (see [`Self::restore_rate_state`]).
+    pub fn merge_rate_state(&mut self, state: RateState, now: Instant) {
+        let announces = self.buckets.announces;
+        self.buckets = RateState {
+            announces,
+            ..self.buckets.merged(&state, now)
         };
     }
 

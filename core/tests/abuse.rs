@@ -603,3 +603,35 @@ fn a_session_tells_the_reason_it_closed_with() {
     s.disconnected();
     assert_eq!(s.close_reason(), None);
 }
+
+/// A user's rate state as one node hands it to another (a cluster): its
+/// debts read at the first node's time continue at the second's, and a
+/// merge keeps each bucket the emptier of the two, so that moving refills
+/// nothing.
+#[test]
+fn rate_state_moves_between_nodes_without_refilling() {
+    use securecom_core::{Instant, RateState};
+    let (here, there) = (Instant::from_millis(1_000), Instant::from_millis(50));
+    let drained = RateState::from_debts([5_000, 0, 60_000, 0, 0, 0, 10_000], here);
+    // Time refills every bucket, at its own rate of 1 ms of debt a ms.
+    assert_eq!(
+        drained.debts(Instant::from_millis(3_000)),
+        [3_000, 0, 58_000, 0, 0, 0, 8_000]
+    );
+    // Handed over: the other node's clock reads something else entirely.
+    let moved = RateState::from_debts(drained.debts(here), there);
+    assert_eq!(moved.debts(there), drained.debts(here));
+    assert_eq!(
+        moved.debts(Instant::from_millis(1_050)),
+        [4_000, 0, 59_000, 0, 0, 0, 9_000]
+    );
+    // Merged into a fresh session there: the fresh buckets take the debts,
+    // and a session that spent more keeps its own.
+    let fresh = RateState::default();
+    assert_eq!(fresh.merged(&moved, there).debts(there), moved.debts(there));
+    let busier = RateState::from_debts([9_000, 1, 1, 1, 1, 1, 1], there);
+    assert_eq!(
+        busier.merged(&moved, there).debts(there),
+        [9_000, 1, 60_000, 1, 1, 1, 10_000]
+    );
+}

@@ -59,6 +59,9 @@ pub enum Cmd {
     Cancel { chat_id: ChatId },
     /// The same user logged in elsewhere.
     Replaced,
+    /// The rate state this user's session on another node ended with: merge
+    /// it (`ServerSession::merge_rate_state`).
+    MergeRates(RateState),
     /// A cluster node was lost (silent past its TTL): a chat with a user
     /// of that node is over.
     NodeLost { node: NodeId },
@@ -309,11 +312,31 @@ impl Presence {
         self.cluster.as_ref()
     }
 
-    /// Keeps the rate-limit state of `user`'s session that ends now.
+    /// Keeps the rate-limit state of `user`'s session that ends now; in a
+    /// cluster, every node is told it too (a user who moves to another node
+    /// continues there with it: 9.1's limits hold in the whole cluster).
     pub fn keep_rates(&self, user: &UserName, state: RateState) {
+        if let Some(cluster) = &self.cluster {
+            cluster.publish_presence(&crate::cluster::wire::Presence::Rates {
+                user: user.clone(),
+                debts: state.debts(securecom_host::now()),
+            });
+        }
+        self.remember_rates(user, state);
+    }
+
+    /// Keeps `state` in the rate memory of `user`, merged (each bucket the
+    /// emptier) with what is kept already.
+    pub fn remember_rates(&self, user: &UserName, state: RateState) {
         let mut r = self.rates.lock().unwrap_or_else(|e| e.into_inner());
         let (map, inserts) = &mut *r;
         let now = std::time::Instant::now();
+        let state = match map.get(user) {
+            Some((kept, at)) if now.duration_since(*at) < RATE_MEMORY => {
+                kept.merged(&state, securecom_host::now())
+            }
+            _ => state,
+        };
         map.insert(user.clone(), (state, now));
         *inserts = inserts.wrapping_add(1);
         if *inserts % 1024 == 0 {

@@ -172,7 +172,7 @@ fn describe(cmd: &Cmd) -> (Kind, Option<Tag>) {
         Cmd::PeerLeft { chat_id } => (Kind::PeerLeft, Some(Tag::of(*chat_id))),
         Cmd::Answered { chat_id, peer, .. } => (Kind::Answered, check(*chat_id, peer)),
         Cmd::Replaced => (Kind::Replaced, None),
-        Cmd::NodeLost { .. } => unreachable!("never posted by the model"),
+        Cmd::NodeLost { .. } | Cmd::MergeRates(_) => unreachable!("never posted by the model"),
         Cmd::Cancel { chat_id } => (Kind::Cancel, Some(Tag::of(*chat_id))),
         Cmd::Delivered { chat_id, to, .. } => (Kind::Delivered, check(*chat_id, to)),
     }

@@ -297,6 +297,8 @@ struct Cluster {
     ca_key: Option<String>,
     /// The nodes' `--nats-node-ttl-ms`.
     node_ttl_ms: u64,
+    /// The nodes' `--rate-listings`.
+    rate_listings: &'static str,
     nodes: Vec<Node>,
     users: Vec<User>,
 }
@@ -381,6 +383,18 @@ impl Cluster {
     }
 
     fn start_with_ttl(program: PathBuf, names: &[&str], link: Link, node_ttl_ms: u64) -> Cluster {
+        // The tests list often while presence converges.
+        Self::start_with_options(program, names, link, node_ttl_ms, "600:100")
+    }
+
+    /// `rate_listings`: the nodes' `--rate-listings`.
+    fn start_with_options(
+        program: PathBuf,
+        names: &[&str],
+        link: Link,
+        node_ttl_ms: u64,
+        rate_listings: &'static str,
+    ) -> Cluster {
         let dir = tempfile::tempdir().expect("tempdir");
         let d = dir.path();
         let data = d.join("server");
@@ -465,6 +479,7 @@ impl Cluster {
             link_args,
             ca_key,
             node_ttl_ms,
+            rate_listings,
             nodes: Vec::new(),
             users,
         };
@@ -483,9 +498,8 @@ impl Cluster {
             HEARTBEAT_MS.to_string(),
             "--nats-node-ttl-ms".into(),
             self.node_ttl_ms.to_string(),
-            // The tests list often while presence converges.
             "--rate-listings".into(),
-            "600:100".into(),
+            self.rate_listings.into(),
             // The operator's endpoint (the NATS link's state is on it).
             "--metrics-listen".into(),
             "127.0.0.1:0".into(),
@@ -1166,4 +1180,53 @@ fn without_nats_the_server_runs_alone() {
     open_chat(&mut alice, &mut bob);
     say(&mut alice, &mut bob, "alone");
     assert!(!server.log().contains("cluster"), "{}", server.log());
+}
+
+/// The per-user rate memory of PROTOCOL.md 9.1 holds in the whole cluster:
+/// a user who spent her listings on node 0 and logs in on node 1 (replacing
+/// her session there) finds them spent on node 1 too, not refilled.
+#[test]
+fn a_user_moving_to_another_node_keeps_her_spent_rates() {
+    let program = nats_or_skip!();
+    // One listing a minute, two at once: nothing refills during the test.
+    let c = Cluster::start_with_options(
+        program,
+        &["alice", "bob"],
+        Link::Password,
+        NODE_TTL_MS,
+        "1:2",
+    );
+    let mut bob = c.login(1, "bob");
+    let mut alice = c.login(0, "alice");
+    // bob spends nothing: his first listing on node 1 is answered.
+    let _ = bob.users();
+    // alice spends both listings on node 0, and the next is refused.
+    let _ = alice.users();
+    let _ = alice.users();
+    alice.send("/users");
+    let v = alice.expect_where("slow_down", |v| v["event"] == "server_error");
+    assert_eq!(v["code"], "slow_down", "{v}");
+
+    // alice logs in on node 1: her session on node 0 is replaced, and its
+    // state reaches node 1 (published as it ends: within milliseconds).
+    let mut alice1 = c.login(1, "alice");
+    alice.expect_where("replaced", |v| {
+        v["event"] == "closed" && v["reason"] == "replaced"
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    alice1.send("/users");
+    let v = alice1.expect_where("a listing or its refusal", |v| {
+        v["event"] == "server_error" || v["event"] == "users"
+    });
+    assert_eq!(
+        (v["event"].as_str(), v["code"].as_str()),
+        (Some("server_error"), Some("slow_down")),
+        "alice's listings were refilled by moving to node 1: {v}"
+    );
+    // A control: bob, on node 1 all along, still has his second listing.
+    bob.send("/users");
+    let v = bob.expect_where("a listing or its refusal", |v| {
+        v["event"] == "server_error" || v["event"] == "users"
+    });
+    assert_eq!(v["event"], "users", "{v}");
 }

@@ -44,6 +44,21 @@ impl Presence {
                     && remote.users.get(&user).is_some_and(that)
                     && remote.users.remove(&user).is_some()
             }
+            wire::Presence::Rates { user, debts } => {
+                // A registered user's state from another node: continued
+                // here, in its live session or in the rate memory.
+                if node != cluster.node && users.get(user.as_str()).is_some() {
+                    let state = securecom_core::RateState::from_debts(debts, securecom_host::now());
+                    match online.get(&user) {
+                        Some(local) => {
+                            // A session too far behind to take it is being dropped.
+                            let _ = local.mailbox.post(Cmd::MergeRates(state));
+                        }
+                        None => self.remember_rates(&user, state),
+                    }
+                }
+                false
+            }
             wire::Presence::Snapshot {
                 version,
                 page,

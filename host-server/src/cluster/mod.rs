@@ -338,7 +338,9 @@ impl Cluster {
             Cmd::Cancel { chat_id } => (None, 0, RemoteCmd::Cancel { chat_id }),
             // Replacements travel as presence (a newer login); a lost node
             // is every node's own finding.
-            Cmd::Replaced | Cmd::NodeLost { .. } => return Err(PostError::Gone),
+            Cmd::Replaced | Cmd::NodeLost { .. } | Cmd::MergeRates(_) => {
+                return Err(PostError::Gone)
+            }
         };
         let msg = NodeMessage::Cmd(Envelope {
             from_user,

@@ -12,7 +12,7 @@
 
 use securecom_core::message::{valid_user_name, ChatId, RefuseReason};
 use securecom_core::server::RelayKind;
-use securecom_core::{PublicKey, UserName, MAX_FRAME};
+use securecom_core::{PublicKey, RateState, UserName, MAX_FRAME};
 
 /// The format of every message (a node that sees another format drops it).
 pub const FORMAT: u8 = 1;
@@ -123,6 +123,16 @@ pub enum Presence {
         /// Which session.
         session: u64,
     },
+    /// The rate-limit state a session of `user` on this node ended with
+    /// (9.1's per-user rate memory, for the whole cluster): each bucket's
+    /// debt in ms at sending ([`securecom_core::RateState::debts`]). Not
+    /// part of the online list (no version).
+    Rates {
+        /// Whose.
+        user: UserName,
+        /// The debts.
+        debts: [u64; RateState::BUCKETS],
+    },
     /// One page of the node's whole online list at `version`.
     Snapshot {
         /// The version it shows.
@@ -161,6 +171,7 @@ const P_HEARTBEAT: u8 = 16;
 const P_LOGIN: u8 = 17;
 const P_LOGOUT: u8 = 18;
 const P_SNAPSHOT: u8 = 19;
+const P_RATES: u8 = 20;
 
 fn reason_code(r: RefuseReason) -> u8 {
     match r {
@@ -451,6 +462,14 @@ impl Presence {
                 w.u64(*session);
                 w.0
             }
+            Presence::Rates { user, debts } => {
+                let mut w = Writer::new(P_RATES, 40 + 8 * RateState::BUCKETS);
+                w.name(user);
+                for d in debts {
+                    w.u64(*d);
+                }
+                w.0
+            }
             Presence::Snapshot {
                 version,
                 page,
@@ -489,6 +508,14 @@ impl Presence {
                 user: r.name()?,
                 session: r.u64()?,
             },
+            P_RATES => {
+                let user = r.name()?;
+                let mut debts = [0u64; RateState::BUCKETS];
+                for d in &mut debts {
+                    *d = r.u64()?;
+                }
+                Presence::Rates { user, debts }
+            }
             P_SNAPSHOT => {
                 let version = r.u64()?;
                 let page = r.u32()?;
@@ -604,6 +631,10 @@ mod tests {
                 page: 1,
                 last: true,
                 users: vec![],
+            },
+            Presence::Rates {
+                user: name("mallory"),
+                debts: [0, 1, u64::MAX, 60_000, 2, 3, 4],
             },
         ];
         (nodes, presence)
