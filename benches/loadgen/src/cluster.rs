@@ -41,7 +41,8 @@ use crate::peers::measure::{
     check_cores, pin_self, proc_cpu, self_cpu, spawn_on_server_core, GENERATOR_CORE,
 };
 use crate::{
-    blast, open_pair_across, registry, rss_kib, server_bin, users, Peer, Server, LIFTED_LIMITS,
+    blast, init_data, open_pair_across, registry, rss_kib, server_bin, users, Peer, Server,
+    LIFTED_LIMITS,
 };
 
 /// The NATS user the nodes connect as.
@@ -167,22 +168,7 @@ impl Cluster {
         let nats = Nats::start(dir.path())?;
         let data = dir.path().join("server");
         let bin = server_bin()?;
-        let out = Command::new(&bin)
-            .arg("--data-dir")
-            .arg(&data)
-            .arg("init")
-            .output()?;
-        let text = String::from_utf8(out.stdout)?;
-        let hex = text
-            .lines()
-            .find_map(|l| l.strip_prefix("public key: "))
-            .context("server init")?;
-        let key = securecom_host::parse_public_key(hex)?;
-        let mut reg = String::new();
-        for (name, k) in users {
-            reg.push_str(&format!("{name} {}\n", securecom_host::public_key_hex(k)));
-        }
-        std::fs::write(data.join("users"), reg)?;
+        let key = init_data(&data, users)?;
         let password = dir.path().join("nats-password");
         std::fs::write(&password, format!("{NATS_PASSWORD}\n"))?;
         let url = format!("nats://127.0.0.1:{}", nats.port);

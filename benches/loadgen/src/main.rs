@@ -89,22 +89,7 @@ impl Server {
         let dir = tempfile::tempdir()?;
         let data = dir.path().join("server");
         let bin = server_bin()?;
-        let out = Command::new(&bin)
-            .arg("--data-dir")
-            .arg(&data)
-            .arg("init")
-            .output()?;
-        let text = String::from_utf8(out.stdout)?;
-        let hex = text
-            .lines()
-            .find_map(|l| l.strip_prefix("public key: "))
-            .context("server init")?;
-        let key = securecom_host::parse_public_key(hex)?;
-        let mut reg = String::new();
-        for (name, k) in users {
-            reg.push_str(&format!("{name} {}\n", public_key_hex(k)));
-        }
-        std::fs::write(data.join("users"), reg)?;
+        let key = init_data(&data, users)?;
         let log = log_to_file.then(|| dir.path().join("server.log"));
         let stderr = match &log {
             Some(path) => Stdio::from(std::fs::File::create(path)?),
@@ -164,6 +149,28 @@ fn rss_kib(pid: u32) -> Result<u64> {
         .nth(1)
         .context("VmRSS value")?
         .parse()?)
+}
+
+/// `securecom-server init` in `data` (a new server key) and its registry
+/// of `users`; returns the server's public key.
+fn init_data(data: &std::path::Path, users: &[(String, PublicKey)]) -> Result<PublicKey> {
+    let out = Command::new(server_bin()?)
+        .arg("--data-dir")
+        .arg(data)
+        .arg("init")
+        .output()?;
+    let text = String::from_utf8(out.stdout)?;
+    let hex = text
+        .lines()
+        .find_map(|l| l.strip_prefix("public key: "))
+        .context("server init")?;
+    let key = securecom_host::parse_public_key(hex)?;
+    let mut reg = String::new();
+    for (name, k) in users {
+        reg.push_str(&format!("{name} {}\n", public_key_hex(k)));
+    }
+    std::fs::write(data.join("users"), reg)?;
+    Ok(key)
 }
 
 fn server_bin() -> Result<PathBuf> {
