@@ -324,14 +324,19 @@ pub struct Client<P: CryptoProvider = RustCrypto> {
 /// the stack while the relayed one is opened (the device's stack).
 #[inline(never)]
 fn relayed(plain: &[u8]) -> Result<Option<(bool, ChatId, usize)>, Error> {
-    let (handshake, chat_id, n) = match decode::<ServerMsg>(plain)? {
-        ServerMsg::ChatHandshake { chat_id, noise } => (true, chat_id, noise.len()),
-        ServerMsg::ChatData { chat_id, noise } => (false, chat_id, noise.len()),
+    let (handshake, chat_id, noise) = match decode::<ServerMsg>(plain)? {
+        ServerMsg::ChatHandshake { chat_id, noise } => (true, chat_id, noise),
+        ServerMsg::ChatData { chat_id, noise } => (false, chat_id, noise),
         _ => return Ok(None),
     };
     // `decode` leaves no byte unread, and the relayed bytes are the
-    // message's last field: they are its last `n` bytes.
-    Ok(Some((handshake, chat_id, plain.len().saturating_sub(n))))
+    // message's last field: they are its last bytes (checked: the very
+    // bytes `decode` borrowed).
+    let start = plain.len().saturating_sub(noise.len());
+    if !noise.is_empty() && plain.get(start..).map(<[u8]>::as_ptr) != Some(noise.as_ptr()) {
+        return Err(WireError::Malformed.into());
+    }
+    Ok(Some((handshake, chat_id, start)))
 }
 
 /// One request-channel connection (server → our daemon).
