@@ -861,7 +861,10 @@ impl<P: CryptoProvider> Task<P> {
                 self.session.peer_left(t, chat_id);
             }
             Cmd::Cancel { chat_id } => self.session.cancel_request(t, chat_id),
-            Cmd::MergeRates(state) => self.session.merge_rate_state(state, t),
+            Cmd::MergeRates(state) => {
+                debug!(session = self.id, "rate state merged from another node");
+                self.session.merge_rate_state(state, t);
+            }
             Cmd::Replaced => {
                 info!(session = self.id, "replaced by a newer login");
                 telemetry::dropped(DropReason::Replaced);

@@ -1209,11 +1209,21 @@ fn a_user_moving_to_another_node_keeps_her_spent_rates() {
 
     // alice logs in on node 1: her session on node 0 is replaced, and its
     // state reaches node 1 (published as it ends: within milliseconds).
+    // (Without the hand-over, the wait below fails, and so does the
+    // assertion after it: her listings come back refilled.)
     let mut alice1 = c.login(1, "alice");
     alice.expect_where("replaced", |v| {
         v["event"] == "closed" && v["reason"] == "replaced"
     });
-    std::thread::sleep(Duration::from_millis(500));
+    // Node 1 says when it merged the state into alice's session there.
+    let end = Instant::now() + Duration::from_secs(15);
+    while !std::fs::read_to_string(&c.nodes[1].log)
+        .unwrap_or_default()
+        .contains("rate state merged from another node")
+    {
+        assert!(Instant::now() < end, "node 1 never merged alice's rates");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     alice1.send("/users");
     let v = alice1.expect_where("a listing or its refusal", |v| {
         v["event"] == "server_error" || v["event"] == "users"
