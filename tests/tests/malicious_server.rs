@@ -415,6 +415,11 @@ fn full_key_substitution_is_shown_by_the_safety_numbers() {
     let (a_pub, b_pub) = (alice_u.public, bob_u.public);
     let read_by_server: Arc<Mutex<Vec<String>>> = Arc::default();
     let read = read_by_server.clone();
+    // Set when the server's chat with bob is open too: bob's client is
+    // ready as it sends its last handshake message, which the server reads
+    // a moment later (on bob's session, while alice's may already relay).
+    let bob_leg_open = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let bob_open = bob_leg_open.clone();
     // The server's two chats: toward alice it plays bob, toward bob it plays alice.
     let mut to_alice: Option<E2eChat> = None;
     let mut to_bob: Option<E2eChat> = None;
@@ -482,6 +487,9 @@ fn full_key_substitution_is_shown_by_the_safety_numbers() {
                 if let Some(n) = c.write_handshake(now(), &mut buf).expect("to bob") {
                     out.push(Deliver::ToSender(RelayKind::Handshake, buf[..n].to_vec()));
                 }
+                if c.is_open() {
+                    bob_open.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
             }
             (from, RelayKind::Data) => {
                 let (src, dst) = if from == "alice" {
@@ -527,6 +535,14 @@ fn full_key_substitution_is_shown_by_the_safety_numbers() {
     let mut alice = login(&server, &alice_u);
     let mut bob = login(&server, &bob_u);
     let (ra, rb) = open_chat(&mut alice, &mut bob);
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !bob_leg_open.load(std::sync::atomic::Ordering::SeqCst) {
+        assert!(
+            std::time::Instant::now() < end,
+            "the server's chat with bob never opened"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 
     // The attack works: text is read and changed in transit...
     alice.send("meet at noon");
