@@ -1073,24 +1073,6 @@ fn a_registry_change_takes_effect_on_every_node() {
     say(&mut dave_client, &mut bob, "new here");
 }
 
-/// `client` asks `device` for a chat until it is not refused for a
-/// passing reason (its daemon not reached yet, a cool-down); the last answer.
-fn request_device(client: &mut Client, device: &str) -> Value {
-    let end = Instant::now() + Duration::from_secs(30);
-    loop {
-        client.send(&format!("/chat {device}"));
-        let v = client.expect_where("chat_ready or chat_refused", |v| {
-            v["event"] == "chat_ready" || v["event"] == "chat_refused"
-        });
-        let retry = v["reason"] == "unreachable" || v["reason"] == "too_soon";
-        if v["event"] == "chat_refused" && retry && Instant::now() < end {
-            std::thread::sleep(Duration::from_millis(200));
-            continue;
-        }
-        return v;
-    }
-}
-
 /// `client` says `text` to the device, whose reply must satisfy `check`.
 fn ask_device(client: &mut Client, text: &str, check: impl Fn(&str) -> bool) {
     client.send(text);
@@ -1141,7 +1123,12 @@ fn the_device_in_qemu_on_one_node_chats_with_users_on_others() {
         device.assert_running("while alice waited for it");
         std::thread::sleep(Duration::from_millis(200));
     }
-    let ready = request_device(&mut alice, DEVICE);
+    let ready = qemu::request_device(
+        &mut alice,
+        DEVICE,
+        Duration::from_secs(30),
+        Duration::from_millis(200),
+    );
     assert_eq!(ready["event"], "chat_ready", "{ready}");
     assert_eq!(ready["peer"], DEVICE, "{ready}");
     ask_device(&mut alice, "temp?", |r| {

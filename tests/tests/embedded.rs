@@ -63,25 +63,15 @@ fn ask(client: &mut Client, text: &str, check: impl Fn(&str) -> bool) -> String 
 }
 
 /// `client` asks the device for a chat; returns its `chat_ready` or
-/// `chat_refused` event. The device is listed online as soon as it logged in,
-/// but the server reaches its daemon a moment later (a slower device, a
-/// longer moment): until then requests are refused "unreachable", so those
-/// are retried for a while; so is "too_soon" (the server's cool-down after
-/// the device declined this requester).
+/// `chat_refused` event (passing refusals retried for 15 s: see
+/// [`qemu::request_device`]).
 fn request_chat(client: &mut Client) -> Value {
-    let end = Instant::now() + Duration::from_secs(15);
-    loop {
-        client.send(&format!("/chat {DEVICE}"));
-        let v = client.expect_where("chat_ready or chat_refused", |v| {
-            v["event"] == "chat_ready" || v["event"] == "chat_refused"
-        });
-        let retry = v["reason"] == "unreachable" || v["reason"] == "too_soon";
-        if v["event"] == "chat_refused" && retry && Instant::now() < end {
-            std::thread::sleep(Duration::from_millis(100));
-            continue;
-        }
-        return v;
-    }
+    qemu::request_device(
+        client,
+        DEVICE,
+        Duration::from_secs(15),
+        Duration::from_millis(100),
+    )
 }
 
 /// The device closed the chat with `client` end to end, every message delivered.

@@ -172,6 +172,17 @@ fn drain(s: &mut Session) -> Vec<Cmd> {
     cmds
 }
 
+/// Sessions newly told `Replaced` end, as the session task would.
+fn end_replaced(bus: &Bus, sessions: &mut [Session]) {
+    for s in sessions.iter_mut() {
+        let was = s.replaced;
+        drain(s);
+        if s.replaced && !was {
+            bus.nodes[s.node].presence.logout(s.user, s.id);
+        }
+    }
+}
+
 #[test]
 fn presence_converges_and_one_session_per_user_stays() {
     for seed in 0..8u64 {
@@ -204,14 +215,7 @@ fn presence_converges_and_one_session_per_user_stays() {
                     bus.tick(Duration::from_millis(100));
                     bus.run(&mut rng, 0);
                 }
-                // Sessions told `Replaced` end, as the session task would.
-                for s in sessions.iter_mut() {
-                    let was = s.replaced;
-                    drain(s);
-                    if s.replaced && !was {
-                        bus.nodes[s.node].presence.logout(s.user, s.id);
-                    }
-                }
+                end_replaced(&bus, &mut sessions);
                 bus.run(&mut rng, 0);
             }
         }
@@ -219,13 +223,7 @@ fn presence_converges_and_one_session_per_user_stays() {
         for _ in 0..30 {
             bus.tick(Duration::from_millis(100));
             bus.run(&mut rng, 0);
-            for s in sessions.iter_mut() {
-                let was = s.replaced;
-                drain(s);
-                if s.replaced && !was {
-                    bus.nodes[s.node].presence.logout(s.user, s.id);
-                }
-            }
+            end_replaced(&bus, &mut sessions);
         }
         bus.run(&mut rng, 0);
         // Every user has at most one live session, and every node lists

@@ -14,7 +14,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use securecom_tests::root;
+use securecom_tests::{root, Client, Value};
 
 /// The firmware's package directory.
 fn crate_dir() -> PathBuf {
@@ -292,5 +292,31 @@ impl Drop for Qemu {
         if std::thread::panicking() {
             eprintln!("{}", self.report());
         }
+    }
+}
+
+/// `client` asks `device` for a chat until it is not refused for a passing
+/// reason (the server has not reached the device's daemon yet, a slower
+/// device a longer moment; the cool-down after the device declined this
+/// requester), for at most `limit`; returns the last `chat_ready` or
+/// `chat_refused` event.
+pub fn request_device(
+    client: &mut Client,
+    device: &str,
+    limit: Duration,
+    pause: Duration,
+) -> Value {
+    let end = Instant::now() + limit;
+    loop {
+        client.send(&format!("/chat {device}"));
+        let v = client.expect_where("chat_ready or chat_refused", |v| {
+            v["event"] == "chat_ready" || v["event"] == "chat_refused"
+        });
+        let retry = v["reason"] == "unreachable" || v["reason"] == "too_soon";
+        if v["event"] == "chat_refused" && retry && Instant::now() < end {
+            std::thread::sleep(pause);
+            continue;
+        }
+        return v;
     }
 }
