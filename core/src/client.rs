@@ -43,6 +43,7 @@ use crate::limits::{
 use crate::message::{
     decode, encode, user_name, Answer, ChatId, ClientHello, ClientMsg, CloseReason, DaemonToServer,
     ErrorCode, LoginError, RefuseReason, ServerHello, ServerMsg, ServerToDaemon, UserName,
+    SERVER_CHAT_DATA_TAG, SERVER_CHAT_HANDSHAKE_TAG,
 };
 use crate::noise::{Handshake, Psk, RemoteCheck, RequestTicket, REQUEST_HELLO_FRAME};
 use crate::time::{Duration, Instant};
@@ -762,7 +763,14 @@ impl<P: CryptoProvider> Client<P> {
         plain: &mut [u8],
         rng: &mut R,
     ) -> Result<(), Error> {
-        match relayed(plain)? {
+        // Only a relayed message is decoded by `relayed` (the others once,
+        // by `on_message`).
+        let tag = plain.first().copied();
+        let relayed = match tag {
+            Some(SERVER_CHAT_HANDSHAKE_TAG | SERVER_CHAT_DATA_TAG) => relayed(plain)?,
+            _ => None,
+        };
+        match relayed {
             Some((handshake, chat_id, start))
                 if matches!(self.login, Login::LoggedIn | Login::LoggingOut) =>
             {

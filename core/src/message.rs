@@ -199,6 +199,12 @@ pub enum ErrorCode {
     SlowDown,
 }
 
+/// The first byte of an encoded [`ServerMsg::ChatHandshake`] (its variant
+/// index, PROTOCOL.md 6.3: a varint, one byte below 128).
+pub const SERVER_CHAT_HANDSHAKE_TAG: u8 = 7;
+/// The first byte of an encoded [`ServerMsg::ChatData`].
+pub const SERVER_CHAT_DATA_TAG: u8 = 8;
+
 /// Server → client, standard channel.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ServerMsg<'a> {
@@ -483,6 +489,30 @@ pub fn decode<'a, T: Deserialize<'a> + Bounded>(bytes: &'a [u8]) -> Result<T, Wi
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn relayed_message_tags() {
+        let mut buf = [0u8; 16];
+        for (msg, tag) in [
+            (
+                ServerMsg::ChatHandshake {
+                    chat_id: 1,
+                    noise: &[9],
+                },
+                SERVER_CHAT_HANDSHAKE_TAG,
+            ),
+            (
+                ServerMsg::ChatData {
+                    chat_id: 1,
+                    noise: &[9],
+                },
+                SERVER_CHAT_DATA_TAG,
+            ),
+        ] {
+            let n = encode(&msg, &mut buf).unwrap();
+            assert_eq!(buf.get(..n).and_then(|b| b.first()), Some(&tag));
+        }
+    }
 
     #[test]
     fn names() {
